@@ -1,0 +1,40 @@
+# Two commands are all the set-up a fresh machine needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CORES ?= all
+DEMO_DIR ?= demo_study
+
+.PHONY: demo test lint venv clean-demo bench
+
+venv: $(STAMP)
+
+# The stamp depends on pyproject.toml only, so a second run does not reinstall.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@test -d $(DEMO_DIR) || $(PY) -m pipeline demo-study $(DEMO_DIR)
+	$(PY) -m pipeline validate-study $(DEMO_DIR)
+	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --cores $(CORES) --directory $(DEMO_DIR)
+	@echo "Report: $(DEMO_DIR)/results/report.html"
+
+test: $(STAMP)
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipeline tests
+	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --lint --directory data_templates/lint_study
+
+bench: $(STAMP)
+	$(PY) -m pipeline bench model --json bench_model.json
+	$(PY) -m pipeline bench calibration --json bench_calibration.json
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
