@@ -1,0 +1,16 @@
+# EMG-informed neuromusculoskeletal calibration.
+# Run from the project root:  snakemake --cores N --directory my_study
+# The study folder holds config.yaml, subjects.tsv and trials.tsv (see README.md).
+
+
+include: "rules/common.smk"
+include: "rules/preprocess.smk"
+include: "rules/opensim.smk"
+include: "rules/calibrate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

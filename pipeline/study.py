@@ -1,0 +1,238 @@
+"""The study folder: ``config.yaml`` + ``subjects.tsv`` + ``trials.tsv``, loaded and validated.
+
+``load_study(dir)`` merges the study's ``config.yaml`` onto the commented defaults in
+``config/config.yaml``, validates config and sheets against the JSON schemas in
+``config/schemas/`` and runs the cross-checks a schema cannot express. Every problem is reported
+at once, each naming the file, the key or row, and the fix. Rows are the line numbers of the sheet
+as a text editor shows them (comment lines count).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.study_checks import check_config, check_sheets
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "config"
+SCHEMA_DIR = CONFIG_DIR / "schemas"
+DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"
+TEMPLATE_DIR = PROJECT_ROOT / "data_templates"
+SHEET_COLUMNS = {
+    "subjects.tsv": ("subject", "mass_kg", "height_m", "model"),
+    "trials.tsv": ("subject", "trial", "file", "kind", "role"),
+}
+MODEL_SETUP_DEFAULTS: dict[str, Any] = {
+    "emg_channels": {},
+    "excitations": {},
+    "dofs": [],
+    "force_plates": False,
+    "unrecorded": [],
+    "marker_set": None,
+    "measurement_set": None,
+}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; syntax errors and duplicate keys become a :class:`ConfigError`."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found. Fix: run `python -m pipeline new-study "
+                          f"{path.parent}` to create the templates") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}). Fix: correct the syntax at the "
+                          "position shown (indent with spaces, quote strings with ':')") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys. Fix: start from "
+                          "data_templates/config.yaml")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``override``: mappings merge recursively, the rest replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    return yaml.safe_load((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
+def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        problems.append(f"{where} key {key}: {err.message}. Fix: use a value allowed by "
+                        "config/schemas/config.schema.yaml (documented in config/config.yaml)")
+    return problems
+
+
+def read_sheet(path: Path) -> pd.DataFrame:
+    """Read a tab-separated sheet; lines starting with ``#`` are comments."""
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found. Fix: create it from data_templates/"
+                          f"{path.name} (python -m pipeline new-study)")
+    try:
+        frame = pd.read_csv(path, sep="\t", comment="#", dtype=str, keep_default_na=False,
+                            skip_blank_lines=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be parsed as a tab-separated sheet ({exc}). "
+                          "Fix: separate columns with tabs, one row per line") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in SHEET_COLUMNS[path.name] if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}. Fix: the header "
+                          f"must contain {', '.join(SHEET_COLUMNS[path.name])} (tab-separated)")
+    frame = frame.apply(lambda col: col.str.strip())
+    frame["_row"] = _spreadsheet_rows(path, len(frame))
+    return frame
+
+
+def _spreadsheet_rows(path: Path, n: int) -> list[int]:
+    """Line numbers (header = 1) of the data rows, skipping comments and blank lines."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
+    return rows[1 : n + 1]
+
+
+def _typed_record(row: pd.Series, numeric: tuple[str, ...]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in row.items():
+        if key == "_row":
+            continue
+        if value == "":
+            continue
+        if key in numeric:
+            try:
+                record[str(key)] = float(value)
+            except ValueError:
+                record[str(key)] = value
+        else:
+            record[str(key)] = value
+    return record
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study. Rows are plain dicts with typed values."""
+
+    root: Path
+    config: dict[str, Any]
+    subjects: tuple[dict[str, Any], ...]
+    trials: tuple[dict[str, Any], ...]
+
+    def subject(self, name: str) -> dict[str, Any]:
+        for row in self.subjects:
+            if row["subject"] == name:
+                return row
+        raise ConfigError(f"{self.root / 'subjects.tsv'}: no subject {name!r}. Fix: add a row "
+                          "for it or correct the name")
+
+    def trial(self, subject: str, trial: str) -> dict[str, Any]:
+        for row in self.trials:
+            if row["subject"] == subject and row["trial"] == trial:
+                return row
+        raise ConfigError(f"{self.root / 'trials.tsv'}: no trial {trial!r} for subject "
+                          f"{subject!r}. Fix: add a row for it or correct the name")
+
+    def trials_of(self, subject: str, *, kind: str | None = None,
+                  role: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.trials if r["subject"] == subject
+                and (kind is None or r["kind"] == kind) and (role is None or r["role"] == role)]
+
+    def c3d_path(self, subject: str, trial: str) -> Path:
+        return self.root / self.trial(subject, trial)["file"]
+
+    def static_trial(self, subject: str) -> dict[str, Any]:
+        static = self.trials_of(subject, kind="static")
+        if not static:
+            raise ConfigError(f"{self.root / 'trials.tsv'}: subject {subject!r} has no static "
+                              "trial. Fix: add a row with kind static (needed for scaling)")
+        return static[0]
+
+    def model_setup(self, subject: str) -> dict[str, Any]:
+        model = self.subject(subject)["model"]
+        return deep_merge(MODEL_SETUP_DEFAULTS, self.config["models"].get(model, {}))
+
+    @property
+    def subject_names(self) -> list[str]:
+        return [r["subject"] for r in self.subjects]
+
+
+def load_config(study_dir: Path) -> dict[str, Any]:
+    """Merged and schema-validated config of a study (no cross-checks against sheets)."""
+    path = study_dir / "config.yaml"
+    merged = deep_merge(read_yaml(DEFAULT_CONFIG), read_yaml(path))
+    problems = _schema_errors(merged, load_schema("config.schema.yaml"), str(path))
+    if problems:
+        raise ConfigError(_join(problems))
+    return merged
+
+
+def load_study(study_dir: str | Path, *, check_files: bool = True) -> Study:
+    """Load and validate a study folder; raise :class:`ConfigError` listing every problem."""
+    root = Path(study_dir).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"{root}: study folder does not exist. Fix: create it with "
+                          f"`python -m pipeline new-study {study_dir}`")
+    config = load_config(root)
+    subjects = read_sheet(root / "subjects.tsv")
+    trials = read_sheet(root / "trials.tsv")
+    problems = check_sheets(root, config, subjects, trials, check_files=check_files)
+    problems += check_config(root, config, subjects, trials, check_files=check_files)
+    if problems:
+        raise ConfigError(_join(problems))
+    return Study(
+        root=root,
+        config=config,
+        subjects=tuple(_typed_record(r, ("mass_kg", "height_m")) for _, r in subjects.iterrows()),
+        trials=tuple(_typed_record(r, ("start_s", "end_s")) for _, r in trials.iterrows()),
+    )
+
+
+def _join(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems found:\n  - " + "\n  - ".join(problems)

@@ -1,0 +1,222 @@
+"""Cross-checks of a study that a JSON schema cannot express.
+
+Each function returns a list of messages (empty when all is well); each message names the file,
+the row or key, the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_DIR = Path(__file__).resolve().parents[1] / "config" / "schemas"
+_NUMERIC = {"mass_kg", "height_m", "start_s", "end_s"}
+
+
+def _row_schema(name: str) -> dict[str, Any]:
+    return yaml.safe_load((_SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
+def _row_record(row: pd.Series) -> tuple[dict[str, Any], list[str]]:
+    """Typed record of a sheet row, plus problems converting numeric cells."""
+    record: dict[str, Any] = {}
+    bad: list[str] = []
+    for key, value in row.items():
+        if key == "_row" or value == "":
+            continue
+        if key in _NUMERIC:
+            try:
+                record[str(key)] = float(value)
+            except ValueError:
+                bad.append(f"{key} {value!r} is not a number")
+        else:
+            record[str(key)] = value
+    return record, bad
+
+
+def _check_rows(path: Path, frame: pd.DataFrame, schema_name: str) -> list[str]:
+    validator = jsonschema.Draft202012Validator(_row_schema(schema_name))
+    problems = []
+    for _, row in frame.iterrows():
+        record, bad = _row_record(row)
+        where = f"{path.name} row {row['_row']}"
+        problems += [f"{where}: {b}. Fix: write a plain number in SI units" for b in bad]
+        for err in validator.iter_errors(record):
+            if err.validator == "required":
+                missing = err.message.split("'")[1]
+                problems.append(f"{where}: {missing} is missing. Fix: fill in the {missing} "
+                                "column")
+            else:
+                column = ".".join(str(p) for p in err.absolute_path)
+                problems.append(f"{where}: {column} {err.message}. Fix: see the allowed values "
+                                f"in config/schemas/{schema_name}")
+    return problems
+
+
+def _duplicates(path: Path, frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    problems = []
+    dup = frame[frame.duplicated(keys, keep="first")]
+    for _, row in dup.iterrows():
+        first = frame[(frame[keys] == row[keys]).all(axis=1)]["_row"].iloc[0]
+        ident = " / ".join(str(row[k]) for k in keys)
+        problems.append(f"{path.name} row {row['_row']}: duplicate {'/'.join(keys)} {ident} "
+                        f"(also row {first}). Fix: give each row a unique name")
+    return problems
+
+
+def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
+                 trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
+    """Row schemas, duplicates, references between the sheets, files and time windows."""
+    problems = _check_rows(root / "subjects.tsv", subjects, "subjects.schema.yaml")
+    problems += _check_rows(root / "trials.tsv", trials, "trials.schema.yaml")
+    problems += _duplicates(root / "subjects.tsv", subjects, ["subject"])
+    problems += _duplicates(root / "trials.tsv", trials, ["subject", "trial"])
+    if subjects.empty:
+        problems.append("subjects.tsv: no subjects. Fix: add one row per subject")
+    known = set(subjects["subject"])
+    for _, row in subjects.iterrows():
+        model = row["model"]
+        if model and model not in config["models"]:
+            problems.append(
+                f"subjects.tsv row {row['_row']}: model {model!r} has no entry under models: "
+                f"in config.yaml. Fix: add models: {{{model}: {{emg_channels, excitations, dofs}}}}"
+                " (see data_templates/config.yaml)")
+        if model.endswith(".osim") and check_files and not (root / model).exists():
+            problems.append(f"subjects.tsv row {row['_row']}: model file {model} does not "
+                            "exist. Fix: correct the path (relative to the study folder)")
+    for _, row in trials.iterrows():
+        where = f"trials.tsv row {row['_row']}"
+        if row["subject"] not in known:
+            problems.append(f"{where}: subject {row['subject']!r} is not in subjects.tsv. "
+                            "Fix: add the subject to subjects.tsv or correct the name")
+        if check_files and row["file"] and not (root / row["file"]).is_file():
+            problems.append(f"{where}: file {row['file']} does not exist. Fix: correct the path "
+                            "(relative to the study folder) or copy the C3D file there")
+        if row["kind"] in ("static", "mvc") and row["role"] not in ("none", ""):
+            problems.append(f"{where}: a {row['kind']} trial cannot have role {row['role']}. "
+                            "Fix: set role to none (only dynamic trials calibrate or validate)")
+        start, end = row.get("start_s", ""), row.get("end_s", "")
+        try:
+            if start and end and float(end) <= float(start):
+                problems.append(f"{where}: end_s {end} is not after start_s {start}. "
+                                "Fix: swap them or correct the window")
+        except ValueError:
+            pass
+    for subject in known:
+        kinds = set(trials.loc[trials["subject"] == subject, "kind"])
+        if "static" not in kinds:
+            problems.append(f"trials.tsv: subject {subject!r} has no static trial. Fix: add a "
+                            "row with kind static (it is needed for scaling)")
+        roles = set(trials.loc[trials["subject"] == subject, "role"])
+        if "calibration" not in roles:
+            problems.append(f"trials.tsv: subject {subject!r} has no calibration trial. Fix: "
+                            "set role calibration on at least one dynamic trial")
+    return problems
+
+
+def _check_bounds(config: dict[str, Any], where: str) -> list[str]:
+    cal = config["calibration"]
+    problems = []
+    for name, bound in cal["bounds"].items():
+        if bound["lower"] > bound["upper"]:
+            problems.append(f"{where} key calibration.bounds.{name}: lower {bound['lower']} is "
+                            f"above upper {bound['upper']}. Fix: swap them")
+        if bound.get("relative") and bound["lower"] <= 0:
+            problems.append(f"{where} key calibration.bounds.{name}: a relative lower bound "
+                            "must be a positive fraction of the model's value. Fix: use e.g. 0.8")
+    for name, value in cal["initial"].items():
+        bound = cal["bounds"].get(name)
+        if bound and not bound.get("relative") and not bound["lower"] <= value <= bound["upper"]:
+            problems.append(f"{where} key calibration.initial.{name}: {value} lies outside the "
+                            f"bounds [{bound['lower']}, {bound['upper']}]. Fix: move the initial "
+                            "value inside the bounds or widen them")
+    for name in cal["parameters"]:
+        if name not in cal["bounds"]:
+            problems.append(f"{where} key calibration.parameters: {name} has no bounds. Fix: "
+                            f"add calibration.bounds.{name}: {{lower, upper}}")
+    low, high = config["emg"]["bandpass_hz"]
+    if low >= high:
+        problems.append(f"{where} key emg.bandpass_hz: low {low} Hz is not below high {high} Hz."
+                        " Fix: write [low, high], e.g. [30, 300]")
+    return problems
+
+
+def _check_models(config: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    for model, setup in config["models"].items():
+        key = f"{where} key models.{model}"
+        seen: dict[str, str] = {}
+        for label, name in setup.get("emg_channels", {}).items():
+            if name in seen:
+                problems.append(f"{key}.emg_channels: EMG {name!r} is mapped twice (from "
+                                f"{seen[name]!r} and {label!r}). Fix: give each C3D channel its "
+                                "own EMG name")
+            seen[name] = label
+        excitations = setup.get("excitations", {})
+        for mtu, weights in excitations.items():
+            for emg in weights:
+                if emg not in seen:
+                    problems.append(f"{key}.excitations.{mtu}: EMG {emg!r} is not defined in "
+                                    f"models.{model}.emg_channels. Fix: map a C3D channel to "
+                                    f"{emg!r} or correct the name")
+        for mtu in setup.get("unrecorded", []):
+            if mtu not in excitations:
+                problems.append(f"{key}.unrecorded: {mtu!r} is not an MTU listed under "
+                                "excitations. Fix: list it under excitations first")
+        if excitations and not setup.get("dofs"):
+            problems.append(f"{key}.dofs: no degrees of freedom to calibrate. Fix: list the "
+                            "coordinates whose ID moments are tracked")
+        for group, members in config["calibration"]["groups"].items():
+            unknown = [m for m in members if excitations and m not in excitations]
+            if unknown and len(unknown) == len(members):
+                problems.append(f"{where} key calibration.groups.{group}: none of {unknown} is "
+                                f"an MTU of model {model}. Fix: name MTUs listed under "
+                                f"models.{model}.excitations")
+    return problems
+
+
+def _check_rates(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
+                 trials: pd.DataFrame) -> list[str]:
+    """Cut-offs must lie below the Nyquist frequency of every C3D file's rates."""
+    from pipeline.io.c3d_header import read_rates
+
+    problems = []
+    model_of = dict(zip(subjects["subject"], subjects["model"], strict=True))
+    for _, row in trials.iterrows():
+        path = root / row["file"]
+        if not path.is_file():
+            continue
+        rates = read_rates(path)
+        if rates is None:
+            continue
+        setup = config["models"].get(model_of.get(row["subject"], ""), {})
+        checks = [("markers.cutoff_hz", config["markers"]["cutoff_hz"], "point")]
+        if setup.get("force_plates"):
+            checks.append(("force_plates.cutoff_hz", config["force_plates"]["cutoff_hz"],
+                           "analog"))
+        if setup.get("emg_channels"):
+            checks.append(("emg.bandpass_hz", config["emg"]["bandpass_hz"][1], "analog"))
+        for key, cutoff, kind in checks:
+            rate = rates[kind]
+            if rate > 0 and cutoff >= rate / 2:
+                problems.append(f"config.yaml key {key}: {cutoff} Hz is at or above the Nyquist "
+                                f"frequency ({rate / 2:g} Hz) of {row['file']} (trials.tsv row "
+                                f"{row['_row']}). Fix: lower the cut-off below {rate / 2:g} Hz")
+    return problems
+
+
+def check_config(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
+                 trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
+    """Cross-field checks of the merged config, including cut-offs against C3D rates."""
+    where = str(root / "config.yaml")
+    problems = _check_bounds(config, where) + _check_models(config, where)
+    if check_files:
+        problems += _check_rates(root, config, subjects, trials)
+    return problems

@@ -1,0 +1,139 @@
+"""Study-folder contract: templates validate; each kind of bad input is refused clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.study import deep_merge, load_study
+
+
+def _edit_config(study: Path, patch: dict) -> None:
+    path = study / "config.yaml"
+    path.write_text(yaml.safe_dump(deep_merge(yaml.safe_load(path.read_text()), patch)))
+
+
+def _edit_sheet(study: Path, name: str, old: str, new: str) -> None:
+    path = study / name
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_template_study_validates(template_study: Path) -> None:
+    study = load_study(template_study)
+    assert study.subject_names == ["s01"]
+    assert study.subject("s01")["mass_kg"] == pytest.approx(72.5)
+    assert [r["trial"] for r in study.trials_of("s01", role="calibration")] == ["flex1"]
+    assert study.trial("s01", "flex2")["end_s"] == pytest.approx(8.0)
+    assert study.static_trial("s01")["trial"] == "static"
+    # the study's values override the defaults, the rest comes from config/config.yaml
+    assert study.config["calibration"]["tendon"] == "elastic"
+    assert study.config["emg"]["bandpass_hz"] == [30.0, 300.0]
+    assert study.model_setup("s01")["dofs"] == ["shoulder_elev", "elbow_flex"]
+
+
+def test_deep_merge_does_not_mutate() -> None:
+    base = {"a": {"b": 1, "c": 2}, "d": [1]}
+    merged = deep_merge(base, {"a": {"b": 5}, "d": [2]})
+    assert merged == {"a": {"b": 5, "c": 2}, "d": [2]}
+    assert base == {"a": {"b": 1, "c": 2}, "d": [1]}
+
+
+# (id, how to break the study, fragments the message must contain)
+BAD_CASES = [
+    ("missing_mass", lambda s: _edit_sheet(s, "subjects.tsv", "\t72.5\t", "\t\t"),
+     ["subjects.tsv row", "mass_kg is missing", "Fix:"]),
+    ("mass_not_number", lambda s: _edit_sheet(s, "subjects.tsv", "\t72.5\t", "\theavy\t"),
+     ["subjects.tsv row", "mass_kg 'heavy' is not a number"]),
+    ("unknown_kind", lambda s: _edit_sheet(s, "trials.tsv", "\tdynamic\tcalibration",
+                                          "\twalking\tcalibration"),
+     ["trials.tsv row 7", "kind", "walking"]),
+    ("duplicate_trial", lambda s: _edit_sheet(s, "trials.tsv", "s01\tflex2\t", "s01\tflex1\t"),
+     ["trials.tsv row 8", "duplicate subject/trial s01 / flex1", "also row 7"]),
+    ("missing_file", lambda s: (s / "c3d/s01/flex2.c3d").unlink(),
+     ["trials.tsv row 8: file c3d/s01/flex2.c3d does not exist"]),
+    ("unknown_subject", lambda s: _edit_sheet(s, "trials.tsv", "s01\tflex2", "s02\tflex2"),
+     ["trials.tsv row 8", "subject 's02' is not in subjects.tsv"]),
+    ("no_static", lambda s: _edit_sheet(s, "trials.tsv", "\tstatic\tnone", "\tmvc\tnone"),
+     ["subject 's01' has no static trial"]),
+    ("cutoff_above_nyquist", lambda s: _edit_config(s, {"markers": {"cutoff_hz": 60.0}}),
+     ["markers.cutoff_hz", "Nyquist", "50 Hz", "Fix: lower the cut-off"]),
+    ("emg_mapped_twice", lambda s: _edit_config(
+        s, {"models": {"demo-arm": {"emg_channels": {"EMG9": "biceps"}}}}),
+     ["emg_channels", "'biceps' is mapped twice", "'EMG3'", "'EMG9'"]),
+    ("unknown_calibration_parameter", lambda s: _edit_config(
+        s, {"calibration": {"parameters": ["c1", "stiffness"]}}),
+     ["calibration.parameters.1", "'stiffness' is not one of"]),
+    ("bound_min_above_max", lambda s: _edit_config(
+        s, {"calibration": {"bounds": {"strength": {"lower": 3.0, "upper": 1.0}}}}),
+     ["calibration.bounds.strength", "lower 3.0 is above upper 1.0", "swap"]),
+    ("initial_outside_bounds", lambda s: _edit_config(
+        s, {"calibration": {"initial": {"c1": -0.99}}}),
+     ["calibration.initial.c1", "outside the bounds"]),
+    ("unknown_tendon", lambda s: _edit_config(s, {"calibration": {"tendon": "rigid"}}),
+     ["calibration.tendon", "'rigid' is not one of"]),
+    ("excitation_unknown_emg", lambda s: _edit_config(
+        s, {"models": {"demo-arm": {"excitations": {"brachialis": {"brachi": 1.0}}}}}),
+     ["excitations.brachialis", "EMG 'brachi' is not defined"]),
+    ("model_without_setup", lambda s: _edit_sheet(s, "subjects.tsv", "\tdemo-arm", "\tdemo-leg"),
+     ["subjects.tsv row 4", "model 'demo-leg' has no entry under models:"]),
+    ("unknown_top_key", lambda s: _edit_config(s, {"makers": {"cutoff_hz": 6}}),
+     ["(top level)", "'makers' was unexpected"]),
+    ("yaml_duplicate_key", lambda s: (s / "config.yaml").write_text(
+        "markers:\n  cutoff_hz: 6\n  cutoff_hz: 8\n"),
+     ["config.yaml", "duplicate key 'cutoff_hz'"]),
+    ("window_reversed", lambda s: _edit_sheet(s, "trials.tsv", "\t0.5\t8.0", "\t8.0\t0.5"),
+     ["trials.tsv row 8", "end_s 0.5 is not after start_s 8.0"]),
+    ("static_with_role", lambda s: _edit_sheet(s, "trials.tsv", "\tstatic\tnone",
+                                              "\tstatic\tcalibration"),
+     ["trials.tsv row 5", "a static trial cannot have role calibration"]),
+    ("unrecorded_not_mapped", lambda s: _edit_config(
+        s, {"models": {"demo-arm": {"unrecorded": ["anconeus"]}}}),
+     ["unrecorded", "'anconeus' is not an MTU listed under excitations"]),
+    ("bandpass_reversed", lambda s: _edit_config(s, {"emg": {"bandpass_hz": [300.0, 30.0]}}),
+     ["emg.bandpass_hz", "is not below high"]),
+]
+
+
+@pytest.mark.parametrize(("breaker", "fragments"), [c[1:] for c in BAD_CASES],
+                         ids=[c[0] for c in BAD_CASES])
+def test_bad_study_is_refused(template_study: Path, breaker, fragments: list[str]) -> None:
+    breaker(template_study)
+    with pytest.raises(ConfigError) as info:
+        load_study(template_study)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "Fix:" in message
+
+
+def test_cli_reports_without_traceback(template_study: Path) -> None:
+    (template_study / "c3d/s01/flex2.c3d").unlink()
+    result = subprocess.run([sys.executable, "-m", "pipeline", "validate-study",
+                             str(template_study)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "trials.tsv row 8: file c3d/s01/flex2.c3d does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_new_study_never_overwrites(template_study: Path) -> None:
+    from pipeline.cli.study import new_study
+
+    before = (template_study / "config.yaml").read_text()
+    (template_study / "config.yaml").write_text(before + "\n# my edit\n")
+    with pytest.raises(ConfigError, match="already exists"):
+        new_study(template_study)
+    assert (template_study / "config.yaml").read_text().endswith("# my edit\n")
+
+
+def test_help_lists_subcommands() -> None:
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True,
+                            text=True, check=True)
+    for command in ("new-study", "validate-study"):
+        assert command in result.stdout
