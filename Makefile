@@ -30,7 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests
-	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --lint --directory data_templates/lint_study
+	$(PY) -m pytest -q tests/workflow/test_lint.py -k lint
 
 bench: $(STAMP)
 	$(PY) -m pipeline bench model --json bench_model.json
