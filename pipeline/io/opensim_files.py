@@ -1,0 +1,139 @@
+"""OpenSim text files: ``.trc`` markers and ``.mot``/``.sto`` storage tables (write and read).
+
+Writers are atomic (a temporary file renamed on success). Values are written with ``%.10g``;
+missing marker samples are written as ``NaN``, which OpenSim's ``TRCFileAdapter`` reads as
+missing. Readers accept CRLF line endings and honour ``inDegrees``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import PipelineError, describe
+from pipeline.fileio import atomic_path
+
+FLOAT_FORMAT = "%.10g"
+
+
+class OpenSimFileError(PipelineError):
+    """An OpenSim text file is malformed."""
+
+
+@dataclass(frozen=True)
+class MarkerTable:
+    """Markers on a uniform time base: ``xyz_m`` is (frame, marker, 3) in the OpenSim frame."""
+
+    labels: tuple[str, ...]
+    times_s: np.ndarray
+    xyz_m: np.ndarray
+    rate_hz: float
+
+
+@dataclass(frozen=True)
+class StorageTable:
+    """A ``.mot``/``.sto`` table: ``values`` is (row, column) without the time column."""
+
+    labels: tuple[str, ...]
+    times_s: np.ndarray
+    values: np.ndarray
+    name: str = ""
+    in_degrees: bool = False
+
+    def column(self, label: str) -> np.ndarray:
+        return self.values[:, self.labels.index(label)]
+
+
+def _matrix_text(matrix: np.ndarray, first_columns: list[str] | None = None) -> str:
+    buffer = io.StringIO()
+    np.savetxt(buffer, matrix, fmt=FLOAT_FORMAT, delimiter="\t")
+    text = buffer.getvalue().replace("nan", "NaN")
+    if first_columns is None:
+        return text
+    lines = text.splitlines()
+    return "".join(f"{a}\t{b}\n" for a, b in zip(first_columns, lines, strict=True))
+
+
+def write_trc(path: str | Path, table: MarkerTable, *, orig_start_frame: int = 1) -> None:
+    """Write a ``.trc`` (PathFileType 4, metres) atomically."""
+    path = Path(path)
+    n_frames, n_markers = table.xyz_m.shape[:2]
+    rate = f"{table.rate_hz:g}"
+    head = [
+        f"PathFileType\t4\t(X/Y/Z)\t{path.name}",
+        "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame"
+        "\tOrigNumFrames",
+        f"{rate}\t{rate}\t{n_frames}\t{n_markers}\tm\t{rate}\t{orig_start_frame}\t{n_frames}",
+        "Frame#\tTime\t" + "\t".join(f"{label}\t\t" for label in table.labels).rstrip("\t"),
+        "\t\t" + "\t".join(f"X{i}\tY{i}\tZ{i}" for i in range(1, n_markers + 1)),
+        "",
+    ]
+    data = np.column_stack([table.times_s, table.xyz_m.reshape(n_frames, 3 * n_markers)])
+    body = _matrix_text(data, [str(i) for i in range(1, n_frames + 1)])
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(head) + "\n" + body, encoding="utf-8")
+
+
+def read_trc(path: str | Path) -> MarkerTable:
+    """Read a ``.trc`` written by :func:`write_trc` or by OpenSim; lengths converted to metres."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        keys = lines[1].split("\t")
+        values = lines[2].split("\t")
+        header = dict(zip(keys, values, strict=False))
+        rate = float(header["DataRate"])
+        scale = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}[header.get("Units", "m").strip().lower()]
+        labels = tuple(x for x in lines[3].split("\t")[2:] if x.strip())
+        rows = [ln for ln in lines[5:] if ln.strip()]
+        data = np.loadtxt(io.StringIO("\n".join(rows)), delimiter="\t", ndmin=2)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise OpenSimFileError(describe(path, f"not a valid TRC file ({exc})",
+                                        "regenerate it with `python -m pipeline markers`")) from exc
+    xyz = data[:, 2:2 + 3 * len(labels)].reshape(len(data), len(labels), 3) * scale
+    return MarkerTable(labels, data[:, 1], xyz, rate)
+
+
+def write_storage(path: str | Path, table: StorageTable) -> None:
+    """Write an OpenSim storage file (``.mot`` or ``.sto``, version 1 header) atomically."""
+    path = Path(path)
+    n_rows, n_columns = len(table.times_s), len(table.labels) + 1
+    head = [
+        table.name or path.stem,
+        "version=1",
+        f"nRows={n_rows}",
+        f"nColumns={n_columns}",
+        f"inDegrees={'yes' if table.in_degrees else 'no'}",
+        "endheader",
+        "time\t" + "\t".join(table.labels),
+    ]
+    data = np.column_stack([table.times_s, np.asarray(table.values).reshape(n_rows, -1)])
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(head) + "\n" + _matrix_text(data), encoding="utf-8")
+
+
+def read_storage(path: str | Path) -> StorageTable:
+    """Read a ``.mot``/``.sto`` file (any header before ``endheader``)."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        end = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "endheader")
+        header = {}
+        for ln in lines[:end]:
+            if "=" in ln:
+                key, _, value = ln.partition("=")
+                header[key.strip()] = value.strip()
+        columns = lines[end + 1].split("\t")
+        rows = [ln for ln in lines[end + 2:] if ln.strip()]
+        data = np.loadtxt(io.StringIO("\n".join(rows)), ndmin=2) if rows else np.zeros(
+            (0, len(columns)))
+    except (StopIteration, IndexError, ValueError) as exc:
+        raise OpenSimFileError(describe(path, f"not a valid storage file ({exc})",
+                                        "regenerate it with the pipeline step that writes it"))\
+            from exc
+    return StorageTable(tuple(c.strip() for c in columns[1:]), data[:, 0], data[:, 1:],
+                        name=lines[0].strip() if end > 0 else "",
+                        in_degrees=header.get("inDegrees", "no").lower() == "yes")
