@@ -1,0 +1,1 @@
+"""OpenSim wrappers: models, scaling, IK, ID, muscle analysis and NMS input collection."""

@@ -1,0 +1,368 @@
+"""Scaling: OpenSim's ScaleTool (measurement-based scaling, then marker placement).
+
+Inputs: the generic model, the static trial's ``.trc``, a marker set (or the model's own
+markers), a measurement set, the marker placer's task weights and the subject's mass. Outputs:
+the scaled model, a JSON report (scale factors, marker errors) and, beside them, the resolved
+``setup_scale.xml`` with its ``scale_set.xml`` and ``static_pose.mot``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ScalingError, describe
+from pipeline.fileio import write_json_atomic
+from pipeline.osim.tools import (
+    array_double,
+    array_str,
+    coordinate_values_si,
+    load_model,
+    print_setup,
+    publish,
+    read_table,
+    rel,
+    staging_dir,
+)
+
+log = logging.getLogger(__name__)
+
+SETUP_NAME = "setup_scale.xml"
+SCALE_SET_NAME = "scale_set.xml"
+STATIC_POSE_NAME = "static_pose.mot"
+SCALED_ONLY_NAME = "scaled_only.osim"
+
+
+@dataclass(frozen=True)
+class MarkerData:
+    """Marker trajectories in metres: ``positions_m`` has shape (time, marker, 3)."""
+
+    time_s: np.ndarray
+    names: tuple[str, ...]
+    positions_m: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    model_path: Path
+    report: dict[str, Any]
+
+
+def read_markers(path: str | Path, *, error_cls: type[Exception] = ScalingError) -> MarkerData:
+    """Read a ``.trc`` file with OpenSim's TRC adapter; positions converted to metres."""
+    import opensim as osim
+
+    path = Path(path)
+    if not path.is_file():
+        raise error_cls(describe(path, "marker file does not exist",
+                                 "run the C3D stage first, or check trials.tsv"))
+    try:
+        table = osim.TimeSeriesTableVec3(str(path))
+        units = table.getTableMetaDataAsString("Units") if table.hasTableMetaDataKey(
+            "Units") else "m"
+        names = tuple(table.getColumnLabels())
+        flat_table = table.flatten()  # keep a reference: getMatrix() views into it
+        flat = np.array(flat_table.getMatrix().to_numpy(), dtype=float)
+        time_s = np.array(table.getIndependentColumn(), dtype=float)
+    except RuntimeError as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise error_cls(describe(path, f"not a readable .trc file ({first})",
+                                 "rerun the C3D stage that writes it")) from exc
+    factor = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}.get(units.strip().lower())
+    if factor is None:
+        raise error_cls(describe(path, f"unknown marker units {units!r}",
+                                 "write the .trc in mm, cm or m"))
+    positions = flat.reshape(len(time_s), len(names), 3) * factor
+    return MarkerData(time_s, names, positions)
+
+
+def marker_names_in_file(path: str | Path) -> list[str]:
+    """Names of the ``<Marker>`` elements of a marker-set (or model) XML file."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ScalingError(describe(path, f"marker set is not readable XML ({exc})",
+                                    "check the file named by opensim.scale.marker_set")) from exc
+    return [m.get("name", "") for m in root.iter("Marker")]
+
+
+def _measurement_markers(measurement_set: Any) -> set[str]:
+    names: set[str] = set()
+    for i in range(measurement_set.getSize()):
+        measurement = measurement_set.get(i)
+        if not measurement.getApply():
+            continue
+        pairs = measurement.getMarkerPairSet()
+        for j in range(pairs.getSize()):
+            pair = pairs.get(j)
+            names.update((pair.getMarkerName(0), pair.getMarkerName(1)))
+    return names
+
+
+def _apply_weights(task_set: Any, weights: Mapping[str, float], file: Path | None) -> None:
+    import opensim as osim
+
+    for marker, weight in weights.items():
+        index = task_set.getIndex(marker)
+        if index < 0:
+            task = osim.IKMarkerTask()
+            task.setName(marker)
+            task_set.cloneAndAppend(task)
+            index = task_set.getIndex(marker)
+        task = task_set.get(index)
+        task.setWeight(float(weight))
+        task.setApply(float(weight) > 0)
+
+
+def marker_tasks(task_set: Any) -> dict[str, float]:
+    """Applied marker tasks of an IKTaskSet: marker name -> weight (> 0)."""
+    import opensim as osim
+
+    tasks = {}
+    for i in range(task_set.getSize()):
+        task = task_set.get(i)
+        if osim.IKMarkerTask.safeDownCast(task) is None:
+            continue
+        if task.getApply() and task.getWeight() > 0:
+            tasks[task.getName()] = task.getWeight()
+    return tasks
+
+
+def scale_model(
+    generic_model: str | Path,
+    static_trc: str | Path,
+    *,
+    out_model: str | Path,
+    report_path: str | Path,
+    mass_kg: float,
+    height_m: float | None = None,
+    setup_template: str | Path | None = None,
+    marker_set: str | Path | None = None,
+    measurement_set: str | Path | None = None,
+    task_set: str | Path | None = None,
+    task_weights: Mapping[str, float] | None = None,
+    time_range_s: tuple[float, float] | None = None,
+    max_marker_error_m: float = 0.04,
+    subject: str = "subject",
+) -> ScaleResult:
+    """Scale ``generic_model`` to the static trial and place its markers.
+
+    ``setup_template`` is a ScaleTool setup whose measurement set, scale set and marker placer
+    tasks are kept (its files are replaced by the arguments); without it a setup is built from
+    ``measurement_set`` (required then) and ``task_set`` (default: every marker, weight 1).
+    ``task_weights`` (marker -> weight, 0 disables) override the task weights.
+    """
+    import opensim as osim
+
+    generic_model, static_trc = Path(generic_model).resolve(), Path(static_trc).resolve()
+    out_model, report_path = Path(out_model).resolve(), Path(report_path).resolve()
+    out_dir = out_model.parent
+    generic = load_model(generic_model, error_cls=ScalingError,
+                         fix="check the model column of subjects.tsv")
+    markers = read_markers(static_trc)
+    if time_range_s is None:
+        time_range_s = (float(markers.time_s[0]), float(markers.time_s[-1]))
+
+    tool = osim.ScaleTool(str(setup_template)) if setup_template else osim.ScaleTool()
+    tool.setName(subject)
+    tool.setSubjectMass(float(mass_kg))
+    if height_m is not None:
+        tool.setSubjectHeight(float(height_m) * 1000.0)  # OpenSim documents height in mm
+    scaler, placer = tool.getModelScaler(), tool.getMarkerPlacer()
+    # Keep references to every OpenSim object handed to the tool.
+    keep: list[Any] = [generic]
+    if measurement_set is not None:
+        measurements = osim.MeasurementSet(str(measurement_set))
+        keep.append(measurements)
+        scaler.setMeasurementSet(measurements)
+        scaler.setScalingOrder(array_str(["measurements"]))
+    elif setup_template is None:
+        raise ScalingError(describe(
+            generic_model, "no measurement set for this model",
+            "set opensim.scale.measurement_set (or models.<model>.measurement_set) to a "
+            "MeasurementSet XML file"))
+    scaler.setApply(True)
+    placer.setApply(True)
+    tasks = placer.getIKTaskSet()
+    if task_set is not None:
+        loaded = osim.IKTaskSet(str(task_set))
+        keep.append(loaded)
+        tasks.clearAndDestroy()
+        for i in range(loaded.getSize()):
+            tasks.cloneAndAppend(loaded.get(i))
+    elif setup_template is None:
+        names = (marker_names_in_file(marker_set) if marker_set is not None
+                 else [generic.getMarkerSet().get(i).getName()
+                       for i in range(generic.getMarkerSet().getSize())])
+        _apply_weights(tasks, dict.fromkeys(names, 1.0), None)
+    _apply_weights(tasks, dict(task_weights or {}), None)
+
+    model_markers = set(marker_names_in_file(marker_set) if marker_set is not None else
+                        [generic.getMarkerSet().get(i).getName()
+                         for i in range(generic.getMarkerSet().getSize())])
+    _check_markers(static_trc, model_markers, set(markers.names),
+                   set(marker_tasks(tasks)) | _measurement_markers(scaler.getMeasurementSet()))
+
+    with staging_dir(out_dir) as stage:
+        _configure(tool, stage, generic_model, static_trc, marker_set, time_range_s,
+                   out_model.name)
+        print_setup(tool, stage / SETUP_NAME)
+        staged_tool = osim.ScaleTool(str(stage / SETUP_NAME))
+        keep.append(staged_tool)
+        log.info("Scaling %s to %s (%.2f kg)", generic_model, static_trc, mass_kg)
+        try:
+            ok = staged_tool.run()
+        except RuntimeError as exc:
+            log.error("ScaleTool: %s", exc)
+            ok = False
+        if not ok:
+            raise ScalingError(describe(
+                static_trc, "OpenSim's ScaleTool failed (see the OpenSim messages in the log)",
+                "check the marker names of the marker set and measurement set against the trial"))
+        staged_model = stage / out_model.name
+        if not staged_model.is_file():
+            raise ScalingError(describe(staged_model, "ScaleTool reported success but wrote no "
+                                        "model", "check the marker placer settings"))
+        report = _report(staged_model, stage, markers, marker_tasks(tasks), time_range_s)
+        report.update({
+            "generic_model": str(generic_model), "static_trc": str(static_trc),
+            "scaled_model": str(out_model), "mass_kg": float(mass_kg),
+            "time_range_s": list(time_range_s), "max_marker_error_threshold_m":
+            float(max_marker_error_m), "unknown_trial_markers":
+            sorted(set(markers.names) - model_markers), "setup": SETUP_NAME,
+        })
+        if report["marker_max_error_m"] > max_marker_error_m:
+            worst = sorted(report["marker_errors_m"].items(), key=lambda kv: -kv[1])[:5]
+            listing = ", ".join(f"{name} {err * 1000:.1f} mm" for name, err in worst)
+            raise ScalingError(describe(
+                static_trc, "maximum marker error of the scaled model (before marker placement) "
+                f"is "
+                f"{report['marker_max_error_m'] * 1000:.1f} mm, above "
+                f"opensim.scale.max_marker_error_m = {max_marker_error_m * 1000:.1f} mm "
+                f"(worst: {listing})",
+                "check those markers' labels and placement in the static trial, lower their "
+                "weight in the marker placer tasks, or raise opensim.scale.max_marker_error_m"))
+        _configure(tool, out_dir, generic_model, static_trc, marker_set, time_range_s,
+                   out_model.name)
+        print_setup(tool, stage / "final_setup.xml")
+        publish([(stage / SCALE_SET_NAME, out_dir / SCALE_SET_NAME),
+                 (stage / SCALED_ONLY_NAME, out_dir / SCALED_ONLY_NAME),
+                 (stage / STATIC_POSE_NAME, out_dir / STATIC_POSE_NAME),
+                 (stage / "final_setup.xml", out_dir / SETUP_NAME),
+                 (staged_model, out_model)])
+    write_json_atomic(report_path, report)
+    log.info("Scaled model %s: marker RMS %.1f mm, max %.1f mm (%s)", out_model,
+             report["marker_rms_error_m"] * 1000, report["marker_max_error_m"] * 1000,
+             report["max_error_marker"])
+    return ScaleResult(out_model, report)
+
+
+def _configure(tool: Any, setup_dir: Path, generic_model: Path, static_trc: Path,
+               marker_set: str | Path | None, time_range_s: tuple[float, float],
+               model_name: str) -> None:
+    """Point the tool's files at ``setup_dir`` (ScaleTool resolves paths against its setup)."""
+    maker = tool.getGenericModelMaker()
+    maker.setModelFileName(rel(generic_model, setup_dir))
+    maker.setMarkerSetFileName(rel(marker_set, setup_dir) if marker_set else "Unassigned")
+    scaler, placer = tool.getModelScaler(), tool.getMarkerPlacer()
+    for step in (scaler, placer):
+        step.setMarkerFileName(rel(static_trc, setup_dir))
+        step.setTimeRange(array_double(time_range_s))
+    scaler.setOutputModelFileName(SCALED_ONLY_NAME)
+    scaler.setOutputScaleFileName(SCALE_SET_NAME)
+    placer.setOutputModelFileName(model_name)
+    placer.setOutputMotionFileName(STATIC_POSE_NAME)
+    placer.setOutputMarkerFileName("Unassigned")
+    placer.setCoordinateFileName("Unassigned")
+
+
+def _check_markers(trc: Path, model_markers: set[str], trial_markers: set[str],
+                   used: set[str]) -> None:
+    unknown_trial = sorted(trial_markers - model_markers)
+    absent = sorted((used & model_markers) - trial_markers)
+    undefined = sorted(used - model_markers)
+    if absent or undefined or not (used & trial_markers):
+        parts = []
+        if absent:
+            parts.append(f"model markers absent from the trial: {', '.join(absent)}")
+        if undefined:
+            parts.append(f"markers named by the measurement set or tasks but not in the model "
+                         f"marker set: {', '.join(undefined)}")
+        if unknown_trial:
+            parts.append(f"trial markers unknown to the model: {', '.join(unknown_trial)}")
+        raise ScalingError(describe(
+            trc, "marker set and static trial do not match (" + "; ".join(parts) + ")",
+            "rename the markers in the C3D/marker set so they agree, choose another marker set "
+            "(opensim.scale.marker_set), or give the missing markers weight 0 in "
+            "opensim.ik.task_weights"))
+    if unknown_trial:
+        log.warning("%s: trial markers unknown to the model (ignored by scaling): %s", trc,
+                    ", ".join(unknown_trial))
+
+
+def _marker_errors(model_path: Path, pose_path: Path, markers: MarkerData,
+                   tasks: dict[str, float], time_range_s: tuple[float, float]) -> dict[str, float]:
+    """Distance between each task marker of the model, posed by ``pose_path``, and the trial's
+    marker averaged over ``time_range_s`` (what OpenSim's marker placer reports)."""
+    model = load_model(model_path, error_cls=ScalingError)
+    state = model.initSystem()
+    pose = read_table(pose_path, error_cls=ScalingError)
+    coords = model.getCoordinateSet()
+    for name, values in coordinate_values_si(model, pose).items():
+        coords.get(name).setValue(state, float(values[0]), False)
+    model.realizePosition(state)
+    in_window = (markers.time_s >= time_range_s[0] - 1e-9) & (
+        markers.time_s <= time_range_s[1] + 1e-9)
+    mean_m = np.nanmean(markers.positions_m[in_window], axis=0)
+    errors = {}
+    marker_set = model.getMarkerSet()
+    for name in tasks:
+        if not marker_set.contains(name) or name not in markers.names:
+            continue
+        location = marker_set.get(name).getLocationInGround(state)
+        model_xyz = np.array([location.get(k) for k in range(3)])
+        errors[name] = float(np.linalg.norm(model_xyz - mean_m[markers.names.index(name)]))
+    return errors
+
+
+def _report(model_path: Path, stage: Path, markers: MarkerData, tasks: dict[str, float],
+            time_range_s: tuple[float, float]) -> dict[str, Any]:
+    """Scale factors, and marker errors of the static pose before and after marker placement.
+
+    ``marker_errors_m`` (checked against the threshold) are those of the scaled model before its
+    markers are moved: after placement, movable markers sit on the data by construction.
+    """
+    import opensim as osim
+
+    scale_set = osim.ScaleSet(str(stage / SCALE_SET_NAME))
+    factors = {}
+    for i in range(scale_set.getSize()):
+        scale = scale_set.get(i)
+        if scale.getSegmentName().endswith("_offset"):
+            continue
+        vec = scale.getScaleFactors()
+        factors[scale.getSegmentName()] = [vec.get(k) for k in range(3)]
+    pose = stage / STATIC_POSE_NAME
+    errors = _marker_errors(stage / SCALED_ONLY_NAME, pose, markers, tasks, time_range_s)
+    placed = _marker_errors(model_path, pose, markers, tasks, time_range_s)
+    values = np.array(list(errors.values()))
+    placed_values = np.array(list(placed.values()))
+    scaled = load_model(model_path, error_cls=ScalingError)
+    return {
+        "scale_factors": factors,
+        "marker_errors_m": errors,
+        "marker_rms_error_m": float(math.sqrt(np.mean(values**2))),
+        "marker_max_error_m": float(values.max()),
+        "max_error_marker": max(errors, key=errors.__getitem__),
+        "placed_marker_errors_m": placed,
+        "placed_marker_rms_error_m": float(math.sqrt(np.mean(placed_values**2))),
+        "placed_marker_max_error_m": float(placed_values.max()),
+        "scaled_mass_kg": float(scaled.getTotalMass(scaled.initSystem())),
+    }
