@@ -1,0 +1,63 @@
+"""``bench model``: time one forward + backward pass of the NMS model on the reference problem.
+
+The problem is the upper-limb reference (16 MTUs x 3 trials x 500 samples, float64, CPU) from
+:func:`pipeline.nms.make_reference_problem`; the loss is the mean squared moment error against the
+true moments with every calibrated parameter requiring a gradient. Writes the medians
+``{"stiff_ms": x, "elastic_ms": y}`` over ``--repeats`` timed runs after warm-up runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+
+NAME = "model"
+HELP = "Time one forward + backward pass of the NMS model (stiff and elastic tendon)."
+
+log = logging.getLogger(__name__)
+
+_CALIBRATED = ("c1", "c2", "shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m",
+               "strength", "damping")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs per tendon model")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+
+
+def time_forward_backward(tendon: str, *, repeats: int, warmup: int) -> float:
+    """Median wall time in milliseconds of one forward + backward pass."""
+    import torch
+
+    from pipeline.nms import make_reference_problem, simulate
+
+    problem = make_reference_problem(tendon=tendon, seed=0)
+    target = problem.moments_nm * 1.05
+    times_ms = []
+    for run in range(warmup + repeats):
+        leaves = {name: problem.params.as_dict()[name].clone().requires_grad_()
+                  for name in _CALIBRATED}
+        params = problem.params.replace(**leaves)
+        start = time.perf_counter()
+        output = simulate(params, problem.excitation, problem.mtu_length_m, problem.moment_arm_m,
+                          dt_s=problem.dt_s, tendon=tendon, emd_s=problem.emd_s)
+        loss = torch.mean((output.moments_nm - target) ** 2)
+        loss.backward()
+        elapsed_ms = (time.perf_counter() - start) * 1e3
+        if run >= warmup:
+            times_ms.append(elapsed_ms)
+    return statistics.median(times_ms)
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    import torch
+
+    result = {
+        f"{tendon}_ms": round(time_forward_backward(tendon, repeats=args.repeats,
+                                                   warmup=args.warmup), 3)
+        for tendon in ("stiff", "elastic")
+    }
+    log.info("torch %s, %d threads", torch.__version__, torch.get_num_threads())
+    return result

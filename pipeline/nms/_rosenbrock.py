@@ -1,0 +1,289 @@
+"""Kernels of the elastic-tendon model: the equilibrium residual, its partials and the update.
+
+All quantities are per element (one trial-muscle pair); arrays broadcast elementwise. The residual
+is normalised by the maximum force ``s * Fmax`` (which cancels from the update):
+
+    g(l, v, a, l_mt) = ft((l_mt - l cos(phi)) / l_ts) - (fa(l~) fv(v~) a + fp(l~) + d v~) cos(phi)
+
+with ``l cos(phi) = sqrt(l^2 - w^2)``, ``w = l0 sin(phi0)`` (constant thickness), ``l~ = l / l0``
+and ``v~ = v / (vmax l0)``. Its partials are written out analytically (they are exact, and tested
+against autograd). The first-order Rosenbrock step (paper 002, eqs. A4-A5) treats the activation
+and the MTU length as the controls ``u``:
+
+    dl = (g_v v_i - g - g_a (a_{i+1} - a_i) - g_lmt (l_mt,{i+1} - l_mt,i)) / (g_l + g_v / h)
+    l_{i+1} = l_i + dl,   v_{i+1} = dl / h.
+
+The same formulas run on torch tensors (batched over all time steps at once, to get the exact local
+Jacobians for the adjoint) and on numpy arrays, through ``xp`` namespaces. The sequential loops (the
+forward recursion, its adjoint and the static equilibrium) run element by element in a numba kernel
+when numba is installed (``_scalar_residual`` repeats the formulas with ``math`` functions; a test
+keeps both identical), else vectorised over the batch in numpy, which is exact but slower.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from pipeline.nms import curves
+
+try:  # numba makes the sequential time loops ~100x faster; the numpy fallback is exact too.
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    numba = None
+
+log = logging.getLogger(__name__)
+
+NUMPY = SimpleNamespace(exp=np.exp, sqrt=np.sqrt, asinh=np.arcsinh)
+TORCH = SimpleNamespace(exp=torch.exp, sqrt=torch.sqrt, asinh=torch.asinh)
+
+_B = curves.ACTIVE_FL_COEFFICIENTS
+_KPE_E0 = curves.PASSIVE_KPE / curves.PASSIVE_STRAIN_AT_ONE
+_P_OFF = float(np.exp(_KPE_E0 * (curves.PASSIVE_MIN_NORM_FIBER_LENGTH - 1.0)))
+_P_INV_DEN = 1.0 / (float(np.exp(curves.PASSIVE_KPE)) - _P_OFF)
+_VMAX = curves.MAX_CONTRACTION_VELOCITY_PER_S
+_TC1, _TC2, _TC3 = curves.TENDON_C1, curves.TENDON_C2, curves.TENDON_C3
+_D1, _D2, _D3, _D4 = curves.FV_D1, curves.FV_D2, curves.FV_D3, curves.FV_D4
+
+
+def residual_and_partials(xp, fl, v, a, lmt, l0, lts, damping, sin_phi0, *, k_tendon):
+    """Return ``(g, g_l, g_v, g_a, g_lmt)`` of the normalised equilibrium residual."""
+    w2 = (l0 * sin_phi0) ** 2
+    lc = xp.sqrt(fl * fl - w2)
+    cos_phi = lc / fl
+    e_tendon = curves.TENDON_C1 * xp.exp(k_tendon * ((lmt - lc) / lts - curves.TENDON_C2))
+    ft = e_tendon - curves.TENDON_C3
+    dft = k_tendon * e_tendon
+    x = fl / l0
+    fa = 0.0
+    dfa = 0.0
+    for b1, b2, b3, b4 in _B:
+        width = b3 + b4 * x
+        q = (x - b2) / width
+        term = b1 * xp.exp(-0.5 * q * q)
+        fa = fa + term
+        dfa = dfa - term * q * (1.0 - q * b4) / width
+    e_passive = xp.exp(_KPE_E0 * (x - 1.0))
+    fp = (e_passive - _P_OFF) * _P_INV_DEN
+    dfp = _KPE_E0 * _P_INV_DEN * e_passive
+    inv_vl0 = 1.0 / (_VMAX * l0)
+    vn = v * inv_vl0
+    y = curves.FV_D2 * vn + curves.FV_D3
+    fv = curves.FV_D1 * xp.asinh(y) + curves.FV_D4
+    dfv = curves.FV_D1 * curves.FV_D2 / xp.sqrt(y * y + 1.0)
+    fm = fa * fv * a + fp + damping * vn
+    g = ft - fm * cos_phi
+    g_l = -dft / (lts * cos_phi) - (dfa * fv * a + dfp) / l0 * cos_phi - fm * w2 / (fl * fl * lc)
+    g_v = -(fa * a * dfv + damping) * inv_vl0 * cos_phi
+    g_a = -fa * fv * cos_phi
+    g_lmt = dft / lts
+    return g, g_l, g_v, g_a, g_lmt
+
+
+def increment(xp, fl, v, a, a_next, lmt, lmt_next, l0, lts, damping, sin_phi0, *, dt_s, k_tendon):
+    """One Rosenbrock fibre-length increment ``l_{i+1} - l_i`` (elementwise)."""
+    g, g_l, g_v, g_a, g_lmt = residual_and_partials(
+        xp, fl, v, a, lmt, l0, lts, damping, sin_phi0, k_tendon=k_tendon
+    )
+    numerator = g_v * v - g - g_a * (a_next - a) - g_lmt * (lmt_next - lmt)
+    return numerator / (g_l + g_v / dt_s)
+
+
+
+
+def _scalar_residual(fl, v, a, lmt, l0, lts, damping, sin_phi0, k_tendon):
+    """Scalar twin of :func:`residual_and_partials` for the numba kernels."""
+    w2 = (l0 * sin_phi0) ** 2
+    lc = math.sqrt(fl * fl - w2)
+    cos_phi = lc / fl
+    e_tendon = _TC1 * math.exp(k_tendon * ((lmt - lc) / lts - _TC2))
+    ft = e_tendon - _TC3
+    dft = k_tendon * e_tendon
+    x = fl / l0
+    fa = 0.0
+    dfa = 0.0
+    for k in range(3):
+        width = _B[k, 2] + _B[k, 3] * x
+        q = (x - _B[k, 1]) / width
+        term = _B[k, 0] * math.exp(-0.5 * q * q)
+        fa = fa + term
+        dfa = dfa - term * q * (1.0 - q * _B[k, 3]) / width
+    e_passive = math.exp(_KPE_E0 * (x - 1.0))
+    fp = (e_passive - _P_OFF) * _P_INV_DEN
+    dfp = _KPE_E0 * _P_INV_DEN * e_passive
+    inv_vl0 = 1.0 / (_VMAX * l0)
+    vn = v * inv_vl0
+    y = _D2 * vn + _D3
+    fv = _D1 * math.asinh(y) + _D4
+    dfv = _D1 * _D2 / math.sqrt(y * y + 1.0)
+    fm = fa * fv * a + fp + damping * vn
+    g = ft - fm * cos_phi
+    g_l = -dft / (lts * cos_phi) - (dfa * fv * a + dfp) / l0 * cos_phi - fm * w2 / (fl * fl * lc)
+    g_v = -(fa * a * dfv + damping) * inv_vl0 * cos_phi
+    g_a = -fa * fv * cos_phi
+    g_lmt = dft / lts
+    return g, g_l, g_v, g_a, g_lmt
+
+
+def _integrate_loops(l_init, a, lmt, l0, lts, damping, sin_phi0, dt_s, k_tendon, length, velocity):
+    n_time, n = a.shape
+    for k in range(n):
+        fl = l_init[k]
+        v = 0.0
+        length[0, k] = fl
+        velocity[0, k] = 0.0
+        for i in range(n_time - 1):
+            g, g_l, g_v, g_a, g_lmt = _scalar_residual(
+                fl, v, a[i, k], lmt[i, k], l0[k], lts[k], damping[k], sin_phi0[k], k_tendon
+            )
+            numerator = g_v * v - g - g_a * (a[i + 1, k] - a[i, k]) - g_lmt * (
+                lmt[i + 1, k] - lmt[i, k]
+            )
+            dl = numerator / (g_l + g_v / dt_s)
+            fl = fl + dl
+            v = dl / dt_s
+            length[i + 1, k] = fl
+            velocity[i + 1, k] = v
+
+
+def _adjoint_loops(grad_length, grad_velocity, jac_l, jac_v, inv_dt, bar_l_out, grad_increment):
+    n_time, n = grad_length.shape
+    for k in range(n):
+        bar_l = grad_length[n_time - 1, k]
+        bar_v = grad_velocity[n_time - 1, k]
+        for i in range(n_time - 2, -1, -1):
+            bar_d = bar_l + bar_v * inv_dt
+            grad_increment[i, k] = bar_d
+            bar_l = grad_length[i, k] + bar_l + bar_d * jac_l[i, k]
+            bar_v = grad_velocity[i, k] + bar_d * jac_v[i, k]
+        bar_l_out[k] = bar_l
+
+
+def _equilibrium_loops(a, lmt, l0, lts, damping, sin_phi0, k_tendon, out):
+    for k in range(a.shape[0]):
+        w2 = (l0[k] * sin_phi0[k]) ** 2
+        low = 1e-9 * lmt[k]
+        high = lmt[k]
+        y = max(min(lmt[k] - lts[k], 0.999 * high), 2.0 * low)
+        for _ in range(200):
+            fl = math.sqrt(y * y + w2)
+            g, g_l = _scalar_residual(fl, 0.0, a[k], lmt[k], l0[k], lts[k], damping[k],
+                                      sin_phi0[k], k_tendon)[:2]
+            if g > 0.0:
+                low = y
+            else:
+                high = y
+            # Newton in y (dl/dy = y / l); fall back to bisection when it leaves the bracket.
+            slope = g_l * y / fl
+            candidate = y - g / slope if slope != 0.0 else 0.5 * (low + high)
+            if not (low < candidate < high):
+                candidate = 0.5 * (low + high)
+            if abs(candidate - y) <= 1e-15 * max(abs(y), 1e-12) or high - low <= 1e-16 * high:
+                y = candidate
+                break
+            y = candidate
+        out[k] = math.sqrt(y * y + w2)
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+    # Rebind the global name so the loop kernels below call the compiled twin.
+    _scalar_residual = _jit(_scalar_residual)
+    _integrate_jit = _jit(_integrate_loops)
+    _adjoint_jit = _jit(_adjoint_loops)
+    _equilibrium_jit = _jit(_equilibrium_loops)
+
+
+def integrate(l_init, a, lmt, l0, lts, damping, sin_phi0, *, dt_s, k_tendon):
+    """Forward Rosenbrock recursion (float64 numpy in and out).
+
+    Args:
+        l_init: ``(n,)`` fibre length at the first sample (velocity there is taken as 0).
+        a, lmt: ``(time, n)`` activation and MTU length (time-major).
+        l0, lts, damping, sin_phi0: ``(n,)`` per-element parameters.
+
+    Returns:
+        ``(length, velocity)``, each ``(time, n)``.
+    """
+    length = np.empty_like(a)
+    velocity = np.empty_like(a)
+    if numba is not None:
+        _integrate_jit(l_init, a, lmt, l0, lts, damping, sin_phi0, float(dt_s), float(k_tendon),
+                       length, velocity)
+        return length, velocity
+    length[0] = l_init
+    velocity[0] = 0.0
+    fl = l_init.copy()
+    v = np.zeros_like(fl)
+    for i in range(a.shape[0] - 1):
+        dl = increment(NUMPY, fl, v, a[i], a[i + 1], lmt[i], lmt[i + 1], l0, lts, damping,
+                       sin_phi0, dt_s=dt_s, k_tendon=k_tendon)
+        fl = fl + dl
+        v = dl / dt_s
+        length[i + 1] = fl
+        velocity[i + 1] = v
+    return length, velocity
+
+
+def adjoint(grad_length, grad_velocity, jac_l, jac_v, *, dt_s):
+    """Backward (discrete adjoint) recursion of :func:`integrate`.
+
+    Args:
+        grad_length, grad_velocity: ``(time, n)`` cotangents of the outputs.
+        jac_l, jac_v: ``(time - 1, n)`` local partials of the increment ``dl_i`` w.r.t. ``l_i`` and
+            ``v_i``.
+
+    Returns:
+        ``(grad_l_init, grad_increment)``: the cotangent of the initial length ``(n,)`` and of every
+        increment ``dl_i`` ``(time - 1, n)``.
+    """
+    inv_dt = 1.0 / dt_s
+    grad_increment = np.empty_like(jac_l)
+    if numba is not None:
+        bar_l = np.empty(grad_length.shape[1])
+        _adjoint_jit(grad_length, grad_velocity, jac_l, jac_v, inv_dt, bar_l, grad_increment)
+        return bar_l, grad_increment
+    bar_l = grad_length[-1].copy()
+    bar_v = grad_velocity[-1].copy()
+    for i in range(grad_length.shape[0] - 2, -1, -1):
+        bar_d = bar_l + bar_v * inv_dt
+        grad_increment[i] = bar_d
+        bar_l = grad_length[i] + bar_l + bar_d * jac_l[i]
+        bar_v = grad_velocity[i] + bar_d * jac_v[i]
+    return bar_l, grad_increment
+
+
+def static_equilibrium(a, lmt, l0, lts, damping, sin_phi0, *, k_tendon):
+    """Fibre length with zero fibre velocity that zeroes the residual (all ``(n,)`` arrays).
+
+    Solves for ``y = l cos(phi)`` in ``(0, l_mt)``: as ``y -> 0`` the tendon carries
+    ``ft(l_mt / l_ts) > 0`` (when the MTU is longer than the tendon slack length) while the fibre
+    carries nothing along the tendon; at ``y = l_mt`` the tendon has zero length and pushes
+    (``ft < 0``). Safeguarded Newton (numba) or bisection with a Newton polish (numpy).
+    """
+    if numba is not None:
+        out = np.empty_like(a)
+        _equilibrium_jit(a, lmt, l0, lts, damping, sin_phi0, float(k_tendon), out)
+        return out
+    w2 = (l0 * sin_phi0) ** 2
+    zero = np.zeros_like(lmt)
+    low = 1e-9 * lmt
+    high = lmt.copy()
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        g = residual_and_partials(NUMPY, np.sqrt(mid * mid + w2), zero, a, lmt, l0, lts, damping,
+                                  sin_phi0, k_tendon=k_tendon)[0]
+        positive = g > 0.0
+        low = np.where(positive, mid, low)
+        high = np.where(positive, high, mid)
+    fl = np.sqrt((0.5 * (low + high)) ** 2 + w2)
+    for _ in range(2):
+        g, g_l = residual_and_partials(NUMPY, fl, zero, a, lmt, l0, lts, damping, sin_phi0,
+                                       k_tendon=k_tendon)[:2]
+        candidate = fl - g / np.where(g_l != 0.0, g_l, np.inf)
+        fl = np.where(candidate * candidate > w2, candidate, fl)
+    return fl

@@ -1,0 +1,128 @@
+"""Activation dynamics: the CEINMS recursive filter and the exponential shape factor.
+
+Neural activation (Lloyd and Besier 2003, as in CEINMS and paper 002):
+
+    u_i = alpha e_{i-d} - beta1 u_{i-1} - beta2 u_{i-2},
+    beta1 = C1 + C2,  beta2 = C1 C2,  alpha = 1 + beta1 + beta2,
+
+with ``d`` the electromechanical delay in samples. Muscle activation:
+
+    a = (exp(A u) - 1) / (exp(A) - 1),   A in (-3, 0),
+
+whose removable singularity at ``A = 0`` (limit ``a = u``) is evaluated with a series.
+
+The filter is applied exactly but without a loop over samples: the recursion factors into two
+first-order filters with poles ``-C1`` and ``-C2``, so its output is the excitation convolved with
+``alpha (-C1)^n * (-C2)^n``, done as one zero-padded FFT product (no circular wrap-around). It is
+differentiable w.r.t. the excitation and the per-muscle C1 and C2 through torch's FFT autograd.
+
+Initial conditions: the filter starts in steady state with the first excitation sample
+(``u_{-1} = u_{-2} = e_0`` and ``e_{i-d} = e_0`` for ``i < d``). The filter's gain at zero frequency
+is one, so a constant excitation gives the same constant neural activation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["activation", "delay_samples", "muscle_activation", "neural_activation"]
+
+_SERIES_LIMIT = 1e-3
+
+
+def delay_samples(*, emd_s: float, dt_s: float) -> int:
+    """Electromechanical delay in whole samples: ``round(emd_s / dt_s)``."""
+    if dt_s <= 0.0:
+        raise ValueError(f"dt_s must be > 0, got {dt_s}")
+    if emd_s < 0.0:
+        raise ValueError(f"emd_s must be >= 0, got {emd_s}")
+    return round(emd_s / dt_s)
+
+
+def _delayed(excitation: torch.Tensor, delay: int) -> torch.Tensor:
+    """Shift along time by ``delay`` samples, holding the first sample before the start."""
+    if delay == 0:
+        return excitation
+    n_time = excitation.shape[-1]
+    if delay >= n_time:
+        return excitation[..., :1].expand(excitation.shape)
+    head = excitation[..., :1].expand(*excitation.shape[:-1], delay)
+    return torch.cat([head, excitation[..., : n_time - delay]], dim=-1)
+
+
+def neural_activation(
+    excitation: torch.Tensor,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    *,
+    dt_s: float,
+    emd_s: float,
+) -> torch.Tensor:
+    """Apply the CEINMS second-order recursive filter with electromechanical delay.
+
+    Args:
+        excitation: ``(..., muscle, time)`` excitations (normally in [0, 1]).
+        c1, c2: ``(muscle,)`` filter coefficients (CEINMS bounds [-0.95, -0.05]; the filter is
+            stable for ``|C| < 1``).
+        dt_s: sample interval in seconds.
+        emd_s: electromechanical delay in seconds, rounded to whole samples.
+
+    Returns:
+        ``(..., muscle, time)`` neural activation ``u``.
+    """
+    delay = delay_samples(emd_s=emd_s, dt_s=dt_s)
+    n_time = excitation.shape[-1]
+    delayed = _delayed(excitation, delay)
+    initial = excitation[..., :1]
+    deviation = delayed - initial
+    n_fft = 3 * n_time
+    steps = torch.arange(n_time, dtype=excitation.dtype, device=excitation.device)
+    pole1 = (-c1).unsqueeze(-1)
+    pole2 = (-c2).unsqueeze(-1)
+    alpha = (1.0 + c1 + c2 + c1 * c2).unsqueeze(-1)
+    spectrum = (
+        torch.fft.rfft(deviation, n=n_fft)
+        * torch.fft.rfft(alpha * pole1**steps, n=n_fft)
+        * torch.fft.rfft(pole2**steps, n=n_fft)
+    )
+    return initial + torch.fft.irfft(spectrum, n=n_fft)[..., :n_time]
+
+
+def _expm1_over_x(x: torch.Tensor) -> torch.Tensor:
+    """``(exp(x) - 1) / x``, equal to 1 at 0, smooth and differentiable everywhere."""
+    small = x.abs() < _SERIES_LIMIT
+    safe_x = torch.where(small, torch.ones_like(x), x)
+    exact = torch.expm1(safe_x) / safe_x
+    series = 1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0)))
+    return torch.where(small, series, exact)
+
+
+def muscle_activation(neural: torch.Tensor, shape_factor: torch.Tensor) -> torch.Tensor:
+    """Exponential non-linearity ``a = (exp(A u) - 1) / (exp(A) - 1)``.
+
+    Written as ``u * phi(A u) / phi(A)`` with ``phi(x) = expm1(x) / x`` so that ``A -> 0`` gives
+    ``a = u`` smoothly (series for ``|x| < 1e-3``, truncation error below 1e-17).
+
+    Args:
+        neural: ``(..., muscle, time)`` neural activation ``u``.
+        shape_factor: ``(muscle,)`` shape factor ``A`` (CEINMS range (-3, 0)).
+
+    Returns:
+        ``(..., muscle, time)`` activation ``a`` (in [0, 1] when ``u`` is).
+    """
+    shape = shape_factor.unsqueeze(-1)
+    return neural * _expm1_over_x(shape * neural) / _expm1_over_x(shape)
+
+
+def activation(
+    excitation: torch.Tensor,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    shape_factor: torch.Tensor,
+    *,
+    dt_s: float,
+    emd_s: float,
+) -> torch.Tensor:
+    """Excitation ``(..., muscle, time)`` to muscle activation of the same shape."""
+    neural = neural_activation(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s)
+    return muscle_activation(neural, shape_factor)

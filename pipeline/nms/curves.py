@@ -1,0 +1,155 @@
+"""Muscle and tendon curves of OpenSim's ``DeGrooteFregly2016Muscle``.
+
+Every curve is a pure, state-free torch function of a normalised quantity. The constants are the
+published De Groote et al. (2016) values as used by OpenSim 4.6 (``active_force_width_scale = 1``,
+``passive_fiber_strain_at_one_norm_force = 0.6``, ``tendon_strain_at_one_norm_force = 0.049``).
+They are held in float64 at module level and used in the input's dtype on the input's device.
+
+Departures from the paper, all shared with OpenSim:
+
+* the passive curve is offset so that it is zero at a normalised fibre length of 0.2 (OpenSim's
+  minimum fibre length) and is slightly negative below it;
+* the tendon curve is *not* clipped at slack length: below slack (strain < 0) it continues the same
+  exponential smoothly towards ``-c3 = -0.2``. The elastic-tendon model relies on this smooth
+  extension (paper 002, appendix A); calibration penalises the negative strain instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ACTIVE_FL_COEFFICIENTS",
+    "FV_D1",
+    "FV_D2",
+    "FV_D3",
+    "FV_D4",
+    "MAX_CONTRACTION_VELOCITY_PER_S",
+    "PASSIVE_KPE",
+    "PASSIVE_MIN_NORM_FIBER_LENGTH",
+    "PASSIVE_STRAIN_AT_ONE",
+    "TENDON_C1",
+    "TENDON_C2",
+    "TENDON_C3",
+    "TENDON_STRAIN_AT_ONE",
+    "active_force_length",
+    "force_velocity",
+    "force_velocity_inverse",
+    "passive_force_length",
+    "tendon_force_length",
+    "tendon_force_length_inverse",
+    "tendon_stiffness_exponent",
+]
+
+#: Rows (b1, b2, b3, b4) of the three Gaussian-like terms of the active force-length curve.
+ACTIVE_FL_COEFFICIENTS = np.array(
+    [
+        [0.8150671134243542, 1.055033428970575, 0.162384573599574, 0.063303448465465],
+        [0.433004984392647, 0.716775413397760, -0.029947116970696, 0.200356847296188],
+        [0.1, 1.0, 0.5 * math.sqrt(0.5), 0.0],
+    ],
+    dtype=np.float64,
+)
+PASSIVE_KPE = 4.0
+PASSIVE_STRAIN_AT_ONE = 0.6
+PASSIVE_MIN_NORM_FIBER_LENGTH = 0.2
+FV_D1 = -0.3211346127989808
+FV_D2 = -8.149
+FV_D3 = -0.374
+FV_D4 = 0.8825327733249912
+TENDON_C1 = 0.2
+TENDON_C2 = 1.0
+TENDON_C3 = 0.2
+TENDON_STRAIN_AT_ONE = 0.049
+#: OpenSim's default maximum contraction velocity, in optimal fibre lengths per second.
+MAX_CONTRACTION_VELOCITY_PER_S = 10.0
+
+_PASSIVE_OFFSET = math.exp(
+    PASSIVE_KPE * (PASSIVE_MIN_NORM_FIBER_LENGTH - 1.0) / PASSIVE_STRAIN_AT_ONE
+)
+_PASSIVE_DENOMINATOR = math.exp(PASSIVE_KPE) - _PASSIVE_OFFSET
+_ACTIVE_FL_TORCH = torch.from_numpy(ACTIVE_FL_COEFFICIENTS)
+
+
+def tendon_stiffness_exponent(strain_at_one_norm_force: float = TENDON_STRAIN_AT_ONE) -> float:
+    """``kT = ln((1 + c3) / c1) / (1 + eps0 - c2)``: the tendon curve's exponent."""
+    if not strain_at_one_norm_force > 0.0:
+        raise ValueError(f"tendon strain at one normalised force must be > 0, got "
+                         f"{strain_at_one_norm_force}")
+    return math.log((1.0 + TENDON_C3) / TENDON_C1) / (1.0 + strain_at_one_norm_force - TENDON_C2)
+
+
+def active_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
+    """Active force-length multiplier ``fa(l~)``, a sum of three Gaussian-like terms.
+
+    Domain: any real normalised fibre length (the second term's width ``b3 + b4 l~`` vanishes at
+    ``l~ = 0.1495``, where the term is exactly 0 in the limit; avoid that single point).
+    Range: (0, 1]; equals 1 at ``l~ = 1``. Any shape; returns the input's shape.
+    """
+    coefficients = _ACTIVE_FL_TORCH.to(dtype=norm_fiber_length.dtype,
+                                       device=norm_fiber_length.device)
+    total = torch.zeros_like(norm_fiber_length)
+    for b1, b2, b3, b4 in coefficients:
+        width = b3 + b4 * norm_fiber_length
+        total = total + b1 * torch.exp(-0.5 * (norm_fiber_length - b2) ** 2 / width**2)
+    return total
+
+
+def passive_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
+    """Passive force-length multiplier ``fp(l~)`` (exponential, OpenSim's offset form).
+
+    ``fp = (exp(kPE (l~ - 1) / e0) - off) / (exp(kPE) - off)`` with ``off`` making ``fp(0.2) = 0``.
+    Domain: any real. Range: (-9.0e-5, inf); 1 at ``l~ = 1 + e0 = 1.6``.
+    """
+    scaled = PASSIVE_KPE * (norm_fiber_length - 1.0) / PASSIVE_STRAIN_AT_ONE
+    return (torch.exp(scaled) - _PASSIVE_OFFSET) / _PASSIVE_DENOMINATOR
+
+
+def force_velocity(norm_fiber_velocity: torch.Tensor) -> torch.Tensor:
+    """Force-velocity multiplier ``fv(v~) = d1 asinh(d2 v~ + d3) + d4``.
+
+    ``v~`` is the fibre velocity over ``max_contraction_velocity * optimal_fiber_length``
+    (lengthening positive). Domain: any real (physiological range [-1, 1]). Range: any real;
+    ``fv(-1) = 0``, ``fv(0) = 1``, ``fv(1) = 1.794``. ``asinh`` is the closed form of OpenSim's
+    ``log(x + sqrt(x^2 + 1))``.
+    """
+    return FV_D1 * torch.asinh(FV_D2 * norm_fiber_velocity + FV_D3) + FV_D4
+
+
+def force_velocity_inverse(force_velocity_multiplier: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`force_velocity`: ``v~ = (sinh((fv - d4) / d1) - d3) / d2``.
+
+    Domain and range: any real.
+    """
+    return (torch.sinh((force_velocity_multiplier - FV_D4) / FV_D1) - FV_D3) / FV_D2
+
+
+def tendon_force_length(
+    norm_tendon_length: torch.Tensor,
+    *,
+    strain_at_one_norm_force: float = TENDON_STRAIN_AT_ONE,
+) -> torch.Tensor:
+    """Tendon force multiplier ``ft(l~T) = c1 exp(kT (l~T - c2)) - c3``.
+
+    ``l~T`` is tendon length over tendon slack length. Domain: any real. Range: (-0.2, inf); 0 at
+    slack (``l~T = 1``), 1 at ``l~T = 1 + eps0``. Below slack it is the smooth exponential
+    extension (negative force tending to -0.2), see the module notes.
+    """
+    k_tendon = tendon_stiffness_exponent(strain_at_one_norm_force)
+    return TENDON_C1 * torch.exp(k_tendon * (norm_tendon_length - TENDON_C2)) - TENDON_C3
+
+
+def tendon_force_length_inverse(
+    norm_tendon_force: torch.Tensor,
+    *,
+    strain_at_one_norm_force: float = TENDON_STRAIN_AT_ONE,
+) -> torch.Tensor:
+    """Inverse of :func:`tendon_force_length`: ``l~T = ln((ft + c3) / c1) / kT + c2``.
+
+    Domain: ``ft > -c3 = -0.2``. Range: any real.
+    """
+    k_tendon = tendon_stiffness_exponent(strain_at_one_norm_force)
+    return torch.log((norm_tendon_force + TENDON_C3) / TENDON_C1) / k_tendon + TENDON_C2

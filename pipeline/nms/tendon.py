@@ -1,0 +1,175 @@
+"""Fibre kinematics for a stiff (rigid) or an elastic tendon.
+
+``stiff``: the tendon keeps its slack length, so ``l cos(phi) = l_mt - l_ts`` with constant
+thickness gives ``l = sqrt((l_mt - l_ts)^2 + w^2)`` and, differentiating in time,
+``v = cos(phi) dl_mt/dt`` (``dl_mt/dt`` by second-order finite differences). Needs
+``l_mt > l_ts``.
+
+``elastic``: the first-order Rosenbrock update of paper 002 (appendix A, eq. A5) on the residual
+``f = F_T(l) - F_M(l, v, a)``; see :mod:`pipeline.nms._rosenbrock` for the formulas. The time loop
+runs outside autograd (numba or numpy) inside a custom :class:`torch.autograd.Function`, whose
+backward is the discrete adjoint of the very same recursion: the local Jacobians of every step are
+obtained at once by torch autograd on the step evaluated batched over all time steps (exact second
+derivatives), then one backward sweep propagates the adjoint. The first sample is in static
+equilibrium (zero fibre velocity); its gradient comes from the implicit function theorem.
+
+Shapes: ``(trial, muscle, time)`` for signals, ``(muscle,)`` for parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.nms import _rosenbrock, curves
+from pipeline.nms.mtu import time_derivative
+
+__all__ = ["elastic_fiber_kinematics", "stiff_fiber_kinematics", "tendon_strain"]
+
+
+def _thickness(optimal_fiber_length_m: torch.Tensor, pennation_at_optimal_rad: torch.Tensor):
+    return (optimal_fiber_length_m * torch.sin(pennation_at_optimal_rad)).unsqueeze(-1)
+
+
+def stiff_fiber_kinematics(
+    mtu_length_m: torch.Tensor,
+    *,
+    optimal_fiber_length_m: torch.Tensor,
+    tendon_slack_length_m: torch.Tensor,
+    pennation_at_optimal_rad: torch.Tensor,
+    dt_s: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fibre length and velocity ``(..., muscle, time)`` with an inextensible tendon."""
+    along_tendon = mtu_length_m - tendon_slack_length_m.unsqueeze(-1)
+    thickness = _thickness(optimal_fiber_length_m, pennation_at_optimal_rad)
+    fiber_length = torch.sqrt(along_tendon**2 + thickness**2)
+    fiber_velocity = along_tendon / fiber_length * time_derivative(mtu_length_m, dt_s=dt_s)
+    return fiber_length, fiber_velocity
+
+
+def tendon_strain(
+    mtu_length_m: torch.Tensor,
+    fiber_length_m: torch.Tensor,
+    *,
+    optimal_fiber_length_m: torch.Tensor,
+    tendon_slack_length_m: torch.Tensor,
+    pennation_at_optimal_rad: torch.Tensor,
+) -> torch.Tensor:
+    """Tendon strain ``(l_mt - l cos(phi)) / l_ts - 1`` (negative when slack), same shape as l."""
+    thickness = _thickness(optimal_fiber_length_m, pennation_at_optimal_rad)
+    along_tendon = torch.sqrt(fiber_length_m**2 - thickness**2)
+    slack = tendon_slack_length_m.unsqueeze(-1)
+    return (mtu_length_m - along_tendon) / slack - 1.0
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+class _RosenbrockFiber(torch.autograd.Function):
+    """``(l_init (n,), a (n, T), l_mt (n, T), l0, l_ts, d, sin_phi0 (n,)) -> (l, v) (n, T)``."""
+
+    @staticmethod
+    def forward(ctx, l_init, act, lmt, l0, lts, damping, sin_phi0, dt_s, k_tendon):
+        act_np = np.ascontiguousarray(_to_numpy(act).T)
+        lmt_np = np.ascontiguousarray(_to_numpy(lmt).T)
+        params = [np.ascontiguousarray(_to_numpy(p)) for p in (l0, lts, damping, sin_phi0)]
+        length, velocity = _rosenbrock.integrate(
+            np.ascontiguousarray(_to_numpy(l_init)), act_np, lmt_np, *params,
+            dt_s=dt_s, k_tendon=k_tendon,
+        )
+        ctx.numpy_state = (length, velocity, act_np, lmt_np, params)
+        ctx.dt_s = dt_s
+        ctx.k_tendon = k_tendon
+        ctx.like = (act.dtype, act.device)
+        out = (torch.from_numpy(length.T.copy()), torch.from_numpy(velocity.T.copy()))
+        return tuple(o.to(dtype=act.dtype, device=act.device) for o in out)
+
+    @staticmethod
+    def backward(ctx, grad_length, grad_velocity):
+        length, velocity, act_np, lmt_np, params = ctx.numpy_state
+        dt_s, k_tendon = ctx.dt_s, ctx.k_tendon
+        n_steps = length.shape[0] - 1
+        with torch.enable_grad():
+            leaves = [
+                torch.from_numpy(x).requires_grad_()
+                for x in (length[:-1], velocity[:-1], act_np[:-1], act_np[1:], lmt_np[:-1],
+                          lmt_np[1:])
+            ]
+            leaves += [
+                torch.from_numpy(np.broadcast_to(p, (n_steps, p.shape[0])).copy()).requires_grad_()
+                for p in params
+            ]
+            step = _rosenbrock.increment(
+                _rosenbrock.TORCH, *leaves, dt_s=dt_s, k_tendon=k_tendon
+            )
+            partials = torch.autograd.grad(step, leaves, grad_outputs=torch.ones_like(step))
+        jac = [p.numpy() for p in partials]
+        grad_l_np = np.ascontiguousarray(_to_numpy(grad_length).T)
+        grad_v_np = np.ascontiguousarray(_to_numpy(grad_velocity).T)
+        bar_l_init, bar_step = _rosenbrock.adjoint(grad_l_np, grad_v_np, jac[0], jac[1], dt_s=dt_s)
+
+        def shifted_pair(jac_now, jac_next):
+            total = np.zeros((n_steps + 1, bar_step.shape[1]))
+            total[:-1] += bar_step * jac_now
+            total[1:] += bar_step * jac_next
+            return total.T
+
+        dtype, device = ctx.like
+        grads = [
+            bar_l_init,
+            shifted_pair(jac[2], jac[3]),
+            shifted_pair(jac[4], jac[5]),
+            *[(bar_step * j).sum(axis=0) for j in jac[6:]],
+        ]
+        grads = [torch.from_numpy(np.ascontiguousarray(g)).to(dtype=dtype, device=device)
+                 for g in grads]
+        return (*grads, None, None)
+
+
+def elastic_fiber_kinematics(
+    activation: torch.Tensor,
+    mtu_length_m: torch.Tensor,
+    *,
+    optimal_fiber_length_m: torch.Tensor,
+    tendon_slack_length_m: torch.Tensor,
+    pennation_at_optimal_rad: torch.Tensor,
+    damping: torch.Tensor,
+    dt_s: float,
+    tendon_strain_at_one_norm_force: float = curves.TENDON_STRAIN_AT_ONE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fibre length and velocity ``(..., muscle, time)`` with an elastic tendon (Rosenbrock).
+
+    Args:
+        activation, mtu_length_m: ``(..., muscle, time)``.
+        optimal_fiber_length_m, tendon_slack_length_m, pennation_at_optimal_rad, damping:
+            ``(muscle,)``.
+        dt_s: sample interval (the Rosenbrock step).
+        tendon_strain_at_one_norm_force: ``eps0`` of the tendon curve (0.049 in OpenSim).
+
+    Differentiable w.r.t. every tensor argument. The fibre velocity at the first sample is 0.
+    """
+    k_tendon = curves.tendon_stiffness_exponent(tendon_strain_at_one_norm_force)
+    shape = activation.shape
+    n_time = shape[-1]
+    lead = shape[:-1]
+    per_element = [
+        p.expand(lead).reshape(-1)
+        for p in (optimal_fiber_length_m, tendon_slack_length_m, damping,
+                  torch.sin(pennation_at_optimal_rad))
+    ]
+    act = activation.reshape(-1, n_time)
+    lmt = mtu_length_m.expand(shape).reshape(-1, n_time)
+    l_star = _rosenbrock.static_equilibrium(
+        *(np.ascontiguousarray(_to_numpy(x)) for x in (act[:, 0], lmt[:, 0], *per_element)),
+        k_tendon=k_tendon,
+    )
+    l_star_t = torch.from_numpy(l_star).to(dtype=activation.dtype, device=activation.device)
+    # Implicit function theorem: same value, gradient -g_theta / g_l at the root.
+    residual, slope = _rosenbrock.residual_and_partials(
+        _rosenbrock.TORCH, l_star_t, torch.zeros_like(l_star_t), act[:, 0], lmt[:, 0],
+        *per_element, k_tendon=k_tendon,
+    )[:2]
+    l_init = l_star_t - (residual - residual.detach()) / slope.detach()
+    length, velocity = _RosenbrockFiber.apply(l_init, act, lmt, *per_element, dt_s, k_tendon)
+    return length.reshape(shape), velocity.reshape(shape)
