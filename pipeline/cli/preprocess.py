@@ -1,0 +1,198 @@
+"""Preprocessing subcommands: markers, forceplates, emg-envelope, emg-maxima, emg-normalise, events.
+
+Each reads the study's merged config, calls the pure functions in :mod:`pipeline.signals`, and
+writes its outputs atomically (nothing is left behind on error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli._common import add_command
+from pipeline.errors import C3DError, ConfigError, describe
+from pipeline.fileio import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _study(args: argparse.Namespace) -> Any:
+    from pipeline.study import load_study
+
+    return load_study(args.study)
+
+
+def _optional_time(value: Any) -> float | None:
+    """A start_s/end_s cell: None when empty or NaN."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
+def _trial_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, help="study folder")
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--trial", required=True)
+
+
+def cmd_markers(args: argparse.Namespace) -> None:
+    from pipeline.io.c3d import read_c3d
+    from pipeline.io.opensim_files import write_trc
+    from pipeline.signals.markers import process_markers
+
+    study = _study(args)
+    cfg = study.config["markers"]
+    recording = read_c3d(study.c3d_path(args.subject, args.trial))
+    table = process_markers(
+        recording, lab_frame=study.config["lab_frame"], cutoff_hz=cfg["cutoff_hz"],
+        filter_order=cfg["filter_order"], correct_double_pass=cfg["correct_double_pass"],
+        max_gap_s=cfg["max_gap_s"], long_gap=cfg["long_gap"])
+    write_trc(args.out, table, orig_start_frame=recording.first_frame + 1)
+    log.info("wrote %s (%d markers, %d frames)", args.out, len(table.labels), len(table.times_s))
+
+
+def cmd_forceplates(args: argparse.Namespace) -> None:
+    from pipeline.io.c3d import read_c3d
+    from pipeline.io.opensim_files import write_storage
+    from pipeline.osim.external_loads import write_external_loads
+    from pipeline.signals.grf import ground_reactions
+
+    study = _study(args)
+    cfg = study.config["force_plates"]
+    recording = read_c3d(study.c3d_path(args.subject, args.trial))
+    override = cfg.get("assignment", {}).get(f"{args.subject}/{args.trial}")
+    grf = ground_reactions(
+        recording, lab_frame=study.config["lab_frame"], threshold_n=cfg["threshold_n"],
+        cutoff_hz=cfg["cutoff_hz"], filter_order=cfg["filter_order"],
+        correct_double_pass=cfg["correct_double_pass"], foot_markers=cfg["foot_markers"],
+        assignment=override)
+    bodies = {"r": args.right_body, "l": args.left_body}
+    write_storage(args.mot, grf.table)
+    try:
+        write_external_loads(args.xml, datafile=Path(args.mot).name, bodies=bodies)
+    except BaseException:
+        Path(args.mot).unlink(missing_ok=True)
+        raise
+    log.info("wrote %s and %s (%d contacts)", args.mot, args.xml, len(grf.contacts))
+
+
+def cmd_emg_envelope(args: argparse.Namespace) -> None:
+    from pipeline.io.c3d import read_c3d
+    from pipeline.io.opensim_files import write_storage
+    from pipeline.signals.emg import envelope_table
+
+    study = _study(args)
+    channels = study.model_setup(args.subject)["emg_channels"]
+    path = study.c3d_path(args.subject, args.trial)
+    recording = read_c3d(path)
+    if not recording.analogs.labels:
+        raise C3DError(describe(path, "has no analog channels, so no EMG",
+                                "export the trial with its EMG channels"))
+    table = envelope_table(recording.analogs, channels, first_time_s=recording.first_time_s,
+                           options=study.config["emg"], file=path)
+    write_storage(args.out, table)
+    log.info("wrote %s (%d channels)", args.out, len(table.labels))
+
+
+def cmd_emg_maxima(args: argparse.Namespace) -> None:
+    from pipeline.io.opensim_files import read_storage
+    from pipeline.signals.emg import envelope_maxima
+
+    study = _study(args)
+    mvc = study.trials_of(args.subject, kind="mvc")
+    source = "mvc" if mvc else "dynamic"
+    if not mvc:
+        log.warning("subject %s has no MVC trial: EMG is normalised by the maximum envelope of "
+                    "its dynamic trials", args.subject)
+    if not args.envelopes:
+        raise ConfigError(describe(Path(args.study) / "trials.tsv", f"subject {args.subject} "
+                                   "has no MVC or dynamic trial to normalise EMG with",
+                                   "add an MVC trial (kind mvc) for the subject"))
+    maxima = envelope_maxima(read_storage(p) for p in args.envelopes)
+    write_json_atomic(args.out, {
+        "subject": args.subject, "source": source, "units": "envelope units of the C3D channel",
+        "envelopes": [str(p) for p in args.envelopes], "maxima": maxima,
+    })
+    log.info("wrote %s from %d %s envelope(s)", args.out, len(args.envelopes), source)
+
+
+def cmd_emg_normalise(args: argparse.Namespace) -> None:
+    from pipeline.io.opensim_files import read_storage, read_trc, write_storage
+    from pipeline.signals.emg import normalise
+
+    maxima = json.loads(Path(args.maxima).read_text(encoding="utf-8"))["maxima"]
+    times = read_trc(args.markers_trc).times_s
+    table = normalise(read_storage(args.envelope), maxima, times_s=times, file=args.envelope)
+    write_storage(args.out, table)
+    log.info("wrote %s (%d channels, %d rows)", args.out, len(table.labels), len(times))
+
+
+def cmd_events(args: argparse.Namespace) -> None:
+    from pipeline.io.c3d import read_c3d
+    from pipeline.signals.events import stance_phases, trial_windows
+    from pipeline.signals.forceplates import plate_wrenches
+
+    study = _study(args)
+    row = study.trial(args.subject, args.trial)
+    recording = read_c3d(study.c3d_path(args.subject, args.trial))
+    fp = study.config["force_plates"]
+    stance = None
+    if recording.plates and study.model_setup(args.subject)["force_plates"]:
+        wrenches = plate_wrenches(recording, threshold_n=fp["threshold_n"],
+                                  cutoff_hz=fp["cutoff_hz"], filter_order=fp["filter_order"],
+                                  correct_double_pass=fp["correct_double_pass"])
+        stance = {str(w.number): stance_phases(recording.analog_times_s, w.normal_force_n,
+                                               threshold_n=fp["threshold_n"]) for w in wrenches}
+    ev = study.config["events"]
+    result = trial_windows(
+        source=ev["source"], events=recording.events, stance=stance,
+        kinematics=(recording.marker_times_s, recording.markers.xyz_m),
+        start_s=_optional_time(row.get("start_s")),
+        end_s=_optional_time(row.get("end_s")), min_cycle_s=ev["min_cycle_s"],
+        file=str(recording.path))
+    write_json_atomic(args.out, result)
+    log.info("wrote %s (%d windows from %s)", args.out, len(result["windows"]), result["source"])
+
+
+def register(subparsers: Any) -> None:
+    p = add_command(subparsers, "markers", cmd_markers,
+                    "C3D markers -> gap-filled, filtered .trc in the OpenSim frame")
+    _trial_args(p)
+    p.add_argument("--out", required=True, help="output .trc")
+
+    p = add_command(subparsers, "forceplates", cmd_forceplates,
+                    "C3D force plates -> per-foot GRF .mot and ExternalLoads .xml")
+    _trial_args(p)
+    p.add_argument("--mot", required=True, help="output GRF .mot")
+    p.add_argument("--xml", required=True, help="output ExternalLoads .xml")
+    p.add_argument("--right-body", default="calcn_r", help="body the right GRF is applied to")
+    p.add_argument("--left-body", default="calcn_l", help="body the left GRF is applied to")
+
+    p = add_command(subparsers, "emg-envelope", cmd_emg_envelope,
+                    "C3D EMG -> un-normalised linear envelopes .sto")
+    _trial_args(p)
+    p.add_argument("--out", required=True, help="output .sto")
+
+    p = add_command(subparsers, "emg-maxima", cmd_emg_maxima,
+                    "maximum envelope per EMG channel over a subject's MVC (or dynamic) trials")
+    p.add_argument("--study", required=True, help="study folder")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--envelopes", nargs="*", default=[], help="emg_envelope.sto files")
+    p.add_argument("--out", required=True, help="output JSON")
+
+    p = add_command(subparsers, "emg-normalise", cmd_emg_normalise,
+                    "envelope / maxima on the marker time base, clipped to [0, 1] -> emg.sto")
+    p.add_argument("--envelope", required=True, help="emg_envelope.sto of the trial")
+    p.add_argument("--maxima", required=True, help="emg_maxima.json of the subject")
+    p.add_argument("--markers-trc", required=True, help="markers.trc giving the time base")
+    p.add_argument("--out", required=True, help="output emg.sto")
+
+    p = add_command(subparsers, "events", cmd_events,
+                    "movement cycles and stance phases -> events.json of time windows")
+    _trial_args(p)
+    p.add_argument("--out", required=True, help="output JSON")

@@ -1,0 +1,112 @@
+"""EMG: channel map, linear envelope, normalisation to excitations in [0, 1].
+
+Envelope (paper 002, section III-A): remove the offset, band-pass 30-300 Hz (3rd-order
+Butterworth), full-wave rectify, low-pass 5 Hz (4th order), all zero-lag. Normalised per channel
+by the maximum envelope over the subject's MVC trials (or dynamic trials when there is none),
+resampled to the marker time base and clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import C3DError, ConfigError, describe
+from pipeline.io.c3d import Analogs
+from pipeline.io.opensim_files import StorageTable
+from pipeline.signals.filters import butter_bandpass, butter_lowpass
+
+log = logging.getLogger(__name__)
+
+# Envelopes are stored at no less than this rate (the 5 Hz envelope keeps its peak).
+ENVELOPE_MIN_RATE_HZ = 200.0
+
+
+def select_channels(analogs: Analogs, channel_map: Mapping[str, str], /, *,
+                    file: str | Path | None = None) -> tuple[list[str], np.ndarray]:
+    """EMG names and raw values (sample, channel) for ``channel_map`` (C3D label -> EMG name)."""
+    if not channel_map:
+        raise ConfigError(describe(file, "no EMG channels configured for this subject's model",
+                                   "list them under models.<model>.emg_channels in config.yaml"))
+    stripped = {label.strip(): i for i, label in enumerate(analogs.labels)}
+    missing = [label for label in channel_map if label.strip() not in stripped]
+    if missing:
+        raise C3DError(describe(file, f"EMG channel(s) {missing} named in config are not in the "
+                                f"file; its analog channels are {list(analogs.labels)}",
+                                "correct models.<model>.emg_channels in config.yaml"))
+    idx = [stripped[label.strip()] for label in channel_map]
+    return list(channel_map.values()), analogs.values[:, idx]
+
+
+def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
+                 bandpass_hz: tuple[float, float] = (30.0, 300.0), bandpass_order: int = 3,
+                 lowpass_hz: float = 5.0, lowpass_order: int = 4, remove_offset: bool = True,
+                 correct_double_pass: bool = False,
+                 file: str | Path | None = None) -> np.ndarray:
+    """Linear envelope of ``raw`` (sample, channel), same shape and rate, in the input units."""
+    low, high = float(bandpass_hz[0]), float(bandpass_hz[1])
+    if high >= rate_hz / 2:
+        raise ConfigError(describe(file, f"the EMG analog rate is {rate_hz:g} Hz, too low for a "
+                                   f"{low:g}-{high:g} Hz band-pass (its Nyquist frequency is "
+                                   f"{rate_hz / 2:g} Hz)",
+                                   f"record EMG at {2 * high + 1:g} Hz or more, or lower "
+                                   "emg.bandpass_hz in config.yaml"))
+    x = np.asarray(raw, dtype=float)
+    if remove_offset:
+        x = x - np.nanmean(x, axis=0)
+    x = butter_bandpass(x, (low, high), rate_hz=rate_hz, order=bandpass_order,
+                        correct_double_pass=correct_double_pass)
+    x = np.abs(x)
+    return butter_lowpass(x, lowpass_hz, rate_hz=rate_hz, order=lowpass_order,
+                          correct_double_pass=correct_double_pass)
+
+
+def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first_time_s: float,
+                   options: Mapping[str, object], file: str | Path | None = None,
+                   min_rate_hz: float = ENVELOPE_MIN_RATE_HZ) -> StorageTable:
+    """Un-normalised envelopes of the mapped channels, decimated to >= ``min_rate_hz``.
+
+    ``options`` holds the config ``emg`` section (bandpass_hz, bandpass_order, lowpass_hz,
+    lowpass_order, remove_offset, correct_double_pass).
+    """
+    names, raw = select_channels(analogs, channel_map, file=file)
+    env = emg_envelope(
+        raw, rate_hz=analogs.rate_hz, file=file,
+        bandpass_hz=tuple(options.get("bandpass_hz", (30.0, 300.0))),  # type: ignore[arg-type]
+        bandpass_order=int(options.get("bandpass_order", 3)),  # type: ignore[arg-type]
+        lowpass_hz=float(options.get("lowpass_hz", 5.0)),  # type: ignore[arg-type]
+        lowpass_order=int(options.get("lowpass_order", 4)),  # type: ignore[arg-type]
+        remove_offset=bool(options.get("remove_offset", True)),
+        correct_double_pass=bool(options.get("correct_double_pass", False)),
+    )
+    step = max(1, int(analogs.rate_hz // min_rate_hz))
+    times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz
+    return StorageTable(tuple(names), times[::step], env[::step], name="emg_envelope")
+
+
+def envelope_maxima(envelopes: Iterable[StorageTable], /) -> dict[str, float]:
+    """Per channel, the maximum envelope across ``envelopes`` (channels may differ by trial)."""
+    maxima: dict[str, float] = {}
+    for table in envelopes:
+        for i, name in enumerate(table.labels):
+            value = float(np.nanmax(table.values[:, i])) if len(table.times_s) else 0.0
+            maxima[name] = max(maxima.get(name, -np.inf), value)
+    return maxima
+
+
+def normalise(envelope: StorageTable, maxima: Mapping[str, float], /, *, times_s: np.ndarray,
+              file: str | Path | None = None) -> StorageTable:
+    """Envelope / maximum per channel, resampled to ``times_s`` and clipped to [0, 1]."""
+    columns = []
+    for i, name in enumerate(envelope.labels):
+        peak = maxima.get(name)
+        if peak is None or not np.isfinite(peak) or peak <= 0:
+            raise ConfigError(describe(file, f"no positive normalisation maximum for EMG {name!r}",
+                                       "include a trial with this channel among the subject's "
+                                       "MVC (or dynamic) trials"))
+        columns.append(np.interp(times_s, envelope.times_s, envelope.values[:, i]) / peak)
+    values = np.clip(np.column_stack(columns), 0.0, 1.0) if columns else np.zeros((len(times_s), 0))
+    return StorageTable(envelope.labels, np.asarray(times_s), values, name="emg")

@@ -1,0 +1,129 @@
+"""Time windows for later stages: gait cycles from C3D events, stance from GRF, kinematic cycles.
+
+``source: auto`` takes C3D foot-strike events when there are two strikes of one foot, then the
+GRF stance phases, then movement cycles between peaks of the most-moving marker (upper-limb
+tasks). Windows are clipped to the trial's ``start_s``/``end_s`` and those shorter than
+``min_cycle_s`` are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from pipeline.errors import C3DError, describe
+from pipeline.io.c3d import Event
+from pipeline.signals.filters import finite_runs
+
+log = logging.getLogger(__name__)
+
+_STRIKE = re.compile(r"strike|heel|contact|(^|[^a-z])[lr]?hs$|^[lr]ic$", re.IGNORECASE)
+
+
+def _side(event: Event) -> str:
+    context = event.context.lower()
+    if context.startswith(("l", "r")):
+        return context[0]
+    label = event.label.strip().lower()
+    return label[0] if label[:1] in ("l", "r") else "?"
+
+
+def c3d_cycles(events: Sequence[Event], /) -> list[tuple[float, float]]:
+    """Gait cycles between successive foot strikes of the same foot."""
+    windows = []
+    for side in ("r", "l", "?"):
+        strikes = sorted(e.time_s for e in events if _STRIKE.search(e.label) and _side(e) == side)
+        windows += list(zip(strikes[:-1], strikes[1:], strict=True))
+    return sorted(windows)
+
+
+def stance_phases(times_s: np.ndarray, normal_force_n: np.ndarray, /, *,
+                  threshold_n: float) -> list[tuple[float, float]]:
+    """Runs where ``normal_force_n`` exceeds ``threshold_n``, as (start, end) times."""
+    return [(float(times_s[a]), float(times_s[b - 1]))
+            for a, b in finite_runs(np.asarray(normal_force_n) > threshold_n)]
+
+
+def kinematic_cycles(times_s: np.ndarray, xyz_m: np.ndarray, /, *,
+                     min_cycle_s: float) -> list[tuple[float, float]]:
+    """Cycles between peaks of the marker that moves most, along its main direction.
+
+    ``xyz_m`` is (frame, marker, 3). The peaks are at least ``min_cycle_s`` apart and stand out
+    by a quarter of the signal's range.
+    """
+    best, best_range, best_signal = None, 0.0, None
+    for m in range(xyz_m.shape[1]):
+        xyz = xyz_m[:, m]
+        ok = np.all(np.isfinite(xyz), axis=1)
+        if ok.mean() < 0.9:
+            continue
+        centred = xyz[ok] - xyz[ok].mean(axis=0)
+        direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+        proj = np.interp(times_s, times_s[ok], centred @ direction)
+        span = float(np.ptp(proj))
+        if span > best_range:
+            best, best_range, best_signal = m, span, proj
+    if best is None or best_signal is None:
+        return []
+    rate = 1.0 / np.median(np.diff(times_s))
+    peaks, _ = find_peaks(best_signal, distance=max(1, int(min_cycle_s * rate)),
+                          prominence=0.25 * best_range)
+    return [(float(times_s[a]), float(times_s[b])) for a, b in zip(peaks[:-1], peaks[1:],
+                                                                    strict=True)]
+
+
+def clip_windows(windows: Sequence[tuple[float, float]], /, *, start_s: float | None,
+                 end_s: float | None, min_cycle_s: float) -> list[list[float]]:
+    """Windows clipped to [start_s, end_s]; those shorter than ``min_cycle_s`` dropped."""
+    out = []
+    for t0, t1 in windows:
+        t0 = max(t0, start_s) if start_s is not None else t0
+        t1 = min(t1, end_s) if end_s is not None else t1
+        if t1 - t0 >= min_cycle_s:
+            out.append([round(float(t0), 6), round(float(t1), 6)])
+    return out
+
+
+def trial_windows(*, source: str, events: Sequence[Event],
+                  stance: Mapping[str, list[tuple[float, float]]] | None,
+                  kinematics: tuple[np.ndarray, np.ndarray] | None, start_s: float | None,
+                  end_s: float | None, min_cycle_s: float,
+                  file: str | None = None) -> dict[str, object]:
+    """The events JSON: ``{"windows": [[t0, t1], ...], "source": ..., "stance": {...}}``.
+
+    ``stance`` maps a plate number to its stance phases (None when the trial has no plates);
+    ``kinematics`` is (times_s, xyz_m) of the markers.
+    """
+    candidates: dict[str, list[tuple[float, float]]] = {"c3d": c3d_cycles(events)}
+    if stance is not None:
+        candidates["grf"] = sorted(w for phases in stance.values() for w in phases)
+    if kinematics is not None:
+        candidates["kinematics"] = kinematic_cycles(*kinematics, min_cycle_s=min_cycle_s)
+    order = ["c3d", "grf", "kinematics"] if source == "auto" else [source]
+    chosen, windows = order[0], []
+    for name in order:
+        windows = clip_windows(candidates.get(name, []), start_s=start_s, end_s=end_s,
+                               min_cycle_s=min_cycle_s)
+        chosen = name
+        if windows:
+            break
+    if not windows and source != "auto":
+        raise C3DError(describe(file, f"no movement cycles found from events.source = {source}",
+                                "choose another events.source (auto tries all) or check the "
+                                "trial's start_s/end_s"))
+    if not windows:
+        log.warning("%s: no cycles found; the whole trial is one window", file)
+        chosen = "trial"
+    return {
+        "source": chosen,
+        "windows": windows,
+        "stance": {k: [[round(a, 6), round(b, 6)] for a, b in v] for k, v in (stance or {}).items()},
+        "events": [{"label": e.label, "context": e.context, "time_s": round(e.time_s, 6)}
+                   for e in events],
+        "start_s": start_s,
+        "end_s": end_s,
+    }
