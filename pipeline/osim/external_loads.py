@@ -42,7 +42,8 @@ def external_loads_xml(datafile: str, *, bodies: Mapping[str, str] | None = None
     ET.SubElement(loads, "groups")
     ET.SubElement(loads, "datafile").text = Path(datafile).name
     ET.indent(root, space="\t")
-    return '<?xml version="1.0" encoding="UTF-8" ?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8" ?>\n{body}\n'
 
 
 def write_external_loads(path: str | Path, *, datafile: str | Path,

@@ -121,7 +121,8 @@ def trial_windows(*, source: str, events: Sequence[Event],
     return {
         "source": chosen,
         "windows": windows,
-        "stance": {k: [[round(a, 6), round(b, 6)] for a, b in v] for k, v in (stance or {}).items()},
+        "stance": {k: [[round(a, 6), round(b, 6)] for a, b in v]
+                   for k, v in (stance or {}).items()},
         "events": [{"label": e.label, "context": e.context, "time_s": round(e.time_s, 6)}
                    for e in events],
         "start_s": start_s,

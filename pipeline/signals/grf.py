@@ -12,8 +12,13 @@ from pipeline.errors import C3DError, describe
 from pipeline.io.c3d import C3DRecording
 from pipeline.io.opensim_files import StorageTable
 from pipeline.osim.external_loads import grf_columns
-from pipeline.signals.forceplates import Contact, PlateWrench, assign_feet, foot_wrench, \
-    plate_wrenches
+from pipeline.signals.forceplates import (
+    Contact,
+    PlateWrench,
+    assign_feet,
+    foot_wrench,
+    plate_wrenches,
+)
 from pipeline.signals.frames import lab_to_opensim
 
 log = logging.getLogger(__name__)
