@@ -256,6 +256,18 @@ def staging_dir(out_dir: str | Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def working_dir(path: str | Path) -> Iterator[None]:
+    """Run a tool from its setup's folder (what ``cd <folder> && opensim-cmd run-tool`` does):
+    some tools resolve relative file names against the working directory."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def publish(files: Sequence[tuple[Path, Path]]) -> None:
     """Move staged files onto their targets in order (put the declared outputs last)."""
     for staged, target in files:

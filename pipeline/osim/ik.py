@@ -1,0 +1,182 @@
+"""Inverse kinematics: OpenSim's InverseKinematicsTool with marker task weights.
+
+Outputs the coordinates (``.mot``, degrees, as OpenSim writes them), the marker errors per
+frame (``_ik_marker_errors.sto``: total squared error, RMS and maximum marker error, m) and the
+resolved ``setup_ik.xml`` beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import IKError, describe
+from pipeline.osim.scale import _apply_weights, marker_tasks, read_markers
+from pipeline.osim.tools import (
+    load_model,
+    print_setup,
+    publish,
+    read_table,
+    rel,
+    staging_dir,
+    working_dir,
+)
+
+log = logging.getLogger(__name__)
+
+SETUP_NAME = "setup_ik.xml"
+ERRORS_NAME = "_ik_marker_errors.sto"  # OpenSim's name: <tool name>_ik_marker_errors.sto
+ON_ERROR = ("warn", "fail")
+
+
+@dataclass(frozen=True)
+class IKResult:
+    motion_path: Path
+    errors_path: Path
+    max_rms_error_m: float
+    mean_rms_error_m: float
+    max_marker_error_m: float
+    frames_above_threshold: int
+
+
+def run_inverse_kinematics(
+    model_path: str | Path,
+    trc_path: str | Path,
+    *,
+    out_mot: str | Path,
+    setup_template: str | Path | None = None,
+    task_set: str | Path | None = None,
+    task_weights: Mapping[str, float] | None = None,
+    time_range_s: tuple[float, float] | None = None,
+    max_rms_error_m: float = 0.02,
+    on_error: str = "warn",
+    accuracy: float = 1e-5,
+    constraint_weight: float = float("inf"),
+) -> IKResult:
+    """Solve IK of ``trc_path`` with ``model_path``; check the per-frame RMS marker error.
+
+    Tasks come from ``setup_template`` (an IK setup), else ``task_set`` (an IKTaskSet file),
+    else every model marker with weight 1; ``task_weights`` (marker -> weight, 0 disables)
+    override them. Frames whose RMS marker error exceeds ``max_rms_error_m`` are logged
+    (``on_error="warn"``) or stop the step (``"fail"``).
+    """
+    import opensim as osim
+
+    if on_error not in ON_ERROR:
+        raise IKError(describe(None, f"opensim.ik.on_error is {on_error!r}",
+                               f"use one of {', '.join(ON_ERROR)}"))
+    model_path, trc_path = Path(model_path).resolve(), Path(trc_path).resolve()
+    out_mot = Path(out_mot).resolve()
+    out_dir = out_mot.parent
+    model = load_model(model_path, error_cls=IKError,
+                       fix="rerun the scale step (results/<subject>/model/scaled.osim)")
+    markers = read_markers(trc_path, error_cls=IKError)
+    if time_range_s is None:
+        time_range_s = (float(markers.time_s[0]), float(markers.time_s[-1]))
+
+    tool = (osim.InverseKinematicsTool(str(setup_template), False) if setup_template
+            else osim.InverseKinematicsTool())
+    tool.setName("")
+    keep: list[Any] = [model]
+    tasks = tool.getIKTaskSet()
+    model_markers = [model.getMarkerSet().get(i).getName()
+                     for i in range(model.getMarkerSet().getSize())]
+    if task_set is not None:
+        loaded = osim.IKTaskSet(str(task_set))
+        keep.append(loaded)
+        tasks.clearAndDestroy()
+        for i in range(loaded.getSize()):
+            tasks.cloneAndAppend(loaded.get(i))
+    elif setup_template is None:
+        _apply_weights(tasks, dict.fromkeys(model_markers, 1.0), None)
+    _apply_weights(tasks, dict(task_weights or {}), None)
+    _check_tasks(trc_path, marker_tasks(tasks), set(model_markers), set(markers.names))
+    if setup_template is None:
+        tool.set_accuracy(float(accuracy))
+        tool.set_constraint_weight(float(constraint_weight))
+    tool.set_report_errors(True)
+
+    with staging_dir(out_dir) as stage:
+        _configure(tool, stage, model_path, trc_path, time_range_s, out_mot.name)
+        print_setup(tool, stage / SETUP_NAME)
+        log.info("IK of %s with %s over [%.3f, %.3f] s", trc_path, model_path, *time_range_s)
+        with working_dir(stage):
+            staged_tool = osim.InverseKinematicsTool(SETUP_NAME, True)
+            keep.append(staged_tool)
+            try:
+                ok = staged_tool.run()
+            except RuntimeError as exc:
+                log.error("InverseKinematicsTool: %s", exc)
+                ok = False
+        staged_mot, staged_errors = stage / out_mot.name, stage / ERRORS_NAME
+        if not ok or not staged_mot.is_file():
+            raise IKError(describe(trc_path, "OpenSim's InverseKinematicsTool failed (see the "
+                                   "OpenSim messages in the log)",
+                                   "check the markers and the time range of the trial"))
+        result = _check_errors(staged_errors, trc_path, max_rms_error_m=max_rms_error_m,
+                               on_error=on_error)
+        _configure(tool, out_dir, model_path, trc_path, time_range_s, out_mot.name)
+        print_setup(tool, stage / "final_setup.xml")
+        publish([(staged_errors, out_dir / ERRORS_NAME),
+                 (stage / "final_setup.xml", out_dir / SETUP_NAME),
+                 (staged_mot, out_mot)])
+    return IKResult(out_mot, out_dir / ERRORS_NAME, *result)
+
+
+def _configure(tool: Any, setup_dir: Path, model_path: Path, trc_path: Path,
+               time_range_s: tuple[float, float], mot_name: str) -> None:
+    tool.set_model_file(rel(model_path, setup_dir))
+    tool.setMarkerDataFileName(rel(trc_path, setup_dir))
+    tool.setCoordinateFileName("")
+    tool.setStartTime(float(time_range_s[0]))
+    tool.setEndTime(float(time_range_s[1]))
+    tool.setResultsDir(".")
+    tool.setOutputMotionFileName(mot_name)
+
+
+def _check_tasks(trc: Path, tasks: Mapping[str, float], model_markers: set[str],
+                 trial_markers: set[str]) -> None:
+    undefined = sorted(set(tasks) - model_markers)
+    if undefined:
+        log.warning("%s: IK tasks name markers the model lacks (ignored): %s", trc,
+                    ", ".join(undefined))
+    used = set(tasks) & model_markers
+    absent = sorted(used - trial_markers)
+    if absent:
+        log.warning("%s: model markers absent from the trial (not tracked): %s", trc,
+                    ", ".join(absent))
+    if len(used & trial_markers) < 3:
+        unknown = sorted(trial_markers - model_markers)
+        raise IKError(describe(
+            trc, f"fewer than 3 weighted model markers are in the trial (absent: "
+            f"{', '.join(absent) or 'none'}; trial markers unknown to the model: "
+            f"{', '.join(unknown) or 'none'})",
+            "rename the markers so the model's marker set and the trial agree"))
+
+
+def _check_errors(errors_path: Path, trc: Path, *, max_rms_error_m: float,
+                  on_error: str) -> tuple[float, float, float, int]:
+    table = read_table(errors_path, error_cls=IKError)
+    rms = table.column("marker_error_RMS")
+    worst = table.column("marker_error_max")
+    above = rms > max_rms_error_m
+    summary = (float(rms.max()), float(rms.mean()), float(worst.max()), int(above.sum()))
+    if above.any():
+        t_worst = float(table.time_s[int(np.argmax(rms))])
+        message = describe(
+            trc, f"RMS marker error exceeds opensim.ik.max_rms_error_m = "
+            f"{max_rms_error_m * 1000:.1f} mm in {above.sum()} of {len(rms)} frames (worst "
+            f"{rms.max() * 1000:.1f} mm at t = {t_worst:.3f} s)",
+            "check marker labels and gaps in that trial, the scaled model's marker placement, "
+            "or the task weights (opensim.ik.task_weights)")
+        if on_error == "fail":
+            raise IKError(message)
+        log.warning("%s", message)
+    log.info("IK marker error: mean RMS %.1f mm, max RMS %.1f mm, max %.1f mm",
+             summary[1] * 1000, summary[0] * 1000, summary[2] * 1000)
+    return summary
