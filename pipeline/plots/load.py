@@ -1,0 +1,172 @@
+"""Read a subject's results (contract paths in DESIGN.md) into the figure data containers.
+
+Every reader returns None (or an empty container) for a missing optional file, so a figure says
+"no data" in the panel instead of the command failing; a file that exists but is malformed raises
+the reader's own error, naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError, describe
+from pipeline.io.nms_inputs import read_nms_trial
+from pipeline.io.opensim_files import read_storage
+from pipeline.plots.data import MethodResult, Signals, TrialRecording, TrialResult
+
+log = logging.getLogger(__name__)
+
+EXECUTION_FILES = {
+    "predicted_moments": "moments.sto",
+    "forces": "forces.sto",
+    "activations": "activations.sto",
+    "fiber_lengths": "fiber_lengths.sto",
+    "synthesised_excitations": "excitations.sto",
+}
+
+
+class ResultsError(PipelineError):
+    """A result file needed for figures or the report is missing or malformed."""
+
+
+def subject_dir(root: Path, subject: str) -> Path:
+    return Path(root) / "results" / subject
+
+
+def method_dir(root: Path, subject: str, method: str) -> Path:
+    return subject_dir(root, subject) / "calibration" / method
+
+
+def trial_dir(root: Path, subject: str, trial: str) -> Path:
+    return subject_dir(root, subject) / "trials" / trial
+
+
+def read_json(path: Path, *, required: bool = True) -> dict:
+    """A JSON object from ``path``; ``{}`` when optional and absent."""
+    if not path.exists():
+        if required:
+            raise ResultsError(describe(path, "file not found",
+                                        "run the workflow step that writes it (snakemake)"))
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ResultsError(describe(path, f"not valid JSON ({exc})",
+                                    "delete it and rerun the workflow")) from exc
+    if not isinstance(data, dict):
+        raise ResultsError(describe(path, "top level is not an object", "rerun the workflow"))
+    return data
+
+
+def read_signals(path: Path) -> Signals | None:
+    """An OpenSim ``.sto``/``.mot`` file as :class:`Signals`, None when absent."""
+    if not path.exists():
+        return None
+    table = read_storage(path)
+    return Signals(np.asarray(table.times_s, float), tuple(table.labels),
+                   np.asarray(table.values, float).T.reshape(len(table.labels), -1))
+
+
+def read_history(path: Path) -> dict[str, np.ndarray]:
+    """``history.tsv`` as {column: array}; empty when absent."""
+    if not path.exists():
+        return {}
+    frame = pd.read_csv(path, sep="\t", comment="#")
+    return {str(c): frame[c].to_numpy() for c in frame.columns
+            if pd.api.types.is_numeric_dtype(frame[c])}
+
+
+def _dof_block(block: Mapping) -> dict[str, dict[str, float]]:
+    if isinstance(block.get("dofs"), Mapping):
+        block = block["dofs"]
+    return {str(dof): {"rmse_nm": float(m["rmse_nm"]),
+                       "r2": float("nan") if m.get("r2") is None else float(m["r2"])}
+            for dof, m in block.items() if isinstance(m, Mapping) and "rmse_nm" in m}
+
+
+def per_trial_metrics(metrics: Mapping) -> dict[str, dict[str, dict[str, float]]]:
+    """metrics.json as {trial: {dof: {"rmse_nm", "r2"}}}.
+
+    Accepts the trials under a ``"trials"`` key or at the top level beside the means.
+    """
+    trials = metrics.get("trials") if isinstance(metrics.get("trials"), Mapping) else metrics
+    out = {}
+    for trial, block in trials.items():
+        if isinstance(block, Mapping):
+            dofs = _dof_block(block)
+            if dofs:
+                out[str(trial)] = dofs
+    return out
+
+
+def nms_signals(path: Path) -> tuple[Signals | None, Signals | None]:
+    """(ID moments, recorded excitations) from a trial's ``nms_inputs.npz``."""
+    if not path.exists():
+        return None, None
+    nms = read_nms_trial(path)
+    moments = Signals(nms.time_s, nms.dof_names, nms.id_moment_nm)
+    excitations = Signals(nms.time_s, nms.mtu_names, nms.excitation)
+    return moments, excitations
+
+
+def normalise_fiber_lengths(lengths: Signals, parameters: Mapping) -> Signals:
+    """Normalised fibre lengths whether the file holds metres or already-normalised values.
+
+    Per MTU, the interpretation (value or value / optimal fibre length) whose median is closer
+    to 1 in log terms wins; no muscle's optimal fibre length is near 1 m, so this is unambiguous.
+    """
+    mtus = parameters.get("mtus", {})
+    rows = []
+    for name, row in zip(lengths.names, lengths.values, strict=True):
+        l_opt = mtus.get(name, {}).get("optimal_fiber_length_m", {}).get("value")
+        median = float(np.nanmedian(row)) if np.isfinite(row).any() else 1.0
+        if l_opt and median > 0 and abs(np.log(median / l_opt)) < abs(np.log(median)):
+            row = row / float(l_opt)
+        rows.append(row)
+    return Signals(lengths.time_s, lengths.names, np.asarray(rows).reshape(lengths.values.shape))
+
+
+def load_method(root: Path, subject: str, method: str,
+                trial_roles: Mapping[str, str]) -> MethodResult:
+    """Everything the figures need from one calibration method of one subject."""
+    base = method_dir(root, subject, method)
+    parameters = read_json(base / "parameters.json")
+    metrics = read_json(base / "metrics.json")
+    by_trial = per_trial_metrics(metrics)
+    trials = []
+    for trial, role in trial_roles.items():
+        id_moments, excitations = nms_signals(trial_dir(root, subject, trial) / "nms_inputs.npz")
+        execution = base / "execution" / trial
+        signals = {key: read_signals(execution / name) for key, name in EXECUTION_FILES.items()}
+        if signals["fiber_lengths"] is not None:
+            signals["fiber_lengths"] = normalise_fiber_lengths(signals["fiber_lengths"],
+                                                               parameters)
+        if id_moments is None and all(v is None for v in signals.values()):
+            log.debug("%s/%s: no NMS inputs or execution files for trial %s", subject, method,
+                      trial)
+            continue
+        trials.append(TrialResult(name=trial, role=role, id_moments=id_moments,
+                                  excitations=excitations, metrics=by_trial.get(trial, {}),
+                                  **signals))
+    return MethodResult(method=method, parameters=parameters, metrics=metrics,
+                        history=read_history(base / "history.tsv"), trials=tuple(trials))
+
+
+def load_recordings(root: Path, subject: str,
+                    trial_roles: Mapping[str, str]) -> list[TrialRecording]:
+    """IK marker errors and GRF of every dynamic trial that has them."""
+    recordings = []
+    for trial, role in trial_roles.items():
+        folder = trial_dir(root, subject, trial)
+        error_files = sorted(folder.glob("*_ik_marker_errors.sto")) if folder.is_dir() else []
+        marker_errors = read_signals(error_files[0]) if error_files else None
+        grf = read_signals(folder / "grf.mot")
+        if marker_errors is not None or grf is not None:
+            recordings.append(TrialRecording(trial, role, marker_errors=marker_errors, grf=grf))
+    return recordings

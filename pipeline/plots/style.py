@@ -1,0 +1,135 @@
+"""One figure style for every plot, plus helpers shared by the figure modules.
+
+Figure functions are pure: data in, :class:`matplotlib.figure.Figure` out. They build figures
+with :func:`new_figure` (which applies :data:`RC_PARAMS` without touching the global pyplot
+state) and record every number they print on the figure with :func:`record`, so tests and the
+report can check the figure against the data it was made from (:func:`annotations_of`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib as mpl  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from pipeline.fileio import atomic_path  # noqa: E402
+
+RC_PARAMS: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "axes.titlesize": 9.0,
+    "axes.titleweight": "normal",
+    "axes.labelsize": 9.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.6,
+    "axes.prop_cycle": mpl.cycler(color=[
+        "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
+        "#000000"]),
+    "legend.fontsize": 8.0,
+    "legend.frameon": False,
+    "xtick.labelsize": 8.0,
+    "ytick.labelsize": 8.0,
+    "lines.linewidth": 1.3,
+    "figure.dpi": 100,
+    "savefig.dpi": 110,
+    "savefig.bbox": "tight",
+    "svg.fonttype": "none",  # keep text as text in SVG (searchable, testable)
+    "figure.titlesize": 11.0,
+    "figure.titleweight": "bold",
+}
+
+# Semantic colours used across figures (Okabe-Ito, colour-blind safe).
+COLORS = {
+    "reference": "#000000",   # measured / inverse dynamics / recorded
+    "predicted": "#D55E00",   # model output
+    "initial": "#7f7f7f",
+    "calibrated": "#0072B2",
+    "flag": "#CC0000",        # at bound, poorly identified, over threshold
+    "band": "#009E73",        # allowed range (penalty band)
+    "synthesised": "#CC79A7",
+}
+METHOD_COLORS = {"gradient": "#0072B2", "annealing": "#E69F00", "synergy_hybrid": "#009E73"}
+ANNOTATIONS_ATTR = "pipeline_annotations"
+PANEL_WIDTH_IN = 3.2
+PANEL_HEIGHT_IN = 2.1
+
+
+def new_figure(n_rows: int = 1, n_cols: int = 1, *, panel_width_in: float = PANEL_WIDTH_IN,
+               panel_height_in: float = PANEL_HEIGHT_IN, squeeze: bool = False,
+               **subplot_kw: Any) -> tuple[Figure, Any]:
+    """A styled figure with an ``(n_rows, n_cols)`` grid of axes (a 2-D array unless squeeze).
+
+    The figure is not registered with pyplot, so nothing leaks between calls.
+    """
+    with mpl.rc_context(RC_PARAMS):
+        fig = Figure(figsize=(panel_width_in * n_cols + 0.6, panel_height_in * n_rows + 0.7),
+                     layout="constrained")
+        axes = fig.subplots(n_rows, n_cols, squeeze=squeeze, **subplot_kw)
+    setattr(fig, ANNOTATIONS_ATTR, {})
+    return fig, axes
+
+
+def styled(fn):
+    """Decorator: run a figure function inside the style's rc context (ticks, fonts, cycles)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with mpl.rc_context(RC_PARAMS):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def record(fig: Figure, key: str, value: Any) -> None:
+    """Record a number (or small structure) that the figure shows, under ``key``."""
+    getattr(fig, ANNOTATIONS_ATTR)[key] = value
+
+
+def annotations_of(fig: Figure) -> dict[str, Any]:
+    """Numbers recorded by :func:`record` (a copy)."""
+    return dict(getattr(fig, ANNOTATIONS_ATTR, {}))
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """Format a number for a panel label with ``digits`` significant digits ('n/a' if missing)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}g}"
+
+
+def grid_shape(n: int, *, max_cols: int = 4) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels, at most ``max_cols`` wide."""
+    n_cols = max(1, min(max_cols, n))
+    return math.ceil(max(n, 1) / n_cols), n_cols
+
+
+def hide_unused(axes: Any, n_used: int) -> None:
+    """Hide the panels after the first ``n_used`` in a grid of axes."""
+    for ax in list(axes.flat)[n_used:]:
+        ax.set_visible(False)
+
+
+def empty_panel(ax: Any, message: str) -> None:
+    """Say why a panel has no data instead of leaving it blank."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes,
+            color="#555555", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save ``fig`` to ``path`` atomically; the format follows the suffix (``.png``/``.svg``)."""
+    path = Path(path)
+    with mpl.rc_context(RC_PARAMS), atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    return path

@@ -1,0 +1,134 @@
+"""All figures of one subject: read the results, draw, save, and write ``manifest.json``.
+
+The manifest lists every figure file with its title, a one-sentence caption and the numbers the
+figure shows (see :func:`pipeline.plots.style.record`); the HTML report is built from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from pipeline.fileio import write_json_atomic
+from pipeline.plots.calibration import loss_figure, method_comparison_figure, parameters_figure
+from pipeline.plots.experiment import grf_figure, marker_error_figure
+from pipeline.plots.load import load_method, load_recordings
+from pipeline.plots.muscles import (
+    excitation_activation_figure,
+    fiber_length_figure,
+    muscle_force_figure,
+)
+from pipeline.plots.style import annotations_of, save_figure
+from pipeline.plots.tracking import moment_tracking_figure
+from pipeline.study import Study
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure to draw: output stem, title, caption and a zero-argument drawing function."""
+
+    stem: str
+    title: str
+    caption: str
+    draw: Callable[[], Figure]
+    method: str | None = None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[FigureJob]:
+    """The figures of ``subject`` for ``methods`` (data loaded now, drawn on demand)."""
+    root, config = study.root, study.config
+    roles = {r["trial"]: r["role"] for r in study.trials_of(subject, kind="dynamic")}
+    band_cfg = config["calibration"]["penalties"]["fiber_length"]
+    band = (float(band_cfg["lower"]), float(band_cfg["upper"]))
+    jobs: list[FigureJob] = []
+    results = [load_method(root, subject, m, roles) for m in methods]
+    for result in results:
+        m, trials = result.method, result.trials
+        jobs += [
+            FigureJob(f"moments_{m}", f"Joint-moment tracking ({m})",
+                      "Inverse-dynamics (black) and EMG-driven predicted (orange, dashed) joint "
+                      "moments per trial and degree of freedom, with RMSE and R² per panel.",
+                      _bind(moment_tracking_figure, trials, method=m), m),
+            FigureJob(f"parameters_{m}", f"Calibrated parameters ({m})",
+                      "Calibrated parameter values (dots, ± standard error from the "
+                      "identifiability analysis) against initial values (open circles) and "
+                      "bounds (grey); red marks a value at a bound or a poorly identified "
+                      "parameter.", _bind(parameters_figure, result.parameters, method=m), m),
+            FigureJob(f"forces_{m}", f"Muscle forces ({m})",
+                      "Predicted musculotendon force of each MTU in every executed trial.",
+                      _bind(muscle_force_figure, trials, method=m), m),
+            FigureJob(f"fiber_lengths_{m}", f"Fibre-length ranges ({m})",
+                      "Range of normalised fibre length per MTU and trial; the green band is "
+                      "where calibration applies no fibre-length penalty.",
+                      _bind(fiber_length_figure, trials, band=band, method=m), m),
+        ]
+        for trial in trials:
+            if trial.excitations is None and trial.activations is None:
+                continue
+            jobs.append(FigureJob(
+                f"excitations_{m}_{trial.name}", f"Excitations and activations: {trial.name} "
+                f"({m})", f"Recorded EMG excitations (black), synthesised excitations (pink, "
+                f"dashed) and model activations (orange) of every MTU in {trial.name} "
+                f"({trial.role}).", _bind(excitation_activation_figure, trial, method=m), m))
+    jobs.append(FigureJob("loss", "Calibration convergence",
+                          "Calibration loss against iteration and wall-clock time for each "
+                          "method (log scale).", _bind(loss_figure, results)))
+    if len(results) > 1:
+        jobs.append(FigureJob("methods", "Calibration methods compared",
+                              "Calibration wall time and mean validation RMSE and R² of each "
+                              "method that ran.", _bind(method_comparison_figure, results)))
+    recordings = load_recordings(root, subject, roles)
+    threshold = config.get("opensim", {}).get("ik", {}).get("max_rms_error_m")
+    jobs.append(FigureJob("marker_errors", "IK marker errors",
+                          "Root-mean-square and largest marker error of inverse kinematics per "
+                          "frame in every dynamic trial, against the configured RMS threshold.",
+                          _bind(marker_error_figure, recordings, max_rms_error_m=threshold)))
+    if any(r.grf is not None for r in recordings):
+        jobs.append(FigureJob("grf", "Ground reaction forces",
+                              "Ground reaction force components and centre of pressure per "
+                              "force plate in every dynamic trial with force plates.",
+                              _bind(grf_figure, recordings)))
+    return jobs
+
+
+def _bind(fn: Callable[..., Figure], *args: Any, **kwargs: Any) -> Callable[[], Figure]:
+    def draw() -> Figure:
+        return fn(*args, **kwargs)
+    return draw
+
+
+def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
+                          methods: Sequence[str], fmt: str = "png") -> dict:
+    """Draw and save every figure of ``subject`` into ``out_dir``; return the manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for job in figure_jobs(study, subject, methods=methods):
+        fig = job.draw()
+        path = save_figure(fig, out_dir / f"{job.stem}.{fmt}")
+        log.info("%s: wrote %s (%.0f KiB)", subject, path, path.stat().st_size / 1024)
+        entries.append({"file": path.name, "title": job.title, "caption": job.caption,
+                        "method": job.method, "annotations": _json_safe(annotations_of(fig))})
+    manifest = {"subject": subject, "methods": list(methods), "figures": entries}
+    write_json_atomic(out_dir / MANIFEST, manifest)
+    log.info("%s: %d figures, manifest %s", subject, len(entries), out_dir / MANIFEST)
+    return manifest

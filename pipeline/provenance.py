@@ -1,0 +1,118 @@
+"""Provenance of a result: package version, git commit, config hash, seed and input hashes.
+
+Every JSON result (``parameters.json``, ``metrics.json``) carries :func:`provenance`, so a number
+can be traced to the code, the settings and the exact input files that produced it.
+
+:func:`config_section_hash` is for the workflow: a rule that passes the hash of the config
+sections it reads as a ``params:`` value is rerun by Snakemake (rerun trigger ``params``) when,
+and only when, one of those sections changes::
+
+    rule calibrate:
+        params:
+            config_sha256=config_section_hash(config, "calibration", "models"),
+
+Hashes are SHA-256 of *canonical* JSON (sorted keys, no whitespace, UTF-8), so they do not depend
+on key order in YAML files or on the Python version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pipeline
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(pipeline.__file__).resolve().parent
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def canonical_json(data: Any) -> str:
+    """JSON text that is identical for equal data: sorted keys, compact, paths as strings."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_sha256(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of the whole (merged) config."""
+    return sha256_text(canonical_json(config))
+
+
+def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def config_section_hash(config: Mapping[str, Any], *keys: str) -> str:
+    """SHA-256 of the config sections named by ``keys`` (dotted paths such as
+    ``"calibration.optimiser"``). A missing section hashes as ``null``, so adding it later
+    changes the hash. With no keys, the whole config is hashed.
+    """
+    if not keys:
+        return config_sha256(config)
+    return sha256_text(canonical_json({key: _lookup(config, key) for key in keys}))
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_commit(directory: str | Path | None = None) -> str | None:
+    """The project's ``HEAD`` commit (git run in the package's parent folder), or None when the
+    package is not in a git checkout or git is not installed."""
+    cwd = Path(directory) if directory is not None else PACKAGE_DIR.parent
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    if result.returncode != 0 or len(commit) != 40:
+        return None
+    return commit
+
+
+def provenance(config: Mapping[str, Any], *, seed: int, inputs: Iterable[str | Path]) -> dict:
+    """Provenance record for a result made from ``config`` and the files ``inputs``.
+
+    Returns ``{"package_version", "git_commit", "config_sha256", "seed", "inputs"}`` where
+    ``inputs`` maps each input path (as given, POSIX form) to its SHA-256, in sorted order.
+    ``git_commit`` is None outside a git checkout.
+    """
+    hashes = {Path(p).as_posix(): file_sha256(p) for p in inputs}
+    return {
+        "package_version": pipeline.__version__,
+        "git_commit": git_commit(),
+        "config_sha256": config_sha256(config),
+        "seed": int(seed),
+        "inputs": dict(sorted(hashes.items())),
+    }
