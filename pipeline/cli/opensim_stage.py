@@ -1,0 +1,218 @@
+"""OpenSim stage subcommands: scale, ik, id, muscle-analysis, collect.
+
+Each reads the study's settings (``--study``, usually ``.`` since Snakemake runs inside the study),
+calls one function of :mod:`pipeline.osim.tools` and sends OpenSim's own log to ``--log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.cli._common import add_command
+from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
+from pipeline.logs import route_opensim_log
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DIRS = (PROJECT_ROOT / "data_templates", PROJECT_ROOT / "data_templates" / "opensim")
+
+
+def _study(args: argparse.Namespace) -> Any:
+    from pipeline.study import load_study
+
+    route_opensim_log(getattr(args, "log", None))
+    return load_study(args.study, check_files=False)
+
+
+def _template(value: str | None, study_root: Path) -> Path | None:
+    """A setting naming a file: absolute, relative to the study, or in data_templates/."""
+    if not value:
+        return None
+    candidates = [Path(value)] if Path(value).is_absolute() else [
+        study_root / value, *(d / value for d in TEMPLATE_DIRS)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(describe(study_root / "config.yaml", f"file {value!r} not found (looked "
+                               f"in the study folder and data_templates/)",
+                               "correct the path in opensim.scale / models.<model>"))
+
+
+def _builtin_template(model: str, kind: str) -> Path | None:
+    try:
+        from pipeline.osim import models
+    except ImportError:
+        return None
+    if model not in getattr(models, "BUILTIN_MODELS", ()):
+        return None
+    path = models.template_path(model, kind)
+    return path if path.is_file() else None
+
+
+def _generic_model(study: Any, subject: str) -> Path:
+    from pipeline.osim.models import resolve_model
+
+    return resolve_model(study.subject(subject)["model"], study.root)
+
+
+def _dofs(study: Any, subject: str) -> list[str]:
+    setup = study.model_setup(subject)
+    dofs = list(setup.get("dofs") or [])
+    if not dofs:
+        model = study.subject(subject)["model"]
+        try:
+            from pipeline.osim.models import BUILTIN_MODELS, default_dofs
+
+            if model in BUILTIN_MODELS:
+                dofs = list(default_dofs(model))
+        except ImportError:
+            pass
+    if not dofs:
+        raise ConfigError(describe(study.root / "config.yaml", "no calibrated coordinates",
+                                   "list them in models.<model>.dofs"))
+    return dofs
+
+
+def _scale(args: argparse.Namespace) -> None:
+    from pipeline.osim.scale import scale_model
+
+    study = _study(args)
+    row = study.subject(args.subject)
+    statics = study.trials_of(args.subject, kind="static")
+    if not statics:
+        raise ScalingError(describe(study.root / "trials.tsv", f"subject {args.subject!r} has "
+                                    "no static trial", "add a row with kind static for it"))
+    static = statics[0]
+    setup = study.model_setup(args.subject)
+    scale_cfg = study.config["opensim"]["scale"]
+    model = row["model"]
+    marker_set = _template(setup.get("marker_set") or scale_cfg.get("marker_set"), study.root)
+    measurement_set = (_template(setup.get("measurement_set")
+                                 or scale_cfg.get("measurement_set"), study.root)
+                       or _builtin_template(model, "measurements"))
+    time_range = None
+    if static.get("start_s") is not None and static.get("end_s") is not None:
+        time_range = (float(static["start_s"]), float(static["end_s"]))
+    scale_model(
+        _generic_model(study, args.subject), args.static_trc, out_model=args.out,
+        report_path=args.report, mass_kg=float(row["mass_kg"]),
+        height_m=row.get("height_m"), marker_set=marker_set, measurement_set=measurement_set,
+        task_set=_builtin_template(model, "ik_tasks"),
+        task_weights=study.config["opensim"]["ik"].get("task_weights") or {},
+        time_range_s=time_range, max_marker_error_m=float(scale_cfg["max_marker_error_m"]),
+        subject=args.subject)
+
+
+def _ik(args: argparse.Namespace) -> None:
+    from pipeline.osim.ik import run_inverse_kinematics
+
+    study = _study(args)
+    cfg = study.config["opensim"]["ik"]
+    model = study.subject(args.subject)["model"]
+    run_inverse_kinematics(
+        args.model, args.trc, out_mot=args.out, task_set=_builtin_template(model, "ik_tasks"),
+        task_weights=cfg.get("task_weights") or {},
+        max_rms_error_m=float(cfg["max_rms_error_m"]), on_error=cfg["on_error"])
+
+
+def _id(args: argparse.Namespace) -> None:
+    from pipeline.osim.inverse_dynamics import run_inverse_dynamics
+
+    study = _study(args)
+    if (args.external_loads is None) != (args.grf is None):
+        raise ConfigError(describe(None, "--external-loads and --grf go together",
+                                   "give both or neither"))
+    run_inverse_dynamics(args.model, args.ik, out_sto=args.out,
+                         external_loads=args.external_loads, grf=args.grf,
+                         cutoff_hz=float(study.config["opensim"]["id"]["cutoff_hz"]))
+
+
+def _muscle_analysis(args: argparse.Namespace) -> None:
+    from pipeline.osim.muscle_analysis import run_muscle_analysis
+
+    study = _study(args)
+    mtus = list(study.model_setup(args.subject).get("excitations") or {}) or None
+    run_muscle_analysis(args.model, args.ik, out_dir=args.out_dir, mtu_names=mtus,
+                        coordinate_names=_dofs(study, args.subject))
+
+
+def _collect(args: argparse.Namespace) -> None:
+    from pipeline.io.nms_inputs import write_nms_trial
+    from pipeline.osim.collect import analysis_window, collect_nms_trial
+
+    study = _study(args)
+    setup = study.model_setup(args.subject)
+    excitations = setup.get("excitations") or {}
+    if not excitations:
+        raise MuscleAnalysisError(describe(study.root / "config.yaml", "no MTUs mapped to EMG",
+                                           "fill models.<model>.excitations"))
+    row = study.trial(args.subject, args.trial)
+    window = analysis_window(args.events, start_s=row.get("start_s"), end_s=row.get("end_s"))
+    config_text = json.dumps(study.config, sort_keys=True, default=str)
+    meta = {"subject": args.subject, "trial": args.trial, "role": row.get("role"),
+            "model": study.subject(args.subject)["model"], "package_version": __version__,
+            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            "ik": args.ik, "events": args.events}
+    trial = collect_nms_trial(args.emg, args.id, args.muscle_analysis_dir,
+                              excitations=excitations, dofs=_dofs(study, args.subject),
+                              window_s=window, meta=meta)
+    write_nms_trial(args.out, trial)
+    log.info("NMS inputs of %s/%s: %d MTUs x %d DOFs x %d frames -> %s", args.subject,
+             args.trial, len(trial.mtu_names), len(trial.dof_names), len(trial.time_s),
+             args.out)
+
+
+def _common(parser: argparse.ArgumentParser, *, trial: bool) -> None:
+    parser.add_argument("--study", default=".", help="study folder (default: .)")
+    parser.add_argument("--subject", required=True)
+    if trial:
+        parser.add_argument("--trial", required=True)
+
+
+def register(subparsers: Any) -> None:
+    p = add_command(subparsers, "scale", _scale,
+                    "scale the subject's generic model to its static trial (ScaleTool)")
+    _common(p, trial=False)
+    p.add_argument("--static-trc", required=True, help="static trial markers (.trc)")
+    p.add_argument("--out", required=True, help="scaled model (.osim)")
+    p.add_argument("--report", required=True, help="JSON report: scale factors, marker errors")
+
+    p = add_command(subparsers, "ik", _ik, "inverse kinematics of a trial (.trc -> .mot)")
+    _common(p, trial=True)
+    p.add_argument("--model", required=True, help="scaled model (.osim)")
+    p.add_argument("--trc", required=True, help="trial markers (.trc)")
+    p.add_argument("--out", required=True, help="coordinates (.mot)")
+
+    p = add_command(subparsers, "id", _id, "inverse dynamics of a trial (.mot -> .sto)")
+    _common(p, trial=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--ik", required=True, help="coordinates (.mot) from the ik step")
+    p.add_argument("--external-loads", default=None, help="ExternalLoads XML (optional)")
+    p.add_argument("--grf", default=None, help="GRF .mot named by the external loads")
+    p.add_argument("--out", required=True, help="generalized forces (.sto)")
+
+    p = add_command(subparsers, "muscle-analysis", _muscle_analysis,
+                    "MTU lengths and moment arms of the mapped MTUs about the calibrated DOFs")
+    _common(p, trial=False)
+    p.add_argument("--trial", default=None, help="trial name (for the log only)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--ik", required=True)
+    p.add_argument("--out-dir", required=True,
+                   help="folder for mtu_length.sto and moment_arm_<coord>.sto")
+
+    p = add_command(subparsers, "collect", _collect,
+                    "collect a trial's EMG, lengths, moment arms and ID moments (NMS inputs)")
+    _common(p, trial=True)
+    p.add_argument("--emg", required=True, help="EMG excitations (.sto, columns = EMG names)")
+    p.add_argument("--ik", default=None, help="coordinates (.mot; recorded as a source only)")
+    p.add_argument("--id", required=True, help="ID generalized forces (.sto)")
+    p.add_argument("--muscle-analysis-dir", required=True)
+    p.add_argument("--events", default=None, help='events.json ({"windows": [[t0, t1], ...]})')
+    p.add_argument("--out", required=True, help="NMS input file (.npz)")
