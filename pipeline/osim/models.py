@@ -12,7 +12,9 @@ Public API::
     resolve_model(name_or_path, study_root, *, cache_dir=None) -> Path
     default_dofs(name), muscle_names(name), model_marker_names(name)
     moment_arm_signs(name)              {mtu: {coordinate: +1 | -1 | 0}} for every crossed DOF
-    functional_range(name), reference_pose(name)
+    functional_range(name), reference_pose(name), coordinate_names(name)
+    mtu_parameters(name)                generic Fmax, l0, lts, pennation of each MTU
+    check_model_file(path)              load + initSystem, or ModelError
     template_path(name, kind)           data_templates/opensim/<name>_<kind>.xml
 """
 
@@ -32,12 +34,15 @@ from pipeline.osim.model_builder import FIBER_DAMPING
 
 __all__ = [
     "BUILTIN_MODELS",
+    "check_model_file",
+    "coordinate_names",
     "FIBER_DAMPING",
     "build_model",
     "default_dofs",
     "functional_range",
     "model_marker_names",
     "moment_arm_signs",
+    "mtu_parameters",
     "muscle_names",
     "reference_pose",
     "resolve_model",
@@ -191,6 +196,23 @@ def functional_range(name: str) -> dict[str, tuple[float, float]]:
 def reference_pose(name: str) -> dict[str, float]:
     """A mid-range pose (rad) at which fibres are near optimal length."""
     return dict(_module(name).REFERENCE_POSE)
+
+
+def mtu_parameters(name: str) -> dict[str, dict[str, float]]:
+    """Generic MTU properties of a built-in model, in SI units, keyed by MTU name."""
+    model = build_model(name)
+    muscles = model.getMuscles()
+    out: dict[str, dict[str, float]] = {}
+    for i in range(muscles.getSize()):
+        muscle = muscles.get(i)
+        out[muscle.getName()] = {
+            "max_isometric_force_n": muscle.getMaxIsometricForce(),
+            "optimal_fiber_length_m": muscle.getOptimalFiberLength(),
+            "tendon_slack_length_m": muscle.getTendonSlackLength(),
+            "pennation_angle_rad": muscle.getPennationAngleAtOptimalFiberLength(),
+            "max_contraction_velocity": muscle.getMaxContractionVelocity(),
+        }
+    return out
 
 
 def template_path(name: str, kind: str) -> Path:

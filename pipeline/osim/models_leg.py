@@ -7,7 +7,12 @@ knee puts it at full extension, Yamaguchi & Zajac 1989), and talus and toes are 
 ``calcn_r`` / ``calcn_l`` (mass and centre of mass combined). The torso (head, arms and trunk) is
 one body on a lumbar pin joint.
 
-Muscle paths and properties are Delp et al. (1990) as tabulated in gait2392. ConditionalPathPoints
+Muscle paths, maximum isometric forces, optimal fibre lengths and pennation angles are Delp et al.
+(1990) as tabulated in gait2392 (the tendon slack lengths listed in :data:`MUSCLES` are Delp's).
+Because the paths are simplified, the built model's tendon slack lengths are refitted so that each
+fibre is at optimal length in :data:`REFERENCE_POSE` (rigid tendon, constant-thickness pennation;
+:func:`tendon_slack_lengths`); Delp's values leave the hamstrings slack over much of the range
+once the conditional via points are gone. ConditionalPathPoints
 are dropped so that every MTU length is a smooth function of the coordinates (moment arm = -dL/dq
 everywhere); the quadriceps keep Delp's MovingPathPoints on the tibia (a patella-free description of
 the patellar tendon). Instead of Delp's conditional via point behind the condyles, the
@@ -24,6 +29,7 @@ range -120..10 deg), ankle_angle > 0 dorsiflexes, pelvis_tilt > 0 tilts the pelv
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import opensim
 
@@ -37,7 +43,9 @@ from pipeline.osim.model_builder import (
     add_joint,
     add_marker,
     add_muscle,
+    mtu_lengths_at,
     set_coordinate,
+    slack_for_optimal_fibres,
     vec3,
 )
 
@@ -217,8 +225,7 @@ REFERENCE_POSE = {
 }
 
 
-def build() -> opensim.Model:
-    """Assemble the (unfinalised) demo-leg model."""
+def _skeleton() -> opensim.Model:
     model = opensim.Model()
     model.setName("demo_leg")
     model.set_gravity(opensim.Vec3(0.0, -9.80665, 0.0))
@@ -252,8 +259,33 @@ def build() -> opensim.Model:
         set_coordinate(ankle, 0, f"ankle_angle_{side}", range_=(-50 * DEG, 30 * DEG))
         add_joint(model, ankle)
     model.finalizeConnections()
+    model.finalizeConnections()
+    return model
+
+
+def _with_muscles(slack: dict[str, float] | None) -> opensim.Model:
+    model = _skeleton()
     for spec in MUSCLES:
+        if slack is not None:
+            spec = replace(spec, tendon_slack_length_m=slack[spec.name])
         add_muscle(model, spec)
     for marker in MARKERS:
         add_marker(model, marker)
+    model.finalizeConnections()
     return model
+
+
+def tendon_slack_lengths() -> dict[str, float]:
+    """Tendon slack length (m) of every MTU: fibres optimal at :data:`REFERENCE_POSE`."""
+    lengths = mtu_lengths_at(_with_muscles(None), REFERENCE_POSE)
+    return {
+        spec.name: slack_for_optimal_fibres(lengths[spec.name],
+                                            optimal_fiber_length_m=spec.optimal_fiber_length_m,
+                                            pennation_angle_rad=spec.pennation_angle_rad)
+        for spec in MUSCLES
+    }
+
+
+def build() -> opensim.Model:
+    """Assemble the demo-leg model with fitted tendon slack lengths."""
+    return _with_muscles(tendon_slack_lengths())
