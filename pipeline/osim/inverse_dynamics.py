@@ -19,7 +19,9 @@ from pipeline.errors import IDError, describe
 from pipeline.osim.tools import (
     array_str,
     check_coordinate_ranges,
+    consistent_coordinates,
     coordinate_values_si,
+    format_table,
     load_model,
     print_setup,
     publish,
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SETUP_NAME = "setup_id.xml"
 LOADS_NAME = "setup_id_external_loads.xml"
+COORDINATES_NAME = "setup_id_coordinates.sto"
 
 
 def run_inverse_dynamics(
@@ -66,6 +69,7 @@ def run_inverse_dynamics(
         raise IDError(describe(coordinates_path, "no column names a coordinate of the model "
                                f"{model_path.name}", "use the IK output of the same model"))
     check_coordinate_ranges(model, values, file=coordinates_path, error_cls=IDError)
+    consistent, changed = consistent_coordinates(model, coordinates)
     if time_range_s is None:
         time_range_s = (float(coordinates.time_s[0]), float(coordinates.time_s[-1]))
 
@@ -99,7 +103,20 @@ def run_inverse_dynamics(
     tool.setEndTime(float(time_range_s[1]))
 
     with staging_dir(out_dir) as stage:
-        _configure(tool, loads, stage, model_path, coordinates_path, grf, out_sto.name)
+        moves = []
+        if changed:
+            # OpenSim's ID reads columns by coordinate name and trusts dependent coordinates:
+            # give it the model's coordinates under their names, constraints satisfied.
+            log.info("%s: writing the model's coordinates (names, rad, coupled coordinates "
+                     "from their constraints) to %s", coordinates_path, COORDINATES_NAME)
+            (stage / COORDINATES_NAME).write_text(format_table(consistent, name="coordinates"),
+                                                  encoding="utf-8")
+            moves.append((stage / COORDINATES_NAME, out_dir / COORDINATES_NAME))
+            coordinates_path = out_dir / COORDINATES_NAME
+            staged_coordinates = stage / COORDINATES_NAME
+        else:
+            staged_coordinates = coordinates_path
+        _configure(tool, loads, stage, model_path, staged_coordinates, grf, out_sto.name)
         log.info("ID of %s with %s (low-pass %s Hz, loads %s)", coordinates_path, model_path,
                  cutoff_hz, external_loads)
         with working_dir(stage):
@@ -121,7 +138,7 @@ def run_inverse_dynamics(
             raise IDError(describe(coordinates_path, "inverse dynamics produced NaN or inf",
                                    "check the kinematics and GRF for gaps"))
         _configure(tool, loads, out_dir, model_path, coordinates_path, grf, out_sto.name)
-        moves = [(stage / SETUP_NAME, out_dir / SETUP_NAME), (staged_sto, out_sto)]
+        moves += [(stage / SETUP_NAME, out_dir / SETUP_NAME), (staged_sto, out_sto)]
         if loads is not None:
             moves.insert(0, (stage / LOADS_NAME, out_dir / LOADS_NAME))
         publish(moves)

@@ -210,6 +210,45 @@ def coordinate_values_si(model: Any, table: Table) -> dict[str, np.ndarray]:
     return values
 
 
+def coupler_dependents(model: Any) -> list[tuple[str, list[str], Any]]:
+    """Enforced CoordinateCouplerConstraints: (dependent, independents, function)."""
+    import opensim as osim
+
+    items = []
+    constraints = model.getConstraintSet()
+    for i in range(constraints.getSize()):
+        coupler = osim.CoordinateCouplerConstraint.safeDownCast(constraints.get(i))
+        if coupler is None or not coupler.isEnforced(model.getWorkingState()):
+            continue
+        names = coupler.getIndependentCoordinateNames()
+        items.append((coupler.getDependentCoordinateName(),
+                      [names.get(k) for k in range(names.getSize())], coupler.getFunction()))
+    return items
+
+
+def consistent_coordinates(model: Any, table: Table) -> tuple[Table, bool]:
+    """The model's coordinates in ``table`` in SI units under their own names, with the dependent
+    coordinates of coupler constraints recomputed from their constraint; and whether this
+    differs from ``table`` (state-path labels, other columns, or inconsistent dependents)."""
+    import opensim as osim
+
+    values = coordinate_values_si(model, table)
+    changed = list(values) != list(table.labels)
+    for dep, independent, function in coupler_dependents(model):
+        if not all(c in values for c in independent):
+            continue
+        computed = np.array([function.calcValue(osim.Vector([float(values[c][k])
+                                                             for c in independent]))
+                             for k in range(len(table.time_s))])
+        if dep not in values or not np.allclose(values[dep], computed, atol=1e-6):
+            changed = True
+        values[dep] = computed
+    if table.in_degrees:
+        changed = True
+    data = np.column_stack(list(values.values())) if values else np.empty((len(table.time_s), 0))
+    return Table(table.time_s, tuple(values), data, False), changed
+
+
 def check_coordinate_ranges(model: Any, values: dict[str, np.ndarray], *, file: str | Path,
                             error_cls: type[PipelineError], tolerance: float = 1e-6) -> None:
     """Raise when a clamped coordinate leaves its range (OpenSim would silently clamp it)."""
