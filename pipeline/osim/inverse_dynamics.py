@@ -116,7 +116,8 @@ def run_inverse_dynamics(
             staged_coordinates = stage / COORDINATES_NAME
         else:
             staged_coordinates = coordinates_path
-        _configure(tool, loads, stage, model_path, staged_coordinates, grf, out_sto.name)
+        _configure(tool, loads, stage, model_path, staged_coordinates, grf, out_sto.name,
+                   stage)
         log.info("ID of %s with %s (low-pass %s Hz, loads %s)", coordinates_path, model_path,
                  cutoff_hz, external_loads)
         with working_dir(stage):
@@ -137,29 +138,32 @@ def run_inverse_dynamics(
         if not np.all(np.isfinite(result.data)):
             raise IDError(describe(coordinates_path, "inverse dynamics produced NaN or inf",
                                    "check the kinematics and GRF for gaps"))
-        _configure(tool, loads, out_dir, model_path, coordinates_path, grf, out_sto.name)
-        moves += [(stage / SETUP_NAME, out_dir / SETUP_NAME), (staged_sto, out_sto)]
+        _configure(tool, loads, out_dir, model_path, coordinates_path, grf, out_sto.name,
+                   stage, "final_")
+        moves += [(stage / f"final_{SETUP_NAME}", out_dir / SETUP_NAME), (staged_sto, out_sto)]
         if loads is not None:
-            moves.insert(0, (stage / LOADS_NAME, out_dir / LOADS_NAME))
+            moves.insert(0, (stage / f"final_{LOADS_NAME}", out_dir / LOADS_NAME))
         publish(moves)
     log.info("ID moments written to %s", out_sto)
     return out_sto
 
 
 def _configure(tool: Any, loads: Any, setup_dir: Path, model_path: Path,
-               coordinates_path: Path, grf: Path | None, sto_name: str) -> None:
-    """Write the setup (and its external loads) into ``setup_dir`` with relative paths."""
+               coordinates_path: Path, grf: Path | None, sto_name: str,
+               write_dir: Path, prefix: str = "") -> None:
+    """Write the setup (and its external loads) into ``write_dir`` with paths relative to
+    ``setup_dir``, where they will live."""
     tool.setModelFileName(rel(model_path, setup_dir))
     tool.setCoordinatesFileName(rel(coordinates_path, setup_dir))
     tool.setResultsDir(".")
     tool.setOutputGenForceFileName(sto_name)
     if loads is not None and grf is not None:
         loads.setDataFileName(rel(grf, setup_dir))
-        print_setup(loads, setup_dir / LOADS_NAME)
+        print_setup(loads, write_dir / f"{prefix}{LOADS_NAME}")
         tool.setExternalLoadsFileName(LOADS_NAME)
     else:
         tool.setExternalLoadsFileName("")
-    print_setup(tool, setup_dir / SETUP_NAME)
+    print_setup(tool, write_dir / f"{prefix}{SETUP_NAME}")
 
 
 def _check_bodies(model: Any, loads: Any, file: Path) -> None:
