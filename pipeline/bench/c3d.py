@@ -135,6 +135,7 @@ def write_synthetic_c3d(path: str | Path, *, duration_s: float = 10.0, n_markers
                           np.tile(np.array(ORIGIN_MM)[:, None], (1, n_plates)).tolist())
         channel = np.arange(1, 6 * n_plates + 1).reshape(n_plates, 6).T
         c3d.add_parameter("FORCE_PLATFORM", "CHANNEL", channel.tolist())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     c3d.write(str(path))
     return {"analog_times_s": t_an, "marker_times_s": t_pt, "emg_envelopes": envelopes,
             "contacts": contacts, "labels": labels}
