@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from pipeline.plots.data import MethodResult
 from pipeline.plots.style import (
@@ -88,10 +87,6 @@ def parameters_figure(parameters: Mapping, *, method: str = "") -> Figure:
             record(fig, f"{key}/at_bound", bool(entry.get("at_bound")))
         ax.set_title(PARAMETER_LABELS.get(name, name))
         ax.grid(axis="y", visible=False)
-        if name == "max_isometric_force_n":
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_formatter(NullFormatter())
     hide_unused(axes, len(names))
     for ax in axes[:, 0]:
         ax.set_yticks(ys, mtu_list)

@@ -1,0 +1,65 @@
+"""The study's HTML report: summary table for all subjects + per-subject figures.
+
+:func:`write_report` reads ``results/<subject>/calibration/<method>/{parameters,metrics}.json``
+and ``results/<subject>/figures/manifest.json`` (written by ``python -m pipeline figures``) and
+writes one self-contained HTML file (figures embedded, no external resources).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+
+import pipeline
+from pipeline.fileio import write_text_atomic
+from pipeline.plots.load import subject_dir
+from pipeline.plots.subject import MANIFEST
+from pipeline.provenance import config_sha256, git_commit
+from pipeline.report.html import page, subject_section, summary_table
+from pipeline.report.summary import MethodSummary, study_summary
+from pipeline.study import Study
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MethodSummary", "build_report", "study_summary", "write_report"]
+
+
+def _manifest(figure_dir: Path) -> dict | None:
+    path = figure_dir / MANIFEST
+    if not path.exists():
+        log.warning("%s: not found; the report will show no figures for this subject", path)
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def build_report(study: Study, *, methods: Sequence[str]) -> str:
+    """The report's HTML text."""
+    subjects = study.subject_names
+    log.info("report: summarising %d subject(s) x %d method(s)", len(subjects), len(methods))
+    rows = study_summary(study.root, subjects, methods)
+    sections = []
+    for subject in subjects:
+        figure_dir = subject_dir(study.root, subject) / "figures"
+        manifest = _manifest(figure_dir)
+        n_figures = len(manifest.get("figures", [])) if manifest else 0
+        log.info("report: %s: embedding %d figure(s) from %s", subject, n_figures, figure_dir)
+        sections.append(subject_section(subject, study.subject(subject), manifest, figure_dir,
+                                        [r for r in rows if r.subject == subject]))
+    commit = git_commit()
+    intro = (f"Study <code>{escape(str(study.root))}</code>: {len(subjects)} subject(s), "
+             f"calibration method(s) {escape(', '.join(methods))}. Pipeline "
+             f"{escape(pipeline.__version__)}, commit <code>{escape(str(commit)[:12])}</code>, "
+             f"config sha256 <code>{config_sha256(study.config)[:12]}</code>.")
+    return page("EMG-driven calibration report", intro, summary_table(rows), sections, subjects)
+
+
+def write_report(study: Study, out: str | Path, *, methods: Sequence[str]) -> Path:
+    """Build the report and write it atomically to ``out``."""
+    out = Path(out)
+    text = build_report(study, methods=methods)
+    write_text_atomic(out, text)
+    log.info("report: wrote %s (%.1f MiB)", out, len(text.encode()) / 2**20)
+    return out

@@ -1,0 +1,129 @@
+"""HTML assembly of the report: one self-contained file, figures embedded (base64 PNG / SVG)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+
+from pipeline.report.summary import MethodSummary
+
+CSS = """
+body{font-family:"DejaVu Sans",Arial,sans-serif;margin:0 auto;max-width:1280px;padding:0 24px 48px;
+color:#222;line-height:1.4}
+h1{margin:24px 0 4px}h2{margin-top:40px;border-bottom:2px solid #0072B2;padding-bottom:4px}
+h3{margin:24px 0 8px;color:#0072B2}
+.meta{color:#555;font-size:0.9em}
+table{border-collapse:collapse;font-size:0.88em;margin:8px 0 16px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f0f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.flag{color:#a00000}.ok{color:#007a4d}
+figure{margin:16px 0 28px;padding:0}figure img,figure svg{max-width:100%;height:auto;
+border:1px solid #eee}
+figcaption{font-size:0.9em;color:#333;margin-top:4px;max-width:1000px}
+nav ul{columns:3;font-size:0.9em}code{font-size:0.85em}
+"""
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None or value != value else format(value, fmt)
+
+
+def embed_figure(path: Path) -> str:
+    """The figure at ``path`` as an HTML fragment: ``<img>`` with a data URI, or inline SVG."""
+    if path.suffix.lower() == ".svg":
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r"^<\?xml[^>]*>\s*", "", text)
+        text = re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
+        return text
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def summary_table(rows: Sequence[MethodSummary]) -> str:
+    """Study summary: per subject and method, validation RMSE and R² per DOF, time, flags."""
+    head = ("<tr><th>Subject</th><th>Method</th><th>DOF</th><th>Validation RMSE (N·m)</th>"
+            "<th>Validation R²</th><th>Calibration time (s)</th><th>Iterations</th>"
+            "<th>At a bound</th><th>Identifiability flags</th></tr>")
+    body = []
+    for row in rows:
+        dofs = list(row.per_dof.items()) + [("mean", (row.mean_rmse_nm, row.mean_r2))]
+        if row.missing:
+            dofs = [("—", (None, None))]
+        span = len(dofs)
+        for i, (dof, (rmse, r2)) in enumerate(dofs):
+            cells = []
+            if i == 0:
+                cells.append(f'<td rowspan="{span}">{escape(row.subject)}</td>'
+                             f'<td rowspan="{span}">{escape(row.method)}</td>')
+            label = f"<b>{escape(dof)}</b>" if dof == "mean" else escape(dof)
+            cells.append(f"<td>{label}</td><td class=num>{_num(rmse, '.3g')}</td>"
+                         f"<td class=num>{_num(r2, '.3f')}</td>")
+            if i == 0:
+                bound = ", ".join(row.at_bound) or "none"
+                flags = "; ".join(row.flags) or "none"
+                note = f"<br><i>{escape(row.missing)}</i>" if row.missing else ""
+                cells.append(
+                    f'<td rowspan="{span}" class=num>{_num(row.wall_s, ".3g")}</td>'
+                    f'<td rowspan="{span}" class=num>'
+                    f'{row.iterations if row.iterations is not None else "n/a"}</td>'
+                    f'<td rowspan="{span}" class="{"flag" if row.at_bound else "ok"}">'
+                    f"{escape(bound)}</td>"
+                    f'<td rowspan="{span}" class="{"flag" if row.flags else "ok"}">'
+                    f"{escape(flags)}{note}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def provenance_line(summary: MethodSummary) -> str:
+    p = summary.provenance
+    commit = p.get("git_commit", "n/a") or "not a git checkout"
+    version = p.get("package_version", "n/a")
+    return (f"<li><b>{escape(summary.method)}</b>: package {escape(str(version))}, commit "
+            f"<code>{escape(str(commit)[:12])}</code>, config "
+            f"<code>{escape(str(p.get('config_sha256', 'n/a'))[:12])}</code>, seed "
+            f"{escape(str(p.get('seed', 'n/a')))}</li>")
+
+
+def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figure_dir: Path,
+                    summaries: Sequence[MethodSummary]) -> str:
+    """One subject: anthropometrics, provenance per method and every figure with its caption."""
+    parts = [f'<section id="subject-{escape(subject)}"><h2>Subject {escape(subject)}</h2>']
+    facts = ", ".join(f"{k}: {escape(str(v))}" for k, v in info.items() if k != "subject")
+    parts.append(f'<p class="meta">{facts}</p>')
+    parts.append("<p class=meta>Provenance:</p><ul class=meta>"
+                 + "".join(provenance_line(s) for s in summaries) + "</ul>")
+    if not manifest:
+        parts.append(f"<p class=flag>No figures found in {escape(str(figure_dir))}.</p>")
+    else:
+        current_method = object()
+        for entry in manifest.get("figures", []):
+            if entry.get("method") != current_method:
+                current_method = entry.get("method")
+                heading = f"Method: {current_method}" if current_method else "All methods"
+                parts.append(f"<h3>{escape(heading)}</h3>")
+            path = figure_dir / entry["file"]
+            if not path.exists():
+                parts.append(f"<p class=flag>Missing figure {escape(str(path))}.</p>")
+                continue
+            parts.append(f"<figure>{embed_figure(path)}<figcaption><b>"
+                         f"{escape(entry.get('title', path.stem))}.</b> "
+                         f"{escape(entry.get('caption', ''))}</figcaption></figure>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def page(title: str, intro: str, summary_html: str, sections: Sequence[str],
+         subjects: Sequence[str]) -> str:
+    nav = "".join(f'<li><a href="#subject-{escape(s)}">{escape(s)}</a></li>' for s in subjects)
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            f"<meta name=viewport content='width=device-width, initial-scale=1'>"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{escape(title)}</h1><p class=meta>{intro}</p>"
+            f"<h2>Study summary</h2><p>Validation accuracy is the mean over held-out trials of "
+            f"the joint-moment RMSE and R² per degree of freedom; identifiability flags come "
+            f"from the Gauss-Newton analysis at the calibrated optimum.</p>{summary_html}"
+            f"<nav><p>Subjects:</p><ul>{nav}</ul></nav>" + "\n".join(sections)
+            + "</body></html>\n")

@@ -1,0 +1,97 @@
+"""Study-level summary: one block of rows per subject and calibration method."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.plots.load import method_dir, per_trial_metrics, read_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """Validation accuracy, cost and identifiability of one method on one subject.
+
+    ``per_dof`` maps DOF -> (mean RMSE over validation trials in N·m, mean R²).
+    """
+
+    subject: str
+    method: str
+    per_dof: dict[str, tuple[float, float]]
+    mean_rmse_nm: float | None
+    mean_r2: float | None
+    wall_s: float | None
+    iterations: int | None
+    at_bound: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    provenance: Mapping = field(default_factory=dict)
+    missing: str | None = None
+
+
+def _float(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def identifiability_flags(parameters: Mapping) -> list[str]:
+    """Human-readable identifiability flags of parameters.json (flags, then correlated pairs)."""
+    block = parameters.get("identifiability")
+    if not isinstance(block, Mapping):
+        return []
+    flags = [str(f) for f in block.get("flags", []) or []]
+    for pair in block.get("correlated_pairs", []) or []:
+        if isinstance(pair, Mapping) and "a" in pair and "b" in pair:
+            corr = _float(pair.get("correlation"))
+            text = f"{pair['a']} ~ {pair['b']}"
+            flags.append(f"{text} (r = {corr:.2f})" if corr is not None else text)
+    return flags
+
+
+def at_bound_parameters(parameters: Mapping) -> list[str]:
+    """``"<mtu>/<parameter>"`` of every calibrated value that ended at a bound."""
+    return [f"{mtu}/{name}" for mtu, entry in parameters.get("mtus", {}).items()
+            for name, item in entry.items()
+            if isinstance(item, Mapping) and item.get("at_bound")]
+
+
+def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
+    """Read parameters.json and metrics.json of one method; note what is missing."""
+    folder = method_dir(root, subject, method)
+    parameters = read_json(folder / "parameters.json", required=False)
+    metrics = read_json(folder / "metrics.json", required=False)
+    missing = None
+    if not parameters or not metrics:
+        missing = f"no {'parameters.json' if not parameters else 'metrics.json'} in {folder}"
+        log.warning("%s/%s: %s", subject, method, missing)
+    by_dof: dict[str, list[tuple[float, float]]] = {}
+    for dofs in per_trial_metrics(metrics).values():
+        for dof, m in dofs.items():
+            by_dof.setdefault(dof, []).append((m["rmse_nm"], m["r2"]))
+    per_dof = {dof: (float(np.mean([v[0] for v in vals])), float(np.nanmean([v[1] for v in vals]))
+                     if any(np.isfinite(v[1]) for v in vals) else float("nan"))
+               for dof, vals in by_dof.items()}
+    iterations = parameters.get("iterations", parameters.get("evaluations"))
+    return MethodSummary(
+        subject=subject, method=method, per_dof=per_dof,
+        mean_rmse_nm=_float(metrics.get("mean_rmse_nm")), mean_r2=_float(metrics.get("mean_r2")),
+        wall_s=_float(parameters.get("wall_s")),
+        iterations=int(iterations) if _float(iterations) is not None else None,
+        at_bound=at_bound_parameters(parameters), flags=identifiability_flags(parameters),
+        provenance=parameters.get("provenance", {}) or {}, missing=missing)
+
+
+def study_summary(root: Path, subjects: Sequence[str],
+                  methods: Sequence[str]) -> list[MethodSummary]:
+    return [summarise_method(root, s, m) for s in subjects for m in methods]

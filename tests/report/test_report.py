@@ -1,0 +1,77 @@
+"""HTML report: self-contained, every subject, the summary numbers of metrics.json."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from synthetic_results import DOFS, make_study
+
+from pipeline.plots.load import per_trial_metrics, read_json
+from pipeline.plots.subject import write_subject_figures
+from pipeline.report import build_report
+from pipeline.study import load_study
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SUBJECTS = ("s01", "s02")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = make_study(tmp_path_factory.mktemp("report") / "study", subjects=SUBJECTS,
+                      methods=("gradient",))
+    study = load_study(root, check_files=False)
+    for subject in SUBJECTS:
+        write_subject_figures(study, subject, root / f"results/{subject}/figures",
+                              methods=["gradient"])
+    out = root / "results/report.html"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "report", "--study", str(root),
+                             "--out", str(out)], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "report: wrote" in result.stderr  # the command logs what it does
+    return root, out.read_text(encoding="utf-8")
+
+
+def test_report_has_every_subject_section_and_figure(report: tuple[Path, str]) -> None:
+    root, html = report
+    for subject in SUBJECTS:
+        assert f'id="subject-{subject}"' in html
+        n_figures = len(list((root / f"results/{subject}/figures").glob("*.png")))
+        section = html.split(f'id="subject-{subject}"')[1].split("<section")[0]
+        assert section.count("data:image/png;base64,") == n_figures
+        assert section.count("<figcaption>") == n_figures
+
+
+def test_report_is_self_contained(report: tuple[Path, str]) -> None:
+    _, html = report
+    assert not re.search(r'<(img|script|link)[^>]+(src|href)="(?!data:|#)', html)
+    first = re.search(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert first and base64.b64decode(first.group(1)).startswith(b"\x89PNG")
+
+
+def test_summary_table_has_metrics_json_numbers(report: tuple[Path, str]) -> None:
+    root, html = report
+    table = html.split("<h2>Study summary</h2>")[1].split("</table>")[0]
+    for subject in SUBJECTS:
+        metrics = read_json(root / f"results/{subject}/calibration/gradient/metrics.json")
+        per_dof = per_trial_metrics(metrics)["flex2"]  # the one validation trial
+        for dof in DOFS:
+            assert f"{per_dof[dof]['rmse_nm']:.3g}</td>" in table
+            assert f"{per_dof[dof]['r2']:.3f}</td>" in table
+        assert f"{metrics['mean_rmse_nm']:.3g}</td>" in table
+        params = read_json(root / f"results/{subject}/calibration/gradient/parameters.json")
+        assert f">{params['wall_s']:.3g}</td>" in table
+    assert "c1/delt_med" in table  # identifiability flags are listed
+
+
+def test_report_tolerates_a_missing_method_output(report: tuple[Path, str],
+                                                  tmp_path: Path) -> None:
+    root = make_study(tmp_path / "study", subjects=("s01",), methods=("gradient",))
+    (root / "results/s01/calibration/gradient/metrics.json").unlink()
+    html = build_report(load_study(root, check_files=False), methods=["gradient"])
+    assert "no metrics.json" in html and "No figures found" in html
