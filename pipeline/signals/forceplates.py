@@ -19,7 +19,7 @@ Filtering the COP inside each contact (instead of computing it from a filtered w
 ratio M/F misbehaves where the filtered force ramps up) keeps it on the plate at contact edges.
 
 The output is the reaction on the body: when a plate reports the action force (normal component
-mostly negative), the whole wrench is negated.
+peaks the wrong way), the whole wrench is negated.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ def plate_wrench(plate: ForcePlate, /, *, threshold_n: float, cutoff_hz: float |
                            np.zeros(n, bool), plate.corners_m, np.array([0.0, 0.0, 1.0]))
     rotation = plate_axes(plate.corners_m)
     # Reaction on the body points away from the surface, along -z (plate z points into it).
-    loaded_raw = np.abs(force[:, 2]) > threshold_n
-    if loaded_raw.any() and np.median(force[loaded_raw, 2]) > 0:
+    # The larger excursion of F_z tells the convention (offsets of tens of N do not).
+    if n and np.nanmax(force[:, 2]) > max(threshold_n, -np.nanmin(force[:, 2])):
         log.info("%s: plate %d reports the action force; negated to the ground reaction", file,
                  plate.number)
         force, moment = -force, -moment
