@@ -179,8 +179,12 @@ def scale_model(
     # Keep references to every OpenSim object handed to the tool.
     keep: list[Any] = [generic]
     if measurement_set is not None:
-        measurements = osim.MeasurementSet(str(measurement_set))
-        keep.append(measurements)
+        loaded_object = osim.OpenSimObject.makeObjectFromFile(str(measurement_set))
+        measurements = osim.MeasurementSet.safeDownCast(loaded_object)
+        if measurements is None:
+            raise ScalingError(describe(measurement_set, "not a MeasurementSet XML file",
+                                        "point opensim.scale.measurement_set at one"))
+        keep += [loaded_object, measurements]
         scaler.setMeasurementSet(measurements)
         scaler.setScalingOrder(array_str(["measurements"]))
     elif setup_template is None:
