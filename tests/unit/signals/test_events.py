@@ -1,0 +1,48 @@
+"""Cycles from C3D events, GRF stance and kinematic peaks; clipping to start_s/end_s."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.errors import C3DError
+from pipeline.io.c3d import Event
+from pipeline.signals.events import (
+    c3d_cycles,
+    kinematic_cycles,
+    stance_phases,
+    trial_windows,
+)
+
+QUALISYS = [Event(lab, "", t) for lab, t in
+            [("LHS", 3.59), ("RTO", 3.685), ("RHS", 4.05), ("LTO", 4.16), ("LHS", 4.535),
+             ("RTO", 4.65), ("RHS", 5.03)]]
+
+
+def test_c3d_cycles_same_foot_strikes() -> None:
+    assert c3d_cycles(QUALISYS) == [(3.59, 4.535), (4.05, 5.03)]
+    vicon = [Event("Foot Strike", "Right", 1.0), Event("Foot Off", "Right", 1.6),
+             Event("Foot Strike", "Right", 2.1)]
+    assert c3d_cycles(vicon) == [(1.0, 2.1)]
+
+
+def test_stance_and_kinematic_cycles() -> None:
+    t = np.arange(0, 6, 0.01)
+    force = np.where((t > 1) & (t < 1.6), 500.0, 0.0)
+    assert stance_phases(t, force, threshold_n=20.0) == [(1.01, 1.59)]
+    xyz = np.zeros((len(t), 2, 3))
+    xyz[:, 1, 0] = np.cos(2 * np.pi * 0.5 * t)  # peaks at 0, 2, 4 s
+    cycles = kinematic_cycles(t, xyz, min_cycle_s=0.4)
+    assert [(round(a, 2), round(b, 2)) for a, b in cycles] == [(2.0, 4.0)]
+
+
+def test_trial_windows_sources_and_clipping() -> None:
+    auto = trial_windows(source="auto", events=QUALISYS, stance=None, kinematics=None,
+                         start_s=4.0, end_s=None, min_cycle_s=0.4)
+    assert auto["source"] == "c3d" and auto["windows"] == [[4.05, 5.03]]
+    grf = trial_windows(source="grf", events=QUALISYS, stance={"1": [(1.0, 1.7)]},
+                        kinematics=None, start_s=None, end_s=1.5, min_cycle_s=0.4)
+    assert grf["windows"] == [[1.0, 1.5]] and grf["stance"] == {"1": [[1.0, 1.7]]}
+    with pytest.raises(C3DError, match="events.source"):
+        trial_windows(source="kinematics", events=[], stance=None, kinematics=None,
+                      start_s=None, end_s=None, min_cycle_s=0.4, file="t.c3d")
