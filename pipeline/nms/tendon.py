@@ -13,10 +13,18 @@ obtained at once by torch autograd on the step evaluated batched over all time s
 derivatives), then one backward sweep propagates the adjoint. The first sample is in static
 equilibrium (zero fibre velocity); its gradient comes from the implicit function theorem.
 
+Limitation of the one-step scheme (as published): each step is one Newton step on the fibre
+velocity through the asinh-shaped force-velocity curve. A large activation jump within one short
+step (e.g. 0.35 per sample at 1 kHz) asks for an unphysiological velocity (|v~| >> 1) and can lock
+the update into a spurious period-2 oscillation. Activations from the CEINMS filter at about
+100 Hz are smooth enough; a warning is logged when |v~| exceeds 1.5.
+
 Shapes: ``(trial, muscle, time)`` for signals, ``(muscle,)`` for parameters.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
@@ -25,6 +33,10 @@ from pipeline.nms import _rosenbrock, curves
 from pipeline.nms.mtu import time_derivative
 
 __all__ = ["elastic_fiber_kinematics", "stiff_fiber_kinematics", "tendon_strain"]
+
+log = logging.getLogger(__name__)
+
+_MAX_PLAUSIBLE_NORM_VELOCITY = 1.5
 
 
 def _thickness(optimal_fiber_length_m: torch.Tensor, pennation_at_optimal_rad: torch.Tensor):
@@ -172,4 +184,10 @@ def elastic_fiber_kinematics(
     )[:2]
     l_init = l_star_t - (residual - residual.detach()) / slope.detach()
     length, velocity = _RosenbrockFiber.apply(l_init, act, lmt, *per_element, dt_s, k_tendon)
+    peak = float((velocity.detach() / (curves.MAX_CONTRACTION_VELOCITY_PER_S
+                                       * per_element[0].detach().unsqueeze(-1))).abs().max())
+    if not peak <= _MAX_PLAUSIBLE_NORM_VELOCITY:
+        log.warning("elastic tendon: normalised fibre velocity reached %.3g (> %.1g); activation "
+                    "jumps too much per step (dt_s=%g) or parameters are implausible, and the "
+                    "Rosenbrock update may oscillate", peak, _MAX_PLAUSIBLE_NORM_VELOCITY, dt_s)
     return length.reshape(shape), velocity.reshape(shape)

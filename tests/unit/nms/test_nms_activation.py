@@ -1,0 +1,98 @@
+"""Activation dynamics against a plain loop of the recursion, and their gradients."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.nms.activation import (
+    activation,
+    delay_samples,
+    muscle_activation,
+    neural_activation,
+)
+
+
+def loop_reference(excitation: np.ndarray, c1: float, c2: float, delay: int) -> np.ndarray:
+    """The CEINMS recursion sample by sample, starting in steady state with the first sample."""
+    beta1, beta2 = c1 + c2, c1 * c2
+    alpha = 1.0 + beta1 + beta2
+    first = excitation[0]
+    out = np.empty_like(excitation)
+    u1 = u2 = first
+    for i in range(excitation.size):
+        e = excitation[i - delay] if i >= delay else first
+        u = alpha * e - beta1 * u1 - beta2 * u2
+        out[i] = u
+        u1, u2 = u, u1
+    return out
+
+
+@pytest.mark.parametrize(("c1", "c2", "emd_s"), [(-0.5, -0.5, 0.015), (-0.95, -0.05, 0.0),
+                                                  (-0.9, -0.93, 0.04), (-0.2, -0.7, 0.035)])
+def test_filter_matches_loop(c1: float, c2: float, emd_s: float) -> None:
+    rng = np.random.default_rng(1)
+    n_time, dt_s = 400, 0.001
+    excitation = np.clip(np.cumsum(rng.normal(0, 0.05, (2, 3, n_time)), axis=-1) + 0.3, 0, 1)
+    c1_t = torch.full((3,), c1, dtype=torch.float64)
+    c2_t = torch.full((3,), c2, dtype=torch.float64)
+    got = neural_activation(torch.as_tensor(excitation), c1_t, c2_t, dt_s=dt_s, emd_s=emd_s)
+    delay = delay_samples(emd_s=emd_s, dt_s=dt_s)
+    for trial in range(2):
+        for muscle in range(3):
+            expected = loop_reference(excitation[trial, muscle], c1, c2, delay)
+            np.testing.assert_allclose(got[trial, muscle].numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_per_muscle_coefficients_and_steady_state() -> None:
+    c1 = torch.tensor([-0.3, -0.9], dtype=torch.float64)
+    c2 = torch.tensor([-0.6, -0.1], dtype=torch.float64)
+    constant = torch.full((1, 2, 50), 0.4, dtype=torch.float64)
+    u = neural_activation(constant, c1, c2, dt_s=0.01, emd_s=0.02)
+    torch.testing.assert_close(u, constant, rtol=0, atol=1e-14)
+    step = torch.zeros(1, 2, 200, dtype=torch.float64)
+    step[..., 20:] = 1.0
+    u = neural_activation(step, c1, c2, dt_s=0.01, emd_s=0.0)
+    for m in range(2):
+        expected = loop_reference(step[0, m].numpy(), float(c1[m]), float(c2[m]), 0)
+        np.testing.assert_allclose(u[0, m].numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_shape_factor_limit_and_values() -> None:
+    u = torch.linspace(0.0, 1.0, 11, dtype=torch.float64).reshape(1, 1, 11)
+    # Either side of the series switch at |A u| = 1e-3, and at/near the removable singularity.
+    for shape in (-2.5, -1e-2, -1.001e-3, -0.999e-3, -1e-5, 0.0, 1e-7):
+        a = muscle_activation(u, torch.tensor([shape], dtype=torch.float64))
+        if abs(shape) < 1e-12:
+            torch.testing.assert_close(a, u, rtol=0, atol=1e-15)
+        else:
+            expected = np.expm1(shape * u.numpy()) / math.expm1(shape)
+            np.testing.assert_allclose(a.numpy(), expected, rtol=1e-13, atol=1e-15)
+
+
+def test_activation_gradcheck() -> None:
+    rng = np.random.default_rng(2)
+    excitation = torch.as_tensor(rng.uniform(0.05, 0.9, (2, 2, 30))).requires_grad_()
+    c1 = torch.tensor([-0.6, -0.3], dtype=torch.float64, requires_grad=True)
+    c2 = torch.tensor([-0.4, -0.8], dtype=torch.float64, requires_grad=True)
+    shape = torch.tensor([-1.5, -2e-4], dtype=torch.float64, requires_grad=True)
+
+    def run(e, a1, a2, s):
+        return activation(e, a1, a2, s, dt_s=0.01, emd_s=0.02)
+
+    assert torch.autograd.gradcheck(run, (excitation, c1, c2, shape))
+
+
+def test_shape_factor_gradcheck_at_zero() -> None:
+    u = torch.as_tensor(np.linspace(0.1, 0.9, 5)).reshape(1, 1, 5).requires_grad_()
+    shape = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(muscle_activation, (u, shape))
+
+
+def test_delay_validation() -> None:
+    assert delay_samples(emd_s=0.035, dt_s=0.01) == 4
+    with pytest.raises(ValueError):
+        delay_samples(emd_s=0.01, dt_s=0.0)

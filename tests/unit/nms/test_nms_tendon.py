@@ -1,0 +1,171 @@
+"""Stiff and elastic tendon kinematics: exactness, equilibrium, limits and gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.nms import _rosenbrock, curves
+from pipeline.nms.activation import activation
+from pipeline.nms.mtu import fiber_force_along_tendon, time_derivative
+from pipeline.nms.tendon import elastic_fiber_kinematics, stiff_fiber_kinematics, tendon_strain
+
+F64 = torch.float64
+
+
+def muscle(n: int = 2) -> dict[str, torch.Tensor]:
+    return {
+        "optimal_fiber_length_m": torch.tensor([0.10, 0.07, 0.12][:n], dtype=F64),
+        "tendon_slack_length_m": torch.tensor([0.20, 0.12, 0.25][:n], dtype=F64),
+        "pennation_at_optimal_rad": torch.tensor([0.15, 0.0, 0.3][:n], dtype=F64),
+    }
+
+
+def trajectory(n_time: int, dt_s: float, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """MTU length and activation, (trial=2, muscle=n, time)."""
+    t = torch.arange(n_time, dtype=F64) * dt_s
+    geometry = muscle(n)
+    base = geometry["tendon_slack_length_m"] * 1.02 + geometry["optimal_fiber_length_m"] * 0.95
+    wave = torch.stack([0.02 * torch.sin(2.0 * torch.pi * t), 0.015 * torch.sin(3.0 * t) ** 2])
+    lmt = base[None, :, None] + wave[:, None, :]
+    act = 0.3 + 0.25 * torch.stack([torch.sin(4.0 * t) ** 2, torch.cos(2.5 * t) ** 2])
+    return lmt, act[:, None, :].expand(2, n, n_time).clone()
+
+
+def test_partials_match_autograd() -> None:
+    rng = np.random.default_rng(3)
+    n = 50
+    values = [rng.uniform(0.06, 0.14, n), rng.uniform(-0.5, 0.5, n), rng.uniform(0, 1, n),
+              rng.uniform(0.28, 0.34, n), np.full(n, 0.1), np.full(n, 0.2),
+              rng.uniform(0, 0.05, n), np.sin(rng.uniform(0, 0.3, n))]
+    fl, v, a, lmt, l0, lts, d, sp = (torch.as_tensor(x).requires_grad_() for x in values)
+    k_tendon = curves.tendon_stiffness_exponent()
+    g, g_l, g_v, g_a, g_lmt = _rosenbrock.residual_and_partials(
+        _rosenbrock.TORCH, fl, v, a, lmt, l0, lts, d, sp, k_tendon=k_tendon)
+    auto = torch.autograd.grad(g.sum(), [fl, v, a, lmt])
+    for ours, theirs in zip((g_l, g_v, g_a, g_lmt), auto, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    # The residual is the normalised tendon force minus the fibre force along the tendon.
+    strain = tendon_strain(lmt[:, None], fl[:, None], optimal_fiber_length_m=l0,
+                           tendon_slack_length_m=lts,
+                           pennation_at_optimal_rad=torch.asin(sp))[:, 0]
+    fibre = fiber_force_along_tendon(a[:, None], fl[:, None], v[:, None], optimal_fiber_length_m=l0,
+                                     pennation_at_optimal_rad=torch.asin(sp),
+                                     max_isometric_force_n=torch.ones(n, dtype=F64),
+                                     strength=torch.ones(n, dtype=F64), damping=d)[:, 0]
+    torch.testing.assert_close(g, curves.tendon_force_length(1.0 + strain) - fibre,
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(_rosenbrock.numba is None, reason="numba not installed")
+def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    n, n_time = 6, 80
+    l0, lts = rng.uniform(0.06, 0.14, n), rng.uniform(0.1, 0.25, n)
+    d, sp = np.full(n, 0.02), np.sin(rng.uniform(0.0, 0.3, n))
+    lmt = (lts * 1.02 + l0)[None] + 0.01 * np.sin(np.linspace(0, 6, n_time))[:, None]
+    act = 0.2 + 0.5 * np.sin(np.linspace(0, 4, n_time))[:, None] ** 2 * np.ones(n)
+    grads = rng.normal(size=(2, n_time, n))
+    jac = rng.normal(size=(2, n_time - 1, n)) * 0.1
+    kwargs = {"k_tendon": curves.tendon_stiffness_exponent()}
+    fast = (_rosenbrock.static_equilibrium(act[0], lmt[0], l0, lts, d, sp, **kwargs),
+            *_rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, dt_s=0.005, **kwargs),
+            *_rosenbrock.adjoint(grads[0], grads[1], jac[0], jac[1], dt_s=0.005))
+    monkeypatch.setattr(_rosenbrock, "numba", None)
+    slow = (_rosenbrock.static_equilibrium(act[0], lmt[0], l0, lts, d, sp, **kwargs),
+            *_rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, dt_s=0.005, **kwargs),
+            *_rosenbrock.adjoint(grads[0], grads[1], jac[0], jac[1], dt_s=0.005))
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_isometric_converges_to_equilibrium() -> None:
+    # A physiological activation rise: an excitation step through the activation dynamics at
+    # 100 Hz. (Much sharper per-sample jumps can trap the one-step scheme, see tendon.py.)
+    dt_s, n_time = 0.01, 400
+    geometry = muscle(3)
+    lmt = (geometry["tendon_slack_length_m"] * 1.03 + geometry["optimal_fiber_length_m"])
+    lmt = lmt[None, :, None].expand(1, 3, n_time)
+    excitation = torch.full((1, 3, n_time), 0.05, dtype=F64)
+    excitation[..., 50:] = 0.9
+    coefficient = torch.full((3,), -0.5, dtype=F64)
+    act = activation(excitation, coefficient, coefficient, torch.full((3,), -1.0, dtype=F64),
+                     dt_s=dt_s, emd_s=0.0)
+    damping = torch.full((3,), 0.01, dtype=F64)
+    length, velocity = elastic_fiber_kinematics(act, lmt, **geometry, damping=damping, dt_s=dt_s)
+    strain = tendon_strain(lmt, length, **geometry)
+    tendon = curves.tendon_force_length(1.0 + strain)
+    ones = torch.ones(3, dtype=F64)
+    fibre = fiber_force_along_tendon(act, length, velocity, **_force_kwargs(geometry),
+                                     damping=damping, max_isometric_force_n=ones, strength=ones)
+    # At the start (static equilibrium) and after settling, F_T = F_M.
+    for i in (0, -1):
+        np.testing.assert_allclose(tendon[..., i].numpy(), fibre[..., i].numpy(), rtol=1e-6)
+    assert float(velocity[..., -1].abs().max()) < 1e-9
+    assert float((length[..., 80] - length[..., 49]).abs().min()) > 1e-3  # the fibre did shorten
+    assert float(tendon[..., -1].min()) > 5.0 * float(tendon[..., 0].max())
+
+
+def _force_kwargs(geometry: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"optimal_fiber_length_m": geometry["optimal_fiber_length_m"],
+            "pennation_at_optimal_rad": geometry["pennation_at_optimal_rad"]}
+
+
+def test_stiff_limit_of_elastic() -> None:
+    dt_s, n_time = 0.001, 1000
+    geometry = muscle(2)
+    lmt, act = trajectory(n_time, dt_s)
+    damping = torch.full((2,), 0.01, dtype=F64)
+    ones = torch.ones(2, dtype=F64)
+    stiff_l, stiff_v = stiff_fiber_kinematics(lmt, **geometry, dt_s=dt_s)
+    elastic_l, elastic_v = elastic_fiber_kinematics(act, lmt, **geometry, damping=damping,
+                                                    dt_s=dt_s, tendon_strain_at_one_norm_force=1e-6)
+    l0 = geometry["optimal_fiber_length_m"][:, None]
+    assert float(((stiff_l - elastic_l) / l0).abs().max()) < 1e-5
+    forces = [fiber_force_along_tendon(act, length, velocity, **_force_kwargs(geometry),
+                                       damping=damping, max_isometric_force_n=ones, strength=ones)
+              for length, velocity in ((stiff_l, stiff_v), (elastic_l, elastic_v))]
+    # Velocities differ only by the finite-difference stencil (skip the first sample, v = 0).
+    error = (forces[0] - forces[1])[..., 1:]
+    assert float(error.abs().max() / forces[0].abs().max()) < 2e-3
+    # And a compliant tendon does differ.
+    compliant_l, _ = elastic_fiber_kinematics(act, lmt, **geometry, damping=damping, dt_s=dt_s)
+    assert float(((stiff_l - compliant_l) / l0).abs().max()) > 1e-2
+
+
+def test_stiff_kinematics_exact() -> None:
+    dt_s = 0.001
+    geometry = muscle(2)
+    lmt, _ = trajectory(300, dt_s)
+    length, velocity = stiff_fiber_kinematics(lmt, **geometry, dt_s=dt_s)
+    strain = tendon_strain(lmt, length, **geometry)
+    torch.testing.assert_close(strain, torch.zeros_like(strain), rtol=0, atol=1e-14)
+    expected = np.gradient(length.numpy(), dt_s, axis=-1, edge_order=2)
+    np.testing.assert_allclose(velocity.numpy()[..., 2:-2], expected[..., 2:-2], atol=1e-5)
+    np.testing.assert_allclose(time_derivative(lmt, dt_s=dt_s).numpy(),
+                               np.gradient(lmt.numpy(), dt_s, axis=-1, edge_order=2), atol=1e-12)
+
+
+@pytest.mark.parametrize("tendon", ["stiff", "elastic"])
+def test_mtu_force_gradcheck(tendon: str) -> None:
+    dt_s, n_time = 0.01, 25
+    lmt, act = trajectory(n_time, dt_s)
+    geometry = muscle(2)
+    inputs = (act, lmt, geometry["optimal_fiber_length_m"], geometry["tendon_slack_length_m"],
+              geometry["pennation_at_optimal_rad"], torch.tensor([0.01, 0.05], dtype=F64),
+              torch.tensor([0.9, 0.4], dtype=F64), torch.tensor([1.2, 0.9], dtype=F64))
+    inputs = tuple(x.clone().requires_grad_() for x in inputs)
+
+    def force(a, m, l0, lts, phi0, d, fmax, s):
+        kwargs = {"optimal_fiber_length_m": l0, "tendon_slack_length_m": lts,
+                  "pennation_at_optimal_rad": phi0}
+        if tendon == "stiff":
+            length, velocity = stiff_fiber_kinematics(m, **kwargs, dt_s=dt_s)
+        else:
+            length, velocity = elastic_fiber_kinematics(a, m, **kwargs, damping=d, dt_s=dt_s)
+        return fiber_force_along_tendon(a, length, velocity, optimal_fiber_length_m=l0,
+                                        pennation_at_optimal_rad=phi0, max_isometric_force_n=fmax,
+                                        strength=s, damping=d)
+
+    assert torch.autograd.gradcheck(force, inputs, rtol=1e-5, atol=1e-6)
