@@ -229,7 +229,8 @@ def coupler_dependents(model: Any) -> list[tuple[str, list[str], Any]]:
 def consistent_coordinates(model: Any, table: Table) -> tuple[Table, bool]:
     """The model's coordinates in ``table`` in SI units under their own names, with the dependent
     coordinates of coupler constraints recomputed from their constraint; and whether this
-    differs from ``table`` (state-path labels, other columns, or inconsistent dependents)."""
+    differs from ``table`` in what OpenSim would read (state-path labels, other columns, or
+    inconsistent dependents; degrees alone are fine, OpenSim honours ``inDegrees``)."""
     import opensim as osim
 
     values = coordinate_values_si(model, table)
@@ -243,8 +244,6 @@ def consistent_coordinates(model: Any, table: Table) -> tuple[Table, bool]:
         if dep not in values or not np.allclose(values[dep], computed, atol=1e-6):
             changed = True
         values[dep] = computed
-    if table.in_degrees:
-        changed = True
     data = np.column_stack(list(values.values())) if values else np.empty((len(table.time_s), 0))
     return Table(table.time_s, tuple(values), data, False), changed
 

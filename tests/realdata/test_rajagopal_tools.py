@@ -47,7 +47,6 @@ def frames(walk: Path) -> Table:
     return Table(table.time_s[rows], table.labels, table.data[rows], table.in_degrees)
 
 
-@pytest.mark.slow
 def test_id_reproduces_id_walk(walk: Path, tmp_path: Path) -> None:
     out = run_inverse_dynamics(walk / "subject_walk_scaled.osim", walk / "coordinates.sto",
                                out_sto=tmp_path / "id.sto", external_loads=walk / "grf_walk.xml",
