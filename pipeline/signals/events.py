@@ -2,8 +2,8 @@
 
 ``source: auto`` takes C3D foot-strike events when there are two strikes of one foot, then the
 GRF stance phases, then movement cycles between peaks of the most-moving marker (upper-limb
-tasks). Windows are clipped to the trial's ``start_s``/``end_s`` and those shorter than
-``min_cycle_s`` are dropped.
+tasks). Windows must lie within the trial's ``start_s``/``end_s`` and last at least
+``min_cycle_s``.
 """
 
 from __future__ import annotations
@@ -78,14 +78,14 @@ def kinematic_cycles(times_s: np.ndarray, xyz_m: np.ndarray, /, *,
 
 def clip_windows(windows: Sequence[tuple[float, float]], /, *, start_s: float | None,
                  end_s: float | None, min_cycle_s: float) -> list[list[float]]:
-    """Windows clipped to [start_s, end_s]; those shorter than ``min_cycle_s`` dropped."""
-    out = []
-    for t0, t1 in windows:
-        t0 = max(t0, start_s) if start_s is not None else t0
-        t1 = min(t1, end_s) if end_s is not None else t1
-        if t1 - t0 >= min_cycle_s:
-            out.append([round(float(t0), 6), round(float(t1), 6)])
-    return out
+    """Windows lying within [start_s, end_s] and at least ``min_cycle_s`` long.
+
+    A cycle cut by the analysis range is not a cycle, so it is dropped rather than shortened.
+    """
+    lo = -np.inf if start_s is None else start_s
+    hi = np.inf if end_s is None else end_s
+    return [[round(float(t0), 6), round(float(t1), 6)] for t0, t1 in windows
+            if t0 >= lo - 1e-9 and t1 <= hi + 1e-9 and t1 - t0 >= min_cycle_s]
 
 
 def trial_windows(*, source: str, events: Sequence[Event],
