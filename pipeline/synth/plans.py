@@ -1,0 +1,140 @@
+"""What the demo study contains: subjects, trials, tasks, EMG channels and config entries.
+
+Two subjects:
+
+* ``arm01`` (``demo-arm``): static, one MVC trial, and six dynamic trials (shoulder abduction,
+  shoulder rotation, elbow flexion; the ``1`` trials calibrate, the ``2`` trials validate).
+* ``leg01`` (``demo-leg``): static and MVC trials standing on two force plates, and four
+  symmetric squats with each foot on its own plate (``squat1``, ``squat2`` calibrate, ``squat3``,
+  ``squat4`` validate). Squats keep the motion sagittal, both feet loaded all the time, and the
+  plate assignment unambiguous.
+
+``small=True`` keeps both subjects but shortens trials and keeps 2 calibration + 1 validation
+dynamic trials per subject.
+
+Every MTU has its own EMG channel (``EMG1``...), so EMG-driven calibration sees every excitation;
+``unrecorded`` names two deep MTUs per model for synergy-hybrid experiments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pipeline.synth.motions import ArmTask, Cycles, Squat
+
+DEG = math.pi / 180.0
+POINT_RATE_HZ = 100.0
+ANALOG_RATE_HZ = 2000.0
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    name: str
+    kind: str  # static | mvc | dynamic
+    role: str  # calibration | validation | none
+    task: ArmTask | Squat | None = None
+
+
+@dataclass(frozen=True)
+class SubjectPlan:
+    subject: str
+    model: str
+    muscles: tuple[str, ...]
+    dofs: tuple[str, ...]
+    trials: tuple[TrialPlan, ...]
+    duration_s: float
+    static_duration_s: float
+    mvc_duration_s: float
+    force_plates: bool
+    unrecorded: tuple[str, ...]
+    static_pose: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def emg_names(self) -> tuple[str, ...]:
+        return tuple(m[:-2] if m.endswith(("_r", "_l")) else m for m in self.muscles)
+
+    @property
+    def emg_channels(self) -> dict[str, str]:
+        """C3D analog label -> EMG name."""
+        return {f"EMG{i + 1}": name for i, name in enumerate(self.emg_names)}
+
+    @property
+    def excitations(self) -> dict[str, dict[str, float]]:
+        return {mtu: {emg: 1.0} for mtu, emg in zip(self.muscles, self.emg_names, strict=True)}
+
+    def config_entry(self) -> dict:
+        return {
+            "emg_channels": self.emg_channels,
+            "excitations": self.excitations,
+            "dofs": list(self.dofs),
+            "force_plates": self.force_plates,
+            "unrecorded": list(self.unrecorded),
+        }
+
+
+ARM_TASKS = {
+    "abduction1": ArmTask("abduction1", {
+        "shoulder_elev": Cycles(15 * DEG, 80 * DEG, 2.4),
+        "elbow_flex": Cycles(20 * DEG, 30 * DEG, 2.4, 0.3)}),
+    "rotation1": ArmTask("rotation1", {
+        "shoulder_elev": Cycles(60 * DEG),
+        "shoulder_rot": Cycles(-35 * DEG, 70 * DEG, 2.4),
+        "elbow_flex": Cycles(90 * DEG)}),
+    "flexion1": ArmTask("flexion1", {
+        "shoulder_elev": Cycles(20 * DEG, 25 * DEG, 2.4, 0.6),
+        "elbow_flex": Cycles(15 * DEG, 110 * DEG, 2.0)}),
+    "abduction2": ArmTask("abduction2", {
+        "shoulder_elev": Cycles(20 * DEG, 85 * DEG, 2.0),
+        "shoulder_rot": Cycles(-10 * DEG, 20 * DEG, 2.0, 0.2),
+        "elbow_flex": Cycles(60 * DEG)}),
+    "rotation2": ArmTask("rotation2", {
+        "shoulder_elev": Cycles(45 * DEG),
+        "shoulder_rot": Cycles(-25 * DEG, 60 * DEG, 2.0),
+        "elbow_flex": Cycles(80 * DEG)}),
+    "flexion2": ArmTask("flexion2", {
+        "shoulder_elev": Cycles(40 * DEG, 30 * DEG, 2.2),
+        "elbow_flex": Cycles(30 * DEG, 100 * DEG, 1.8, 0.3)}),
+}
+
+SQUATS = {
+    "squat1": Squat("squat1", knee_flexion_rad=60 * DEG, ankle_dorsiflexion_rad=20 * DEG,
+                    period_s=2.4),
+    "squat2": Squat("squat2", knee_flexion_rad=45 * DEG, ankle_dorsiflexion_rad=15 * DEG,
+                    period_s=2.0),
+    "squat3": Squat("squat3", knee_flexion_rad=55 * DEG, ankle_dorsiflexion_rad=18 * DEG,
+                    period_s=2.2),
+    "squat4": Squat("squat4", knee_flexion_rad=40 * DEG, ankle_dorsiflexion_rad=12 * DEG,
+                    period_s=1.8),
+}
+
+
+def _dynamic(names: list[str], tasks: dict, calibration: set[str]) -> list[TrialPlan]:
+    return [TrialPlan(n, "dynamic", "calibration" if n in calibration else "validation", tasks[n])
+            for n in names]
+
+
+def arm_plan(*, small: bool, muscles: tuple[str, ...], dofs: tuple[str, ...]) -> SubjectPlan:
+    names = (["abduction1", "flexion1", "flexion2"] if small else
+             ["abduction1", "rotation1", "flexion1", "abduction2", "rotation2", "flexion2"])
+    trials = [TrialPlan("static", "static", "none"), TrialPlan("mvc1", "mvc", "none")]
+    trials += _dynamic(names, ARM_TASKS, {"abduction1", "rotation1", "flexion1"})
+    return SubjectPlan(
+        subject="arm01", model="demo-arm", muscles=muscles, dofs=dofs, trials=tuple(trials),
+        duration_s=3.2 if small else 5.6, static_duration_s=1.5 if small else 2.0,
+        mvc_duration_s=2.0 if small else 3.0, force_plates=False,
+        unrecorded=("supraspinatus", "brachioradialis"),
+        static_pose={"shoulder_elev": 20 * DEG, "shoulder_rot": 0.0, "elbow_flex": 20 * DEG},
+    )
+
+
+def leg_plan(*, small: bool, muscles: tuple[str, ...], dofs: tuple[str, ...]) -> SubjectPlan:
+    names = ["squat1", "squat2", "squat3"] if small else ["squat1", "squat2", "squat3", "squat4"]
+    trials = [TrialPlan("static", "static", "none"), TrialPlan("mvc1", "mvc", "none")]
+    trials += _dynamic(names, SQUATS, {"squat1", "squat2"})
+    return SubjectPlan(
+        subject="leg01", model="demo-leg", muscles=muscles, dofs=dofs, trials=tuple(trials),
+        duration_s=3.2 if small else 5.6, static_duration_s=1.5 if small else 2.0,
+        mvc_duration_s=2.0 if small else 3.0, force_plates=True,
+        unrecorded=("gracilis_r", "sartorius_r"),
+    )

@@ -1,0 +1,191 @@
+"""Write the demo study: C3D files, config.yaml, subjects.tsv, trials.tsv and truth.json.
+
+Layout (``<trial>`` as in :mod:`pipeline.synth.plans`)::
+
+    <dir>/config.yaml  subjects.tsv  trials.tsv  truth.json
+    <dir>/c3d/<subject>/<trial>.c3d
+
+C3D content: markers in mm in the lab frame (Z up; OpenSim positions rotated with the inverse of
+``lab_frame``) with 1 mm Gaussian noise, and one 5-frame gap (NaN, residual -1) in one marker of
+the first dynamic arm trial; EMG channels ``EMG1``... in volts at 2000 Hz; for the leg, two type-2
+force plates (plate 1 under the right foot, plate 2 under the left) with 0.5 N / 100 N mm noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from pipeline.fileio import write_json_atomic, write_text_atomic
+from pipeline.osim.models import default_dofs, muscle_names
+from pipeline.signals.frames import lab_to_opensim
+from pipeline.synth import emg
+from pipeline.synth.c3d_writer import AnalogChannel, Plate, write_c3d
+from pipeline.synth.parameters import PARAMETER_KEYS
+from pipeline.synth.plans import ANALOG_RATE_HZ, POINT_RATE_HZ, arm_plan, leg_plan
+from pipeline.synth.subject import SubjectData, TrialData, simulate_subject
+
+log = logging.getLogger(__name__)
+
+LAB_FRAME = {"x": "+x", "y": "+z", "z": "-y"}
+MARKER_NOISE_MM = 1.0
+FORCE_NOISE_N = 0.5
+MOMENT_NOISE_NMM = 100.0
+GAP_FRAMES = 5
+EMD_S = 0.015
+TENDON = "elastic"
+INITIAL = {"c1": -0.5, "c2": -0.5, "shape_factor": -1.0}
+
+
+def plans(*, small: bool) -> list:
+    arm_muscles = muscle_names("demo-arm")
+    leg_muscles = tuple(m for m in muscle_names("demo-leg") if m.endswith("_r"))
+    return [arm_plan(small=small, muscles=arm_muscles, dofs=default_dofs("demo-arm")),
+            leg_plan(small=small, muscles=leg_muscles, dofs=default_dofs("demo-leg"))]
+
+
+def generate_demo_study(directory: str | Path, *, seed: int = 0, small: bool = False) -> Path:
+    """Write a complete synthetic study to ``directory`` and return its path."""
+    start = time.perf_counter()
+    root = Path(directory)
+    rng = np.random.default_rng(seed)
+    subjects = [simulate_subject(plan, rng=rng, emd_s=EMD_S, tendon=TENDON, initial=INITIAL)
+                for plan in plans(small=small)]
+    level = emg.unit_envelope_level(rate_hz=ANALOG_RATE_HZ)
+    rows = []
+    gap_done = False
+    for subject in subjects:
+        gains = rng.uniform(0.3e-3, 1.5e-3, len(subject.plan.muscles))
+        for trial in subject.trials:
+            rel = f"c3d/{subject.plan.subject}/{trial.plan.name}.c3d"
+            gap = not gap_done and trial.plan.kind == "dynamic"
+            gap_done = gap_done or gap
+            _write_trial(root / rel, subject, trial, gains=gains, level=level, rng=rng, gap=gap)
+            rows.append((subject.plan.subject, trial.plan.name, rel, trial.plan.kind,
+                         trial.plan.role))
+    _write_sheets(root, subjects, rows)
+    write_text_atomic(root / "config.yaml", config_text(subjects))
+    write_json_atomic(root / "truth.json", truth(subjects, seed=seed))
+    log.info("demo study written to %s in %.1f s", root, time.perf_counter() - start)
+    return root
+
+
+def _to_lab_mm(vectors_m: np.ndarray) -> np.ndarray:
+    rotation = lab_to_opensim(LAB_FRAME)  # v_opensim = R v_lab
+    return 1000.0 * np.asarray(vectors_m) @ rotation  # (R^T v)^T = v^T R
+
+
+def _write_trial(path: Path, subject: SubjectData, trial: TrialData, *, gains: np.ndarray,
+                 level: float, rng: np.random.Generator, gap: bool) -> None:
+    n_frames = trial.motion.n_frames
+    n_analog = int(n_frames * ANALOG_RATE_HZ / POINT_RATE_HZ)
+    markers = {name: _to_lab_mm(xyz) + rng.normal(0.0, MARKER_NOISE_MM, xyz.shape)
+               for name, xyz in trial.markers_m.items()}
+    missing = None
+    if gap:
+        name = list(markers)[-1]
+        mask = np.zeros(n_frames, dtype=bool)
+        first = n_frames // 2
+        mask[first:first + GAP_FRAMES] = True
+        missing = {name: mask}
+        log.info("%s: marker %s missing for %d frames from frame %d", path, name, GAP_FRAMES,
+                 first)
+    raw = emg.raw_emg(trial.channel_excitation, gains_v=gains, point_rate_hz=POINT_RATE_HZ,
+                      analog_rate_hz=ANALOG_RATE_HZ, n_analog=n_analog, rng=rng)
+    if trial.plan.kind == "mvc":
+        raw = emg.scale_mvc(raw, gains_v=gains, rate_hz=ANALOG_RATE_HZ, level=level)
+    labels = list(subject.plan.emg_channels)
+    analogs = [AnalogChannel(label, "V", raw[i]) for i, label in enumerate(labels)]
+    plates = []
+    for foot in trial.feet:
+        plate = foot_plate(subject, foot.side)
+        upsample = {key: emg.upsample(value.T, point_rate_hz=POINT_RATE_HZ,
+                                      analog_rate_hz=ANALOG_RATE_HZ, n_analog=n_analog).T
+                    for key, value in (("f", foot.force_n), ("p", foot.cop_m),
+                                       ("t", foot.torque_nm))}
+        channels = plate.channels(_to_lab_mm(upsample["f"]) / 1000.0, _to_lab_mm(upsample["p"]),
+                                  _to_lab_mm(upsample["t"]))
+        channels[:, :3] += rng.normal(0.0, FORCE_NOISE_N, (n_analog, 3))
+        channels[:, 3:] += rng.normal(0.0, MOMENT_NOISE_NMM, (n_analog, 3))
+        plates.append((plate, channels))
+    write_c3d(path, point_rate_hz=POINT_RATE_HZ, markers_mm=markers,
+              analog_rate_hz=ANALOG_RATE_HZ, analogs=analogs, plates=plates, missing=missing)
+
+
+def foot_plate(subject: SubjectData, side: str) -> Plate:
+    """Plate 1 under the right foot, plate 2 under the left, centred under each standing foot."""
+    standing = subject.trials[0]
+    heel = _to_lab_mm(standing.markers_m[("R" if side == "r" else "L") + "HEE"][0])
+    toe = _to_lab_mm(standing.markers_m[("R" if side == "r" else "L") + "TOE"][0])
+    centre_x = float(round(0.5 * (heel[0] + toe[0]), -1))
+    return Plate((centre_x, -200.0 if side == "r" else 200.0, 0.0))
+
+
+def _write_sheets(root: Path, subjects: list[SubjectData], rows: list[tuple]) -> None:
+    lines = ["# Demo study subjects (generated by `python -m pipeline demo-study`).",
+             "subject\tmass_kg\theight_m\tmodel"]
+    for s in subjects:
+        lines.append(f"{s.plan.subject}\t{s.mass_kg:.3f}\t1.80\t{s.plan.model}")
+    write_text_atomic(root / "subjects.tsv", "\n".join(lines) + "\n")
+    lines = ["# Demo study trials (generated). Truth: truth.json.",
+             "subject\ttrial\tfile\tkind\trole\tstart_s\tend_s"]
+    lines += ["\t".join(row) + "\t\t" for row in rows]
+    write_text_atomic(root / "trials.tsv", "\n".join(lines) + "\n")
+
+
+def config_text(subjects: list[SubjectData]) -> str:
+    config: dict[str, Any] = {
+        "lab_frame": LAB_FRAME,
+        "models": {s.plan.model: s.plan.config_entry() for s in subjects},
+        "calibration": {"methods": ["gradient"], "tendon": TENDON, "emd_s": EMD_S, "seed": 0},
+    }
+    header = ("# Demo study settings (generated by `python -m pipeline demo-study`). Anything\n"
+              "# omitted takes the default from the pipeline's config/config.yaml.\n"
+              "# The true muscle parameters and signals are in truth.json.\n")
+    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)
+
+
+def _series(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def truth(subjects: list[SubjectData], *, seed: int) -> dict[str, Any]:
+    """The truth.json document (see DESIGN.md); extra keys document the residuals and loads."""
+    out: dict[str, Any] = {"seed": seed, "tendon": TENDON, "emd_s": EMD_S, "subjects": {}}
+    for s in subjects:
+        generic = s.generic.as_json()
+        entry: dict[str, Any] = {
+            "model": s.plan.model,
+            "parameters": s.true.as_json(),
+            "initial_parameters": {m: {k: v[k] for k in PARAMETER_KEYS}
+                                   for m, v in generic.items()},
+            "trials": {},
+        }
+        for trial in s.trials:
+            if trial.plan.kind != "dynamic":
+                continue
+            record: dict[str, Any] = {
+                "time_s": _series(trial.motion.time_s),
+                "moments_nm": {d: _series(v) for d, v in trial.muscle_moments_nm.items()},
+                "excitations": {m: _series(trial.excitation[i])
+                                for i, m in enumerate(s.plan.muscles)},
+                "coordinates": {c: _series(v) for c, v in trial.motion.q.items()},
+                "id_moments_nm": {d: _series(v) for d, v in trial.id_moments_nm.items()},
+                "residual_actuators_nm": {
+                    d: _series(trial.id_moments_nm[d] - trial.muscle_moments_nm[d])
+                    for d in s.plan.dofs},
+            }
+            if trial.feet:
+                record["ground_reactions"] = {
+                    f.side: {"force_n": f.force_n.round(4).tolist(),
+                             "cop_m": f.cop_m.round(6).tolist(),
+                             "free_moment_nm": f.torque_nm.round(4).tolist()}
+                    for f in trial.feet}
+            entry["trials"][trial.plan.name] = record
+        out["subjects"][s.plan.subject] = entry
+    return out

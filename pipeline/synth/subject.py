@@ -1,0 +1,168 @@
+"""Simulate one demo subject: motions, inverse dynamics, ground reactions, MTU geometry, and the
+excitations with which the subject's true muscles reproduce the inverse-dynamics moments.
+
+Consistency chain (per dynamic trial):
+
+1. prescribe smooth coordinates (:mod:`pipeline.synth.motions`) on the generic, unscaled model
+   (the subject *is* the generic model at scale 1, so the pipeline's scaling recovers ~1);
+2. inverse dynamics with ``opensim.InverseDynamicsSolver`` (no muscles, no passive forces). For the
+   leg, first without external loads: the pelvis residuals are the ground reaction the motion
+   needs; they are split between the feet (:mod:`pipeline.synth.ground`) and the ID is repeated
+   with those loads on ``calcn_r`` / ``calcn_l`` (pelvis residuals ~0);
+3. MTU lengths and moment arms from the OpenSim model along the motion;
+4. excitations solved through :func:`pipeline.nms.model.simulate` with the true parameters
+   (:mod:`pipeline.synth.excitations`). The muscles' moments are the truth; what they cannot make
+   is kept as a residual actuator per DOF.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pipeline.osim.models import build_model
+from pipeline.synth import emg
+from pipeline.synth.excitations import solve_excitations
+from pipeline.synth.ground import FootLoad, split_ground_reaction
+from pipeline.synth.kinematics import ModelEvaluator, Motion, PointLoad
+from pipeline.synth.motions import (
+    SquatBuilder,
+    Trajectory,
+    arm_trajectory,
+    differentiate,
+    static_trajectory,
+)
+from pipeline.synth.parameters import SubjectMuscles, generic_muscles, perturbed_muscles
+from pipeline.synth.plans import POINT_RATE_HZ, SubjectPlan, TrialPlan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrialData:
+    """Everything one trial's C3D file and truth entry need (OpenSim frame, SI units)."""
+
+    plan: TrialPlan
+    motion: Motion
+    markers_m: dict[str, np.ndarray]
+    channel_excitation: np.ndarray  # (channel, frame)
+    feet: tuple[FootLoad, ...] = ()
+    id_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
+    muscle_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
+    excitation: np.ndarray | None = None  # (muscle, frame)
+
+
+@dataclass
+class SubjectData:
+    plan: SubjectPlan
+    mass_kg: float
+    generic: SubjectMuscles
+    true: SubjectMuscles
+    trials: list[TrialData]
+    foot_lengths: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _time(duration_s: float) -> np.ndarray:
+    return np.arange(int(round(duration_s * POINT_RATE_HZ))) / POINT_RATE_HZ
+
+
+def _foot_loads(ev: ModelEvaluator, motion: Motion) -> tuple[FootLoad, FootLoad]:
+    free = ev.inverse_dynamics(motion)
+    pelvis = ev.body_origin(motion, "pelvis")
+    feet_z = {s: float(ev.body_origin(motion, f"calcn_{s}")[0, 2]) for s in ("r", "l")}
+    return split_ground_reaction(free, pelvis_origin_m=pelvis, foot_z_m=feet_z)
+
+
+def _loads(feet: tuple[FootLoad, ...]) -> list[PointLoad]:
+    return [PointLoad(f"calcn_{f.side}", f.force_n, f.cop_m, f.torque_nm) for f in feet]
+
+
+def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: float,
+                     tendon: str, initial: dict[str, float]) -> SubjectData:
+    """Run the consistency chain for every trial of ``plan`` (see the module docstring)."""
+    start = time.perf_counter()
+    model = build_model(plan.model)
+    ev = ModelEvaluator(model)
+    generic = generic_muscles(model, plan.muscles, c1=initial["c1"], c2=initial["c2"],
+                              shape_factor=initial["shape_factor"])
+    true = perturbed_muscles(generic, rng)
+    squats = SquatBuilder(ev) if plan.force_plates else None
+    static_pose = squats.standing if squats is not None else {
+        name: plan.static_pose.get(name, 0.0) for name in ev.coordinate_names}
+    n_channels = len(plan.muscles)
+    trials: list[TrialData] = []
+    dynamic: list[TrialData] = []
+    for trial in plan.trials:
+        if trial.kind == "dynamic":
+            if squats is not None:
+                traj = squats.trajectory(trial.task, duration_s=plan.duration_s)
+            else:
+                full = {name: 0.0 for name in ev.coordinate_names}
+                arm = arm_trajectory(trial.task, duration_s=plan.duration_s)
+                traj = _with_defaults(arm, full)
+            t = _time(plan.duration_s)
+            excitation = np.zeros((n_channels, t.size))
+        else:
+            traj = static_trajectory(static_pose)
+            t = _time(plan.static_duration_s if trial.kind == "static" else plan.mvc_duration_s)
+            excitation = (emg.mvc_excitation(t.size, point_rate_hz=POINT_RATE_HZ,
+                                             n_channels=n_channels) if trial.kind == "mvc"
+                          else np.full((n_channels, t.size), 0.02))
+        motion = differentiate(traj, t)
+        data = TrialData(trial, motion, ev.markers(motion), excitation)
+        if squats is not None:
+            data.feet = _foot_loads(ev, motion)
+        if trial.kind == "dynamic":
+            tau = ev.inverse_dynamics(motion, _loads(data.feet))
+            data.id_moments_nm = {dof: tau[dof] for dof in plan.dofs}
+            if squats is not None:
+                residual = max(float(np.abs(tau[c]).max()) for c in
+                               ("pelvis_tx", "pelvis_ty", "pelvis_tilt"))
+                log.info("%s/%s: max pelvis residual with ground reactions %.2e", plan.subject,
+                         trial.name, residual)
+            dynamic.append(data)
+        trials.append(data)
+    log.info("%s: kinematics and inverse dynamics in %.1f s", plan.subject,
+             time.perf_counter() - start)
+    _solve(ev, plan, true, dynamic, emd_s=emd_s, tendon=tendon)
+    log.info("%s: simulated in %.1f s", plan.subject, time.perf_counter() - start)
+    return SubjectData(plan, ev.total_mass_kg(), generic, true, trials)
+
+
+def _with_defaults(traj: Trajectory, defaults: dict[str, float]) -> Trajectory:
+    """``traj`` with the coordinates it does not move held at ``defaults``."""
+
+    def trajectory(t: np.ndarray) -> dict[str, np.ndarray]:
+        out = {name: np.full(np.shape(t), value) for name, value in defaults.items()}
+        out.update(traj(t))
+        return out
+
+    return trajectory
+
+
+def _solve(ev: ModelEvaluator, plan: SubjectPlan, true: SubjectMuscles, dynamic: list[TrialData],
+           *, emd_s: float, tendon: str) -> None:
+    geometry = [ev.mtu_geometry(d.motion, plan.muscles, plan.dofs) for d in dynamic]
+    lengths = np.stack([g[0] for g in geometry])
+    arms = np.stack([g[1] for g in geometry])
+    target = np.stack([np.stack([d.id_moments_nm[dof] for dof in plan.dofs]) for d in dynamic])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: threading overhead dominates on shared machines
+    try:
+        solution = solve_excitations(true.to_nms(), lengths, arms, target,
+                                     np.eye(len(plan.muscles)), dt_s=1.0 / POINT_RATE_HZ,
+                                     emd_s=emd_s, tendon=tendon)
+    finally:
+        torch.set_num_threads(threads)
+    for i, data in enumerate(dynamic):
+        data.channel_excitation = solution.channel_excitation[i]
+        data.excitation = solution.excitation[i]
+        data.muscle_moments_nm = {dof: solution.moments_nm[i, d]
+                                  for d, dof in enumerate(plan.dofs)}
+        for d, dof in enumerate(plan.dofs):
+            log.info("%s/%s %s: muscles reproduce ID within %.2f %% RMS of peak", plan.subject,
+                     data.plan.name, dof, 100 * solution.relative_rms[i, d])
