@@ -1,0 +1,197 @@
+"""Read the scaled model's muscles; write ``parameters.json`` and ``calibrated.osim``.
+
+``parameters.json`` follows the DESIGN.md contract: per MTU and parameter ``value``, ``initial``,
+``lower``, ``upper``, ``at_bound``, ``se`` (standard error from the identifiability analysis, null
+when not computed or not finite) and ``units``; ``max_isometric_force_n`` is the effective force
+(generic maximum isometric force x strength coefficient) with bounds scaled the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import __version__
+from pipeline.calibrate.spec import KINDS, MuscleProperties, ParameterSpec
+from pipeline.errors import ModelError, describe
+from pipeline.fileio import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+#: parameters.json key and units of each parameter kind.
+JSON_KEYS = {
+    "optimal_fiber_length": ("optimal_fiber_length_m", "m"),
+    "tendon_slack_length": ("tendon_slack_length_m", "m"),
+    "strength": ("strength_coefficient", "1"),
+    "c1": ("c1", "1"),
+    "c2": ("c2", "1"),
+    "shape_factor": ("shape_factor", "1"),
+    "damping": ("damping", "1"),
+}
+#: Fraction of the bound range within which a value counts as "at a bound".
+AT_BOUND_FRACTION = 1e-3
+
+
+def read_muscle_properties(osim_path: str | Path, mtu_names: Sequence[str]) -> MuscleProperties:
+    """Optimal fibre length, tendon slack length, max isometric force, pennation of MTUs."""
+    import opensim
+
+    path = Path(osim_path)
+    if not path.exists():
+        raise ModelError(describe(path, "model file not found",
+                                  "run the scaling step first (results/<subject>/model/)"))
+    try:
+        model = opensim.Model(str(path))
+    except Exception as exc:  # opensim raises its own exception types
+        raise ModelError(describe(path, f"OpenSim cannot load the model ({exc})",
+                                  "rerun the scaling step")) from exc
+    muscles = model.getMuscles()
+    values: dict[str, list[float]] = {k: [] for k in ("l0", "lts", "fmax", "phi")}
+    for name in mtu_names:
+        if muscles.getIndex(name) < 0:
+            raise ModelError(describe(path, f"the model has no muscle {name!r} (named in the NMS "
+                                      "inputs)", "use the scaled model the inputs came from, or "
+                                      "fix the excitation mapping in config.yaml"))
+        m = muscles.get(name)
+        values["l0"].append(m.getOptimalFiberLength())
+        values["lts"].append(m.getTendonSlackLength())
+        values["fmax"].append(m.getMaxIsometricForce())
+        values["phi"].append(m.getPennationAngleAtOptimalFiberLength())
+    return MuscleProperties(tuple(mtu_names), *(np.asarray(values[k], dtype=float)
+                                                for k in ("l0", "lts", "fmax", "phi")))
+
+
+def write_calibrated_osim(scaled_osim: str | Path, target: str | Path,
+                          per_mtu: Mapping[str, Mapping[str, float]]) -> None:
+    """Copy the scaled model with calibrated l0, l_ts and Fmax (x strength) for each MTU.
+
+    ``per_mtu[name]`` holds ``optimal_fiber_length_m``, ``tendon_slack_length_m``,
+    ``max_isometric_force_n`` and optionally ``damping`` (set as ``fiber_damping`` on
+    DeGrooteFregly2016 muscles).
+    """
+    import opensim
+
+    model = opensim.Model(str(scaled_osim))
+    muscles = model.getMuscles()
+    for name, values in per_mtu.items():
+        muscle = muscles.get(name)
+        muscle.setOptimalFiberLength(float(values["optimal_fiber_length_m"]))
+        muscle.setTendonSlackLength(float(values["tendon_slack_length_m"]))
+        muscle.setMaxIsometricForce(float(values["max_isometric_force_n"]))
+        if "damping" in values:
+            dgf = opensim.DeGrooteFregly2016Muscle.safeDownCast(muscle)
+            if dgf is not None:
+                dgf.set_fiber_damping(float(values["damping"]))
+    model.finalizeConnections()
+    with atomic_path(target) as tmp:
+        if not model.printToXML(str(tmp)):
+            raise ModelError(describe(target, "OpenSim could not write the calibrated model",
+                                      "check disk space and permissions"))
+
+
+def _entry(value: float, initial: float, lower: float, upper: float, units: str,
+           se: float | None) -> dict[str, Any]:
+    tol = AT_BOUND_FRACTION * (upper - lower)
+    return {"value": float(value), "initial": float(initial), "lower": float(lower),
+            "upper": float(upper), "at_bound": bool(value - lower <= tol or upper - value <= tol),
+            "se": None if se is None or not np.isfinite(se) else float(se), "units": units}
+
+
+def parameters_document(spec: ParameterSpec, p: np.ndarray, *, method: str, tendon: str,
+                        standard_errors: np.ndarray | None = None,
+                        identifiability: dict | None = None,
+                        provenance: dict | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``parameters.json`` document for free physical parameters ``p`` (spec order)."""
+    value = spec.per_mtu(p)
+    initial = spec.per_mtu(spec.initial)
+    se_per = {k: np.full(len(spec.mtu_names), np.nan) for k in KINDS}
+    bounds = {}
+    slices = spec.slices()
+    for kind in KINDS:
+        b = spec.blocks[kind]
+        bounds[kind] = (b.lower[b.index], b.upper[b.index])
+        if standard_errors is not None and kind in slices:
+            se_per[kind] = np.asarray(standard_errors)[slices[kind]][b.index]
+    fmax = spec.muscles.max_isometric_force_n
+    mtus: dict[str, Any] = {}
+    for i, name in enumerate(spec.mtu_names):
+        entry: dict[str, Any] = {}
+        for kind in ("optimal_fiber_length", "tendon_slack_length", "strength", "c1", "c2",
+                     "shape_factor", "damping"):
+            key, units = JSON_KEYS[kind]
+            entry[key] = _entry(value[kind][i], initial[kind][i], bounds[kind][0][i],
+                                bounds[kind][1][i], units, se_per[kind][i])
+            entry[key]["calibrated"] = spec.blocks[kind].calibrated
+        s = entry["strength_coefficient"]
+        entry["max_isometric_force_n"] = {
+            **_entry(fmax[i] * s["value"], fmax[i] * s["initial"], fmax[i] * s["lower"],
+                     fmax[i] * s["upper"], "N", None if s["se"] is None else fmax[i] * s["se"]),
+            "generic_n": float(fmax[i]), "calibrated": s["calibrated"]}
+        entry["pennation_at_optimal_rad"] = {
+            "value": float(spec.muscles.pennation_angle_rad[i]), "units": "rad",
+            "calibrated": False}
+        mtus[name] = entry
+    at_bound = [f"{m}.{k}" for m, e in mtus.items() for k, v in e.items()
+                if v.get("calibrated") and v.get("at_bound") and k != "max_isometric_force_n"]
+    return {"method": method, "tendon": tendon, "mtus": mtus,
+            "groups": {g: list(members) for g, members in spec.groups.items()},
+            "at_bound": at_bound, "identifiability": identifiability or {},
+            "provenance": provenance or {}, **extra}
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_commit(root: str | Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance(config: Mapping[str, Any], *, seed: int,
+               inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Package version, hash of the calibration config, seed, git commit, input hashes."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    out: dict[str, Any] = {"package_version": __version__,
+                           "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                           "seed": int(seed)}
+    commit = git_commit()
+    if commit:
+        out["git_commit"] = commit
+    out["input_sha256"] = {str(p): sha256_file(p) for p in inputs if Path(p).exists()}
+    return out
+
+
+def write_parameters(path: str | Path, document: Mapping[str, Any]) -> None:
+    write_json_atomic(path, document)
+
+
+def read_parameters(path: str | Path) -> dict[str, Any]:
+    from pipeline.errors import CalibrationError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CalibrationError(describe(path, f"cannot read calibrated parameters ({exc})",
+                                        "rerun the calibrate step")) from exc
+
+
+def log_at_bound(document: Mapping[str, Any]) -> None:
+    for item in document.get("at_bound", []):
+        log.warning("calibrated parameter at a bound: %s (consider widening calibration.bounds)",
+                    item)

@@ -1,0 +1,148 @@
+"""The calibration objective (paper 002, eq. 4): moment tracking plus operating-range penalties.
+
+    F = sum_t 1/N_i sum_i [ 1/N_d sum_d w_d (M_ID - M)^2 + sum_m (P_l(l~) + P_eps(eps_T)) ]
+
+with ``w_d = 1 / var(M_ID,d)`` when ``normalise_by_variance`` (as CEINMS does) else 1, and
+``P(x) = w (x_min - x)^2`` below ``x_min``, ``w (x - x_max)^2`` above ``x_max``, 0 inside. Padded
+samples (see :mod:`pipeline.calibrate.problem`) are masked out. The same code serves gradient
+calibration (with autograd), annealing (under ``torch.no_grad``) and execution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from pipeline.calibrate.problem import TrialBatch
+from pipeline.calibrate.spec import ParameterSpec
+from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+
+
+@dataclass(frozen=True)
+class PenaltyRange:
+    lower: float
+    upper: float
+    weight: float
+
+
+DEFAULT_PENALTIES = {"fiber_length": PenaltyRange(0.5, 1.5, 100.0),
+                     "tendon_strain": PenaltyRange(0.0, 0.1, 100.0)}
+
+
+def penalties_from_config(cfg: Mapping[str, Any] | None) -> dict[str, PenaltyRange]:
+    out = dict(DEFAULT_PENALTIES)
+    for key, value in (cfg or {}).items():
+        out[key] = PenaltyRange(float(value["lower"]), float(value["upper"]),
+                                float(value["weight"]))
+    return out
+
+
+def range_penalty(x: torch.Tensor, /, *, lower: float, upper: float, weight: float
+                  ) -> torch.Tensor:
+    """Elementwise ``P(x)``: ``w (lower - x)^2`` below, ``w (x - upper)^2`` above, else 0."""
+    return weight * (torch.relu(lower - x) ** 2 + torch.relu(x - upper) ** 2)
+
+
+#: Exceptions the model raises where it cannot be evaluated (treated as an infinite loss).
+MODEL_FAILURES = (ArithmeticError, ValueError, RuntimeError)
+
+
+class LossTerms(NamedTuple):
+    total: torch.Tensor
+    tracking: torch.Tensor
+    penalty: torch.Tensor
+
+
+class Objective:
+    """Loss of free physical parameters ``p`` (``(n_free,)``) on one batch of trials."""
+
+    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "elastic",
+                 emd_s: float = DEFAULT_EMD_S, normalise_by_variance: bool = True,
+                 penalties: Mapping[str, PenaltyRange] | None = None,
+                 dof_weights: np.ndarray | None = None) -> None:
+        if spec.mtu_names != data.mtu_names:
+            raise ValueError("spec and data must list the same MTUs in the same order")
+        self.spec = spec
+        self.data = data
+        self.tendon = tendon
+        self.emd_s = float(emd_s)
+        self.penalties = dict(penalties or DEFAULT_PENALTIES)
+        if dof_weights is None:
+            dof_weights = (variance_weights(data) if normalise_by_variance
+                           else np.ones(len(data.dof_names)))
+        self.dof_weights = torch.as_tensor(dof_weights, dtype=torch.float64)
+        mask = data.mask.to(torch.float64)
+        #: (trial, time) weights 1/N_i on valid samples, 0 on padding.
+        self.time_weights = mask / mask.sum(dim=1, keepdim=True)
+        self._fixed = {
+            "max_isometric_force_n": torch.as_tensor(spec.muscles.max_isometric_force_n,
+                                                     dtype=torch.float64),
+            "pennation_at_optimal_rad": torch.as_tensor(spec.muscles.pennation_angle_rad,
+                                                        dtype=torch.float64),
+        }
+
+    def muscle_parameters(self, p: torch.Tensor) -> MuscleParameters:
+        full = self.spec.expand(p)
+        return MuscleParameters(
+            c1=full["c1"], c2=full["c2"], shape_factor=full["shape_factor"],
+            optimal_fiber_length_m=full["optimal_fiber_length"],
+            tendon_slack_length_m=full["tendon_slack_length"], strength=full["strength"],
+            damping=full["damping"], **self._fixed)
+
+    def simulate(self, p: torch.Tensor, data: TrialBatch | None = None) -> ModelOutput:
+        data = data or self.data
+        return simulate(self.muscle_parameters(p), data.excitation, data.mtu_length_m,
+                        data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s)
+
+    def terms_from_output(self, out: ModelOutput) -> LossTerms:
+        err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
+        per_sample = (err2 * self.dof_weights[None, :, None]).mean(dim=1)
+        tracking = (per_sample * self.time_weights).sum()
+        fl = self.penalties["fiber_length"]
+        ts = self.penalties["tendon_strain"]
+        pen = (range_penalty(out.normalized_fiber_length, lower=fl.lower, upper=fl.upper,
+                             weight=fl.weight)
+               + range_penalty(out.tendon_strain, lower=ts.lower, upper=ts.upper,
+                               weight=ts.weight)).sum(dim=1)
+        penalty = (pen * self.time_weights).sum()
+        return LossTerms(tracking + penalty, tracking, penalty)
+
+    def terms(self, p: torch.Tensor) -> LossTerms:
+        return self.terms_from_output(self.simulate(p))
+
+    def __call__(self, p: torch.Tensor) -> torch.Tensor:
+        return self.terms(p).total
+
+    def residuals(self, p: torch.Tensor) -> torch.Tensor:
+        """Weighted tracking residuals ``(n_res,)`` whose sum of squares is the tracking term."""
+        out = self.simulate(p)
+        err = self.data.id_moment_nm - out.moments_nm
+        scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
+                           * self.time_weights[:, None, :])
+        valid = self.data.mask[:, None, :].expand_as(err)
+        return (err * scale)[valid]
+
+    def loss_numpy(self, p: np.ndarray) -> float:
+        """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model
+        cannot be evaluated (e.g. a tendon slack length longer than the MTU)."""
+        with torch.no_grad():
+            try:
+                return float(self(torch.as_tensor(p, dtype=torch.float64)))
+            except MODEL_FAILURES:
+                return float("inf")
+
+
+def variance_weights(data: TrialBatch) -> np.ndarray:
+    """``1 / var`` of each DOF's ID moment over all valid samples (1 for a constant DOF)."""
+    moments = data.id_moment_nm.numpy()
+    mask = data.mask.numpy()
+    weights = np.ones(moments.shape[1])
+    for d in range(moments.shape[1]):
+        values = moments[:, d][mask]
+        var = float(np.var(values))
+        weights[d] = 1.0 / var if var > 1e-12 else 1.0
+    return weights

@@ -1,0 +1,154 @@
+"""One calibration from a spec and a batch of trials: optimise, analyse, build the documents.
+
+:func:`calibrate` runs gradient calibration or simulated annealing on the same
+:class:`~pipeline.calibrate.losses.Objective`, then the identifiability analysis at the optimum,
+and returns everything the CLI writes (``parameters.json`` document, history).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.calibrate import identifiability as ident
+from pipeline.calibrate.annealing import AnnealingOptions, anneal
+from pipeline.calibrate.export import log_at_bound, parameters_document
+from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
+from pipeline.calibrate.losses import Objective, penalties_from_config
+from pipeline.calibrate.problem import TrialBatch
+from pipeline.calibrate.spec import ParameterSpec
+from pipeline.errors import ConfigError, describe
+from pipeline.nms import DEFAULT_EMD_S
+
+log = logging.getLogger(__name__)
+
+METHODS = ("gradient", "annealing")
+
+
+@dataclass
+class CalibrationOutcome:
+    method: str
+    spec: ParameterSpec
+    objective: Objective
+    p: np.ndarray
+    loss: float
+    tracking: float
+    penalty: float
+    iterations: int
+    wall_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    identifiability: ident.Identifiability | None = None
+    converged: bool = True
+
+    def document(self, *, provenance: dict | None = None, **extra: Any) -> dict[str, Any]:
+        ident_json = self.identifiability.to_json() if self.identifiability else {}
+        se = self.identifiability.standard_errors if self.identifiability else None
+        counts = {"iterations": self.iterations}
+        if self.method == "annealing":
+            counts["evaluations"] = self.iterations
+        return parameters_document(
+            self.spec, self.p, method=self.method, tendon=self.objective.tendon,
+            standard_errors=se, identifiability=ident_json, provenance=provenance,
+            emd_s=self.objective.emd_s, loss={"total": self.loss, "tracking": self.tracking,
+                                              "penalty": self.penalty},
+            wall_s=self.wall_s, **counts, converged=self.converged, **extra)
+
+
+def make_objective(spec: ParameterSpec, batch: TrialBatch,
+                   calibration: Mapping[str, Any]) -> Objective:
+    return Objective(spec, batch, tendon=calibration.get("tendon", "elastic"),
+                     emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
+                     normalise_by_variance=bool(calibration.get("normalise_by_variance", True)),
+                     penalties=penalties_from_config(calibration.get("penalties")))
+
+
+def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, Any], *,
+              method: str = "gradient", seed: int | None = None, p0: np.ndarray | None = None,
+              gradient_options: GradientOptions | None = None,
+              annealing_options: AnnealingOptions | None = None,
+              analyse: bool = True, progress: bool = True) -> CalibrationOutcome:
+    """Calibrate the free parameters of ``spec`` on ``batch`` with ``method``.
+
+    Args:
+        calibration: the merged ``calibration:`` config section.
+        seed: default ``calibration.seed``.
+        p0: physical start point (default the spec's initial values).
+        gradient_options, annealing_options: override the config's optimiser settings.
+        analyse: run the identifiability analysis at the optimum.
+    """
+    if method not in METHODS:
+        raise ConfigError(describe(None, f"unknown calibration method {method!r}",
+                                   f"use one of {', '.join(METHODS)}"))
+    seed = int(calibration.get("seed", 0) if seed is None else seed)
+    torch.manual_seed(seed)
+    objective = make_objective(spec, batch, calibration)
+    log.info("calibrating %d parameters (%s) of %d MTUs on %d trial(s), %d DOF(s), %s tendon, "
+             "method %s", spec.n_free, ", ".join(spec.free_kinds), len(spec.mtu_names),
+             batch.n_trials, len(batch.dof_names), objective.tendon, method)
+    start_p = spec.initial if p0 is None else np.asarray(p0, dtype=float)
+    converged = True
+    if method == "gradient":
+        opts = gradient_options or GradientOptions.from_config(
+            calibration.get("optimiser", {}), progress=progress)
+        result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed, p0=start_p)
+        p, iterations, wall, history = result.p, result.iterations, result.wall_s, result.history
+    else:
+        opts_a = annealing_options or AnnealingOptions.from_config(
+            calibration.get("annealing", {}))
+        x0 = spec.normalise(start_p)
+
+        def normalised_loss(x: np.ndarray) -> float:
+            return objective.loss_numpy(spec.denormalise(x))
+
+        started = time.perf_counter()
+
+        def report(evaluations: int, best: float, temperature: float) -> None:
+            log.info("annealing: %d evaluations, best loss %.6g, T %.3g (%.1f s)",
+                     evaluations, best, temperature, time.perf_counter() - started)
+
+        # Annealing visits implausible corners on purpose; the model's warnings there are noise.
+        nms_log = logging.getLogger("pipeline.nms")
+        level = nms_log.level
+        nms_log.setLevel(logging.ERROR)
+        try:
+            res = anneal(normalised_loss, x0, options=opts_a, seed=seed,
+                         progress=report if progress else None)
+        finally:
+            nms_log.setLevel(level)
+        p = spec.denormalise(res.x)
+        iterations, wall, converged = res.evaluations, res.wall_s, res.converged
+        history = [{"iteration": h["evaluations"], "loss": h["loss"], "tracking": np.nan,
+                    "penalty": np.nan, "lr": h["temperature"], "elapsed_s": np.nan}
+                   for h in res.history]
+    with torch.no_grad():
+        terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))
+    outcome = CalibrationOutcome(method, spec, objective, p, float(terms.total),
+                                 float(terms.tracking), float(terms.penalty), iterations, wall,
+                                 history, None, converged)
+    if analyse:
+        outcome.identifiability = analyse_identifiability(objective, p, calibration)
+    return outcome
+
+
+def analyse_identifiability(objective: Objective, p: np.ndarray,
+                            calibration: Mapping[str, Any]) -> ident.Identifiability:
+    cfg = calibration.get("identifiability", {})
+    labels = [f"{entry}.{kind}" for kind, entry in objective.spec.labels]
+    result = ident.analyse(objective.residuals, p, labels=labels,
+                           max_relative_se=float(cfg.get("max_relative_se", 0.1)),
+                           max_abs_correlation=float(cfg.get("max_abs_correlation", 0.95)))
+    ident.log_report(result)
+    return result
+
+
+def report_outcome(outcome: CalibrationOutcome, document: Mapping[str, Any]) -> None:
+    log.info("%s calibration: loss %.6g (tracking %.6g, penalty %.3g), %d %s, %.2f s",
+             outcome.method, outcome.loss, outcome.tracking, outcome.penalty, outcome.iterations,
+             "evaluations" if outcome.method == "annealing" else "iterations", outcome.wall_s)
+    log_at_bound(document)

@@ -1,0 +1,174 @@
+"""Subcommands ``calibrate`` and ``execute``.
+
+``calibrate`` writes ``parameters.json``, ``calibrated.osim`` and ``history.tsv`` into
+``--out-dir``; ``execute`` runs the calibrated model open-loop on the validation trials and writes
+``metrics.json`` and ``execution/<trial>/{moments,forces,activations,fiber_lengths}.sto``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.cli._common import add_command
+from pipeline.errors import ConfigError, describe
+from pipeline.fileio import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _trial_labels(paths: list[str]) -> list[str]:
+    from pipeline.calibrate.execute import trial_label
+
+    labels = []
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta_json"]))
+        except (OSError, KeyError, ValueError):
+            meta = {}
+        labels.append(trial_label(path, meta))
+    return labels
+
+
+def _calibration_config(args: argparse.Namespace) -> dict:
+    from pipeline.study import load_study
+
+    study = load_study(args.study, check_files=False)
+    study.subject(args.subject)
+    return dict(study.config["calibration"])
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from pipeline.calibrate.annealing import AnnealingOptions
+    from pipeline.calibrate.execute import batch_metrics, execute
+    from pipeline.calibrate.export import (
+        provenance,
+        read_muscle_properties,
+        write_calibrated_osim,
+        write_parameters,
+    )
+    from pipeline.calibrate.gradient import GradientOptions, history_tsv
+    from pipeline.calibrate.problem import load_trials
+    from pipeline.calibrate.run import calibrate, report_outcome
+    from pipeline.calibrate.spec import build_spec
+
+    torch.set_num_threads(max(1, args.threads))
+    cfg = _calibration_config(args)
+    if args.tendon:
+        cfg["tendon"] = args.tendon
+    seed = int(cfg.get("seed", 0) if args.seed is None else args.seed)
+    batch = load_trials(args.inputs)
+    muscles = read_muscle_properties(args.model, batch.mtu_names)
+    spec = build_spec(muscles, cfg)
+    gradient_options = annealing_options = None
+    if args.method == "gradient":
+        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
+        gradient_options = GradientOptions.from_config(
+            {**cfg.get("optimiser", {}), **overrides}, progress=not args.no_progress)
+    else:
+        overrides = ({} if args.max_evaluations is None
+                     else {"max_evaluations": args.max_evaluations})
+        annealing_options = AnnealingOptions.from_config({**cfg.get("annealing", {}), **overrides})
+    outcome = calibrate(spec, batch, cfg, method=args.method, seed=seed,
+                        gradient_options=gradient_options, annealing_options=annealing_options,
+                        progress=not args.no_progress)
+    labels = _trial_labels(args.inputs)
+    output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
+                     tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
+    document = outcome.document(
+        provenance=provenance(cfg, seed=seed, inputs=[args.model, *args.inputs]),
+        subject=args.subject, dof_names=list(batch.dof_names), calibration_trials=labels,
+        calibration_fit=batch_metrics(batch, output, labels))
+    report_outcome(outcome, document)
+    out_dir = Path(args.out_dir)
+    write_text_atomic(out_dir / "history.tsv", history_tsv(outcome.history))
+    per_mtu = {name: {k: entry[k]["value"] for k in ("optimal_fiber_length_m",
+                                                     "tendon_slack_length_m",
+                                                     "max_isometric_force_n")}
+               for name, entry in document["mtus"].items()}
+    write_calibrated_osim(args.model, out_dir / "calibrated.osim", per_mtu)
+    write_parameters(out_dir / "parameters.json", document)
+    log.info("wrote %s/{parameters.json,calibrated.osim,history.tsv}", out_dir)
+    return 0
+
+
+def _execute(args: argparse.Namespace) -> int:
+    from pipeline.calibrate.execute import (
+        batch_metrics,
+        execute,
+        muscle_parameters_from_document,
+        write_execution,
+    )
+    from pipeline.calibrate.export import read_parameters
+    from pipeline.calibrate.problem import load_trials
+
+    torch.set_num_threads(max(1, args.threads))
+    _calibration_config(args)
+    document = read_parameters(args.parameters)
+    out_dir = Path(args.out_dir)
+    metrics: dict = {"method": args.method, "subject": args.subject,
+                     "tendon": document.get("tendon"), "parameters": str(args.parameters),
+                     "calibration": document.get("calibration_fit", {})}
+    if document.get("method") not in (None, args.method):
+        raise ConfigError(describe(args.parameters, f"holds {document['method']} parameters, not "
+                                   f"{args.method}", "pass the matching --method"))
+    if not args.inputs:
+        log.warning("subject %s has no validation trials: no execution metrics. Set role "
+                    "validation on some dynamic trials in trials.tsv to validate the "
+                    "calibration", args.subject)
+        metrics.update({"n_validation_trials": 0, "trials": {}, "mean_rmse_nm": None,
+                        "mean_r2": None, "warning": "no validation trials"})
+        (out_dir / "execution").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        return 0
+    batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
+    params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
+    output = execute(params, batch, tendon=document.get("tendon", "elastic"),
+                     emd_s=float(document.get("emd_s", 0.015)))
+    labels = _trial_labels(args.inputs)
+    write_execution(out_dir / "execution", batch, output, labels)
+    validation = batch_metrics(batch, output, labels)
+    metrics.update({"n_validation_trials": len(labels), **validation,
+                    "dof_names": list(batch.dof_names)})
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    log.info("validation: mean RMSE %.4g N*m, mean R2 %.4g over %d trial(s)",
+             validation["mean_rmse_nm"], validation["mean_r2"] or float("nan"), len(labels))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, help="study folder (config.yaml)")
+    parser.add_argument("--subject", required=True, help="subject name (subjects.tsv)")
+    parser.add_argument("--method", required=True, choices=("gradient", "annealing"))
+    parser.add_argument("--out-dir", required=True, help="results/<subject>/calibration/<method>")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is fastest for these small tensors)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(subparsers, "calibrate", _calibrate,
+                         "calibrate the EMG-driven NMS model on calibration trials")
+    _common(parser)
+    parser.add_argument("--model", required=True, help="scaled .osim model")
+    parser.add_argument("--inputs", nargs="+", required=True,
+                        help="nms_inputs.npz files of the calibration trials")
+    parser.add_argument("--seed", type=int, default=None, help="default calibration.seed")
+    parser.add_argument("--tendon", choices=("stiff", "elastic"), default=None,
+                        help="override calibration.tendon")
+    parser.add_argument("--max-iterations", type=int, default=None,
+                        help="override calibration.optimiser.max_iterations")
+    parser.add_argument("--max-evaluations", type=int, default=None,
+                        help="override calibration.annealing.max_evaluations")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser = add_command(subparsers, "execute", _execute,
+                         "run the calibrated model on validation trials; write metrics.json")
+    _common(parser)
+    parser.add_argument("--parameters", required=True, help="parameters.json from calibrate")
+    parser.add_argument("--inputs", nargs="*", default=[],
+                        help="nms_inputs.npz files of the validation trials (may be none)")
