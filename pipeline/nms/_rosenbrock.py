@@ -275,8 +275,9 @@ def static_equilibrium(a, lmt, l0, lts, damping, sin_phi0, *, k_tendon):
     high = lmt.copy()
     for _ in range(60):
         mid = 0.5 * (low + high)
-        g = residual_and_partials(NUMPY, np.sqrt(mid * mid + w2), zero, a, lmt, l0, lts, damping,
-                                  sin_phi0, k_tendon=k_tendon)[0]
+        with np.errstate(over="ignore"):  # a very stiff tendon overflows to +inf: still "g > 0"
+            g = residual_and_partials(NUMPY, np.sqrt(mid * mid + w2), zero, a, lmt, l0, lts,
+                                      damping, sin_phi0, k_tendon=k_tendon)[0]
         positive = g > 0.0
         low = np.where(positive, mid, low)
         high = np.where(positive, high, mid)
