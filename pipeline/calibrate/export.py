@@ -8,17 +8,14 @@ when not computed or not finite) and ``units``; ``max_isometric_force_n`` is the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline import __version__
 from pipeline.calibrate.spec import KINDS, MuscleProperties, ParameterSpec
 from pipeline.errors import ModelError, describe
 from pipeline.fileio import atomic_path, write_json_atomic
@@ -146,35 +143,16 @@ def parameters_document(spec: ParameterSpec, p: np.ndarray, *, method: str, tend
             "provenance": provenance or {}, **extra}
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def git_commit(root: str | Path | None = None) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def provenance(config: Mapping[str, Any], *, seed: int,
                inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
-    """Package version, hash of the calibration config, seed, git commit, input hashes."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    out: dict[str, Any] = {"package_version": __version__,
-                           "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
-                           "seed": int(seed)}
-    commit = git_commit()
-    if commit:
-        out["git_commit"] = commit
-    out["input_sha256"] = {str(p): sha256_file(p) for p in inputs if Path(p).exists()}
-    return out
+    """:func:`pipeline.provenance.provenance` plus the contract's ``input_sha256`` key."""
+    from pipeline.provenance import provenance as base_provenance
+
+    record = base_provenance(config, seed=seed, inputs=[p for p in inputs if Path(p).exists()])
+    record["input_sha256"] = dict(record.get("inputs", {}))
+    if record.get("git_commit") is None:
+        record.pop("git_commit", None)
+    return record
 
 
 def write_parameters(path: str | Path, document: Mapping[str, Any]) -> None:

@@ -36,12 +36,12 @@ def _trial_labels(paths: list[str]) -> list[str]:
     return labels
 
 
-def _calibration_config(args: argparse.Namespace) -> dict:
+def _study_config(args: argparse.Namespace) -> dict:
     from pipeline.study import load_study
 
     study = load_study(args.study, check_files=False)
     study.subject(args.subject)
-    return dict(study.config["calibration"])
+    return study.config
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -59,7 +59,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from pipeline.calibrate.spec import build_spec
 
     torch.set_num_threads(max(1, args.threads))
-    cfg = _calibration_config(args)
+    config = _study_config(args)
+    cfg = dict(config["calibration"])
     if args.tendon:
         cfg["tendon"] = args.tendon
     seed = int(cfg.get("seed", 0) if args.seed is None else args.seed)
@@ -82,7 +83,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
                      tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
     document = outcome.document(
-        provenance=provenance(cfg, seed=seed, inputs=[args.model, *args.inputs]),
+        provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
         subject=args.subject, dof_names=list(batch.dof_names), calibration_trials=labels,
         calibration_fit=batch_metrics(batch, output, labels))
     report_outcome(outcome, document)
@@ -109,7 +110,7 @@ def _execute(args: argparse.Namespace) -> int:
     from pipeline.calibrate.problem import load_trials
 
     torch.set_num_threads(max(1, args.threads))
-    _calibration_config(args)
+    _study_config(args)
     document = read_parameters(args.parameters)
     out_dir = Path(args.out_dir)
     metrics: dict = {"method": args.method, "subject": args.subject,
