@@ -25,6 +25,9 @@ _CALIBRATED = ("c1", "c2", "shape_factor", "optimal_fiber_length_m", "tendon_sla
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per tendon model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (0: torch's default). One thread is fastest "
+                             "for this problem size and does not collapse when the cores are busy")
 
 
 def time_forward_backward(tendon: str, *, repeats: int, warmup: int) -> float:
@@ -54,10 +57,15 @@ def time_forward_backward(tendon: str, *, repeats: int, warmup: int) -> float:
 def run(args: argparse.Namespace) -> dict[str, float]:
     import torch
 
-    result = {
-        f"{tendon}_ms": round(time_forward_backward(tendon, repeats=args.repeats,
-                                                   warmup=args.warmup), 3)
-        for tendon in ("stiff", "elastic")
-    }
-    log.info("torch %s, %d threads", torch.__version__, torch.get_num_threads())
-    return result
+    previous_threads = torch.get_num_threads()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        log.info("torch %s, %d intra-op threads", torch.__version__, torch.get_num_threads())
+        return {
+            f"{tendon}_ms": round(time_forward_backward(tendon, repeats=args.repeats,
+                                                       warmup=args.warmup), 3)
+            for tendon in ("stiff", "elastic")
+        }
+    finally:
+        torch.set_num_threads(previous_threads)
