@@ -110,3 +110,20 @@ def test_emg_envelopes_normalised_by_mvc_recover_true_excitations(
     errors = np.array(errors)
     assert np.abs(errors.mean()) < 0.02
     assert np.sqrt((errors**2).mean()) < 0.06
+
+
+def test_project_force_plate_stage_recovers_true_ground_reactions(small_study: Path,
+                                                                  small_truth: dict) -> None:
+    from pipeline.io.c3d import read_c3d
+    from pipeline.signals.forceplates import plate_wrenches
+
+    recording = read_c3d(small_study / "c3d" / "leg01" / "squat1.c3d")
+    wrenches = plate_wrenches(recording, threshold_n=20.0, cutoff_hz=6.0)
+    record = small_truth["subjects"]["leg01"]["trials"]["squat1"]
+    for wrench, side in zip(wrenches, ("r", "l"), strict=True):
+        true = record["ground_reactions"][side]
+        force_lab = np.asarray(true["force_n"]) @ ROTATION
+        cop_lab = np.asarray(true["cop_m"]) @ ROTATION
+        inner = slice(10, -10)
+        assert np.abs(wrench.force_n[::20][inner] - force_lab[inner]).max() < 1.0
+        assert np.abs(wrench.cop_m[::20][inner] - cop_lab[inner]).max() < 2e-3
