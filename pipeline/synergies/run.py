@@ -152,6 +152,8 @@ def run_synergy_hybrid(
     muscles: MuscleProperties | None = None,
     truth_trials: Mapping[str, Any] | None = None,
     seed: int | None = None,
+    subject: str | None = None,
+    max_iterations: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Calibrate, validate and write every output (module docstring); return ``metrics.json``.
@@ -172,8 +174,10 @@ def run_synergy_hybrid(
     spec = build_spec(muscles, calibration)
     objective = make_objective(spec, batch, calibration)
     options = HybridOptions.from_config(config.get("synergies", {}), seed=seed)
-    gradient_options = GradientOptions.from_config(calibration.get("optimiser", {}),
-                                                   progress=progress)
+    optimiser = dict(calibration.get("optimiser", {}))
+    if max_iterations is not None:
+        optimiser["max_iterations"] = int(max_iterations)
+    gradient_options = GradientOptions.from_config(optimiser, progress=progress)
     result = calibrate_synergy_hybrid(objective, unrecorded=unrec, options=options,
                                       gradient_options=gradient_options)
     cal_filled = dataclasses.replace(batch, excitation=torch.as_tensor(
@@ -208,14 +212,19 @@ def run_synergy_hybrid(
         if val is not None:
             r.update(synthesis_correlations(val.synthesised, val.batch, unrec, truth_trials))
         synthesis["r_vs_truth"] = r
-    metrics = {"method": METHOD, **val_metrics, "calibration": cal_metrics,
+    metrics = {"method": METHOD, "subject": subject, "tendon": objective.tendon,
+               "n_validation_trials": len(validation_inputs), **val_metrics,
+               "dof_names": list(batch.dof_names), "calibration": cal_metrics,
                "synthesis": synthesis}
 
     document = parameters_document(
         spec, result.p, method=METHOD, tendon=objective.tendon,
-        provenance=provenance(config, seed=seed, inputs=list(inputs)),
+        provenance=provenance(config, seed=seed, inputs=[*([scaled_osim] if scaled_osim else []),
+                                                          *inputs]),
         emd_s=objective.emd_s, loss=result.loss_terms, wall_s=result.gradient.wall_s,
         iterations=result.gradient.iterations, stopped=result.gradient.stopped,
+        subject=subject, dof_names=list(batch.dof_names),
+        calibration_trials=list(batch.trial_names), calibration_fit=cal_metrics,
         synergies=_synergy_summary(result, options))
     log_at_bound(document)
     write_parameters(out_dir / "parameters.json", document)
