@@ -1,0 +1,70 @@
+# Synergy-hybrid calibration (paper 002, eq. 5) with its validation, and the optional
+# channel-removal experiment (paper 002, Fig. 5). The science is in pipeline.synergies; rules only
+# call the CLI. STUDY, PIPELINE, calibration_trials and validation_trials come from common.smk.
+# Validation needs the calibrated synergy weightings, so one rule calibrates and validates.
+# The study's truth.json (synthetic studies) is read when present, for r of the synthesised
+# excitations in metrics.json.
+from pipeline.provenance import config_section_hash
+
+
+def get_synergy_inputs(wildcards):
+    """Scaled model and the NMS input files of the calibration and validation trials."""
+    trials = f"results/{wildcards.subject}/trials"
+    return {
+        "model": f"results/{wildcards.subject}/model/scaled.osim",
+        "trials": [
+            f"{trials}/{trial}/nms_inputs.npz" for trial in calibration_trials(wildcards.subject)
+        ],
+        "validation": [
+            f"{trials}/{trial}/nms_inputs.npz" for trial in validation_trials(wildcards.subject)
+        ],
+    }
+
+
+rule calibrate_synergy_hybrid:
+    input:
+        unpack(get_synergy_inputs),
+    output:
+        parameters="results/{subject}/calibration/synergy_hybrid/parameters.json",
+        metrics="results/{subject}/calibration/synergy_hybrid/metrics.json",
+        osim="results/{subject}/calibration/synergy_hybrid/calibrated.osim",
+        history="results/{subject}/calibration/synergy_hybrid/history.tsv",
+        figure="results/{subject}/calibration/synergy_hybrid/synergies.png",
+        execution=directory("results/{subject}/calibration/synergy_hybrid/execution"),
+    params:
+        cmd=PIPELINE,
+        config_sha256=config_section_hash(config, "calibration", "synergies", "models"),
+        out_dir=subpath(output.parameters, parent=True),
+    log:
+        "logs/calibrate/{subject}_synergy_hybrid.log",
+    conda:
+        "envs/pipeline.yaml"
+    benchmark:
+        "benchmarks/calibrate/{subject}_synergy_hybrid.tsv"
+    shell:
+        "{params.cmd} --log {log} calibrate-synergy --study . --subject {wildcards.subject}"
+        " --model {input.model} --inputs {input.trials}"
+        " --validation-inputs {input.validation} --out-dir {params.out_dir} --no-progress"
+
+
+rule channel_removal:
+    input:
+        unpack(get_synergy_inputs),
+    output:
+        table="results/{subject}/experiments/channel_removal/channel_removal.tsv",
+        ranking="results/{subject}/experiments/channel_removal/channel_ranking.tsv",
+        figure="results/{subject}/experiments/channel_removal/channel_removal.png",
+    params:
+        cmd=PIPELINE,
+        config_sha256=config_section_hash(config, "calibration", "synergies", "models"),
+        out_dir=subpath(output.table, parent=True),
+    log:
+        "logs/experiments/{subject}_channel_removal.log",
+    conda:
+        "envs/pipeline.yaml"
+    benchmark:
+        "benchmarks/experiments/{subject}_channel_removal.tsv"
+    shell:
+        "{params.cmd} --log {log} experiment channel-removal --study ."
+        " --subject {wildcards.subject} --model {input.model} --inputs {input.trials}"
+        " --validation-inputs {input.validation} --out-dir {params.out_dir}"
