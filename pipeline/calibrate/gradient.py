@@ -121,8 +121,9 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
                 optimiser, scheduler = _make_optimiser(z, lr, opts)
                 continue
             current_lr = optimiser.param_groups[0]["lr"]
-            history.append({"iteration": iteration, "loss": loss, "tracking": float(tracking),
-                            "penalty": float(penalty), "lr": current_lr,
+            history.append({"iteration": iteration, "loss": loss,
+                            "tracking": float(tracking.detach()),
+                            "penalty": float(penalty.detach()), "lr": current_lr,
                             "elapsed_s": time.perf_counter() - start})
             if loss < best_loss * (1.0 - opts.min_delta) or not math.isfinite(best_loss):
                 best_loss, since_best = loss, 0
@@ -135,7 +136,8 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
             bar.set_postfix(loss=f"{loss:.6g}", best=f"{best_loss:.6g}", refresh=False)
             if opts.log_every and iteration % opts.log_every == 0:
                 log.info("iteration %d: loss %.6g (tracking %.6g, penalty %.3g), lr %.3g",
-                         iteration, loss, float(tracking), float(penalty), current_lr)
+                         iteration, loss, history[-1]["tracking"], history[-1]["penalty"],
+                         current_lr)
             if since_best >= opts.patience:
                 stopped = "patience"
                 break

@@ -126,6 +126,23 @@ class Objective:
         valid = self.data.mask[:, None, :].expand_as(err)
         return (err * scale)[valid]
 
+    def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
+        """Residuals ``(n_res,)`` whose sum of squares is the total loss (tracking, then the
+        fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``)."""
+        out = self.simulate(p)
+        err = self.data.id_moment_nm - out.moments_nm
+        scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
+                           * self.time_weights[:, None, :])
+        valid = self.data.mask[:, None, :]
+        parts = [(err * scale)[valid.expand_as(err)]]
+        root_tw = torch.sqrt(self.time_weights)[:, None, :]
+        for key, x in (("fiber_length", out.normalized_fiber_length),
+                       ("tendon_strain", out.tendon_strain)):
+            rng = self.penalties[key]
+            dist = torch.relu(rng.lower - x) + torch.relu(x - rng.upper)
+            parts.append((dist * root_tw * rng.weight**0.5)[valid.expand_as(x)])
+        return torch.cat(parts)
+
     def loss_numpy(self, p: np.ndarray) -> float:
         """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model
         cannot be evaluated (e.g. a tendon slack length longer than the MTU)."""

@@ -22,6 +22,7 @@ from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
+from pipeline.calibrate.refine import refine_least_squares
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S
@@ -72,7 +73,8 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
               method: str = "gradient", seed: int | None = None, p0: np.ndarray | None = None,
               gradient_options: GradientOptions | None = None,
               annealing_options: AnnealingOptions | None = None,
-              analyse: bool = True, progress: bool = True) -> CalibrationOutcome:
+              analyse: bool = True, progress: bool = True,
+              refine_evaluations: int = 0) -> CalibrationOutcome:
     """Calibrate the free parameters of ``spec`` on ``batch`` with ``method``.
 
     Args:
@@ -81,6 +83,8 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         p0: physical start point (default the spec's initial values).
         gradient_options, annealing_options: override the config's optimiser settings.
         analyse: run the identifiability analysis at the optimum.
+        refine_evaluations: after AdamW, refine by bounded least squares with at most this many
+            residual evaluations (:mod:`pipeline.calibrate.refine`; 0 = off).
     """
     if method not in METHODS:
         raise ConfigError(describe(None, f"unknown calibration method {method!r}",
@@ -98,6 +102,15 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             calibration.get("optimiser", {}), progress=progress)
         result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed, p0=start_p)
         p, iterations, wall, history = result.p, result.iterations, result.wall_s, result.history
+        if refine_evaluations > 0:
+            refined = refine_least_squares(objective.all_residuals, spec, p,
+                                           max_evaluations=refine_evaluations)
+            p, wall = refined.p, wall + refined.wall_s
+            with torch.no_grad():
+                t = objective.terms(torch.as_tensor(p, dtype=torch.float64))
+            history.append({"iteration": iterations + refined.evaluations,
+                            "loss": float(t.total), "tracking": float(t.tracking),
+                            "penalty": float(t.penalty), "lr": float("nan"), "elapsed_s": wall})
     else:
         opts_a = annealing_options or AnnealingOptions.from_config(
             calibration.get("annealing", {}))

@@ -57,9 +57,14 @@ class SyntheticProblem:
 
 def make_problem(*, n_mtus: int = 16, n_dofs: int = 3, n_calibration: int = 3,
                  n_validation: int = 3, n_samples: int = 500, tendon: str = "elastic",
-                 seed: int = 0, noise: bool = False,
+                 seed: int = 0, noise: bool = False, model_error: float = 0.0,
                  calibration: dict[str, Any] | None = None) -> SyntheticProblem:
-    """A reference problem split into calibration and validation batches, with its truth."""
+    """A reference problem split into calibration and validation batches, with its truth.
+
+    The "scaled model" (the spec's initial values and relative bounds) holds the true optimal
+    fibre and tendon slack lengths, or, with ``model_error > 0``, values multiplied by
+    ``N(1, model_error)`` (a generic model's scaling error), clipped to +-25 %.
+    """
     cfg = copy.deepcopy(calibration or SYNTHETIC_CALIBRATION)
     cfg["tendon"] = tendon
     ref = make_reference_problem(n_mtus=n_mtus, n_dofs=n_dofs,
@@ -67,8 +72,12 @@ def make_problem(*, n_mtus: int = 16, n_dofs: int = 3, n_calibration: int = 3,
                                  tendon=tendon, seed=seed, emd_s=cfg["emd_s"])
     params = {k: v.numpy() for k, v in ref.params.as_dict().items()}
     names = tuple(f"mtu{i:02d}" for i in range(n_mtus))
-    muscles = MuscleProperties(names, params["optimal_fiber_length_m"].copy(),
-                               params["tendon_slack_length_m"].copy(),
+    factors = np.ones((2, n_mtus))
+    if model_error > 0:
+        factors = np.clip(1.0 + model_error * np.random.default_rng(seed + 7).standard_normal(
+            (2, n_mtus)), 0.75, 1.25)
+    muscles = MuscleProperties(names, params["optimal_fiber_length_m"] * factors[0],
+                               params["tendon_slack_length_m"] * factors[1],
                                params["max_isometric_force_n"].copy(),
                                params["pennation_at_optimal_rad"].copy())
     cfg.setdefault("initial", {})["damping"] = float(params["damping"][0])
