@@ -45,18 +45,27 @@ rule figures:
     input:
         unpack(get_figure_inputs),
     output:
-        figures=directory("results/{subject}/figures"),
+        figures=report(
+            directory("results/{subject}/figures"),
+            patterns=["{name}.png"],
+            caption="../pipeline/report/captions/figures.rst",
+            category="Figures",
+            subcategory="{subject}",
+        ),
     params:
+        cmd=PIPELINE,
         config_sha256=config_section_hash(
             config, "calibration.methods", "calibration.penalties", "opensim.ik"
         ),
         methods=" ".join(METHODS),
     log:
         "logs/figures/{subject}.log",
+    conda:
+        "envs/pipeline.yaml"
     benchmark:
         "benchmarks/figures/{subject}.tsv"
     shell:
-        "{PIPELINE} --log {log} figures --study . --subject {wildcards.subject}"
+        "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
         " --out-dir {output.figures} --methods {params.methods}"
 
 
@@ -66,12 +75,15 @@ rule report:
     output:
         html="results/report.html",
     params:
+        cmd=PIPELINE,
         config_sha256=config_section_hash(config, "calibration.methods"),
         methods=" ".join(METHODS),
     log:
         "logs/report.log",
+    conda:
+        "envs/pipeline.yaml"
     benchmark:
         "benchmarks/report.tsv"
     shell:
-        "{PIPELINE} --log {log} report --study . --out {output.html}"
+        "{params.cmd} --log {log} report --study . --out {output.html}"
         " --methods {params.methods}"
