@@ -73,7 +73,7 @@ def _calibrate_synergy(args: argparse.Namespace) -> int:
 
 def _channel_removal(args: argparse.Namespace) -> int:
     from pipeline.calibrate.gradient import GradientOptions
-    from pipeline.calibrate.problem import load_trials
+    from pipeline.calibrate.problem import TrialBatch, load_trials
     from pipeline.calibrate.run import make_objective
     from pipeline.synergies.channel_removal import plot_channel_removal, run_channel_removal
     from pipeline.synergies.hybrid import HybridOptions
@@ -84,6 +84,7 @@ def _channel_removal(args: argparse.Namespace) -> int:
     calibration = config["calibration"]
     seed = int(calibration.get("seed", 0) if args.seed is None else args.seed)
     p0 = None
+    validation: TrialBatch | None
     if args.synthetic:
         from pipeline.calibrate.synthetic import perturbed_start
         from pipeline.synergies.synthetic import make_synergy_problem

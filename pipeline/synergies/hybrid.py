@@ -248,7 +248,9 @@ def calibrate_synergy_hybrid(
     log.info("synergy-hybrid calibration: %d synergies (VAF %.3f), %d recorded, %d synthesised "
              "(%s)", synergies.n_synergies, synergies.vaf, len(recorded), len(unrec),
              ", ".join(unrec) or "none")
-    result = calibrate_gradient(hybrid, layout, options=gradient_options, seed=opts.seed)
+    # SynergySpec duck-types the three members of ParameterSpec that calibrate_gradient uses.
+    result = calibrate_gradient(hybrid, layout,  # type: ignore[arg-type]
+                                options=gradient_options, seed=opts.seed)
     x = torch.as_tensor(result.p, dtype=torch.float64)
     with torch.no_grad():
         terms = {k: float(v) for k, v in hybrid.breakdown(x).items()}

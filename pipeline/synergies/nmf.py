@@ -217,13 +217,13 @@ def extract_synergies(
         result = nmf(data, int(n_synergies), **options)
         tried[int(n_synergies)] = result.vaf
     else:
-        result = None
-        for k in range(1, n_muscles + 1):
-            result = nmf(data, k, **options)
-            tried[k] = result.vaf
+        result = nmf(data, 1, **options)
+        tried[1] = result.vaf
+        for k in range(2, n_muscles + 1):
             if result.vaf >= vaf_threshold:
                 break
-        assert result is not None
+            result = nmf(data, k, **options)
+            tried[k] = result.vaf
         if result.vaf < vaf_threshold:
             log.warning("no number of synergies reaches VAF %.2f (best %.3f with %d); using %d",
                         vaf_threshold, result.vaf, n_muscles, n_muscles)
