@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pipeline.fileio import atomic_path  # noqa: E402
+from pipeline.fileio import atomic_path
 
 __all__ = ["plot_synergies"]
 
@@ -34,6 +30,11 @@ def plot_synergies(
     (lines, one per trial; the x axis is time in s when ``time_s`` is given, else % of the trial).
     Bars of ``unrecorded`` MTUs (synthesised excitations) are hatched. Returns ``path``.
     """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     weightings = np.asarray(weightings, dtype=float)
     n_synergies = weightings.shape[1]
     trial_names = list(trial_names or (f"trial {k + 1}" for k in range(len(primitives))))
