@@ -85,7 +85,7 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
     lr = float(opts.learning_rate)
     optimiser, scheduler = _make_optimiser(z, lr, opts)
     best_z = z.detach().clone()
-    best_loss = math.inf
+    best_loss = ref_loss = math.inf
     since_best = 0
     restarts = 0
     history: list[dict[str, float]] = []
@@ -125,13 +125,14 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
                             "tracking": float(tracking.detach()),
                             "penalty": float(penalty.detach()), "lr": current_lr,
                             "elapsed_s": time.perf_counter() - start})
-            if loss < best_loss * (1.0 - opts.min_delta) or not math.isfinite(best_loss):
-                best_loss, since_best = loss, 0
-                best_z = z.detach().clone()
+            if loss < best_loss:
+                best_loss, best_z = loss, z.detach().clone()
+            # Early stopping (Keras-like): count iterations since the loss last improved on the
+            # reference value by more than the relative min_delta.
+            if loss < ref_loss * (1.0 - opts.min_delta) or not math.isfinite(ref_loss):
+                ref_loss, since_best = loss, 0
             else:
                 since_best += 1
-                if loss < best_loss:
-                    best_loss, best_z = loss, z.detach().clone()
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.6g}", best=f"{best_loss:.6g}", refresh=False)
             if opts.log_every and iteration % opts.log_every == 0:
