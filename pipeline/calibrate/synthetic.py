@@ -153,3 +153,23 @@ def add_noise(signals: dict[str, np.ndarray], *, dt_s: float, seed: int,
 
 def as_torch(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float64)
+
+
+def recovery_errors(spec: ParameterSpec, p: np.ndarray, truth: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """Absolute % error of each free parameter against the truth, per kind.
+
+    The activation filter depends on ``c1 + c2`` and ``c1 c2`` only, so ``(c1, c2)`` and
+    ``(c2, c1)`` are the same model: each pair is compared with the truth in the order that
+    matches it best.
+    """
+    slices = spec.slices()
+    p = np.array(p, dtype=float)
+    if "c1" in slices and "c2" in slices:
+        c1, c2 = p[slices["c1"]].copy(), p[slices["c2"]].copy()
+        t1, t2 = truth[slices["c1"]], truth[slices["c2"]]
+        swap = np.abs(c2 - t1) + np.abs(c1 - t2) < np.abs(c1 - t1) + np.abs(c2 - t2)
+        p[slices["c1"]] = np.where(swap, c2, c1)
+        p[slices["c2"]] = np.where(swap, c1, c2)
+    err = 100.0 * np.abs(p - truth) / np.abs(truth)
+    return {kind: err[sl] for kind, sl in slices.items()}
