@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from pipeline.plots.data import MethodResult
 from pipeline.plots.style import (
@@ -28,17 +29,35 @@ PARAMETER_LABELS = {
     "c2": "activation c2 (-)",
     "shape_factor": "shape factor A (-)",
     "damping": "damping (-)",
+    "strength_coefficient": "strength coefficient (-)",
 }
 
 
 def parameter_names(mtus: Mapping[str, Mapping]) -> list[str]:
-    """Parameter keys present in a parameters.json ``mtus`` block, in a stable order."""
+    """Calibrated parameter keys of a parameters.json ``mtus`` block, in a stable order.
+
+    Entries marked ``"calibrated": false`` are left out, and so is ``strength_coefficient``
+    when ``max_isometric_force_n`` (generic force x strength) is there to show it in newtons.
+    """
     names: list[str] = []
     for entry in mtus.values():
         names += [k for k, v in entry.items() if isinstance(v, Mapping) and "value" in v
-                  and k not in names]
+                  and v.get("calibrated", True) is not False and k not in names]
+    if "max_isometric_force_n" in names and "strength_coefficient" in names:
+        names.remove("strength_coefficient")
     order = list(PARAMETER_LABELS)
     return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
+def _limits(entries: list[Mapping]) -> tuple[float, float] | None:
+    """x-limits covering bounds, initial and calibrated values (not the SE bars)."""
+    values = [_num(e, k) for e in entries for k in ("lower", "upper", "initial", "value")]
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return None
+    lo, hi = min(finite), max(finite)
+    pad = 0.06 * (hi - lo) if hi > lo else 0.05 * abs(hi) or 0.05
+    return lo - pad, hi + pad
 
 
 def _num(entry: Mapping, key: str) -> float:
@@ -51,8 +70,9 @@ def parameters_figure(parameters: Mapping, *, method: str = "") -> Figure:
     """Calibrated vs initial value of every parameter of every MTU, with bounds and SE.
 
     One panel per parameter, one row per MTU. Grey bar: bounds; open circle: initial value;
-    filled dot with error bar: calibrated value ± SE (identifiability analysis); red: the value
-    ended at a bound or the parameter was flagged as poorly identifiable.
+    filled dot with error bar: calibrated value ± SE (identifiability analysis; bars wider than
+    the bounds are cut at the panel edge, the number is in the annotations); orange: flagged as
+    poorly identifiable; red: the value ended at a bound.
     Records ``"<mtu>/<param>/value"``, ``".../se"``, ``".../at_bound"`` for every entry.
     """
     mtus: Mapping[str, Mapping] = parameters.get("mtus", {})
@@ -67,26 +87,32 @@ def parameters_figure(parameters: Mapping, *, method: str = "") -> Figure:
         return fig
     ys = np.arange(len(mtu_list))
     for ax, name in zip(axes.flat, names, strict=False):
+        limits = _limits([e[name] for e in mtus.values() if isinstance(e.get(name), Mapping)])
         for y, mtu in zip(ys, mtu_list, strict=True):
             entry = mtus[mtu].get(name)
             if not isinstance(entry, Mapping) or "value" not in entry:
                 continue
             value, initial = _num(entry, "value"), _num(entry, "initial")
             lower, upper, se = _num(entry, "lower"), _num(entry, "upper"), _num(entry, "se")
-            bad = bool(entry.get("at_bound")) or (mtu, name) in flagged
             if np.isfinite(lower) and np.isfinite(upper):
                 ax.plot([lower, upper], [y, y], color="#cccccc", linewidth=5,
                         solid_capstyle="butt", zorder=1)
             ax.plot(initial, y, "o", mfc="white", mec=COLORS["initial"], markersize=5, zorder=2)
-            color = COLORS["flag"] if bad else COLORS["calibrated"]
+            color = COLORS["calibrated"]
+            if (mtu, name) in flagged:
+                color = COLORS["poorly_identified"]
+            if entry.get("at_bound"):
+                color = COLORS["flag"]
             ax.errorbar(value, y, xerr=se if np.isfinite(se) else None, fmt="o", color=color,
-                        markersize=4, capsize=2, zorder=3)
+                        markersize=4, capsize=2, elinewidth=0.8, alpha=0.9, zorder=3)
             key = f"{mtu}/{name}"
             record(fig, f"{key}/value", value)
             record(fig, f"{key}/se", se)
             record(fig, f"{key}/at_bound", bool(entry.get("at_bound")))
         ax.set_title(PARAMETER_LABELS.get(name, name))
         ax.grid(axis="y", visible=False)
+        if limits is not None:
+            ax.set_xlim(*limits)
     hide_unused(axes, len(names))
     for ax in axes[:, 0]:
         ax.set_yticks(ys, mtu_list)
@@ -96,14 +122,18 @@ def parameters_figure(parameters: Mapping, *, method: str = "") -> Figure:
                      label="initial"),
               Line2D([], [], marker="o", linestyle="", color=COLORS["calibrated"],
                      label="calibrated ± SE"),
+              Line2D([], [], marker="o", linestyle="", color=COLORS["poorly_identified"],
+                     label="poorly identified"),
               Line2D([], [], marker="o", linestyle="", color=COLORS["flag"],
-                     label="at bound / poorly identified")]
-    fig.legend(handles=legend, loc="outside lower center", ncols=4)
+                     label="at a bound")]
+    fig.legend(handles=legend, loc="outside lower center", ncols=5)
     n_at_bound = sum(bool(e.get("at_bound")) for m in mtus.values() for e in m.values()
                      if isinstance(e, Mapping))
+    n_flagged = len({pair for pair in flagged if pair[1] in names})
     record(fig, "n_at_bound", n_at_bound)
+    record(fig, "n_poorly_identified", n_flagged)
     fig.suptitle(f"Calibrated parameters{f' — {method}' if method else ''} "
-                 f"({n_at_bound} at a bound)", x=0.02, ha="left")
+                 f"({n_at_bound} at a bound, {n_flagged} poorly identified)", x=0.02, ha="left")
     return fig
 
 
@@ -159,6 +189,18 @@ def _split_flag(label: str) -> tuple[str, str] | None:
     return None
 
 
+def _plain_number(value: float, _pos: int | None = None) -> str:
+    return f"{value:g}"
+
+
+def _two_and_five(value: float, _pos: int | None = None) -> str:
+    """Label minor log ticks at 2 and 5 times a power of ten only."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** np.floor(np.log10(value))
+    return f"{value:g}" if np.isclose(mantissa, 2) or np.isclose(mantissa, 5) else ""
+
+
 @styled
 def loss_figure(results: Sequence[MethodResult]) -> Figure:
     """Loss against iteration and against wall-clock time, one line per method (log scale).
@@ -175,20 +217,24 @@ def loss_figure(results: Sequence[MethodResult]) -> Figure:
         loss = np.asarray(result.history["loss"], dtype=float)
         iteration = np.asarray(result.history.get("iteration", np.arange(len(loss))), float)
         color = METHOD_COLORS.get(result.method)
-        axes[0, 0].plot(iteration, loss, color=color, label=result.method)
-        if "elapsed_s" in result.history:
-            axes[0, 1].plot(result.history["elapsed_s"], loss, color=color, label=result.method)
+        marker = "o" if len(loss) < 3 else None  # a single summary row must stay visible
+        axes[0, 0].plot(iteration, loss, color=color, marker=marker, label=result.method)
+        elapsed = np.asarray(result.history.get("elapsed_s", []), dtype=float)
+        if len(elapsed) == len(loss) and np.isfinite(elapsed).any():
+            axes[0, 1].plot(elapsed, loss, color=color, marker=marker, label=result.method)
         record(fig, f"{result.method}/final_loss", float(loss[-1]))
         record(fig, f"{result.method}/iterations", int(iteration[-1]))
     for ax, xlabel in zip(axes[0], ("iteration / evaluation", "wall-clock time (s)"),
                           strict=True):
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain_number))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_two_and_five))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     if not axes[0, 1].lines:
-        empty_panel(axes[0, 1], "history.tsv has no elapsed_s column")
+        empty_panel(axes[0, 1], "history.tsv has no elapsed_s values")
     axes[0, 0].set_title("loss per iteration")
     axes[0, 1].set_title("loss against time")
     fig.suptitle("Calibration convergence", x=0.02, ha="left")

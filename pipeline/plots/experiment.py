@@ -12,29 +12,31 @@ from pipeline.plots.data import Signals, TrialRecording
 from pipeline.plots.style import COLORS, empty_panel, new_figure, record, styled
 
 MM_PER_M = 1000.0
-_FORCE = re.compile(r"^(?P<plate>.*?)force_v(?P<axis>[xyz])$")
-_COP = re.compile(r"^(?P<plate>.*?)force_p(?P<axis>[xyz])$")
+_FORCE = re.compile(r"^(?P<pre>.*?)force(?P<mid>_.+?)?_v(?P<axis>[xyz])$")
+_COP = re.compile(r"^(?P<pre>.*?)force(?P<mid>_.+?)?_p(?P<axis>[xyz])$")
 AXIS_COLOR = {"x": "#0072B2", "y": "#000000", "z": "#D55E00"}
 PLATE_STYLE = ("-", "--", ":", "-.")
+SIDE_NAMES = {"l": "left", "r": "right"}
 AXIS_NAME = {"x": "anterior (x)", "y": "vertical (y)", "z": "lateral (z)"}
 
 
-def _plate_label(prefix: str) -> str:
-    label = prefix.replace("ground_", "").strip("_")
-    return label or "plate"
+def _plate_label(pre: str, mid: str | None) -> str:
+    label = "_".join(p for p in (pre.replace("ground", "").strip("_"), (mid or "").strip("_"))
+                     if p)
+    return SIDE_NAMES.get(label, label) or "plate"
 
 
 def grf_columns(grf: Signals) -> dict[str, dict[str, dict[str, str]]]:
     """Group OpenSim GRF ``.mot`` columns by plate: {plate: {"force"|"cop": {axis: column}}}.
 
-    Handles ``ground_force_vx``, ``1_ground_force_vx``, ``r_ground_force_vx`` and similar.
+    Handles ``ground_force_vx``, ``1_ground_force_vx``, ``ground_force_r_vx`` and similar.
     """
     plates: dict[str, dict[str, dict[str, str]]] = {}
     for column in grf.names:
         for kind, pattern in (("force", _FORCE), ("cop", _COP)):
             match = pattern.match(column)
             if match:
-                plate = _plate_label(match["plate"])
+                plate = _plate_label(match["pre"], match["mid"])
                 plates.setdefault(plate, {"force": {}, "cop": {}})[kind][match["axis"]] = column
     return plates
 

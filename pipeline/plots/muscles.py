@@ -15,6 +15,7 @@ from pipeline.plots.style import (
     empty_panel,
     grid_shape,
     hide_unused,
+    label_bottom_panels,
     new_figure,
     record,
     styled,
@@ -63,8 +64,7 @@ def excitation_activation_figure(trial: TrialResult, *, method: str = "") -> Fig
         record(fig, f"{mtu}/source", source)
         ax.set_ylim(-0.02, 1.02)
     hide_unused(axes, len(mtus))
-    for ax in axes[-1, :]:
-        ax.set_xlabel("time (s)")
+    label_bottom_panels(axes, "time (s)")
     for ax in axes[:, 0]:
         ax.set_ylabel("excitation / activation")
     legend = [Line2D([], [], color=COLORS["reference"], label="recorded excitation (EMG)"),
@@ -104,8 +104,7 @@ def muscle_force_figure(trials: Sequence[TrialResult], *, method: str = "") -> F
         ax.set_title(f"{mtu} (peak {peak:.0f} N)")
         record(fig, f"{mtu}/peak_force_n", peak)
     hide_unused(axes, len(mtus))
-    for ax in axes[-1, :]:
-        ax.set_xlabel("time (s)")
+    label_bottom_panels(axes, "time (s)")
     for ax in axes[:, 0]:
         ax.set_ylabel("force (N)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -166,7 +165,7 @@ def fiber_length_figure(trials: Sequence[TrialResult], *, band: tuple[float, flo
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color=COLORS["band"], linestyle="--"))
     labels.append(f"penalty band [{band[0]:g}, {band[1]:g}]")
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
     fig.suptitle(f"Normalised fibre-length ranges{f' — {method}' if method else ''}", x=0.02,
                  ha="left")
     return fig

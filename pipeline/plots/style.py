@@ -55,7 +55,8 @@ COLORS = {
     "predicted": "#D55E00",   # model output
     "initial": "#7f7f7f",
     "calibrated": "#0072B2",
-    "flag": "#CC0000",        # at bound, poorly identified, over threshold
+    "flag": "#CC0000",        # at bound, over threshold
+    "poorly_identified": "#E69F00",
     "band": "#009E73",        # allowed range (penalty band)
     "synthesised": "#CC79A7",
 }
@@ -116,6 +117,16 @@ def hide_unused(axes: Any, n_used: int) -> None:
     """Hide the panels after the first ``n_used`` in a grid of axes."""
     for ax in list(axes.flat)[n_used:]:
         ax.set_visible(False)
+
+
+def label_bottom_panels(axes: Any, xlabel: str) -> None:
+    """Put x tick labels and ``xlabel`` on the lowest visible panel of every column (a shared
+    x axis hides them on panels above a hidden one otherwise)."""
+    for col in range(axes.shape[1]):
+        visible = [ax for ax in axes[:, col] if ax.get_visible()]
+        if visible:
+            visible[-1].xaxis.set_tick_params(labelbottom=True)
+            visible[-1].set_xlabel(xlabel)
 
 
 def empty_panel(ax: Any, message: str) -> None:
