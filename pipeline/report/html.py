@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-from pipeline.report.summary import MethodSummary
+from pipeline.report.summary import MethodSummary, flag_counts
 
 CSS = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:0 auto;max-width:1280px;padding:0 24px 48px;
@@ -45,7 +45,7 @@ def embed_figure(path: Path) -> str:
 def summary_table(rows: Sequence[MethodSummary]) -> str:
     """Study summary: per subject and method, validation RMSE and R² per DOF, time, flags."""
     head = ("<tr><th>Subject</th><th>Method</th><th>DOF</th><th>Validation RMSE (N·m)</th>"
-            "<th>Validation R²</th><th>Calibration time (s)</th><th>Iterations</th>"
+            "<th>Validation R²</th><th>Calibration time (s)</th><th>Iterations / evaluations</th>"
             "<th>At a bound</th><th>Identifiability flags</th></tr>")
     body = []
     for row in rows:
@@ -63,7 +63,7 @@ def summary_table(rows: Sequence[MethodSummary]) -> str:
                          f"<td class=num>{_num(r2, '.3f')}</td>")
             if i == 0:
                 bound = ", ".join(row.at_bound) or "none"
-                flags = "; ".join(row.flags) or "none"
+                flags = flags_cell(row)
                 note = f"<br><i>{escape(row.missing)}</i>" if row.missing else ""
                 cells.append(
                     f'<td rowspan="{span}" class=num>{_num(row.wall_s, ".3g")}</td>'
@@ -72,9 +72,24 @@ def summary_table(rows: Sequence[MethodSummary]) -> str:
                     f'<td rowspan="{span}" class="{"flag" if row.at_bound else "ok"}">'
                     f"{escape(bound)}</td>"
                     f'<td rowspan="{span}" class="{"flag" if row.flags else "ok"}">'
-                    f"{escape(flags)}{note}</td>")
+                    f"{flags}{note}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def flags_cell(row: MethodSummary) -> str:
+    """Identifiability flags: a count per parameter kind, the full lists folded away."""
+    if not row.flags and not row.pairs:
+        return "none"
+    total = f" of {row.n_parameters}" if row.n_parameters else ""
+    counts = ", ".join(f"{kind} ×{n}" for kind, n in flag_counts(row.flags).items())
+    parts = [f"{len(row.flags)}{total} parameters poorly identified"
+             + (f" ({escape(counts)})" if counts else "")]
+    if row.pairs:
+        parts.append(f"{len(row.pairs)} highly correlated pair(s)")
+    details = escape("; ".join(row.flags + row.pairs))
+    return ("; ".join(parts) + f"<details><summary>list</summary><small>{details}</small>"
+            "</details>")
 
 
 def provenance_line(summary: MethodSummary) -> str:

@@ -31,6 +31,8 @@ class MethodSummary:
     iterations: int | None
     at_bound: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    pairs: list[str] = field(default_factory=list)
+    n_parameters: int | None = None
     provenance: Mapping = field(default_factory=dict)
     missing: str | None = None
 
@@ -46,17 +48,36 @@ def _float(value: object) -> float | None:
 
 
 def identifiability_flags(parameters: Mapping) -> list[str]:
-    """Human-readable identifiability flags of parameters.json (flags, then correlated pairs)."""
+    """Parameters flagged by the identifiability analysis of parameters.json (as written)."""
     block = parameters.get("identifiability")
     if not isinstance(block, Mapping):
         return []
-    flags = [str(f) for f in block.get("flags", []) or []]
-    for pair in block.get("correlated_pairs", []) or []:
+    return [str(f) for f in block.get("flags", []) or []]
+
+
+def correlated_pairs(parameters: Mapping) -> list[str]:
+    """``"a ~ b (r = x)"`` for every highly correlated pair of the identifiability analysis."""
+    block = parameters.get("identifiability")
+    pairs = []
+    for pair in (block.get("correlated_pairs", []) or []) if isinstance(block, Mapping) else []:
         if isinstance(pair, Mapping) and "a" in pair and "b" in pair:
             corr = _float(pair.get("correlation"))
             text = f"{pair['a']} ~ {pair['b']}"
-            flags.append(f"{text} (r = {corr:.2f})" if corr is not None else text)
-    return flags
+            pairs.append(f"{text} (r = {corr:.2f})" if corr is not None else text)
+    return pairs
+
+
+def flag_counts(flags: Sequence[str]) -> dict[str, int]:
+    """Flags counted by parameter kind (``"delt_ant.c1"`` and ``"c1/delt_ant"`` count as c1)."""
+    from pipeline.plots.calibration import KIND_TO_KEY, PARAMETER_LABELS
+
+    known = set(PARAMETER_LABELS) | set(KIND_TO_KEY)
+    counts: dict[str, int] = {}
+    for flag in flags:
+        parts = [p for sep in "/.:" for p in flag.split(sep) if sep in flag]
+        kind = next((p for p in parts if p in known), parts[-1] if parts else flag)
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def at_bound_parameters(parameters: Mapping) -> list[str]:
@@ -89,6 +110,8 @@ def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
         wall_s=_float(parameters.get("wall_s")),
         iterations=int(iterations) if _float(iterations) is not None else None,
         at_bound=at_bound_parameters(parameters), flags=identifiability_flags(parameters),
+        pairs=correlated_pairs(parameters),
+        n_parameters=(parameters.get("identifiability") or {}).get("n_parameters"),
         provenance=parameters.get("provenance", {}) or {}, missing=missing)
 
 
