@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", action="store_true", help="add realistic EMG and marker noise")
+    parser.add_argument("--noise-scale", type=float, default=1.0,
+                        help="multiply every noise level (with --noise)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (problems)")
     parser.add_argument("--n-mtus", type=int, default=8)
     parser.add_argument("--n-dofs", type=int, default=2)
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 
-def recover(seed: int, *, n_mtus: int, n_dofs: int, n_samples: int, tendon: str, noise: bool,
+def recover(seed: int, *, n_mtus: int, n_dofs: int, n_samples: int, tendon: str, noise: float,
             max_iterations: int, refine_evaluations: int) -> dict:
     import numpy as np
 
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     runs = [recover(seed, n_mtus=args.n_mtus, n_dofs=args.n_dofs, n_samples=args.n_samples,
-                    tendon=args.tendon, noise=args.noise, max_iterations=args.max_iterations,
+                    tendon=args.tendon, noise=args.noise_scale if args.noise else 0.0,
+                    max_iterations=args.max_iterations,
                     refine_evaluations=args.refine_evaluations) for seed in range(args.seeds)]
     kinds = runs[0]["per_parameter"].keys()
     return {
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> dict:
                           for k in kinds},
         "seeds": len(runs),
         "noise": bool(args.noise),
+        "noise_scale": args.noise_scale if args.noise else 0.0,
         "tendon": args.tendon,
         "problem": {"n_mtus": args.n_mtus, "n_dofs": args.n_dofs, "n_samples": args.n_samples,
                     "n_calibration_trials": 3},

@@ -57,7 +57,7 @@ class SyntheticProblem:
 
 def make_problem(*, n_mtus: int = 16, n_dofs: int = 3, n_calibration: int = 3,
                  n_validation: int = 3, n_samples: int = 500, tendon: str = "elastic",
-                 seed: int = 0, noise: bool = False, model_error: float = 0.0,
+                 seed: int = 0, noise: bool | float = False, model_error: float = 0.0,
                  calibration: dict[str, Any] | None = None) -> SyntheticProblem:
     """A reference problem split into calibration and validation batches, with its truth.
 
@@ -86,7 +86,7 @@ def make_problem(*, n_mtus: int = 16, n_dofs: int = 3, n_calibration: int = 3,
     signals = {"excitation": ref.excitation.numpy(), "mtu_length_m": ref.mtu_length_m.numpy(),
                "moment_arm_m": ref.moment_arm_m.numpy(), "id_moment_nm": ref.moments_nm.numpy()}
     if noise:
-        signals = add_noise(signals, dt_s=ref.dt_s, seed=seed + 1000)
+        signals = add_noise(signals, dt_s=ref.dt_s, seed=seed + 1000, scale=float(noise))
     batches = []
     for part, sl in (("cal", slice(0, n_calibration)),
                      ("val", slice(n_calibration, n_calibration + n_validation))):
@@ -132,10 +132,13 @@ def _smooth(rng: np.random.Generator, shape: tuple[int, ...], width: int) -> np.
 def add_noise(signals: dict[str, np.ndarray], *, dt_s: float, seed: int,
               emg_rel_sd: float = 0.05, emg_abs_sd: float = 0.005,
               length_sd_m: float = 0.001, arm_rel_sd: float = 0.02,
-              moment_rel_sd: float = 0.02) -> dict[str, np.ndarray]:
+              moment_rel_sd: float = 0.02, scale: float = 1.0) -> dict[str, np.ndarray]:
     """Realistic noise: EMG envelope (5 % multiplicative + 0.005 additive, smoothed over ~0.1 s),
-    MTU length (1 mm, marker-like, smooth) and moment arms (2 %), ID moments (2 % of their SD)."""
+    MTU length (1 mm, marker-like, smooth) and moment arms (2 %), ID moments (2 % of their SD);
+    ``scale`` multiplies every level."""
     rng = np.random.default_rng(seed)
+    emg_rel_sd, emg_abs_sd, length_sd_m, arm_rel_sd, moment_rel_sd = (
+        scale * x for x in (emg_rel_sd, emg_abs_sd, length_sd_m, arm_rel_sd, moment_rel_sd))
     width = max(1, int(round(0.05 / dt_s)))
     exc = signals["excitation"]
     exc = exc * (1.0 + emg_rel_sd * _smooth(rng, exc.shape, width)) + emg_abs_sd * _smooth(
