@@ -1,0 +1,176 @@
+"""Exports (parameters.json, calibrated.osim round trip), bounds at a bound, CLI end to end."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_osim
+
+from pipeline.__main__ import main
+from pipeline.calibrate.execute import read_sto
+from pipeline.calibrate.export import read_muscle_properties, write_calibrated_osim
+from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient, history_tsv
+from pipeline.calibrate.run import calibrate
+from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem, perturbed_start
+from pipeline.errors import CalibrationError
+from pipeline.io.nms_inputs import NMSTrial, write_nms_trial
+
+MUSCLES = {"flexor": (0.10, 0.20, 500.0, 0.1), "extensor": (0.12, 0.15, 700.0, 0.2)}
+
+
+def test_calibrated_osim_round_trips_through_opensim(tmp_path: Path) -> None:
+    import opensim
+
+    scaled = build_osim(tmp_path / "scaled.osim", MUSCLES)
+    props = read_muscle_properties(scaled, ["flexor", "extensor"])
+    np.testing.assert_allclose(props.optimal_fiber_length_m, [0.10, 0.12])
+    values = {"flexor": {"optimal_fiber_length_m": 0.105, "tendon_slack_length_m": 0.19,
+                         "max_isometric_force_n": 612.5},
+              "extensor": {"optimal_fiber_length_m": 0.118, "tendon_slack_length_m": 0.16,
+                           "max_isometric_force_n": 980.0}}
+    write_calibrated_osim(scaled, tmp_path / "calibrated.osim", values)
+    model = opensim.Model(str(tmp_path / "calibrated.osim"))
+    model.initSystem()
+    for name, expected in values.items():
+        muscle = model.getMuscles().get(name)
+        assert muscle.getConcreteClassName() == "DeGrooteFregly2016Muscle"
+        assert muscle.getOptimalFiberLength() == pytest.approx(expected["optimal_fiber_length_m"])
+        assert muscle.getTendonSlackLength() == pytest.approx(expected["tendon_slack_length_m"])
+        assert muscle.getMaxIsometricForce() == pytest.approx(expected["max_isometric_force_n"])
+
+
+def test_parameter_pushed_to_bound_is_respected_and_flagged() -> None:
+    cfg = copy.deepcopy(SYNTHETIC_CALIBRATION)
+    cfg["bounds"]["strength"] = {"lower": 0.5, "upper": 0.9}  # true strengths: 0.98, 1.05, 0.82
+    cfg["initial"] = {**cfg["initial"], "strength": 0.7}
+    problem = make_problem(n_mtus=3, n_dofs=2, n_calibration=2, n_validation=1, n_samples=100,
+                           tendon="stiff", seed=0, calibration=cfg)
+    p0 = perturbed_start(problem.spec, problem.truth, rel_sd=0.0)  # truth, clipped into bounds
+    outcome = calibrate(problem.spec, problem.calibration, cfg, p0=p0,
+                        gradient_options=GradientOptions(max_iterations=300, learning_rate=0.05,
+                                                         progress=False, log_every=0),
+                        progress=False)
+    sl = problem.spec.slices()["strength"]
+    strength = outcome.p[sl]
+    assert np.all(strength <= 0.9) and np.all(strength >= 0.5)
+    assert strength[0] > 0.899 and strength[1] > 0.899
+    doc = outcome.document(provenance={})
+    at_bound = [name for name, e in doc["mtus"].items() if e["strength_coefficient"]["at_bound"]]
+    assert at_bound, doc["mtus"]
+    assert all(f"{n}.strength_coefficient" in doc["at_bound"] for n in at_bound)
+    entry = doc["mtus"][at_bound[0]]
+    assert entry["strength_coefficient"]["upper"] == 0.9
+    assert entry["max_isometric_force_n"]["value"] == pytest.approx(
+        entry["max_isometric_force_n"]["generic_n"] * entry["strength_coefficient"]["value"])
+
+
+def test_nan_guard_restores_and_then_raises() -> None:
+    problem = make_problem(n_mtus=2, n_dofs=1, n_calibration=1, n_validation=1, n_samples=60,
+                           tendon="stiff", seed=1)
+    from pipeline.calibrate.run import make_objective
+
+    objective = make_objective(problem.spec, problem.calibration, problem.config)
+    calls = {"n": 0}
+
+    def flaky(p: torch.Tensor):
+        calls["n"] += 1
+        terms = objective.terms(p)
+        if calls["n"] in (5, 6):
+            return terms._replace(total=terms.total * float("nan"))
+        return terms
+
+    opts = GradientOptions(max_iterations=30, progress=False, log_every=0)
+    result = calibrate_gradient(flaky, problem.spec, options=opts)
+    assert np.isfinite(result.loss) and result.iterations == 30
+    assert history_tsv(result.history).splitlines()[0] == (
+        "iteration\tloss\ttracking\tpenalty\tlr\telapsed_s")
+
+    def broken(p: torch.Tensor):
+        terms = objective.terms(p)
+        return terms._replace(total=terms.total * float("nan"))
+
+    with pytest.raises(CalibrationError, match="learning_rate"):
+        calibrate_gradient(broken, problem.spec, options=opts)
+
+
+def _write_inputs(tmp_path: Path, *, n_cal: int, n_val: int) -> tuple[list[str], list[str]]:
+    problem = make_problem(n_mtus=2, n_dofs=1, n_calibration=n_cal, n_validation=max(n_val, 1),
+                           n_samples=80, tendon="stiff", seed=6)
+    paths: dict[str, list[str]] = {"cal": [], "val": []}
+    for role, batch, n in (("cal", problem.calibration, n_cal), ("val", problem.validation, n_val)):
+        for k in range(n):
+            trial = NMSTrial(time_s=batch.time_s[k], mtu_names=("flexor", "extensor"),
+                             dof_names=("elbow_flexion",),
+                             excitation=batch.excitation[k].numpy(),
+                             mtu_length_m=batch.mtu_length_m[k].numpy(),
+                             moment_arm_m=batch.moment_arm_m[k].numpy(),
+                             id_moment_nm=batch.id_moment_nm[k].numpy(),
+                             meta={"trial": f"{role}{k}"})
+            path = tmp_path / "results" / "s01" / "trials" / f"{role}{k}" / "nms_inputs.npz"
+            write_nms_trial(path, trial)
+            paths[role].append(str(path))
+    spec = problem.spec.muscles
+    muscles = {name: (float(spec.optimal_fiber_length_m[i]), float(spec.tendon_slack_length_m[i]),
+                      float(spec.max_isometric_force_n[i]), float(spec.pennation_angle_rad[i]))
+               for i, name in enumerate(("flexor", "extensor"))}
+    build_osim(tmp_path / "scaled.osim", muscles)
+    return paths["cal"], paths["val"]
+
+
+@pytest.mark.parametrize("method", ["gradient", "annealing"])
+def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method: str) -> None:
+    cal, val = _write_inputs(tmp_path, n_cal=2, n_val=1)
+    out = tmp_path / "out" / method
+    common = ["--study", str(template_study), "--subject", "s01", "--method", method,
+              "--out-dir", str(out)]
+    limit = ["--max-iterations", "40"] if method == "gradient" else ["--max-evaluations", "300"]
+    assert main(["calibrate", *common, "--model", str(tmp_path / "scaled.osim"), "--inputs",
+                 *cal, "--tendon", "stiff", "--no-progress", *limit]) == 0
+    doc = json.loads((out / "parameters.json").read_text())
+    assert doc["method"] == method and doc["tendon"] == "stiff"
+    entry = doc["mtus"]["flexor"]
+    for key in ("optimal_fiber_length_m", "tendon_slack_length_m", "max_isometric_force_n",
+                "c1", "c2", "shape_factor"):
+        assert {"value", "initial", "lower", "upper", "at_bound", "se"} <= set(entry[key])
+    assert {"package_version", "config_sha256", "seed", "input_sha256"} <= set(doc["provenance"])
+    assert "flags" in doc["identifiability"] and doc["wall_s"] > 0
+    assert (out / "history.tsv").read_text().startswith("iteration\tloss")
+    import opensim
+
+    model = opensim.Model(str(out / "calibrated.osim"))
+    muscle = model.getMuscles().get("flexor")
+    assert muscle.getOptimalFiberLength() == pytest.approx(entry["optimal_fiber_length_m"]["value"])
+    assert muscle.getMaxIsometricForce() == pytest.approx(entry["max_isometric_force_n"]["value"])
+
+    assert main(["execute", *common, "--parameters", str(out / "parameters.json"),
+                 "--inputs", *val]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["trials"]["val0"]["elbow_flexion"]) == {"rmse_nm", "r2"}
+    assert metrics["mean_rmse_nm"] >= 0 and metrics["mean_r2"] <= 1
+    assert "cal0" in metrics["calibration"]["trials"]
+    labels, data = read_sto(out / "execution" / "val0" / "moments.sto")
+    assert labels == ["time", "elbow_flexion"] and data.shape == (80, 2)
+    for stem in ("forces", "activations", "fiber_lengths"):
+        assert (out / "execution" / "val0" / f"{stem}.sto").exists()
+
+
+def test_execute_without_validation_trials_warns(template_study: Path, tmp_path: Path,
+                                                 caplog) -> None:
+    cal, _ = _write_inputs(tmp_path, n_cal=1, n_val=0)
+    out = tmp_path / "out"
+    common = ["--study", str(template_study), "--subject", "s01", "--method", "gradient",
+              "--out-dir", str(out)]
+    assert main(["calibrate", *common, "--model", str(tmp_path / "scaled.osim"), "--inputs",
+                 *cal, "--no-progress", "--max-iterations", "5"]) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(["execute", *common, "--parameters", str(out / "parameters.json")]) == 0
+    assert "no validation trials" in caplog.text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_validation_trials"] == 0 and metrics["mean_rmse_nm"] is None
+    assert metrics["warning"] == "no validation trials"
