@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -160,17 +159,17 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
         assert (out / "execution" / "val0" / f"{stem}.sto").exists()
 
 
-def test_execute_without_validation_trials_warns(template_study: Path, tmp_path: Path,
-                                                 caplog) -> None:
+def test_execute_without_validation_trials_warns(template_study: Path, tmp_path: Path) -> None:
     cal, _ = _write_inputs(tmp_path, n_cal=1, n_val=0)
     out = tmp_path / "out"
     common = ["--study", str(template_study), "--subject", "s01", "--method", "gradient",
               "--out-dir", str(out)]
     assert main(["calibrate", *common, "--model", str(tmp_path / "scaled.osim"), "--inputs",
                  *cal, "--no-progress", "--max-iterations", "5"]) == 0
-    with caplog.at_level(logging.WARNING):
-        assert main(["execute", *common, "--parameters", str(out / "parameters.json")]) == 0
-    assert "no validation trials" in caplog.text
+    log_file = tmp_path / "execute.log"
+    assert main(["--log", str(log_file), "execute", *common, "--parameters",
+                 str(out / "parameters.json")]) == 0
+    assert "WARNING" in log_file.read_text() and "no validation trials" in log_file.read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_validation_trials"] == 0 and metrics["mean_rmse_nm"] is None
     assert metrics["warning"] == "no validation trials"
