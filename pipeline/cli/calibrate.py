@@ -78,7 +78,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         annealing_options = AnnealingOptions.from_config({**cfg.get("annealing", {}), **overrides})
     outcome = calibrate(spec, batch, cfg, method=args.method, seed=seed,
                         gradient_options=gradient_options, annealing_options=annealing_options,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress,
+                        refine_evaluations=args.refine_evaluations)
     labels = _trial_labels(args.inputs)
     output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
                      tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
@@ -166,6 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override calibration.optimiser.max_iterations")
     parser.add_argument("--max-evaluations", type=int, default=None,
                         help="override calibration.annealing.max_evaluations")
+    parser.add_argument("--refine-evaluations", type=int, default=0,
+                        help="gradient: after AdamW, refine by bounded least squares with at "
+                             "most this many evaluations (0: off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser = add_command(subparsers, "execute", _execute,
                          "run the calibrated model on validation trials; write metrics.json")
