@@ -7,6 +7,7 @@ include: "rules/common.smk"
 include: "rules/preprocess.smk"
 include: "rules/opensim.smk"
 include: "rules/calibrate.smk"
+include: "rules/synergies.smk"
 include: "rules/report.smk"
 
 

@@ -2,31 +2,6 @@
 # execution on the validation trials. The science is in pipeline.calibrate; rules only call the
 # CLI. STUDY, PIPELINE, calibration_trials and validation_trials come from common.smk.
 # The synergy_hybrid method has its own rules; these match gradient and annealing only.
-from pipeline.provenance import config_section_hash
-
-
-def get_calibration_inputs(wildcards):
-    """Scaled model and the NMS input file of each calibration trial of the subject."""
-    return {
-        "model": f"results/{wildcards.subject}/model/scaled.osim",
-        "trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
-            for trial in calibration_trials(wildcards.subject)
-        ],
-    }
-
-
-def get_validation_inputs(wildcards):
-    """Calibrated parameters and the NMS input file of each validation trial (may be none)."""
-    return {
-        "parameters": (
-            f"results/{wildcards.subject}/calibration/{wildcards.method}/parameters.json"
-        ),
-        "trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
-            for trial in validation_trials(wildcards.subject)
-        ],
-    }
 
 
 rule calibrate:

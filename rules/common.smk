@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from pipeline.provenance import config_section_hash
 from pipeline.study import load_study
 
 STUDY = load_study(".")
@@ -53,3 +54,76 @@ def all_outputs():
             targets += [f"{base}/parameters.json", f"{base}/metrics.json",
                         f"{base}/calibrated.osim"]
     return targets
+
+
+# ---- input functions for rules/preprocess.smk ----
+def get_emg_maxima_envelopes(wildcards):
+    """Envelopes of the subject's MVC trials, or of its dynamic trials when it has none."""
+    rows = STUDY.trials_of(wildcards.subject, kind="mvc") or STUDY.trials_of(
+        wildcards.subject, kind="dynamic"
+    )
+    return [
+        str(Path("results", wildcards.subject, "trials", row["trial"], "emg_envelope.sto"))
+        for row in rows
+    ]
+
+
+# ---- input functions for rules/opensim.smk ----
+def get_static_trc(wildcards):
+    """Markers of the subject's static trial (the first row with kind static)."""
+    row = STUDY.static_trial(wildcards.subject)
+    return str(Path("results", wildcards.subject, "trials", row["trial"], "markers.trc"))
+
+
+def get_id_loads(wildcards):
+    """GRF and external loads, for models whose dynamic trials have force plates."""
+    if not STUDY.model_setup(wildcards.subject).get("force_plates"):
+        return {}
+    base = Path("results", wildcards.subject, "trials", wildcards.trial)
+    return {"external_loads": str(base / "external_loads.xml"), "grf": str(base / "grf.mot")}
+
+
+def get_id_load_args(wildcards, input):
+    if "external_loads" not in input.keys():
+        return ""
+    return f'--external-loads "{input.external_loads}" --grf "{input.grf}"'
+
+
+# ---- input functions for rules/calibrate.smk ----
+def get_calibration_inputs(wildcards):
+    """Scaled model and the NMS input file of each calibration trial of the subject."""
+    return {
+        "model": f"results/{wildcards.subject}/model/scaled.osim",
+        "trials": [
+            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
+            for trial in calibration_trials(wildcards.subject)
+        ],
+    }
+
+
+def get_validation_inputs(wildcards):
+    """Calibrated parameters and the NMS input file of each validation trial (may be none)."""
+    return {
+        "parameters": (
+            f"results/{wildcards.subject}/calibration/{wildcards.method}/parameters.json"
+        ),
+        "trials": [
+            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
+            for trial in validation_trials(wildcards.subject)
+        ],
+    }
+
+
+# ---- input functions for rules/synergies.smk ----
+def get_synergy_inputs(wildcards):
+    """Scaled model and the NMS input files of the calibration and validation trials."""
+    trials = f"results/{wildcards.subject}/trials"
+    return {
+        "model": f"results/{wildcards.subject}/model/scaled.osim",
+        "trials": [
+            f"{trials}/{trial}/nms_inputs.npz" for trial in calibration_trials(wildcards.subject)
+        ],
+        "validation": [
+            f"{trials}/{trial}/nms_inputs.npz" for trial in validation_trials(wildcards.subject)
+        ],
+    }

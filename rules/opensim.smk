@@ -4,38 +4,22 @@
 # outputs (setup_scale.xml, setup_ik.xml, setup_id.xml, muscle_analysis/setup_analyze.xml).
 
 
-def get_static_trc(wildcards):
-    """Markers of the subject's static trial (the first row with kind static)."""
-    row = STUDY.static_trial(wildcards.subject)
-    return str(Path("results", wildcards.subject, "trials", row["trial"], "markers.trc"))
-
-
-def get_id_loads(wildcards):
-    """GRF and external loads, for models whose dynamic trials have force plates."""
-    if not STUDY.model_setup(wildcards.subject).get("force_plates"):
-        return {}
-    base = Path("results", wildcards.subject, "trials", wildcards.trial)
-    return {"external_loads": str(base / "external_loads.xml"), "grf": str(base / "grf.mot")}
-
-
-def get_id_load_args(wildcards, input):
-    if "external_loads" not in input.keys():
-        return ""
-    return f'--external-loads "{input.external_loads}" --grf "{input.grf}"'
-
-
 rule scale:
     input:
         trc=get_static_trc,
     output:
         osim="results/{subject}/model/scaled.osim",
         report="results/{subject}/model/scale_report.json",
+    params:
+        cli=PIPELINE,
     log:
         "logs/scale/{subject}.log",
     benchmark:
         "benchmarks/scale/{subject}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} scale --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} scale --study . --subject {wildcards.subject}"
         " --static-trc {input.trc} --out {output.osim} --report {output.report}"
 
 
@@ -46,12 +30,16 @@ rule ik:
     output:
         mot="results/{subject}/trials/{trial}/ik.mot",
         errors="results/{subject}/trials/{trial}/_ik_marker_errors.sto",
+    params:
+        cli=PIPELINE,
     log:
         "logs/ik/{subject}/{trial}.log",
     benchmark:
         "benchmarks/ik/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} ik --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} ik --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --model {input.osim} --trc {input.trc} --out {output.mot}"
 
 
@@ -63,13 +51,16 @@ rule inverse_dynamics:
     output:
         sto="results/{subject}/trials/{trial}/id.sto",
     params:
+        cli=PIPELINE,
         loads=get_id_load_args,
     log:
         "logs/inverse_dynamics/{subject}/{trial}.log",
     benchmark:
         "benchmarks/inverse_dynamics/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} id --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} id --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} {params.loads}"
         " --out {output.sto}"
 
@@ -80,12 +71,16 @@ rule muscle_analysis:
         mot="results/{subject}/trials/{trial}/ik.mot",
     output:
         directory("results/{subject}/trials/{trial}/muscle_analysis"),
+    params:
+        cli=PIPELINE,
     log:
         "logs/muscle_analysis/{subject}/{trial}.log",
     benchmark:
         "benchmarks/muscle_analysis/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} muscle-analysis --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} muscle-analysis --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} --out-dir {output}"
 
 
@@ -98,12 +93,16 @@ rule collect_nms_inputs:
         events="results/{subject}/trials/{trial}/events.json",
     output:
         npz="results/{subject}/trials/{trial}/nms_inputs.npz",
+    params:
+        cli=PIPELINE,
     log:
         "logs/collect_nms_inputs/{subject}/{trial}.log",
     benchmark:
         "benchmarks/collect_nms_inputs/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} collect --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} collect --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --emg {input.emg} --ik {input.mot} --id {input.sto}"
         " --muscle-analysis-dir {input.muscle_analysis} --events {input.events}"
         " --out {output.npz}"

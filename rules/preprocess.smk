@@ -3,28 +3,21 @@
 # these rules only call the CLI. STUDY, PIPELINE and get_c3d come from common.smk.
 
 
-def get_emg_maxima_envelopes(wildcards):
-    """Envelopes of the subject's MVC trials, or of its dynamic trials when it has none."""
-    rows = STUDY.trials_of(wildcards.subject, kind="mvc") or STUDY.trials_of(
-        wildcards.subject, kind="dynamic"
-    )
-    return [
-        str(Path("results", wildcards.subject, "trials", row["trial"], "emg_envelope.sto"))
-        for row in rows
-    ]
-
-
 rule markers:
     input:
         c3d=get_c3d,
     output:
         trc="results/{subject}/trials/{trial}/markers.trc",
+    params:
+        cli=PIPELINE,
     log:
         "logs/markers/{subject}/{trial}.log",
     benchmark:
         "benchmarks/markers/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} markers --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} markers --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --out {output.trc}"
 
 
@@ -34,12 +27,16 @@ rule forceplates:
     output:
         mot="results/{subject}/trials/{trial}/grf.mot",
         xml="results/{subject}/trials/{trial}/external_loads.xml",
+    params:
+        cli=PIPELINE,
     log:
         "logs/forceplates/{subject}/{trial}.log",
     benchmark:
         "benchmarks/forceplates/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} forceplates --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} forceplates --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --mot {output.mot} --xml {output.xml}"
 
 
@@ -48,12 +45,16 @@ rule emg_envelope:
         c3d=get_c3d,
     output:
         sto="results/{subject}/trials/{trial}/emg_envelope.sto",
+    params:
+        cli=PIPELINE,
     log:
         "logs/emg_envelope/{subject}/{trial}.log",
     benchmark:
         "benchmarks/emg_envelope/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} emg-envelope --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} emg-envelope --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --out {output.sto}"
 
 
@@ -62,12 +63,16 @@ rule emg_maxima:
         envelopes=get_emg_maxima_envelopes,
     output:
         json="results/{subject}/emg_maxima.json",
+    params:
+        cli=PIPELINE,
     log:
         "logs/emg_maxima/{subject}.log",
     benchmark:
         "benchmarks/emg_maxima/{subject}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} emg-maxima --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} emg-maxima --study . --subject {wildcards.subject}"
         " --envelopes {input.envelopes} --out {output.json}"
 
 
@@ -78,12 +83,16 @@ rule emg_normalise:
         trc="results/{subject}/trials/{trial}/markers.trc",
     output:
         sto="results/{subject}/trials/{trial}/emg.sto",
+    params:
+        cli=PIPELINE,
     log:
         "logs/emg_normalise/{subject}/{trial}.log",
     benchmark:
         "benchmarks/emg_normalise/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} emg-normalise --envelope {input.envelope}"
+        "{params.cli} --log {log} emg-normalise --envelope {input.envelope}"
         " --maxima {input.maxima} --markers-trc {input.trc} --out {output.sto}"
 
 
@@ -92,10 +101,14 @@ rule events:
         c3d=get_c3d,
     output:
         json="results/{subject}/trials/{trial}/events.json",
+    params:
+        cli=PIPELINE,
     log:
         "logs/events/{subject}/{trial}.log",
     benchmark:
         "benchmarks/events/{subject}/{trial}.tsv"
+    conda:
+        "envs/pipeline.yaml"
     shell:
-        "{PIPELINE} --log {log} events --study . --subject {wildcards.subject}"
+        "{params.cli} --log {log} events --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --out {output.json}"

@@ -4,21 +4,6 @@
 # Validation needs the calibrated synergy weightings, so one rule calibrates and validates.
 # The study's truth.json (synthetic studies) is read when present, for r of the synthesised
 # excitations in metrics.json.
-from pipeline.provenance import config_section_hash
-
-
-def get_synergy_inputs(wildcards):
-    """Scaled model and the NMS input files of the calibration and validation trials."""
-    trials = f"results/{wildcards.subject}/trials"
-    return {
-        "model": f"results/{wildcards.subject}/model/scaled.osim",
-        "trials": [
-            f"{trials}/{trial}/nms_inputs.npz" for trial in calibration_trials(wildcards.subject)
-        ],
-        "validation": [
-            f"{trials}/{trial}/nms_inputs.npz" for trial in validation_trials(wildcards.subject)
-        ],
-    }
 
 
 rule calibrate_synergy_hybrid:
