@@ -15,6 +15,7 @@ import yaml
 from test_rerun import planned_rules
 
 from pipeline.plots.load import all_trial_metrics, read_json
+from pipeline.study import load_study
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT_ROOT / "Snakefile")]
@@ -77,10 +78,12 @@ def demo_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return study
 
 
+def _subjects(study: Path) -> list[str]:
+    return load_study(study, check_files=False).subject_names
+
+
 def test_every_subject_has_figures_made_from_its_metrics(demo_study: Path) -> None:
-    subjects = sorted(p.name for p in (demo_study / "results").iterdir() if p.is_dir())
-    assert subjects
-    for subject in subjects:
+    for subject in _subjects(demo_study):
         folder = demo_study / "results" / subject / "figures"
         manifest = json.loads((folder / "manifest.json").read_text())
         for entry in manifest["figures"]:
@@ -98,7 +101,7 @@ def test_every_subject_has_figures_made_from_its_metrics(demo_study: Path) -> No
 
 def test_report_has_every_subject(demo_study: Path) -> None:
     html = (demo_study / "results/report.html").read_text()
-    for subject in (p.name for p in (demo_study / "results").iterdir() if p.is_dir()):
+    for subject in _subjects(demo_study):
         assert f'id="subject-{subject}"' in html
 
 
