@@ -4,41 +4,14 @@
 # Rerun selectivity: each rule passes the hash of only the config sections it reads as a params
 # value, so Snakemake's params rerun trigger reruns it when (and only when) those change;
 # upstream changes reach it through its inputs.
+from functools import partial
+
 from pipeline.provenance import config_section_hash
+from pipeline.report.inputs import figure_inputs, report_inputs
 
-
-def get_method_outputs(subject):
-    """parameters.json, metrics.json and history.tsv of every calibration method."""
-    files = {}
-    for method in METHODS:
-        base = Path("results", subject, "calibration", method)
-        files[f"{method}_parameters"] = str(base / "parameters.json")
-        files[f"{method}_metrics"] = str(base / "metrics.json")
-        files[f"{method}_history"] = str(base / "history.tsv")
-    return files
-
-
-def get_figure_inputs(wildcards):
-    """Calibration outputs per method plus the trial files the figures read."""
-    subject = wildcards.subject
-    trials = calibration_trials(subject) + validation_trials(subject)
-    files = get_method_outputs(subject)
-    files["nms_inputs"] = [str(trial_dir(subject, t) / "nms_inputs.npz") for t in trials]
-    files["marker_errors"] = [
-        str(trial_dir(subject, t) / "_ik_marker_errors.sto") for t in dynamic_trials(subject)
-    ]
-    if STUDY.model_setup(subject).get("force_plates"):
-        files["grf"] = [str(trial_dir(subject, t) / "grf.mot") for t in dynamic_trials(subject)]
-    return files
-
-
-def get_report_inputs(wildcards):
-    """Every subject's figure folder and calibration outputs."""
-    files = {"figures": [f"results/{s}/figures" for s in STUDY.subject_names]}
-    for subject in STUDY.subject_names:
-        for key, path in get_method_outputs(subject).items():
-            files[f"{subject}_{key}"] = path
-    return files
+# Input functions (pipeline/report/inputs.py), bound to this study.
+get_figure_inputs = partial(figure_inputs, STUDY, METHODS)
+get_report_inputs = partial(report_inputs, STUDY, METHODS)
 
 
 rule figures:

@@ -71,7 +71,7 @@ def write_subject_results(root: Path, subject: str, *, methods: tuple[str, ...],
         errors = np.vstack([1e-4 * (1 + rng.random(len(time_s))),
                             0.006 + 0.002 * rng.random(len(time_s)),
                             0.012 + 0.004 * rng.random(len(time_s))])
-        _storage(tdir / f"{trial}_ik_marker_errors.sto", time_s,
+        _storage(tdir / "_ik_marker_errors.sto", time_s,
                  ("total_squared_error", "marker_error_RMS", "marker_error_max"), errors)
         stance = np.clip(np.sin(np.pi * time_s / 2.0), 0, None)
         grf = np.vstack([30 * stance, 700 * stance, 10 * stance,
