@@ -8,10 +8,9 @@ from pathlib import Path
 import ezc3d
 import numpy as np
 import pytest
+from project_paths import PROJECT_ROOT, SHARED_DATA
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (PROJECT_ROOT / ".." / "shared" / "data").resolve()
-VENV_BIN = Path(__import__("sys").executable).parent
+__all__ = ["PROJECT_ROOT", "SHARED_DATA"]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import PROJECT_ROOT
+from project_paths import PROJECT_ROOT
 
 
 def test_ruff_clean() -> None:

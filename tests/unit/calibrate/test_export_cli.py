@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build_osim
+from osim_helpers import build_osim
 
 from pipeline.__main__ import main
 from pipeline.calibrate.execute import read_sto
