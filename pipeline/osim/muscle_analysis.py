@@ -172,9 +172,9 @@ def compute_muscle_geometry(model: Any, coordinates: Table, *, mtu_names: Sequen
         for dep, independent, function in couplers.items:
             if name in independent:
                 x = osim.Vector([float(q_all[k, q_index[c]]) for c in independent])
-                components = osim.StdVectorInt()
-                components.append(independent.index(name))
-                u[q_index[dep]] = function.calcDerivative(components, x)
+                # A plain list, not osim.StdVectorInt: passing that SWIG vector here corrupts
+                # ezc3d's own std::vector<int> wrapper for the rest of the process.
+                u[q_index[dep]] = function.calcDerivative([independent.index(name)], x)
         return u
 
     def frame_arms(k: int, pairs: list[list[int]]) -> None:

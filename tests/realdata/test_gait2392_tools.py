@@ -25,7 +25,7 @@ MAIN_DOFS = ("hip_flexion_r", "hip_adduction_r", "knee_angle_r", "ankle_angle_r"
 
 @pytest.fixture(scope="module")
 def gait(request: pytest.FixtureRequest) -> Path:
-    from tests.conftest import SHARED_DATA
+    from project_paths import SHARED_DATA
 
     folder = SHARED_DATA / "opensim-models-gait2392"
     if not folder.is_dir():

@@ -27,7 +27,7 @@ MUSCLES = ("bflh_r", "semimem_r", "recfem_r", "vaslat_r", "bfsh_r", "gasmed_r", 
 
 @pytest.fixture(scope="module")
 def walk() -> Path:
-    from tests.conftest import SHARED_DATA
+    from project_paths import SHARED_DATA
 
     folder = SHARED_DATA / "opensim-core" / "rajagopal-walk"
     if not folder.is_dir():
@@ -123,3 +123,12 @@ def test_unknown_mtu_is_named(model, frames: Table) -> None:
     with pytest.raises(MuscleAnalysisError, match=r"'soleus_rr' is not a muscle.*soleus_r"):
         compute_muscle_geometry(model, frames, mtu_names=("soleus_rr",),
                                 coordinate_names=("ankle_angle_r",))
+
+
+def test_coupler_derivatives_leave_ezc3d_usable(model, frames: Table, tmp_path: Path) -> None:
+    """Regression: SWIG's std::vector<int> from opensim once broke ezc3d writes in-process."""
+    from conftest import write_minimal_c3d
+
+    compute_muscle_geometry(model, frames, mtu_names=MUSCLES[:2], coordinate_names=COORDS[3:4])
+    path = write_minimal_c3d(tmp_path / "after_opensim.c3d")
+    assert path.stat().st_size > 0
