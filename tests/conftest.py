@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import ezc3d
-import numpy as np
 import pytest
+from c3d_helpers import write_minimal_c3d
 from project_paths import PROJECT_ROOT, SHARED_DATA
 
-__all__ = ["PROJECT_ROOT", "SHARED_DATA"]
+__all__ = ["PROJECT_ROOT", "SHARED_DATA", "write_minimal_c3d"]
 
 
 @pytest.fixture
@@ -19,25 +18,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA
-
-
-def write_minimal_c3d(path: Path, *, point_rate_hz: float = 100.0, analog_rate_hz: float = 1000.0,
-                      n_frames: int = 50, analog_labels: tuple[str, ...] = ("EMG1",)) -> Path:
-    """Write a small valid C3D file (two markers, a few analog channels) with ezc3d."""
-    c3d = ezc3d.c3d()
-    c3d["parameters"]["POINT"]["RATE"]["value"] = [point_rate_hz]
-    c3d["parameters"]["POINT"]["LABELS"]["value"] = ["M1", "M2"]
-    c3d["parameters"]["ANALOG"]["RATE"]["value"] = [analog_rate_hz]
-    c3d["parameters"]["ANALOG"]["LABELS"]["value"] = list(analog_labels)
-    rng = np.random.default_rng(0)
-    points = np.ones((4, 2, n_frames))
-    points[:3] = rng.normal(size=(3, 2, n_frames)) * 10 + 100
-    c3d["data"]["points"] = points
-    ratio = int(round(analog_rate_hz / point_rate_hz))
-    c3d["data"]["analogs"] = rng.normal(size=(1, len(analog_labels), n_frames * ratio)) * 1e-3
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c3d.write(str(path))
-    return path
 
 
 @pytest.fixture

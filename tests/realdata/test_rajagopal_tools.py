@@ -127,7 +127,7 @@ def test_unknown_mtu_is_named(model, frames: Table) -> None:
 
 def test_coupler_derivatives_leave_ezc3d_usable(model, frames: Table, tmp_path: Path) -> None:
     """Regression: SWIG's std::vector<int> from opensim once broke ezc3d writes in-process."""
-    from conftest import write_minimal_c3d
+    from c3d_helpers import write_minimal_c3d
 
     compute_muscle_geometry(model, frames, mtu_names=MUSCLES[:2], coordinate_names=COORDS[3:4])
     path = write_minimal_c3d(tmp_path / "after_opensim.c3d")
