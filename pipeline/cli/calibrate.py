@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, describe
@@ -45,6 +44,8 @@ def _study_config(args: argparse.Namespace) -> dict:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    import torch
+
     from pipeline.calibrate.annealing import AnnealingOptions
     from pipeline.calibrate.execute import batch_metrics, execute
     from pipeline.calibrate.export import (
@@ -101,6 +102,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _execute(args: argparse.Namespace) -> int:
+    import torch
+
     from pipeline.calibrate.execute import (
         batch_metrics,
         execute,

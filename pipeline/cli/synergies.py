@@ -17,8 +17,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_text_atomic
@@ -52,6 +50,8 @@ def _calibration_overrides(config: dict[str, Any], args: argparse.Namespace) -> 
 
 
 def _calibrate_synergy(args: argparse.Namespace) -> int:
+    import torch
+
     from pipeline.synergies.run import read_truth_trials, run_synergy_hybrid
 
     torch.set_num_threads(max(1, args.threads))
@@ -72,6 +72,8 @@ def _calibrate_synergy(args: argparse.Namespace) -> int:
 
 
 def _channel_removal(args: argparse.Namespace) -> int:
+    import torch
+
     from pipeline.calibrate.gradient import GradientOptions
     from pipeline.calibrate.problem import TrialBatch, load_trials
     from pipeline.calibrate.run import make_objective
