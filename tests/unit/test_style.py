@@ -18,3 +18,12 @@ def test_package_never_imports_snakemake() -> None:
     offenders = [str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "pipeline").rglob("*.py")
                  if "import snakemake" in p.read_text() or "from snakemake" in p.read_text()]
     assert offenders == []
+
+
+def test_cli_start_up_stays_light() -> None:
+    """Every rule starts the CLI: building the parser must not import torch or OpenSim."""
+    code = ("import sys; from pipeline.__main__ import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'opensim', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=PROJECT_ROOT)
+    assert result.stdout.strip() == "[]"
