@@ -15,7 +15,7 @@ import argparse
 import logging
 
 NAME = "recovery"
-HELP = "Parameter recovery from N(truth, 10%) initial guesses on synthetic data (--noise)."
+HELP = "Parameter recovery from N(truth, 10%%) initial guesses on synthetic data (--noise)."
 
 log = logging.getLogger(__name__)
 

@@ -27,3 +27,19 @@ def test_cli_start_up_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=PROJECT_ROOT)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_subcommand_help_renders() -> None:
+    """argparse formats help strings with %: a stray % crashes --help of the whole group."""
+    import argparse
+
+    from pipeline.__main__ import build_parser
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+
+    walk(build_parser())
