@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from c3d_helpers import write_minimal_c3d
 from project_paths import PROJECT_ROOT, SHARED_DATA
+from workflow_helpers import run_snakemake
 
 __all__ = ["PROJECT_ROOT", "SHARED_DATA", "write_minimal_c3d"]
 
@@ -36,3 +37,19 @@ def template_study(tmp_path: Path) -> Path:
 def copy_study(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def small_demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``--small`` demo study, run once through the whole workflow for every slow test.
+
+    Tests that change the study must restore it (or work on a copy).
+    """
+    import subprocess
+    import sys
+
+    study = tmp_path_factory.mktemp("demo") / "small"
+    subprocess.run([sys.executable, "-m", "pipeline", "demo-study", str(study), "--small"],
+                   cwd=PROJECT_ROOT, check=True, timeout=1800, capture_output=True)
+    run_snakemake(study)
+    return study

@@ -1,46 +1,30 @@
 """The real workflow on the small demo study: figures, report, provenance, identical reruns and
-dry-run selectivity. Skips until the calibration rules and the demo generator exist."""
+dry-run selectivity, on the shared run of the small demo study (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from test_rerun import planned_rules
+from workflow_helpers import run_snakemake
 
 from pipeline.plots.load import all_trial_metrics, read_json
 from pipeline.study import load_study
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT_ROOT / "Snakefile")]
 UPSTREAM_RULES = {"markers", "forceplates", "emg_envelope", "emg_maxima", "emg_normalise",
                   "events", "scale", "ik", "inverse_dynamics", "muscle_analysis",
                   "collect_nms_inputs"}
 DOWNSTREAM_OF_CALIBRATION = {"calibrate", "execute", "figures", "report", "all"}
-MAX_ITERATIONS = 150  # keeps the test short; recovery is tested elsewhere
 
 pytestmark = pytest.mark.slow
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def _snakemake(study: Path, *args: str, timeout: int = 3600) -> str:
-    result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--directory", str(study), *args],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
-                            env=_env(), check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-8000:]
-    return output
+def _snakemake(study: Path, *args: str) -> str:
+    return run_snakemake(study, *args)
 
 
 def _set_config(study: Path, dotted: str, value: object) -> None:
@@ -64,18 +48,9 @@ def _values(study: Path) -> dict[str, float]:
     return out
 
 
-@pytest.fixture(scope="module")
-def demo_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    missing = [p for p in ("rules/calibrate.smk", "pipeline/synth/__init__.py")
-               if not (PROJECT_ROOT / p).exists()]
-    if missing:
-        pytest.skip(f"not yet in the project: {', '.join(missing)}")
-    study = tmp_path_factory.mktemp("workflow") / "demo"
-    subprocess.run([sys.executable, "-m", "pipeline", "demo-study", str(study), "--small"],
-                   cwd=PROJECT_ROOT, check=True, timeout=900, env=_env(), capture_output=True)
-    _set_config(study, "calibration.optimiser.max_iterations", MAX_ITERATIONS)
-    _snakemake(study)
-    return study
+@pytest.fixture
+def demo_study(small_demo_run: Path) -> Path:
+    return small_demo_run
 
 
 def _subjects(study: Path) -> list[str]:
@@ -116,17 +91,19 @@ def test_rerun_gives_identical_parameters(demo_study: Path, tmp_path: Path) -> N
     before = _values(demo_study)
     saved = tmp_path / "before"
     shutil.copytree(demo_study / "results", saved)
-    _snakemake(demo_study, "--forcerun", "calibrate")
+    target = next(demo_study.glob("results/*/calibration/gradient/parameters.json"))
+    _snakemake(demo_study, str(target.relative_to(demo_study)), "--forcerun", "calibrate")
     assert _values(demo_study) == before
 
 
 def test_changed_optimiser_setting_reruns_only_calibration_onwards(demo_study: Path) -> None:
     assert planned_rules(_snakemake(demo_study, "-n")) == set()
-    _set_config(demo_study, "calibration.optimiser.max_iterations", MAX_ITERATIONS + 1)
+    original = (demo_study / "config.yaml").read_text()
+    _set_config(demo_study, "calibration.optimiser.max_iterations", 1234)
     try:
         planned = planned_rules(_snakemake(demo_study, "-n"))
     finally:
-        _set_config(demo_study, "calibration.optimiser.max_iterations", MAX_ITERATIONS)
+        (demo_study / "config.yaml").write_text(original)
     assert "calibrate" in planned
     assert planned <= DOWNSTREAM_OF_CALIBRATION, planned
     assert not planned & UPSTREAM_RULES
