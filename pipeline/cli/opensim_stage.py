@@ -50,7 +50,7 @@ def _builtin_template(model: str, kind: str) -> Path | None:
         from pipeline.osim import models
     except ImportError:
         return None
-    if model not in getattr(models, "BUILTIN_MODELS", ()):
+    if not models.is_builtin(model):
         return None
     path = models.template_path(model, kind)
     return path if path.is_file() else None
@@ -68,9 +68,9 @@ def _dofs(study: Any, subject: str) -> list[str]:
     if not dofs:
         model = study.subject(subject)["model"]
         try:
-            from pipeline.osim.models import BUILTIN_MODELS, default_dofs
+            from pipeline.osim.models import default_dofs, is_builtin
 
-            if model in BUILTIN_MODELS:
+            if is_builtin(model):
                 dofs = list(default_dofs(model))
         except ImportError:
             pass

@@ -7,6 +7,8 @@ demo study needs no download. Every MTU is a ``DeGrooteFregly2016Muscle`` with a
 Public API::
 
     BUILTIN_MODELS                      ("demo-arm", "demo-leg")
+    VARIANTS                            built-in variants, e.g. ``demo-arm-dumbbell``
+    is_builtin(name)                    a built-in model or variant
     build_model(name) -> opensim.Model  finalised; initSystem() succeeds
     write_builtin_model(name, path)     atomic .osim write (identical bytes on every build)
     resolve_model(name_or_path, study_root, *, cache_dir=None) -> Path
@@ -37,6 +39,8 @@ __all__ = [
     "check_model_file",
     "coordinate_names",
     "FIBER_DAMPING",
+    "VARIANTS",
+    "is_builtin",
     "build_model",
     "default_dofs",
     "functional_range",
@@ -60,20 +64,36 @@ _DEFAULT_DOFS = {
     "demo-leg": ("hip_flexion_r", "knee_angle_r", "ankle_angle_r"),
 }
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "data_templates" / "opensim"
+#: Built-in variants: name -> (base model, build options). A variant shares its base model's
+#: muscles, markers, DOFs and OpenSim templates. ``demo-arm-dumbbell``: ``demo-arm`` holding a
+#: 3 kg dumbbell in the hand (the demo study's arm subject; the load makes the arm's moments
+#: large against EMG noise and inverse-dynamics noise).
+VARIANTS: dict[str, tuple[str, dict[str, float]]] = {
+    "demo-arm-dumbbell": ("demo-arm", {"dumbbell_kg": 3.0}),
+}
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a built-in model or a built-in variant."""
+    return name in BUILTIN_MODELS or name in VARIANTS
+
+
+def _base(name: str) -> str:
+    return VARIANTS[name][0] if name in VARIANTS else name
 
 
 def _module(name: str) -> ModuleType:
     try:
-        return _MODULES[name]
+        return _MODULES[_base(name)]
     except KeyError:
         raise ModelError(describe(None, f"unknown built-in model {name!r}",
-                                  f"use one of {', '.join(BUILTIN_MODELS)} or a path to an "
-                                  ".osim file")) from None
+                                  f"use one of {', '.join([*BUILTIN_MODELS, *VARIANTS])} or a "
+                                  "path to an .osim file")) from None
 
 
 def build_model(name: str) -> opensim.Model:
     """Build a built-in model; the returned model is finalised and ``initSystem()`` succeeds."""
-    model = _module(name).build()
+    model = _module(name).build(**(VARIANTS[name][1] if name in VARIANTS else {}))
     model.finalizeConnections()
     model.initSystem()
     return model
@@ -114,7 +134,7 @@ def resolve_model(
         ModelError: unknown name, missing file, or a file OpenSim cannot load.
     """
     study_root = Path(study_root)
-    if name_or_path in BUILTIN_MODELS:
+    if is_builtin(name_or_path):
         default_cache = study_root / "results" / "generic_models"
         cache = Path(cache_dir) if cache_dir is not None else default_cache
         target = cache / f"{name_or_path}.osim"
@@ -154,7 +174,7 @@ def check_model_file(path: str | Path) -> None:
 def default_dofs(name: str) -> tuple[str, ...]:
     """Coordinates the built-in model's MTUs are calibrated on (right side for the leg)."""
     _module(name)
-    return _DEFAULT_DOFS[name]
+    return _DEFAULT_DOFS[_base(name)]
 
 
 def coordinate_names(name: str) -> tuple[str, ...]:
@@ -218,4 +238,4 @@ def mtu_parameters(name: str) -> dict[str, dict[str, float]]:
 def template_path(name: str, kind: str) -> Path:
     """Path of an OpenSim template for a built-in model (kind: measurements, ik_tasks, ...)."""
     _module(name)
-    return TEMPLATE_DIR / f"{name}_{kind}.xml"
+    return TEMPLATE_DIR / f"{_base(name)}_{kind}.xml"

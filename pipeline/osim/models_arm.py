@@ -256,6 +256,24 @@ def tendon_slack_lengths() -> dict[str, float]:
 MUSCLES = _muscle_specs(None)  # names and published properties (slack lengths: see build())
 
 
-def build() -> opensim.Model:
-    """Assemble the demo-arm model with fitted tendon slack lengths."""
-    return _with_muscles(tendon_slack_lengths())
+#: Where a hand-held dumbbell's centre sits in the hand frame (the grip, at the RFIN level).
+DUMBBELL_IN_HAND: Vec = (0.0, -0.07, 0.0)
+
+
+def build(dumbbell_kg: float = 0.0) -> opensim.Model:
+    """Assemble the demo-arm model with fitted tendon slack lengths.
+
+    ``dumbbell_kg > 0`` adds a ``dumbbell`` body welded to the hand at :data:`DUMBBELL_IN_HAND`
+    (a 25 cm bar across the palm, along the hand's z axis), as OpenSim models a hand-held load.
+    """
+    model = _with_muscles(tendon_slack_lengths())
+    if dumbbell_kg > 0.0:
+        bar = dumbbell_kg * 0.25**2 / 12.0 + dumbbell_kg * 0.045**2 / 4.0  # about a transverse axis
+        spec = BodySpec("dumbbell", dumbbell_kg, (0.0, 0.0, 0.0),
+                        (bar, bar, dumbbell_kg * 0.045**2 / 2.0))
+        body = add_body(model, spec)
+        zero = vec3((0.0, 0.0, 0.0))
+        add_joint(model, opensim.WeldJoint("grip", model.getBodySet().get("hand"),
+                                           vec3(DUMBBELL_IN_HAND), zero, body, zero, zero))
+        model.finalizeConnections()
+    return model

@@ -2,8 +2,8 @@
 
 Raw EMG of channel c: ``x(t) = g_c e_c(t) n_c(t) + b_c(t)`` with ``n_c`` unit-variance Gaussian
 noise band-limited to 20-450 Hz (4th-order Butterworth, zero-lag) and ``b_c`` a small baseline noise
-(1 % of the gain), in volts. ``e_c`` is the true excitation (sampled at the point rate) interpolated
-to the analog rate.
+(0.3 % of the gain, a few microvolts: a good amplifier and skin preparation), in volts. ``e_c`` is
+the true excitation (sampled at the point rate) interpolated to the analog rate.
 
 Normalisation: the pipeline's envelope chain (band-pass 30-300 Hz, rectify, low-pass 5 Hz,
 zero-lag; :func:`envelope` repeats it here) turns ``x`` into ``~ k g_c e_c(t)``, with ``k`` the mean
@@ -18,7 +18,7 @@ from scipy import signal
 from scipy.interpolate import CubicSpline
 
 NOISE_BAND_HZ = (20.0, 450.0)
-BASELINE_FRACTION = 0.01
+BASELINE_FRACTION = 0.003
 
 
 def envelope(raw: np.ndarray, *, rate_hz: float, bandpass_hz: tuple[float, float] = (30.0, 300.0),

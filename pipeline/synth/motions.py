@@ -15,8 +15,9 @@ Arm tasks (``demo-arm``: shoulder_elev, shoulder_rot, elbow_flex): shoulder abdu
 cycles), shoulder rotation cycles with the arm elevated and the elbow flexed (gravity loads the
 rotation), elbow flexion cycles. Leg task (``demo-leg``): symmetric squats with each foot flat on
 its own force plate; ankle dorsiflexion and knee flexion follow the squat depth, the pelvis and
-trunk lean forward so that the centre of mass stays over the feet, and the pelvis translations keep
-both calcanei fixed on the floor.
+trunk lean forward so that the centre of mass stays over the feet (moving a few cm forward at
+depth, so that the ankle moment varies), and the pelvis translations keep both calcanei fixed on
+the floor.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ class Squat:
     ankle_dorsiflexion_rad: float = 22 * DEG
     period_s: float = 2.4
     lumbar_flexion_rad: float = 10 * DEG
+    #: how far forward the centre of mass moves at full depth (m): the ankle plantarflexors
+    #: then work harder at depth, so the ankle moment varies instead of staying near constant
+    com_shift_m: float = 0.0
 
 
 class SquatBuilder:
@@ -178,11 +182,12 @@ class SquatBuilder:
         return out
 
     def _lean_gain(self, squat: Squat) -> float:
-        """Pelvis tilt per unit depth that keeps the centre of mass in place at full depth."""
+        """Pelvis tilt per unit depth that puts the centre of mass ``squat.com_shift_m`` ahead of
+        its standing place at full depth."""
 
         def error(gain: float) -> float:
             angles = self._angles(np.array([1.0]), squat, gain)
-            return self._com_error({k: float(v[0]) for k, v in angles.items()})
+            return self._com_error({k: float(v[0]) for k, v in angles.items()}) - squat.com_shift_m
 
         return self._solve(error, -80 * DEG, 10 * DEG)
 

@@ -8,7 +8,11 @@ parameters. A subject's true parameters perturb them:
 * tendon slack length x U(0.95, 1.05), the change capped at 10 % of the optimal fibre length (a
   long tendon would otherwise move the fibre far off its operating range);
 * strength U(0.7, 1.4), applied to the maximum isometric force;
-* c1, c2 U(-0.75, -0.25) (CEINMS bounds [-0.95, -0.05]), shape factor U(-2.5, -0.5) (in (-3, 0)).
+* c1, c2 U(-0.75, -0.25) (CEINMS bounds [-0.95, -0.05]), shape factor U(-2.5, -0.5) (in (-3, 0)),
+  one draw per subject shared by all its MTUs (``shared_activation=True``, the demo's default):
+  with envelope noise, a few trials cannot identify activation dynamics per muscle (c1 and c2
+  trade off almost exactly, and the shape factor against strength), so the demo calibrates them
+  with ``activation_sharing: global`` and its truth has one set per subject.
 
 Damping, pennation and the electromechanical delay stay at the model's / config's values (the
 pipeline does not calibrate them by default).
@@ -94,9 +98,11 @@ def generic_muscles(model: opensim.Model, names: Sequence[str], *, c1: float, c2
     )
 
 
-def perturbed_muscles(generic: SubjectMuscles, rng: np.random.Generator) -> SubjectMuscles:
+def perturbed_muscles(generic: SubjectMuscles, rng: np.random.Generator, *,
+                      shared_activation: bool = True) -> SubjectMuscles:
     """Hidden true parameters of one subject (see the module docstring for the ranges)."""
     n = len(generic.names)
+    n_act = 1 if shared_activation else n
     l0_factor = rng.uniform(0.92, 1.08, n)
     l0_factor = np.where(np.abs(l0_factor - 1.0) < 0.03, 1.0 + 0.03 * np.sign(
         l0_factor - 1.0 + 1e-12), l0_factor)
@@ -109,9 +115,9 @@ def perturbed_muscles(generic: SubjectMuscles, rng: np.random.Generator) -> Subj
         tendon_slack_length_m=generic.tendon_slack_length_m + delta_lts,
         max_isometric_force_n=generic.max_isometric_force_n.copy(),
         strength=rng.uniform(0.7, 1.4, n),
-        c1=rng.uniform(-0.75, -0.25, n),
-        c2=rng.uniform(-0.75, -0.25, n),
-        shape_factor=rng.uniform(-2.5, -0.5, n),
+        c1=np.broadcast_to(rng.uniform(-0.75, -0.25, n_act), (n,)).copy(),
+        c2=np.broadcast_to(rng.uniform(-0.75, -0.25, n_act), (n,)).copy(),
+        shape_factor=np.broadcast_to(rng.uniform(-2.5, -0.5, n_act), (n,)).copy(),
         pennation_at_optimal_rad=generic.pennation_at_optimal_rad.copy(),
         damping=generic.damping.copy(),
     )

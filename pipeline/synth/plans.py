@@ -2,8 +2,10 @@
 
 Two subjects:
 
-* ``arm01`` (``demo-arm``): static, one MVC trial, and six dynamic trials (shoulder abduction,
-  shoulder rotation, elbow flexion; the ``1`` trials calibrate, the ``2`` trials validate).
+* ``arm01`` (``demo-arm-dumbbell``: ``demo-arm`` holding a 3 kg dumbbell): static, one MVC
+  trial, and six dynamic trials (shoulder abduction, shoulder rotation, elbow flexion, each
+  combined with smaller movements of the other two coordinates; the ``1`` trials calibrate, the
+  ``2`` trials validate).
 * ``leg01`` (``demo-leg``): static and MVC trials standing on two force plates, and four
   symmetric squats with each foot on its own plate (``squat1``, ``squat2`` calibrate, ``squat3``,
   ``squat4`` validate). Squats keep the motion sagittal, both feet loaded all the time, and the
@@ -73,39 +75,44 @@ class SubjectPlan:
         }
 
 
+# Every arm task moves all three coordinates (different periods and phases), so every trial loads
+# every DOF's muscles with its own time course; the 3 kg dumbbell makes the moments large.
 ARM_TASKS = {
     "abduction1": ArmTask("abduction1", {
         "shoulder_elev": Cycles(15 * DEG, 80 * DEG, 2.4),
-        "elbow_flex": Cycles(20 * DEG, 30 * DEG, 2.4, 0.3)}),
+        "shoulder_rot": Cycles(-20 * DEG, 45 * DEG, 1.6, 0.3),
+        "elbow_flex": Cycles(20 * DEG, 50 * DEG, 2.0, 0.5)}),
     "rotation1": ArmTask("rotation1", {
-        "shoulder_elev": Cycles(60 * DEG),
-        "shoulder_rot": Cycles(-35 * DEG, 70 * DEG, 2.4),
-        "elbow_flex": Cycles(90 * DEG)}),
+        "shoulder_elev": Cycles(40 * DEG, 30 * DEG, 2.6, 0.2),
+        "shoulder_rot": Cycles(-35 * DEG, 70 * DEG, 1.8),
+        "elbow_flex": Cycles(70 * DEG, 40 * DEG, 2.2, 0.4)}),
     "flexion1": ArmTask("flexion1", {
-        "shoulder_elev": Cycles(20 * DEG, 25 * DEG, 2.4, 0.6),
-        "elbow_flex": Cycles(15 * DEG, 110 * DEG, 2.0)}),
+        "shoulder_elev": Cycles(20 * DEG, 35 * DEG, 2.4, 0.6),
+        "shoulder_rot": Cycles(-10 * DEG, 35 * DEG, 2.0, 0.2),
+        "elbow_flex": Cycles(15 * DEG, 110 * DEG, 1.8)}),
     "abduction2": ArmTask("abduction2", {
         "shoulder_elev": Cycles(20 * DEG, 85 * DEG, 2.0),
-        "shoulder_rot": Cycles(-10 * DEG, 20 * DEG, 2.0, 0.2),
-        "elbow_flex": Cycles(60 * DEG)}),
+        "shoulder_rot": Cycles(-10 * DEG, 30 * DEG, 2.0, 0.2),
+        "elbow_flex": Cycles(40 * DEG, 40 * DEG, 1.7, 0.3)}),
     "rotation2": ArmTask("rotation2", {
-        "shoulder_elev": Cycles(45 * DEG),
+        "shoulder_elev": Cycles(35 * DEG, 35 * DEG, 2.2, 0.3),
         "shoulder_rot": Cycles(-25 * DEG, 60 * DEG, 2.0),
-        "elbow_flex": Cycles(80 * DEG)}),
+        "elbow_flex": Cycles(80 * DEG, 30 * DEG, 1.6, 0.2)}),
     "flexion2": ArmTask("flexion2", {
-        "shoulder_elev": Cycles(40 * DEG, 30 * DEG, 2.2),
-        "elbow_flex": Cycles(30 * DEG, 100 * DEG, 1.8, 0.3)}),
+        "shoulder_elev": Cycles(30 * DEG, 45 * DEG, 2.2),
+        "shoulder_rot": Cycles(-15 * DEG, 40 * DEG, 1.8, 0.4),
+        "elbow_flex": Cycles(25 * DEG, 100 * DEG, 1.9, 0.3)}),
 }
 
 SQUATS = {
     "squat1": Squat("squat1", knee_flexion_rad=60 * DEG, ankle_dorsiflexion_rad=20 * DEG,
-                    period_s=2.4),
+                    period_s=2.4, com_shift_m=0.05),
     "squat2": Squat("squat2", knee_flexion_rad=45 * DEG, ankle_dorsiflexion_rad=15 * DEG,
-                    period_s=2.0),
+                    period_s=2.0, com_shift_m=0.035),
     "squat3": Squat("squat3", knee_flexion_rad=55 * DEG, ankle_dorsiflexion_rad=18 * DEG,
-                    period_s=2.2),
+                    period_s=2.2, com_shift_m=0.045),
     "squat4": Squat("squat4", knee_flexion_rad=40 * DEG, ankle_dorsiflexion_rad=12 * DEG,
-                    period_s=1.8),
+                    period_s=1.8, com_shift_m=0.03),
 }
 
 
@@ -120,7 +127,8 @@ def arm_plan(*, small: bool, muscles: tuple[str, ...], dofs: tuple[str, ...]) ->
     trials = [TrialPlan("static", "static", "none"), TrialPlan("mvc1", "mvc", "none")]
     trials += _dynamic(names, ARM_TASKS, {"abduction1", "rotation1", "flexion1"})
     return SubjectPlan(
-        subject="arm01", model="demo-arm", muscles=muscles, dofs=dofs, trials=tuple(trials),
+        subject="arm01", model="demo-arm-dumbbell", muscles=muscles, dofs=dofs,
+        trials=tuple(trials),
         duration_s=3.2 if small else 5.6, static_duration_s=1.5 if small else 2.0,
         mvc_duration_s=2.0 if small else 3.0, force_plates=False,
         unrecorded=("supraspinatus", "brachioradialis"),

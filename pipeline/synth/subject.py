@@ -11,8 +11,9 @@ Consistency chain (per dynamic trial):
    with those loads on ``calcn_r`` / ``calcn_l`` (pelvis residuals ~0);
 3. MTU lengths and moment arms from the OpenSim model along the motion;
 4. excitations solved through :func:`pipeline.nms.model.simulate` with the true parameters
-   (:mod:`pipeline.synth.excitations`). The muscles' moments are the truth; what they cannot make
-   is kept as a residual actuator per DOF.
+   (:mod:`pipeline.synth.excitations`), as close as the moments allow to smooth random
+   co-contraction patterns (so that the muscles work at identifiable levels). The muscles'
+   moments are the truth; what they cannot make is kept as a residual actuator per DOF.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 
 from pipeline.osim.models import build_model
 from pipeline.synth import emg
-from pipeline.synth.excitations import solve_excitations
+from pipeline.synth.excitations import solve_excitations, target_patterns
 from pipeline.synth.ground import FootLoad, split_ground_reaction
 from pipeline.synth.kinematics import ModelEvaluator, Motion, PointLoad
 from pipeline.synth.motions import (
@@ -54,6 +55,8 @@ class TrialData:
     id_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
     muscle_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
     excitation: np.ndarray | None = None  # (muscle, frame)
+    mtu_length_m: np.ndarray | None = None  # (muscle, frame), generic (= true) geometry
+    moment_arm_m: np.ndarray | None = None  # (muscle, dof, frame)
 
 
 @dataclass
@@ -128,7 +131,7 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
         trials.append(data)
     log.info("%s: kinematics and inverse dynamics in %.1f s", plan.subject,
              time.perf_counter() - start)
-    _solve(ev, plan, true, dynamic, emd_s=emd_s, tendon=tendon)
+    _solve(ev, plan, true, dynamic, emd_s=emd_s, tendon=tendon, rng=rng)
     log.info("%s: simulated in %.1f s", plan.subject, time.perf_counter() - start)
     return SubjectData(plan, ev.total_mass_kg(), generic, true, trials)
 
@@ -145,20 +148,28 @@ def _with_defaults(traj: Trajectory, defaults: dict[str, float]) -> Trajectory:
 
 
 def _solve(ev: ModelEvaluator, plan: SubjectPlan, true: SubjectMuscles, dynamic: list[TrialData],
-           *, emd_s: float, tendon: str) -> None:
+           *, emd_s: float, tendon: str, rng: np.random.Generator) -> None:
     geometry = [ev.mtu_geometry(d.motion, plan.muscles, plan.dofs) for d in dynamic]
     lengths = np.stack([g[0] for g in geometry])
     arms = np.stack([g[1] for g in geometry])
     target = np.stack([np.stack([d.id_moments_nm[dof] for dof in plan.dofs]) for d in dynamic])
+    patterns = target_patterns(rng, lengths.shape, dt_s=1.0 / POINT_RATE_HZ)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: threading overhead dominates on shared machines
     try:
         solution = solve_excitations(true.to_nms(), lengths, arms, target,
                                      np.eye(len(plan.muscles)), dt_s=1.0 / POINT_RATE_HZ,
-                                     emd_s=emd_s, tendon=tendon)
+                                     emd_s=emd_s, tendon=tendon, target_excitation=patterns,
+                                     max_iterations=500)
     finally:
         torch.set_num_threads(threads)
+    log.info("%s: excitations %.3f-%.3f (mean %.3f); normalised fibre length %.2f-%.2f; "
+             "tendon strain up to %.3f", plan.subject, solution.excitation.min(),
+             solution.excitation.max(), solution.excitation.mean(), solution.fiber_range[0],
+             solution.fiber_range[1], solution.max_tendon_strain)
     for i, data in enumerate(dynamic):
+        data.mtu_length_m = lengths[i]
+        data.moment_arm_m = arms[i]
         data.channel_excitation = solution.channel_excitation[i]
         data.excitation = solution.excitation[i]
         data.muscle_moments_nm = {dof: solution.moments_nm[i, d]
