@@ -19,9 +19,9 @@ calibration can recover.
 
 Excitations are per EMG channel (MTUs sharing a channel share its excitation, weighted as in the
 config's MTU -> EMG map), ``e = e_min + (1 - e_min) sigmoid(B z)`` with ``B`` a cubic B-spline basis
-(knots every ``knot_spacing_s``), so they stay in [0, 1] and are band-limited below the 5 Hz
-envelope filter. L-BFGS minimises the loss; what the muscles cannot produce is left as a residual
-(reported, and written to ``truth.json``).
+(knots every ``knot_spacing_s``, 0.25 s), so they stay in [0, 1] and vary below ~2 Hz, under the
+demo's 3 Hz envelope filter. L-BFGS minimises the loss; what the muscles cannot produce is left
+as a residual (reported, and written to ``truth.json``).
 
 Shapes: excitations ``(trial, muscle, time)``, MTU lengths ``(trial, muscle, time)``, moment arms
 ``(trial, muscle, dof, time)``, moments ``(trial, dof, time)``.

@@ -169,12 +169,20 @@ DEMO_CALIBRATION: dict[str, Any] = {
     "seed": 0,
 }
 DEMO_EMG = {"bandpass_hz": [20.0, 450.0], "lowpass_hz": 3.0}
+#: Low-pass of markers, force plates and coordinates for ID: 4 Hz (default 6 Hz). The demo's
+#: movements vary below ~2 Hz, and ID differentiates the coordinates twice, so the 1 mm marker noise
+#: reaches the moments as ~(cut-off)^2.5: at 6 Hz the arm's ID noise is ~2 % of its peak moments,
+#: at 4 Hz ~1 % (the consistency check of tests/workflow/test_demo_e2e.py allows 2 %).
+DEMO_CUTOFF_HZ = 4.0
 DEMO_SYNERGIES = {"n_synergies": 4, "reconstruction_weight": 10.0}
 
 
 def config_text(subjects: list[SubjectData]) -> str:
     config: dict[str, Any] = {
         "lab_frame": LAB_FRAME,
+        "markers": {"cutoff_hz": DEMO_CUTOFF_HZ},
+        "force_plates": {"cutoff_hz": DEMO_CUTOFF_HZ},
+        "opensim": {"id": {"cutoff_hz": DEMO_CUTOFF_HZ}},
         "emg": DEMO_EMG,
         "models": {s.plan.model: s.plan.config_entry() for s in subjects},
         "calibration": DEMO_CALIBRATION,
