@@ -99,7 +99,7 @@ def solve_excitations(
     min_excitation: float = 0.01,
     max_iterations: int = 300,
     target_excitation: np.ndarray | None = None,
-    target_weight: float = 2e-3,
+    target_weight: float = 1e-3,
 ) -> ExcitationSolution:
     """Smooth excitations that reproduce ``target_moments_nm`` with the least effort, or, given
     ``target_excitation`` ``(trial, channel, time)``, as close to it as possible.

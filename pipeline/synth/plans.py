@@ -2,7 +2,7 @@
 
 Two subjects:
 
-* ``arm01`` (``demo-arm-dumbbell``: ``demo-arm`` holding a 3 kg dumbbell): static, one MVC
+* ``arm01`` (``demo-arm-dumbbell``: ``demo-arm`` holding a 2 kg dumbbell): static, one MVC
   trial, and six dynamic trials (shoulder abduction, shoulder rotation, elbow flexion, each
   combined with smaller movements of the other two coordinates; the ``1`` trials calibrate, the
   ``2`` trials validate).
@@ -76,10 +76,10 @@ class SubjectPlan:
 
 
 # Every arm task moves all three coordinates (different periods and phases), so every trial loads
-# every DOF's muscles with its own time course; the 3 kg dumbbell makes the moments large.
+# every DOF's muscles with its own time course; the 2 kg dumbbell makes the moments large.
 ARM_TASKS = {
     "abduction1": ArmTask("abduction1", {
-        "shoulder_elev": Cycles(15 * DEG, 80 * DEG, 2.4),
+        "shoulder_elev": Cycles(15 * DEG, 65 * DEG, 2.4),
         "shoulder_rot": Cycles(-20 * DEG, 45 * DEG, 1.6, 0.3),
         "elbow_flex": Cycles(20 * DEG, 50 * DEG, 2.0, 0.5)}),
     "rotation1": ArmTask("rotation1", {
@@ -91,7 +91,7 @@ ARM_TASKS = {
         "shoulder_rot": Cycles(-10 * DEG, 35 * DEG, 2.0, 0.2),
         "elbow_flex": Cycles(15 * DEG, 110 * DEG, 1.8)}),
     "abduction2": ArmTask("abduction2", {
-        "shoulder_elev": Cycles(20 * DEG, 85 * DEG, 2.0),
+        "shoulder_elev": Cycles(20 * DEG, 65 * DEG, 2.0),
         "shoulder_rot": Cycles(-10 * DEG, 30 * DEG, 2.0, 0.2),
         "elbow_flex": Cycles(40 * DEG, 40 * DEG, 1.7, 0.3)}),
     "rotation2": ArmTask("rotation2", {

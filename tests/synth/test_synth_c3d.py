@@ -7,6 +7,7 @@ from pathlib import Path
 import ezc3d
 import numpy as np
 import pytest
+from scipy import signal
 from synth_helpers import ROTATION, plate_loads
 
 from pipeline.osim.models import build_model
@@ -56,11 +57,15 @@ def test_markers_match_truth_within_noise(small_study: Path, small_truth: dict, 
 def test_plates_match_true_ground_reactions(small_study: Path, small_truth: dict) -> None:
     record = small_truth["subjects"]["leg01"]["trials"]["squat1"]
     loads = plate_loads(small_study / "c3d" / "leg01" / "squat1.c3d")
+    # The COP moves ~10 cm (the centre of mass shifts forward at depth) and the loads have kinks
+    # where the squat cycles start and stop; compare with the truth low-passed like the plates
+    # (6 Hz, zero-lag), so that only noise and plate-geometry errors remain.
+    sos = signal.butter(4, 6.0, fs=100.0, output="sos")
     for side in ("r", "l"):
         true = record["ground_reactions"][side]
-        force = np.asarray(true["force_n"])
-        assert np.abs(loads[side]["force_n"] - force).max() < 1.0  # N (0.5 N noise, filtered)
-        cop = np.asarray(true["cop_m"])
+        force = signal.sosfiltfilt(sos, np.asarray(true["force_n"]), axis=0)
+        assert np.abs(loads[side]["force_n"] - force)[5:-5].max() < 1.0  # N (0.5 N noise)
+        cop = signal.sosfiltfilt(sos, np.asarray(true["cop_m"]), axis=0)
         assert np.abs(loads[side]["cop_m"] - cop)[5:-5].max() < 1e-3  # m
         assert np.abs(loads[side]["torque_nm"]).max() < 0.2
 

@@ -22,7 +22,7 @@ def test_small_study_validates(small_study: Path) -> None:
         assert roles.count("calibration") == 2 and roles.count("validation") == 1
         kinds = {row["kind"] for row in study.trials if row["subject"] == subject}
         assert kinds == {"static", "mvc", "dynamic"}
-    arm = study.config["models"]["demo-arm"]
+    arm = study.config["models"]["demo-arm-dumbbell"]
     assert arm["dofs"] == ["shoulder_elev", "shoulder_rot", "elbow_flex"]
     assert arm["force_plates"] is False
     leg = study.config["models"]["demo-leg"]
