@@ -66,10 +66,10 @@ _DEFAULT_DOFS = {
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "data_templates" / "opensim"
 #: Built-in variants: name -> (base model, build options). A variant shares its base model's
 #: muscles, markers, DOFs and OpenSim templates. ``demo-arm-dumbbell``: ``demo-arm`` holding a
-#: 2 kg dumbbell in the hand (the demo study's arm subject; the load makes the arm's moments
+#: 3 kg dumbbell in the hand (the demo study's arm subject; the load makes the arm's moments
 #: large against EMG noise and inverse-dynamics noise).
 VARIANTS: dict[str, tuple[str, dict[str, float]]] = {
-    "demo-arm-dumbbell": ("demo-arm", {"dumbbell_kg": 2.0}),
+    "demo-arm-dumbbell": ("demo-arm", {"dumbbell_kg": 3.0}),
 }
 
 

@@ -79,7 +79,7 @@ class SubjectPlan:
 # every DOF's muscles with its own time course; the 2 kg dumbbell makes the moments large.
 ARM_TASKS = {
     "abduction1": ArmTask("abduction1", {
-        "shoulder_elev": Cycles(15 * DEG, 65 * DEG, 2.4),
+        "shoulder_elev": Cycles(15 * DEG, 75 * DEG, 2.4),
         "shoulder_rot": Cycles(-20 * DEG, 45 * DEG, 1.6, 0.3),
         "elbow_flex": Cycles(20 * DEG, 50 * DEG, 2.0, 0.5)}),
     "rotation1": ArmTask("rotation1", {
@@ -91,7 +91,7 @@ ARM_TASKS = {
         "shoulder_rot": Cycles(-10 * DEG, 35 * DEG, 2.0, 0.2),
         "elbow_flex": Cycles(15 * DEG, 110 * DEG, 1.8)}),
     "abduction2": ArmTask("abduction2", {
-        "shoulder_elev": Cycles(20 * DEG, 65 * DEG, 2.0),
+        "shoulder_elev": Cycles(20 * DEG, 70 * DEG, 2.0),
         "shoulder_rot": Cycles(-10 * DEG, 30 * DEG, 2.0, 0.2),
         "elbow_flex": Cycles(40 * DEG, 40 * DEG, 1.7, 0.3)}),
     "rotation2": ArmTask("rotation2", {
