@@ -28,7 +28,7 @@ EXECUTION_FILES = {
     "forces": "forces.sto",
     "activations": "activations.sto",
     "fiber_lengths": "fiber_lengths.sto",
-    "synthesised_excitations": "excitations.sto",
+    "synthesised_excitations": "synthesised_excitations.sto",  # written by synergy-hybrid
 }
 
 
