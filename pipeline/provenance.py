@@ -116,3 +116,9 @@ def provenance(config: Mapping[str, Any], *, seed: int, inputs: Iterable[str | P
         "seed": int(seed),
         "inputs": dict(sorted(hashes.items())),
     }
+
+
+def study_provenance(config: Mapping[str, Any], inputs: Iterable[str | Path]) -> dict:
+    """:func:`provenance` of a study step, seeded with ``calibration.seed`` of ``config``."""
+    seed = int(_lookup(config, "calibration.seed") or 0)
+    return provenance(config, seed=seed, inputs=inputs)

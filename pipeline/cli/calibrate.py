@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_json_atomic, write_text_atomic
+from pipeline.provenance import study_provenance
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,13 @@ def _execute(args: argparse.Namespace) -> int:
     from pipeline.calibrate.problem import load_trials
 
     torch.set_num_threads(max(1, args.threads))
-    _study_config(args)
+    config = _study_config(args)
     document = read_parameters(args.parameters)
     out_dir = Path(args.out_dir)
     metrics: dict = {"method": args.method, "subject": args.subject,
                      "tendon": document.get("tendon"), "parameters": str(args.parameters),
-                     "calibration": document.get("calibration_fit", {})}
+                     "calibration": document.get("calibration_fit", {}),
+                     "provenance": study_provenance(config, [args.parameters, *args.inputs])}
     if document.get("method") not in (None, args.method):
         raise ConfigError(describe(args.parameters, f"holds {document['method']} parameters, not "
                                    f"{args.method}", "pass the matching --method"))

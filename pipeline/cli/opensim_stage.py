@@ -16,7 +16,9 @@ from typing import Any
 from pipeline import __version__
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
+from pipeline.fileio import write_json_atomic
 from pipeline.logs import route_opensim_log
+from pipeline.provenance import study_provenance
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,9 @@ def _scale(args: argparse.Namespace) -> None:
         task_weights=study.config["opensim"]["ik"].get("task_weights") or {},
         time_range_s=time_range, max_marker_error_m=float(scale_cfg["max_marker_error_m"]),
         subject=args.subject)
+    report = json.loads(Path(args.report).read_text(encoding="utf-8"))
+    report["provenance"] = study_provenance(study.config, [args.static_trc])
+    write_json_atomic(args.report, report)
 
 
 def _ik(args: argparse.Namespace) -> None:

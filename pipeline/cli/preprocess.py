@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.cli._common import add_command
 from pipeline.errors import C3DError, ConfigError, describe
 from pipeline.fileio import write_json_atomic
+from pipeline.provenance import study_provenance
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def cmd_emg_maxima(args: argparse.Namespace) -> None:
     write_json_atomic(args.out, {
         "subject": args.subject, "source": source, "units": "envelope units of the C3D channel",
         "envelopes": [str(p) for p in args.envelopes], "maxima": maxima,
+        "provenance": study_provenance(study.config, args.envelopes),
     })
     log.info("wrote %s from %d %s envelope(s)", args.out, len(args.envelopes), source)
 
@@ -155,6 +157,7 @@ def cmd_events(args: argparse.Namespace) -> None:
         start_s=_optional_time(row.get("start_s")),
         end_s=_optional_time(row.get("end_s")), min_cycle_s=ev["min_cycle_s"],
         file=str(recording.path))
+    result["provenance"] = study_provenance(study.config, [recording.path])
     write_json_atomic(args.out, result)
     log.info("wrote %s (%d windows from %s)", args.out, len(result["windows"]), result["source"])
 

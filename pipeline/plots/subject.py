@@ -26,6 +26,7 @@ from pipeline.plots.muscles import (
 )
 from pipeline.plots.style import annotations_of, save_figure
 from pipeline.plots.tracking import moment_tracking_figure
+from pipeline.provenance import study_provenance
 from pipeline.study import Study
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,10 @@ def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
         log.info("%s: wrote %s (%.0f KiB)", subject, path, path.stat().st_size / 1024)
         entries.append({"file": path.name, "title": job.title, "caption": job.caption,
                         "method": job.method, "annotations": _json_safe(annotations_of(fig))})
-    manifest = {"subject": subject, "methods": list(methods), "figures": entries}
+    figure_inputs = sorted(p for m in methods for p in
+                           (study.root / "results" / subject / "calibration" / m).glob("*.json"))
+    manifest = {"subject": subject, "methods": list(methods), "figures": entries,
+                "provenance": study_provenance(study.config, figure_inputs)}
     write_json_atomic(out_dir / MANIFEST, manifest)
     log.info("%s: %d figures, manifest %s", subject, len(entries), out_dir / MANIFEST)
     return manifest

@@ -217,10 +217,11 @@ def run_synergy_hybrid(
                "dof_names": list(batch.dof_names), "calibration": cal_metrics,
                "synthesis": synthesis}
 
+    record = provenance(config, seed=seed, inputs=[*([scaled_osim] if scaled_osim else []),
+                                                   *inputs, *validation_inputs])
+    metrics["provenance"] = record
     document = parameters_document(
-        spec, result.p, method=METHOD, tendon=objective.tendon,
-        provenance=provenance(config, seed=seed, inputs=[*([scaled_osim] if scaled_osim else []),
-                                                          *inputs]),
+        spec, result.p, method=METHOD, tendon=objective.tendon, provenance=record,
         emd_s=objective.emd_s, loss=result.loss_terms, wall_s=result.gradient.wall_s,
         iterations=result.gradient.iterations, stopped=result.gradient.stopped,
         subject=subject, dof_names=list(batch.dof_names),

@@ -80,8 +80,10 @@ def test_report_has_every_subject(demo_study: Path) -> None:
         assert f'id="subject-{subject}"' in html
 
 
-def test_parameters_carry_provenance(demo_study: Path) -> None:
-    for path in demo_study.glob("results/*/calibration/*/parameters.json"):
+def test_every_json_output_carries_provenance(demo_study: Path) -> None:
+    outputs = sorted(demo_study.glob("results/**/*.json"))
+    assert any(p.name == "scale_report.json" for p in outputs)
+    for path in outputs:
         record = json.loads(path.read_text())["provenance"]
         for key in ("package_version", "git_commit", "config_sha256", "seed", "inputs"):
             assert key in record, f"{path}: provenance lacks {key}"
