@@ -18,7 +18,8 @@ from pipeline.study import load_study
 UPSTREAM_RULES = {"markers", "forceplates", "emg_envelope", "emg_maxima", "emg_normalise",
                   "events", "scale", "ik", "inverse_dynamics", "muscle_analysis",
                   "collect_nms_inputs"}
-DOWNSTREAM_OF_CALIBRATION = {"calibrate", "execute", "figures", "report", "all"}
+DOWNSTREAM_OF_CALIBRATION = {"calibrate", "calibrate_synergy_hybrid", "execute", "figures",
+                             "report", "all"}
 
 pytestmark = pytest.mark.slow
 
