@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IKError, describe
-from pipeline.osim.scale import _apply_weights, marker_tasks, read_markers
+from pipeline.osim.scale import _apply_weights, marker_tasks, read_markers, replace_tasks
 from pipeline.osim.tools import (
     load_model,
     print_setup,
@@ -87,11 +87,7 @@ def run_inverse_kinematics(
     model_markers = [model.getMarkerSet().get(i).getName()
                      for i in range(model.getMarkerSet().getSize())]
     if task_set is not None:
-        loaded = osim.IKTaskSet(str(task_set))
-        keep.append(loaded)
-        tasks.clearAndDestroy()
-        for i in range(loaded.getSize()):
-            tasks.cloneAndAppend(loaded.get(i))
+        replace_tasks(tasks, task_set, keep)
     elif setup_template is None:
         _apply_weights(tasks, dict.fromkeys(model_markers, 1.0), None)
     _apply_weights(tasks, dict(task_weights or {}), None)

@@ -106,6 +106,21 @@ def _measurement_markers(measurement_set: Any) -> set[str]:
     return names
 
 
+def replace_tasks(tasks: Any, task_set: str | Path, keep: list[Any]) -> None:
+    """Replace the IK tasks of a tool with those of the IKTaskSet file ``task_set``.
+
+    The loaded set is appended to ``keep`` so it outlives the tool (OpenSim objects handed to a
+    tool must keep a Python reference).
+    """
+    import opensim as osim
+
+    loaded = osim.IKTaskSet(str(task_set))
+    keep.append(loaded)
+    tasks.clearAndDestroy()
+    for i in range(loaded.getSize()):
+        tasks.cloneAndAppend(loaded.get(i))
+
+
 def _apply_weights(task_set: Any, weights: Mapping[str, float], file: Path | None) -> None:
     import opensim as osim
 
@@ -196,11 +211,7 @@ def scale_model(
     placer.setApply(True)
     tasks = placer.getIKTaskSet()
     if task_set is not None:
-        loaded = osim.IKTaskSet(str(task_set))
-        keep.append(loaded)
-        tasks.clearAndDestroy()
-        for i in range(loaded.getSize()):
-            tasks.cloneAndAppend(loaded.get(i))
+        replace_tasks(tasks, task_set, keep)
     elif setup_template is None:
         names = (marker_names_in_file(marker_set) if marker_set is not None
                  else [generic.getMarkerSet().get(i).getName()
