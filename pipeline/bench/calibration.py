@@ -6,7 +6,8 @@ elastic tendon), whose "scaled model" has 10 % errors in the optimal fibre and t
 and CEINMS-default activation parameters. Both methods calibrate the same parameters with the same
 :class:`~pipeline.calibrate.losses.Objective` (same model code, data, penalties) in one process,
 and are validated open-loop on the held-out trials. Optimiser settings are the defaults of
-``config/config.yaml``. Writes ``{"problems": [{name, tendon, n_mtus, n_dofs, gradient: {wall_s,
+``config/config.yaml`` (gradient: AdamW then the L-BFGS polish; annealing: CEINMS-like).
+Writes ``{"problems": [{name, tendon, n_mtus, n_dofs, gradient: {wall_s,
 iterations, validation_rmse_nm, validation_r2}, annealing: {wall_s, evaluations, ...}, speedup}]}``.
 """
 
@@ -21,11 +22,6 @@ HELP = "Gradient calibration vs simulated annealing on the reference problems (s
 log = logging.getLogger(__name__)
 
 PROBLEMS = {"upper_limb": {"n_mtus": 16, "n_dofs": 3}, "lower_limb": {"n_mtus": 14, "n_dofs": 3}}
-#: AdamW settings of the benchmark (over config/config.yaml's optimiser section): a faster decay and
-#: early stopping when the loss improves by < 0.1 % over 50 iterations. With the config defaults
-#: (lr 0.05, decay 0.995, patience 100, min_delta 1e-9) the same problems reach the same validation
-#: RMSE but run to max_iterations (about 2.5x longer).
-BENCH_OPTIMISER = {"learning_rate": 0.1, "lr_decay": 0.99, "patience": 50, "min_delta": 1e-3}
 QUICK = {"n_mtus": 4, "n_dofs": 2, "n_samples": 150, "max_iterations": 150,
          "max_evaluations": 1500}
 
@@ -42,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tendon", choices=("elastic", "stiff"), default="elastic")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--config-optimiser", action="store_true",
-                        help="use config/config.yaml's optimiser settings, not the benchmark's")
     parser.add_argument("--skip-annealing", action="store_true",
                         help="only time gradient calibration (no speedup)")
 
@@ -59,7 +53,7 @@ def default_calibration_config() -> dict:
 
 def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500, tendon: str,
                 seed: int, max_iterations: int | None, max_evaluations: int | None,
-                skip_annealing: bool = False, config_optimiser: bool = False) -> dict:
+                skip_annealing: bool = False) -> dict:
     import torch
 
     from pipeline.calibrate.annealing import AnnealingOptions
@@ -73,8 +67,6 @@ def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500, te
     problem = make_problem(n_mtus=n_mtus, n_dofs=n_dofs, n_samples=n_samples, tendon=tendon,
                            seed=seed, model_error=0.1, calibration=cfg)
     optimiser = dict(cfg["optimiser"])
-    if not config_optimiser:
-        optimiser.update(BENCH_OPTIMISER)
     if max_iterations is not None:
         optimiser["max_iterations"] = max_iterations
     annealing = dict(cfg["annealing"])
@@ -131,6 +123,5 @@ def run(args: argparse.Namespace) -> dict:
                                     seed=args.seed + offset,
                                     max_iterations=max_iterations,
                                     max_evaluations=max_evaluations,
-                                    skip_annealing=args.skip_annealing,
-                                    config_optimiser=args.config_optimiser))
+                                    skip_annealing=args.skip_annealing))
     return {"problems": problems, "quick": bool(args.quick)}

@@ -4,8 +4,19 @@
 
 with ``w_d = 1 / var(M_ID,d)`` when ``normalise_by_variance`` (as CEINMS does) else 1, and
 ``P(x) = w (x_min - x)^2`` below ``x_min``, ``w (x - x_max)^2`` above ``x_max``, 0 inside. Padded
-samples (see :mod:`pipeline.calibrate.problem`) are masked out. The same code serves gradient
-calibration (with autograd), annealing (under ``torch.no_grad``) and execution.
+samples (see :mod:`pipeline.calibrate.problem`) are masked out.
+
+An optional prior (``prior_weight`` > 0, config ``calibration.prior_weight``) adds
+
+    w_p / N_p sum_k ((p_k - p0_k) / (upper_k - lower_k))^2
+
+over the free parameters: a Gaussian prior at the initial (scaled-model) values whose width is the
+bounds' span. With noisy EMG it keeps parameters the data cannot determine near the generic model
+(a maximum a posteriori estimate) while well-determined parameters move; it is part of the
+objective, so every optimiser (AdamW, L-BFGS, annealing) minimises the same function.
+
+The same code serves gradient calibration (with autograd), annealing (under ``torch.no_grad``) and
+execution.
 """
 
 from __future__ import annotations
@@ -63,7 +74,7 @@ class Objective:
     def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "elastic",
                  emd_s: float = DEFAULT_EMD_S, normalise_by_variance: bool = True,
                  penalties: Mapping[str, PenaltyRange] | None = None,
-                 dof_weights: np.ndarray | None = None) -> None:
+                 dof_weights: np.ndarray | None = None, prior_weight: float = 0.0) -> None:
         if spec.mtu_names != data.mtu_names:
             raise ValueError("spec and data must list the same MTUs in the same order")
         self.spec = spec
@@ -71,6 +82,11 @@ class Objective:
         self.tendon = tendon
         self.emd_s = float(emd_s)
         self.penalties = dict(penalties or DEFAULT_PENALTIES)
+        if not prior_weight >= 0.0:
+            raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
+        self.prior_weight = float(prior_weight)
+        self._prior_centre = torch.as_tensor(spec.initial, dtype=torch.float64)
+        self._prior_span = torch.as_tensor(spec.upper - spec.lower, dtype=torch.float64)
         if dof_weights is None:
             dof_weights = (variance_weights(data) if normalise_by_variance
                            else np.ones(len(data.dof_names)))
@@ -98,7 +114,14 @@ class Objective:
         return simulate(self.muscle_parameters(p), data.excitation, data.mtu_length_m,
                         data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s)
 
-    def terms_from_output(self, out: ModelOutput) -> LossTerms:
+    def prior_residuals(self, p: torch.Tensor) -> torch.Tensor:
+        """``(n_free,)`` residuals whose sum of squares is the prior term (zeros when off)."""
+        if self.prior_weight == 0.0 or p.numel() == 0:
+            return torch.zeros_like(p)
+        scale = (self.prior_weight / p.numel()) ** 0.5
+        return scale * (p - self._prior_centre) / self._prior_span
+
+    def terms_from_output(self, out: ModelOutput, p: torch.Tensor | None = None) -> LossTerms:
         err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
         per_sample = (err2 * self.dof_weights[None, :, None]).mean(dim=1)
         tracking = (per_sample * self.time_weights).sum()
@@ -109,10 +132,13 @@ class Objective:
                + range_penalty(out.tendon_strain, lower=ts.lower, upper=ts.upper,
                                weight=ts.weight)).sum(dim=1)
         penalty = (pen * self.time_weights).sum()
+        if p is not None and self.prior_weight > 0.0:
+            penalty = penalty + (self.prior_residuals(p) ** 2).sum()
         return LossTerms(tracking + penalty, tracking, penalty)
 
     def terms(self, p: torch.Tensor) -> LossTerms:
-        return self.terms_from_output(self.simulate(p))
+        """Total, tracking and penalty (operating ranges plus the prior) at ``p``."""
+        return self.terms_from_output(self.simulate(p), p)
 
     def __call__(self, p: torch.Tensor) -> torch.Tensor:
         return self.terms(p).total
@@ -128,7 +154,8 @@ class Objective:
 
     def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """Residuals ``(n_res,)`` whose sum of squares is the total loss (tracking, then the
-        fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``)."""
+        fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``,
+        then the prior)."""
         out = self.simulate(p)
         err = self.data.id_moment_nm - out.moments_nm
         scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
@@ -141,6 +168,7 @@ class Objective:
             rng = self.penalties[key]
             dist = torch.relu(rng.lower - x) + torch.relu(x - rng.upper)
             parts.append((dist * root_tw * rng.weight**0.5)[valid.expand_as(x)])
+        parts.append(self.prior_residuals(p))
         return torch.cat(parts)
 
     def loss_numpy(self, p: np.ndarray) -> float:

@@ -66,7 +66,8 @@ def make_objective(spec: ParameterSpec, batch: TrialBatch,
     return Objective(spec, batch, tendon=calibration.get("tendon", "elastic"),
                      emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
                      normalise_by_variance=bool(calibration.get("normalise_by_variance", True)),
-                     penalties=penalties_from_config(calibration.get("penalties")))
+                     penalties=penalties_from_config(calibration.get("penalties")),
+                     prior_weight=float(calibration.get("prior_weight", 0.0)))
 
 
 def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, Any], *,

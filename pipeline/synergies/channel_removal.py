@@ -70,7 +70,8 @@ def _zeroed(batch: TrialBatch, names: Sequence[str]) -> TrialBatch:
 
 def _objective(template: Objective, batch: TrialBatch) -> Objective:
     return Objective(template.spec, batch, tendon=template.tendon, emd_s=template.emd_s,
-                     penalties=template.penalties, dof_weights=template.dof_weights.numpy())
+                     penalties=template.penalties, dof_weights=template.dof_weights.numpy(),
+                     prior_weight=template.prior_weight)
 
 
 def _emg_driven(template: Objective, removed: Sequence[str], p0: np.ndarray,

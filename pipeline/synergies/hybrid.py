@@ -178,7 +178,7 @@ class HybridObjective:
         p, w, h = self.layout.split(x)
         recon, synth, driving = self.excitations(w, h)
         data = dataclasses.replace(self.objective.data, excitation=driving)
-        base = self.objective.terms_from_output(self.objective.simulate(p, data))
+        base = self.objective.terms_from_output(self.objective.simulate(p, data), p)
         opts = self.options
         exc = excitation_loss(self.recorded, recon, synth,
                               reconstruction_weight=opts.reconstruction_weight,

@@ -9,7 +9,9 @@ parameters. A subject's true parameters perturb them:
   long tendon would otherwise move the fibre far off its operating range);
 * strength U(0.7, 1.4), applied to the maximum isometric force;
 * c1, c2 U(-0.75, -0.25) (CEINMS bounds [-0.95, -0.05]), shape factor U(-2.5, -0.5) (in (-3, 0)),
-  one draw per subject shared by all its MTUs (``shared_activation=True``, the demo's default):
+  at least 25 % away from the initial value (a truth next to the initial guess would make its
+  recovery a coin flip of the noise), one draw per subject shared by all its MTUs
+  (``shared_activation=True``, the demo's default):
   with envelope noise, a few trials cannot identify activation dynamics per muscle (c1 and c2
   trade off almost exactly, and the shape factor against strength), so the demo calibrates them
   with ``activation_sharing: global`` and its truth has one set per subject.
@@ -117,7 +119,17 @@ def perturbed_muscles(generic: SubjectMuscles, rng: np.random.Generator, *,
         strength=rng.uniform(0.7, 1.4, n),
         c1=np.broadcast_to(rng.uniform(-0.75, -0.25, n_act), (n,)).copy(),
         c2=np.broadcast_to(rng.uniform(-0.75, -0.25, n_act), (n,)).copy(),
-        shape_factor=np.broadcast_to(rng.uniform(-2.5, -0.5, n_act), (n,)).copy(),
+        shape_factor=np.broadcast_to(_away_from(rng.uniform(-2.5, -0.5, n_act),
+                                                generic.shape_factor[:n_act], 0.25),
+                                     (n,)).copy(),
         pennation_at_optimal_rad=generic.pennation_at_optimal_rad.copy(),
         damping=generic.damping.copy(),
     )
+
+
+def _away_from(values: np.ndarray, reference: np.ndarray, fraction: float) -> np.ndarray:
+    """``values`` moved to at least ``fraction * |reference|`` from ``reference`` (same side)."""
+    gap = fraction * np.abs(reference)
+    diff = values - reference
+    side = np.where(diff >= 0.0, 1.0, -1.0)
+    return np.where(np.abs(diff) < gap, reference + side * gap, values)

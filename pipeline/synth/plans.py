@@ -2,7 +2,7 @@
 
 Two subjects:
 
-* ``arm01`` (``demo-arm-dumbbell``: ``demo-arm`` holding a 2 kg dumbbell): static, one MVC
+* ``arm01`` (``demo-arm-dumbbell``: ``demo-arm`` holding a 3 kg dumbbell): static, one MVC
   trial, and six dynamic trials (shoulder abduction, shoulder rotation, elbow flexion, each
   combined with smaller movements of the other two coordinates; the ``1`` trials calibrate, the
   ``2`` trials validate).
@@ -76,7 +76,7 @@ class SubjectPlan:
 
 
 # Every arm task moves all three coordinates (different periods and phases), so every trial loads
-# every DOF's muscles with its own time course; the 2 kg dumbbell makes the moments large.
+# every DOF's muscles with its own time course; the 3 kg dumbbell makes the moments large.
 ARM_TASKS = {
     "abduction1": ArmTask("abduction1", {
         "shoulder_elev": Cycles(15 * DEG, 75 * DEG, 2.4),

@@ -112,3 +112,16 @@ def test_mvc_normalisation_maps_envelope_back_to_excitation() -> None:
     error = normalised[:, inner] - truth[:, inner]
     assert np.abs(error.mean(axis=1)).max() < 0.03  # no bias
     assert np.sqrt((error**2).mean(axis=1)).max() < 0.08  # envelope ripple only
+
+
+def test_true_shape_factor_is_never_next_to_the_initial_guess() -> None:
+    from pipeline.osim.models import build_model
+    from pipeline.synth.parameters import generic_muscles, perturbed_muscles
+
+    generic = generic_muscles(build_model("demo-arm"), ("delt_ant", "delt_med"), c1=-0.5,
+                              c2=-0.5, shape_factor=-1.0)
+    for seed in range(40):
+        truth = perturbed_muscles(generic, np.random.default_rng(seed))
+        assert abs(truth.shape_factor[0] + 1.0) >= 0.25 - 1e-12, seed
+        assert -2.5 <= truth.shape_factor[0] <= -0.5
+        assert np.all(truth.shape_factor == truth.shape_factor[0])

@@ -11,8 +11,7 @@ Checks:
 * consistency: the pipeline's own inverse dynamics (``nms_inputs.npz``) reproduces the true muscle
   moments of ``truth.json`` within 2 % RMS of each DOF's peak, on every dynamic trial;
 * recovery: for every calibrated parameter type, the mean absolute % error of the gradient
-  calibration against the truth is below that of the initial guess (the scaled model); the leg
-  is a known gap (``xfail``, see ``LEG_RECOVERY``);
+  calibration against the truth is below that of the initial guess (the scaled model);
 * validation: the calibrated model predicts the held-out trials' moments with R^2 >= 0.8 and
   within 0.05 of the R^2 that the *true* parameters reach on the same (noisy) EMG: EMG-envelope
   noise bounds what any calibration can reach, and the truth measures that bound;
@@ -161,20 +160,7 @@ def _kind_errors(document: dict, truth_params: dict, key: str) -> dict[str, floa
     return {k: 100.0 * float(np.mean(v)) for k, v in per.items()}
 
 
-LEG_RECOVERY = pytest.mark.xfail(
-    reason="known gap: with 2 short squats (every joint angle follows one depth variable) and "
-    "realistic EMG-envelope noise, the leg's per-muscle optimal fibre and tendon slack lengths "
-    "are not identified: strength improves a lot, l0 / lts / shape factor end slightly worse "
-    "than the initial guess", strict=False)
-ARM_SMALL_STUDY = pytest.mark.xfail(
-    reason="known gap on the --small study (2 short calibration trials): the arm's tendon slack "
-    "lengths end 2.65 % from the truth against 2.45 % initially, and validation R^2 is 0.78 "
-    "(true parameters: 0.87); the full demo study passes both checks (lts 2.01/2.43 %, R^2 0.87)",
-    strict=False)
-
-
-@pytest.mark.parametrize("subject", [pytest.param("arm01", marks=ARM_SMALL_STUDY),
-                                     pytest.param("leg01", marks=LEG_RECOVERY)])
+@pytest.mark.parametrize("subject", ["arm01", "leg01"])
 def test_calibration_recovers_the_truth(study: Path, truth: dict, config: dict, summary: dict,
                                         subject: str) -> None:
     calibrated_kinds = set(config["calibration"]["parameters"])
@@ -223,7 +209,6 @@ def _truth_r2(study: Path, subject: str, entry: dict, document: dict, config: di
     return float(batch_metrics(batch, output)["mean_r2"])
 
 
-@ARM_SMALL_STUDY
 def test_validation_prediction(study: Path, truth: dict, config: dict, summary: dict) -> None:
     import torch
 

@@ -127,3 +127,40 @@ def test_gradcheck_loss_wrt_unconstrained(tendon: str) -> None:
     z = spec.to_unconstrained(problem.truth * 1.03).clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda v: objective(spec.to_physical(v)), (z,),
                                     eps=1e-6, atol=1e-7, rtol=1e-4)
+
+
+def test_prior_term_matches_its_formula_and_the_residuals() -> None:
+    problem = make_problem(n_mtus=3, n_dofs=2, n_calibration=1, n_validation=1, n_samples=60,
+                           tendon="stiff", seed=4)
+    spec = problem.spec
+    plain = make_objective(spec, problem.calibration, problem.config)
+    weight = 0.7
+    prior = make_objective(spec, problem.calibration, {**problem.config, "prior_weight": weight})
+    p = torch.as_tensor(problem.truth * 1.04)
+    expected = weight * np.mean(((p.numpy() - spec.initial) / (spec.upper - spec.lower)) ** 2)
+    assert expected > 0
+    got = float(prior.terms(p).penalty - plain.terms(p).penalty)
+    assert got == pytest.approx(expected, rel=1e-12)
+    torch.testing.assert_close((prior.all_residuals(p) ** 2).sum(), prior.terms(p).total)
+    # The prior vanishes at the initial values, and the tracking term is unchanged.
+    p0 = torch.as_tensor(spec.initial)
+    assert float(prior.terms(p0).penalty) == pytest.approx(float(plain.terms(p0).penalty))
+    assert float(prior.terms(p).tracking) == float(plain.terms(p).tracking)
+
+
+def test_negative_prior_weight_is_refused() -> None:
+    problem = make_problem(n_mtus=2, n_dofs=1, n_calibration=1, n_validation=1, n_samples=30,
+                           tendon="stiff", seed=4)
+    with pytest.raises(ValueError, match="prior_weight"):
+        make_objective(problem.spec, problem.calibration, {**problem.config, "prior_weight": -1})
+
+
+def test_gradcheck_loss_with_prior() -> None:
+    problem = make_problem(n_mtus=2, n_dofs=1, n_calibration=1, n_validation=1, n_samples=30,
+                           tendon="stiff", seed=6)
+    objective = make_objective(problem.spec, problem.calibration,
+                               {**problem.config, "prior_weight": 2.0})
+    spec = problem.spec
+    z = spec.to_unconstrained(problem.truth * 0.97).clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: objective(spec.to_physical(v)), (z,),
+                                    eps=1e-6, atol=1e-7, rtol=1e-4)
