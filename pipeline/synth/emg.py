@@ -5,13 +5,19 @@ noise band-limited to 20-450 Hz (4th-order Butterworth, zero-lag) and ``b_c`` a 
 (0.3 % of the gain, a few microvolts: a good amplifier and skin preparation), in volts. ``e_c`` is
 the true excitation (sampled at the point rate) interpolated to the analog rate.
 
-Normalisation: the pipeline's envelope chain (band-pass 30-300 Hz, rectify, low-pass 5 Hz,
-zero-lag; :func:`envelope` repeats it here) turns ``x`` into ``~ k g_c e_c(t)``, with ``k`` the mean
-envelope of unit-excitation noise. The MVC trial is scaled so that its envelope peaks at exactly
-``k g_c``: dividing by the MVC maximum then maps the envelope back to the excitation itself.
+Normalisation: the pipeline's envelope chain (band-pass, rectify, low-pass, zero-lag;
+:func:`envelope` repeats it here with the study's cut-offs, ``filters``) turns ``x`` into
+``~ k g_c e_c(t)``, with ``k`` the mean envelope of unit-excitation noise. The MVC trial is scaled
+so that its envelope, through the same chain, peaks at exactly ``k g_c``: dividing by the MVC
+maximum then maps the envelope back to the excitation itself. (The chain must be the study's: a 5 Hz
+envelope's peak rides higher on the noise than a 3 Hz one's, and a mismatch biases every
+normalised envelope by several per cent, which calibration then reads as strength.)
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import signal
@@ -49,12 +55,14 @@ def _band_noise(rng: np.random.Generator, shape: tuple[int, ...], *, rate_hz: fl
     return noise / noise.std(axis=-1, keepdims=True)
 
 
-def unit_envelope_level(*, rate_hz: float, seed: int = 12345, duration_s: float = 60.0) -> float:
-    """Mean envelope of unit-gain, unit-excitation EMG (the factor ``k`` above)."""
+def unit_envelope_level(*, rate_hz: float, seed: int = 12345, duration_s: float = 60.0,
+                        filters: Mapping[str, Any] | None = None) -> float:
+    """Mean envelope of unit-gain, unit-excitation EMG (the factor ``k`` above); ``filters`` are
+    keyword arguments of :func:`envelope`."""
     rng = np.random.default_rng(seed)
     n = int(duration_s * rate_hz)
     raw = _band_noise(rng, (1, n), rate_hz=rate_hz)
-    env = envelope(raw, rate_hz=rate_hz)[0]
+    env = envelope(raw, rate_hz=rate_hz, **(filters or {}))[0]
     edge = int(2 * rate_hz)
     return float(env[edge:-edge].mean())
 
@@ -82,8 +90,9 @@ def mvc_excitation(n_frames: int, *, point_rate_hz: float, n_channels: int) -> n
     return np.tile(0.02 + 0.98 * smooth, (n_channels, 1))
 
 
-def scale_mvc(raw_mvc: np.ndarray, *, gains_v: np.ndarray, rate_hz: float,
-              level: float) -> np.ndarray:
-    """Scale each MVC channel so that its envelope maximum is ``level * gain``."""
-    peak = envelope(raw_mvc, rate_hz=rate_hz).max(axis=-1)
+def scale_mvc(raw_mvc: np.ndarray, *, gains_v: np.ndarray, rate_hz: float, level: float,
+              filters: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Scale each MVC channel so that its envelope maximum (:func:`envelope` with ``filters``) is
+    ``level * gain``."""
+    peak = envelope(raw_mvc, rate_hz=rate_hz, **(filters or {})).max(axis=-1)
     return raw_mvc * (level * np.asarray(gains_v, dtype=float) / peak)[:, None]

@@ -56,7 +56,7 @@ def generate_demo_study(directory: str | Path, *, seed: int = 0, small: bool = F
     rng = np.random.default_rng(seed)
     subjects = [simulate_subject(plan, rng=rng, emd_s=EMD_S, tendon=TENDON, initial=INITIAL)
                 for plan in plans(small=small)]
-    level = emg.unit_envelope_level(rate_hz=ANALOG_RATE_HZ)
+    level = emg.unit_envelope_level(rate_hz=ANALOG_RATE_HZ, filters=ENVELOPE_FILTERS)
     rows = []
     gap_done = False
     for subject in subjects:
@@ -100,7 +100,8 @@ def _write_trial(path: Path, subject: SubjectData, trial: TrialData, *, gains: n
     raw = emg.raw_emg(trial.channel_excitation, gains_v=gains, point_rate_hz=POINT_RATE_HZ,
                       analog_rate_hz=ANALOG_RATE_HZ, n_analog=n_analog, rng=rng)
     if trial.plan.kind == "mvc":
-        raw = emg.scale_mvc(raw, gains_v=gains, rate_hz=ANALOG_RATE_HZ, level=level)
+        raw = emg.scale_mvc(raw, gains_v=gains, rate_hz=ANALOG_RATE_HZ, level=level,
+                            filters=ENVELOPE_FILTERS)
     labels = list(subject.plan.emg_channels)
     analogs = [AnalogChannel(label, "V", raw[i]) for i, label in enumerate(labels)]
     plates = []
@@ -170,6 +171,9 @@ DEMO_CALIBRATION: dict[str, Any] = {
     "seed": 0,
 }
 DEMO_EMG = {"bandpass_hz": [20.0, 450.0], "lowpass_hz": 3.0}
+#: The demo config's envelope chain, with which the MVC trials are scaled (see synth/emg.py).
+ENVELOPE_FILTERS = {"bandpass_hz": tuple(DEMO_EMG["bandpass_hz"]),
+                    "lowpass_hz": DEMO_EMG["lowpass_hz"]}
 #: Low-pass of markers, force plates and coordinates for ID: 4 Hz (default 6 Hz). The demo's
 #: movements vary below ~2 Hz, and ID differentiates the coordinates twice, so the 1 mm marker noise
 #: reaches the moments as ~(cut-off)^2.5: at 6 Hz the arm's ID noise is ~2 % of its peak moments,
