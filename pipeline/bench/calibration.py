@@ -7,8 +7,9 @@ and CEINMS-default activation parameters. Both methods calibrate the same parame
 :class:`~pipeline.calibrate.losses.Objective` (same model code, data, penalties) in one process,
 and are validated open-loop on the held-out trials. Optimiser settings are the defaults of
 ``config/config.yaml`` (gradient: AdamW then the L-BFGS polish; annealing: CEINMS-like).
-Writes ``{"problems": [{name, tendon, n_mtus, n_dofs, gradient: {wall_s,
-iterations, validation_rmse_nm, validation_r2}, annealing: {wall_s, evaluations, ...}, speedup}]}``.
+Writes ``{"problems": [{name, tendon, n_mtus, n_dofs, gradient: {wall_s, iterations,
+polish_evaluations, validation_rmse_nm, validation_r2}, annealing: {wall_s, evaluations, ...},
+speedup}]}``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500, te
                          "validation_r2": metrics["mean_r2"], "loss": outcome.loss}
         if method == "annealing":
             entry[method]["converged"] = outcome.converged
+        else:
+            entry[method]["polish_evaluations"] = outcome.polish_evaluations
         log.info("%s %s: %.2f s, %d %s, loss %.4g, validation RMSE %.4g N*m, R2 %.4f", name,
                  method, outcome.wall_s, outcome.iterations, count, outcome.loss,
                  metrics["mean_rmse_nm"], metrics["mean_r2"])

@@ -66,6 +66,7 @@ class GradientResult:
     wall_s: float
     stopped: str
     history: list[dict[str, float]] = field(default_factory=list)
+    polish_evaluations: int = 0  #: L-BFGS objective evaluations after the AdamW iterations
 
 
 def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
@@ -148,14 +149,17 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
             scheduler.step()
     finally:
         bar.close()
+    polish_evaluations = 0
     if opts.polish_iterations > 0:
+        n_rows = len(history)
         best_z, best_loss = _polish(terms, spec, best_z, best_loss, opts, history, start)
+        polish_evaluations = len(history) - n_rows
     with torch.no_grad():
         p = spec.to_physical(best_z).numpy().copy()
     wall = time.perf_counter() - start
     log.info("gradient calibration: best loss %.6g after %d iterations in %.2f s (stopped: %s)",
              best_loss, iteration, wall, stopped)
-    return GradientResult(p, best_loss, iteration, wall, stopped, history)
+    return GradientResult(p, best_loss, iteration, wall, stopped, history, polish_evaluations)
 
 
 def _make_optimiser(z: torch.Tensor, lr: float, opts: GradientOptions):

@@ -46,6 +46,7 @@ class CalibrationOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     identifiability: ident.Identifiability | None = None
     converged: bool = True
+    polish_evaluations: int = 0  #: gradient: L-BFGS evaluations after the AdamW iterations
 
     def document(self, *, provenance: dict | None = None, **extra: Any) -> dict[str, Any]:
         ident_json = self.identifiability.to_json() if self.identifiability else {}
@@ -53,6 +54,8 @@ class CalibrationOutcome:
         counts = {"iterations": self.iterations}
         if self.method == "annealing":
             counts["evaluations"] = self.iterations
+        elif self.polish_evaluations:
+            counts["polish_evaluations"] = self.polish_evaluations
         return parameters_document(
             self.spec, self.p, method=self.method, tendon=self.objective.tendon,
             standard_errors=se, identifiability=ident_json, provenance=provenance,
@@ -98,11 +101,13 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
              batch.n_trials, len(batch.dof_names), objective.tendon, method)
     start_p = spec.initial if p0 is None else np.asarray(p0, dtype=float)
     converged = True
+    polish_evaluations = 0
     if method == "gradient":
         opts = gradient_options or GradientOptions.from_config(
             calibration.get("optimiser", {}), progress=progress)
         result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed, p0=start_p)
         p, iterations, wall, history = result.p, result.iterations, result.wall_s, result.history
+        polish_evaluations = result.polish_evaluations
         if refine_evaluations > 0:
             refined = refine_least_squares(objective.all_residuals, spec, p,
                                            max_evaluations=refine_evaluations)
@@ -144,7 +149,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))
     outcome = CalibrationOutcome(method, spec, objective, p, float(terms.total),
                                  float(terms.tracking), float(terms.penalty), iterations, wall,
-                                 history, None, converged)
+                                 history, None, converged, polish_evaluations)
     if analyse:
         outcome.identifiability = analyse_identifiability(objective, p, calibration)
     return outcome

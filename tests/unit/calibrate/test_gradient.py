@@ -45,6 +45,7 @@ def test_polish_reaches_the_analytic_minimum_that_adamw_only_approaches(spec) ->
     # One history row per L-BFGS evaluation after the AdamW rows, numbered on, without a rate.
     polish_rows = b.history[len(a.history):]
     assert polish_rows and all(math.isnan(r["lr"]) for r in polish_rows)
+    assert b.polish_evaluations == len(polish_rows) and a.polish_evaluations == 0
     iterations = [r["iteration"] for r in b.history]
     assert iterations == sorted(iterations) and len(set(iterations)) == len(iterations)
     assert min(r["loss"] for r in b.history) == pytest.approx(b.loss)
