@@ -9,6 +9,13 @@ The Jacobian is computed by automatic differentiation (forward mode, ``torch.fun
 neither transform runs through the model (custom autograd functions without functorch rules),
 central finite differences are used and the log says so.
 
+Residuals of a moment-tracking fit are time series: EMG-envelope and inverse-dynamics errors are
+correlated over a few tenths of a second, so the independent-residual formula above understates
+the variance. When the caller says which residuals form one time series (``series``, consecutive
+in time), ``sigma^2`` is multiplied by the residuals' integrated autocorrelation time
+``tau = 1 + 2 sum_k rho_k`` (pooled over the series, summed over Geyer's initial positive sequence
+of ``rho_2m + rho_2m+1``; at least 1): the number of independent samples is ``n_res / tau``.
+
 The pseudo-inverse is taken on the column-scaled matrix ``D J^T J D`` (``D = diag(|p|)``, so every
 parameter is relative) with eigenvalues floored at ``rcond * max eigenvalue``: an unidentifiable
 direction then gets a huge (not a silently small) variance, and parameters that load on it come out
@@ -38,18 +45,20 @@ class Identifiability:
     standard_errors: np.ndarray
     relative_standard_errors: np.ndarray
     correlation: np.ndarray
-    sigma2: float
+    sigma2: float  #: residual variance, times the autocorrelation time
     condition_number: float
     rank: int
     jacobian_method: str
     flagged: tuple[str, ...]
     correlated_pairs: tuple[tuple[str, str, float], ...]
+    autocorrelation_time: float = 1.0
 
     def to_json(self) -> dict:
         return {
             "method": "gauss_newton",
             "jacobian": self.jacobian_method,
             "sigma2": self.sigma2,
+            "autocorrelation_time_samples": self.autocorrelation_time,
             "condition_number": self.condition_number,
             "rank": self.rank,
             "n_parameters": len(self.labels),
@@ -90,9 +99,36 @@ def jacobian(fn: ResidualFn, p: torch.Tensor, /, *, fd_rel_step: float = 1e-6,
     return torch.stack(columns, dim=-1), "finite_differences"
 
 
+def autocorrelation_time(residuals: np.ndarray, series: np.ndarray) -> float:
+    """Integrated autocorrelation time (in samples, >= 1) of ``residuals`` pooled over the time
+    series labelled by ``series`` (same length; a series' residuals are consecutive in time)."""
+    residuals = np.asarray(residuals, dtype=float)
+    series = np.asarray(series)
+    if residuals.shape != series.shape:
+        raise ValueError("residuals and series must have the same shape")
+    total = float(residuals @ residuals)
+    if residuals.size < 4 or total <= 0.0:
+        return 1.0
+    groups = [residuals[series == label] for label in np.unique(series)]
+    longest = max(x.size for x in groups)
+    sums = np.zeros(longest)  # sum over series of sum_t r_t r_(t+k), k = 0 .. longest - 1
+    for x in groups:
+        size = 1 << int(np.ceil(np.log2(2 * x.size)))
+        spectrum = np.fft.rfft(x, size)
+        sums[:x.size] += np.fft.irfft(spectrum * np.conj(spectrum), size)[:x.size]
+    rho = sums / total
+    tau = -1.0
+    for m in range(longest // 2):
+        pair = rho[2 * m] + rho[2 * m + 1]
+        if pair <= 0.0:
+            break
+        tau += 2.0 * pair
+    return max(float(tau), 1.0)
+
+
 def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str] | tuple[str, ...],
             max_relative_se: float = 0.1, max_abs_correlation: float = 0.95,
-            rcond: float = 1e-13) -> Identifiability:
+            rcond: float = 1e-13, series: np.ndarray | None = None) -> Identifiability:
     """Standard errors and correlations of ``p`` for the residual function ``fn``.
 
     Args:
@@ -101,6 +137,8 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
         labels: one name per parameter (used in the flags).
         max_relative_se, max_abs_correlation: flag thresholds.
         rcond: eigenvalue floor relative to the largest eigenvalue of the scaled ``J^T J``.
+        series: ``(n_res,)`` time-series label of each residual (see the module docstring);
+            ``None`` treats the residuals as independent.
     """
     p_t = torch.as_tensor(p, dtype=torch.float64).detach()
     with torch.no_grad():
@@ -119,7 +157,8 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
     cond = float(top / max(float(eigval.min()), floor))
     inv_scaled = (eigvec / np.maximum(eigval, floor)) @ eigvec.T
     dof = max(n_res - n_par, 1)
-    sigma2 = float(res @ res) / dof
+    tau = 1.0 if series is None else autocorrelation_time(res, np.asarray(series).reshape(-1))
+    sigma2 = float(res @ res) / dof * tau
     cov_rel = sigma2 * inv_scaled
     var_rel = np.clip(np.diag(cov_rel), 0.0, None)
     rel_se = np.sqrt(var_rel)
@@ -142,14 +181,15 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
                     "combinations are not identifiable from these trials", rank, n_par, cond)
     ordered = tuple(lab for lab in labels if lab in flagged)
     return Identifiability(labels, p_t.numpy().copy(), se, rel_se, corr, sigma2, cond, rank,
-                           method, ordered, tuple(pairs))
+                           method, ordered, tuple(pairs), tau)
 
 
 def log_report(result: Identifiability, *, max_items: int = 20) -> None:
     """Log flagged parameters and highly-correlated pairs."""
-    log.info("identifiability (%s Jacobian): rank %d/%d, condition number %.3g, sigma^2 %.3g",
-             result.jacobian_method, result.rank, len(result.labels), result.condition_number,
-             result.sigma2)
+    log.info("identifiability (%s Jacobian): rank %d/%d, condition number %.3g, sigma^2 %.3g "
+             "(residual autocorrelation time %.1f samples)", result.jacobian_method, result.rank,
+             len(result.labels), result.condition_number, result.sigma2,
+             result.autocorrelation_time)
     for i, lab in enumerate(result.labels):
         if lab in result.flagged and i < 10 * max_items:
             log.warning("identifiability: %s = %.6g, SE %.3g (relative %.1f%%)", lab,

@@ -152,6 +152,15 @@ class Objective:
         valid = self.data.mask[:, None, :].expand_as(err)
         return (err * scale)[valid]
 
+    def residual_series(self) -> np.ndarray:
+        """``(n_res,)`` label of the (trial, DOF) time series of each :meth:`residuals` entry
+        (consecutive entries with one label are consecutive samples)."""
+        n_trials, n_dofs, n_time = self.data.id_moment_nm.shape
+        labels = torch.arange(n_trials * n_dofs).reshape(n_trials, n_dofs, 1)
+        labels = labels.expand(n_trials, n_dofs, n_time)
+        valid = self.data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
+        return labels[valid].numpy()
+
     def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """Residuals ``(n_res,)`` whose sum of squares is the total loss (tracking, then the
         fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``,

@@ -160,6 +160,7 @@ def analyse_identifiability(objective: Objective, p: np.ndarray,
     cfg = calibration.get("identifiability", {})
     labels = [f"{entry}.{kind}" for kind, entry in objective.spec.labels]
     result = ident.analyse(objective.residuals, p, labels=labels,
+                           series=objective.residual_series(),
                            max_relative_se=float(cfg.get("max_relative_se", 0.1)),
                            max_abs_correlation=float(cfg.get("max_abs_correlation", 0.95)))
     ident.log_report(result)
