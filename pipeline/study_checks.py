@@ -173,12 +173,16 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
         if excitations and not setup.get("dofs"):
             problems.append(f"{key}.dofs: no degrees of freedom to calibrate. Fix: list the "
                             "coordinates whose ID moments are tracked")
-        for group, members in config["calibration"]["groups"].items():
-            unknown = [m for m in members if excitations and m not in excitations]
-            if unknown and len(unknown) == len(members):
-                problems.append(f"{where} key calibration.groups.{group}: none of {unknown} is "
-                                f"an MTU of model {model}. Fix: name MTUs listed under "
-                                f"models.{model}.excitations")
+    # A study may use several models (e.g. an arm and a leg): a strength group applies to the
+    # models whose MTUs it names, and each name must be an MTU of at least one model.
+    known = {mtu for setup in config["models"].values() for mtu in setup.get("excitations", {})}
+    for group, members in config["calibration"]["groups"].items():
+        unknown = [m for m in members if known and m not in known]
+        if unknown:
+            problems.append(f"{where} key calibration.groups.{group}: {unknown} "
+                            f"{'is not an MTU' if len(unknown) == 1 else 'are not MTUs'} of any "
+                            "model of the study. Fix: name MTUs listed under "
+                            "models.<model>.excitations")
     return problems
 
 

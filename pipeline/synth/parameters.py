@@ -7,7 +7,9 @@ parameters. A subject's true parameters perturb them:
 * optimal fibre length x U(0.92, 1.08), at least 3 % away from 1;
 * tendon slack length x U(0.95, 1.05), the change capped at 10 % of the optimal fibre length (a
   long tendon would otherwise move the fibre far off its operating range);
-* strength U(0.7, 1.4), applied to the maximum isometric force;
+* strength U(0.7, 1.4), applied to the maximum isometric force, one draw per strength group
+  (``strength_groups``: functional groups such as the elbow flexors or the quadriceps; an MTU in
+  no group gets its own draw);
 * c1, c2 U(-0.75, -0.25) (CEINMS bounds [-0.95, -0.05]), shape factor U(-2.5, -0.5) (in (-3, 0)),
   at least 25 % away from the initial value (a truth next to the initial guess would make its
   recovery a coin flip of the noise), one draw per subject shared by all its MTUs
@@ -22,7 +24,7 @@ pipeline does not calibrate them by default).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,9 +103,13 @@ def generic_muscles(model: opensim.Model, names: Sequence[str], *, c1: float, c2
 
 
 def perturbed_muscles(generic: SubjectMuscles, rng: np.random.Generator, *,
-                      shared_activation: bool = True) -> SubjectMuscles:
+                      shared_activation: bool = True,
+                      strength_groups: Mapping[str, Sequence[str]] | None = None,
+                      ) -> SubjectMuscles:
     """Hidden true parameters of one subject (see the module docstring for the ranges)."""
     n = len(generic.names)
+    group_of = {m: g for g, members in (strength_groups or {}).items() for m in members}
+    strength_labels = [group_of.get(name, name) for name in generic.names]
     n_act = 1 if shared_activation else n
     l0_factor = rng.uniform(0.92, 1.08, n)
     l0_factor = np.where(np.abs(l0_factor - 1.0) < 0.03, 1.0 + 0.03 * np.sign(
@@ -116,7 +122,7 @@ def perturbed_muscles(generic: SubjectMuscles, rng: np.random.Generator, *,
         optimal_fiber_length_m=l0,
         tendon_slack_length_m=generic.tendon_slack_length_m + delta_lts,
         max_isometric_force_n=generic.max_isometric_force_n.copy(),
-        strength=rng.uniform(0.7, 1.4, n),
+        strength=_per_label(strength_labels, rng.uniform(0.7, 1.4, len(set(strength_labels)))),
         c1=np.broadcast_to(rng.uniform(-0.75, -0.25, n_act), (n,)).copy(),
         c2=np.broadcast_to(rng.uniform(-0.75, -0.25, n_act), (n,)).copy(),
         shape_factor=np.broadcast_to(_away_from(rng.uniform(-2.5, -0.5, n_act),
@@ -133,3 +139,11 @@ def _away_from(values: np.ndarray, reference: np.ndarray, fraction: float) -> np
     diff = values - reference
     side = np.where(diff >= 0.0, 1.0, -1.0)
     return np.where(np.abs(diff) < gap, reference + side * gap, values)
+
+
+def _per_label(labels: Sequence[str], draws: np.ndarray) -> np.ndarray:
+    """One value per entry of ``labels``: the ``k``-th distinct label (in order) gets
+    ``draws[k]``."""
+    distinct = list(dict.fromkeys(labels))
+    value = dict(zip(distinct, draws, strict=True))
+    return np.array([value[label] for label in labels], dtype=float)

@@ -14,6 +14,9 @@ Two subjects:
 ``small=True`` keeps both subjects but shortens trials and keeps 2 calibration + 1 validation
 dynamic trials per subject.
 
+Strength is shared within functional groups (``ARM_STRENGTH_GROUPS``, ``LEG_STRENGTH_GROUPS``):
+the truth draws one strength per group and the demo config calibrates one per group.
+
 Every MTU has its own EMG channel (``EMG1``...), so EMG-driven calibration sees every excitation;
 ``unrecorded`` names two deep MTUs per model for synergy-hybrid experiments.
 """
@@ -51,6 +54,8 @@ class SubjectPlan:
     force_plates: bool
     unrecorded: tuple[str, ...]
     static_pose: dict[str, float] = field(default_factory=dict)
+    #: functional groups sharing one true strength (and one calibrated strength coefficient)
+    strength_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def emg_names(self) -> tuple[str, ...]:
@@ -111,8 +116,28 @@ SQUATS = {
                     period_s=2.0, com_shift_m=0.035),
     "squat3": Squat("squat3", knee_flexion_rad=55 * DEG, ankle_dorsiflexion_rad=18 * DEG,
                     period_s=2.2, com_shift_m=0.045),
-    "squat4": Squat("squat4", knee_flexion_rad=40 * DEG, ankle_dorsiflexion_rad=12 * DEG,
+    "squat4": Squat("squat4", knee_flexion_rad=50 * DEG, ankle_dorsiflexion_rad=15 * DEG,
                     period_s=1.8, com_shift_m=0.03),
+}
+
+
+# Functional groups whose members share one strength: a subject's strength differs from the
+# generic model's mostly by muscle group (training, size), and per-muscle strengths of
+# co-contracting synergists are not identifiable from net joint moments (an agonist and its
+# synergist can trade force almost freely).
+ARM_STRENGTH_GROUPS = {
+    "deltoid": ("delt_ant", "delt_med", "delt_post"),
+    "cuff_teres": ("supraspinatus", "infraspinatus", "teres_major"),
+    "adductors": ("pec_maj_clav", "pec_maj_stern", "lat_dorsi"),
+    "elbow_flexors": ("biceps_long", "biceps_short", "brachialis", "brachioradialis"),
+    "elbow_extensors": ("triceps_long", "triceps_lat", "triceps_med"),
+}
+LEG_STRENGTH_GROUPS = {
+    "hamstrings_r": ("bic_fem_lh_r", "semimem_r"),
+    "medial_thigh_r": ("gracilis_r", "sartorius_r"),
+    "gluteals_r": ("glut_max_r", "glut_med_r", "tfl_r"),
+    "quadriceps_r": ("rect_fem_r", "vas_lat_r", "vas_med_r"),
+    "triceps_surae_r": ("gas_lat_r", "gas_med_r", "soleus_r"),
 }
 
 
@@ -133,6 +158,7 @@ def arm_plan(*, small: bool, muscles: tuple[str, ...], dofs: tuple[str, ...]) ->
         mvc_duration_s=2.0 if small else 3.0, force_plates=False,
         unrecorded=("supraspinatus", "brachioradialis"),
         static_pose={"shoulder_elev": 20 * DEG, "shoulder_rot": 0.0, "elbow_flex": 20 * DEG},
+        strength_groups=ARM_STRENGTH_GROUPS,
     )
 
 
@@ -145,4 +171,5 @@ def leg_plan(*, small: bool, muscles: tuple[str, ...], dofs: tuple[str, ...]) ->
         duration_s=3.2 if small else 5.6, static_duration_s=1.5 if small else 2.0,
         mvc_duration_s=2.0 if small else 3.0, force_plates=True,
         unrecorded=("gracilis_r", "sartorius_r"),
+        strength_groups=LEG_STRENGTH_GROUPS,
     )

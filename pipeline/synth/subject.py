@@ -92,7 +92,7 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
     ev = ModelEvaluator(model)
     generic = generic_muscles(model, plan.muscles, c1=initial["c1"], c2=initial["c2"],
                               shape_factor=initial["shape_factor"])
-    true = perturbed_muscles(generic, rng)
+    true = perturbed_muscles(generic, rng, strength_groups=plan.strength_groups)
     squats = SquatBuilder(ev) if plan.force_plates else None
     static_pose = squats.standing if squats is not None else {
         name: plan.static_pose.get(name, 0.0) for name in ev.coordinate_names}

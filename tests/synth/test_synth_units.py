@@ -125,3 +125,19 @@ def test_true_shape_factor_is_never_next_to_the_initial_guess() -> None:
         assert abs(truth.shape_factor[0] + 1.0) >= 0.25 - 1e-12, seed
         assert -2.5 <= truth.shape_factor[0] <= -0.5
         assert np.all(truth.shape_factor == truth.shape_factor[0])
+
+
+def test_true_strength_is_shared_within_each_strength_group() -> None:
+    from pipeline.osim.models import build_model
+    from pipeline.synth.parameters import generic_muscles, perturbed_muscles
+
+    names = ("delt_ant", "delt_med", "delt_post", "biceps_long", "biceps_short", "brachialis")
+    generic = generic_muscles(build_model("demo-arm"), names, c1=-0.5, c2=-0.5, shape_factor=-1.0)
+    groups = {"deltoid": ("delt_ant", "delt_med", "delt_post"),
+              "flexors": ("biceps_long", "biceps_short")}
+    truth = perturbed_muscles(generic, np.random.default_rng(3), strength_groups=groups)
+    s = dict(zip(names, truth.strength, strict=True))
+    assert s["delt_ant"] == s["delt_med"] == s["delt_post"]
+    assert s["biceps_long"] == s["biceps_short"]
+    assert len({s["delt_ant"], s["biceps_long"], s["brachialis"]}) == 3  # brachialis: own draw
+    assert all(0.7 <= v <= 1.4 for v in s.values())

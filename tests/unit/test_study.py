@@ -96,6 +96,9 @@ BAD_CASES = [
     ("unrecorded_not_mapped", lambda s: _edit_config(
         s, {"models": {"demo-arm": {"unrecorded": ["anconeus"]}}}),
      ["unrecorded", "'anconeus' is not an MTU listed under excitations"]),
+    ("strength_group_unknown_mtu", lambda s: _edit_config(
+        s, {"calibration": {"groups": {"flexors": ["biceps_long", "bicep_short"]}}}),
+     ["calibration.groups.flexors", "['bicep_short'] is not an MTU of any model"]),
     ("bandpass_reversed", lambda s: _edit_config(s, {"emg": {"bandpass_hz": [300.0, 30.0]}}),
      ["emg.bandpass_hz", "is not below high"]),
 ]
