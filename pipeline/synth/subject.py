@@ -13,7 +13,9 @@ Consistency chain (per dynamic trial):
 4. excitations solved through :func:`pipeline.nms.model.simulate` with the true parameters
    (:mod:`pipeline.synth.excitations`), as close as the moments allow to smooth random
    co-contraction patterns (so that the muscles work at identifiable levels). The muscles'
-   moments are the truth; what they cannot make is kept as a residual actuator per DOF.
+   moments are the truth; what they cannot make is kept as a residual actuator per DOF. A draw
+   of true parameters whose residuals exceed 1 % of a DOF's peak moment (muscles too weak for
+   the task) is replaced by a new draw.
 """
 
 from __future__ import annotations
@@ -84,6 +86,12 @@ def _loads(feet: tuple[FootLoad, ...]) -> list[PointLoad]:
     return [PointLoad(f"calcn_{f.side}", f.force_n, f.cop_m, f.torque_nm) for f in feet]
 
 
+#: Largest residual-actuator RMS, as a fraction of each DOF's peak ID moment, that a draw of true
+#: muscle parameters may leave (tests/synth checks 1 %), and how many draws to try.
+FEASIBLE_RESIDUAL = 0.01
+MAX_DRAWS = 5
+
+
 def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: float,
                      tendon: str, initial: dict[str, float]) -> SubjectData:
     """Run the consistency chain for every trial of ``plan`` (see the module docstring)."""
@@ -92,7 +100,6 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
     ev = ModelEvaluator(model)
     generic = generic_muscles(model, plan.muscles, c1=initial["c1"], c2=initial["c2"],
                               shape_factor=initial["shape_factor"])
-    true = perturbed_muscles(generic, rng, strength_groups=plan.strength_groups)
     squats = SquatBuilder(ev) if plan.force_plates else None
     static_pose = squats.standing if squats is not None else {
         name: plan.static_pose.get(name, 0.0) for name in ev.coordinate_names}
@@ -131,7 +138,20 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
         trials.append(data)
     log.info("%s: kinematics and inverse dynamics in %.1f s", plan.subject,
              time.perf_counter() - start)
-    _solve(ev, plan, true, dynamic, emd_s=emd_s, tendon=tendon, rng=rng)
+    # The hidden truth must be able to perform the tasks: a draw whose muscles cannot reproduce
+    # the inverse-dynamics moments (excitations saturating at 1, e.g. a weak group against the
+    # dumbbell) would need residual actuators beyond FEASIBLE_RESIDUAL; draw again.
+    for attempt in range(1, MAX_DRAWS + 1):
+        true = perturbed_muscles(generic, rng, strength_groups=plan.strength_groups)
+        worst = _solve(ev, plan, true, dynamic, emd_s=emd_s, tendon=tendon, rng=rng)
+        if worst <= FEASIBLE_RESIDUAL:
+            break
+        if attempt == MAX_DRAWS:
+            raise RuntimeError(f"{plan.subject}: no draw of true muscle parameters reproduced "
+                               f"the tasks' moments within {100 * FEASIBLE_RESIDUAL:.0f} % in "
+                               f"{MAX_DRAWS} attempts (worst {100 * worst:.1f} %)")
+        log.info("%s: true muscles reproduce the moments only within %.1f %% of peak (draw %d); "
+                 "drawing again", plan.subject, 100 * worst, attempt)
     log.info("%s: simulated in %.1f s", plan.subject, time.perf_counter() - start)
     return SubjectData(plan, ev.total_mass_kg(), generic, true, trials)
 
@@ -148,7 +168,9 @@ def _with_defaults(traj: Trajectory, defaults: dict[str, float]) -> Trajectory:
 
 
 def _solve(ev: ModelEvaluator, plan: SubjectPlan, true: SubjectMuscles, dynamic: list[TrialData],
-           *, emd_s: float, tendon: str, rng: np.random.Generator) -> None:
+           *, emd_s: float, tendon: str, rng: np.random.Generator) -> float:
+    """Solve the excitations of ``dynamic`` (filled in place); return the worst residual RMS /
+    peak over trials and DOFs."""
     geometry = [ev.mtu_geometry(d.motion, plan.muscles, plan.dofs) for d in dynamic]
     lengths = np.stack([g[0] for g in geometry])
     arms = np.stack([g[1] for g in geometry])
@@ -177,3 +199,4 @@ def _solve(ev: ModelEvaluator, plan: SubjectPlan, true: SubjectMuscles, dynamic:
         for d, dof in enumerate(plan.dofs):
             log.info("%s/%s %s: muscles reproduce ID within %.2f %% RMS of peak", plan.subject,
                      data.plan.name, dof, 100 * solution.relative_rms[i, d])
+    return float(np.max(solution.relative_rms))
