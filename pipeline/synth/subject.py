@@ -14,7 +14,7 @@ Consistency chain (per dynamic trial):
    (:mod:`pipeline.synth.excitations`), as close as the moments allow to smooth random
    co-contraction patterns (so that the muscles work at identifiable levels). The muscles'
    moments are the truth; what they cannot make is kept as a residual actuator per DOF. A draw
-   of true parameters whose residuals exceed 1 % of a DOF's peak moment (muscles too weak for
+   of true parameters whose residuals exceed 2 % of a DOF's peak moment (muscles too weak for
    the task) is replaced by a new draw.
 """
 
@@ -87,8 +87,9 @@ def _loads(feet: tuple[FootLoad, ...]) -> list[PointLoad]:
 
 
 #: Largest residual-actuator RMS, as a fraction of each DOF's peak ID moment, that a draw of true
-#: muscle parameters may leave (tests/synth checks 1 %), and how many draws to try.
-FEASIBLE_RESIDUAL = 0.01
+#: muscle parameters may leave, and how many draws to try. The pipeline's ID must match the true
+#: muscle moments within 2 % (tests/workflow/test_demo_e2e.py); typical draws leave 0.3-1.5 %.
+FEASIBLE_RESIDUAL = 0.02
 MAX_DRAWS = 5
 
 
