@@ -183,6 +183,7 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
                               tolerance_change=1e-16)
     best = {"loss": best_loss, "z": z0}
     offset = history[-1]["iteration"] if history else 0
+    first_row = len(history)
     bar = tqdm(total=opts.polish_iterations, file=sys.stderr, disable=not opts.progress,
                desc="calibrate (L-BFGS)", dynamic_ncols=True, leave=False)
 
@@ -195,17 +196,15 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
         total.backward()
         if not bool(torch.isfinite(z.grad).all()):
             raise _PolishStop("non-finite gradient")
-        history.append({"iteration": offset + len(history_rows) + 1, "loss": loss,
+        history.append({"iteration": offset + len(history) - first_row + 1, "loss": loss,
                         "tracking": float(tracking.detach()), "penalty": float(penalty.detach()),
                         "lr": math.nan, "elapsed_s": time.perf_counter() - start})
-        history_rows.append(loss)
         if loss < best["loss"]:
             best.update(loss=loss, z=z.detach().clone())
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.6g}", best=f"{best['loss']:.6g}", refresh=False)
         return total
 
-    history_rows: list[float] = []
     try:
         lbfgs.step(closure)
     except (_PolishStop, *MODEL_FAILURES) as exc:
@@ -213,7 +212,7 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
     finally:
         bar.close()
     log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best["loss"],
-             len(history_rows))
+             len(history) - first_row)
     return best["z"], float(best["loss"])
 
 

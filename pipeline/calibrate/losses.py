@@ -85,8 +85,6 @@ class Objective:
         if not prior_weight >= 0.0:
             raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
         self.prior_weight = float(prior_weight)
-        self._prior_centre = torch.as_tensor(spec.initial, dtype=torch.float64)
-        self._prior_span = torch.as_tensor(spec.upper - spec.lower, dtype=torch.float64)
         if dof_weights is None:
             dof_weights = (variance_weights(data) if normalise_by_variance
                            else np.ones(len(data.dof_names)))
@@ -119,7 +117,9 @@ class Objective:
         if self.prior_weight == 0.0 or p.numel() == 0:
             return torch.zeros_like(p)
         scale = (self.prior_weight / p.numel()) ** 0.5
-        return scale * (p - self._prior_centre) / self._prior_span
+        centre = torch.as_tensor(self.spec.initial, dtype=p.dtype)
+        span = torch.as_tensor(self.spec.upper - self.spec.lower, dtype=p.dtype)
+        return scale * (p - centre) / span
 
     def terms_from_output(self, out: ModelOutput, p: torch.Tensor | None = None) -> LossTerms:
         err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
@@ -132,7 +132,7 @@ class Objective:
                + range_penalty(out.tendon_strain, lower=ts.lower, upper=ts.upper,
                                weight=ts.weight)).sum(dim=1)
         penalty = (pen * self.time_weights).sum()
-        if p is not None and self.prior_weight > 0.0:
+        if p is not None:
             penalty = penalty + (self.prior_residuals(p) ** 2).sum()
         return LossTerms(tracking + penalty, tracking, penalty)
 
@@ -145,7 +145,9 @@ class Objective:
 
     def residuals(self, p: torch.Tensor) -> torch.Tensor:
         """Weighted tracking residuals ``(n_res,)`` whose sum of squares is the tracking term."""
-        out = self.simulate(p)
+        return self._tracking_residuals(self.simulate(p))
+
+    def _tracking_residuals(self, out: ModelOutput) -> torch.Tensor:
         err = self.data.id_moment_nm - out.moments_nm
         scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
                            * self.time_weights[:, None, :])
@@ -166,11 +168,8 @@ class Objective:
         fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``,
         then the prior)."""
         out = self.simulate(p)
-        err = self.data.id_moment_nm - out.moments_nm
-        scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
-                           * self.time_weights[:, None, :])
         valid = self.data.mask[:, None, :]
-        parts = [(err * scale)[valid.expand_as(err)]]
+        parts = [self._tracking_residuals(out)]
         root_tw = torch.sqrt(self.time_weights)[:, None, :]
         for key, x in (("fiber_length", out.normalized_fiber_length),
                        ("tendon_strain", out.tendon_strain)):

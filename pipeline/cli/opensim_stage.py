@@ -16,7 +16,6 @@ from typing import Any
 from pipeline import __version__
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
-from pipeline.fileio import write_json_atomic
 from pipeline.logs import route_opensim_log
 from pipeline.provenance import study_provenance
 
@@ -109,10 +108,7 @@ def _scale(args: argparse.Namespace) -> None:
         task_set=_builtin_template(model, "ik_tasks"),
         task_weights=study.config["opensim"]["ik"].get("task_weights") or {},
         time_range_s=time_range, max_marker_error_m=float(scale_cfg["max_marker_error_m"]),
-        subject=args.subject)
-    report = json.loads(Path(args.report).read_text(encoding="utf-8"))
-    report["provenance"] = study_provenance(study.config, [args.static_trc])
-    write_json_atomic(args.report, report)
+        subject=args.subject, provenance=study_provenance(study.config, [args.static_trc]))
 
 
 def _ik(args: argparse.Namespace) -> None:

@@ -166,13 +166,15 @@ def scale_model(
     time_range_s: tuple[float, float] | None = None,
     max_marker_error_m: float = 0.04,
     subject: str = "subject",
+    provenance: Mapping[str, Any] | None = None,
 ) -> ScaleResult:
     """Scale ``generic_model`` to the static trial and place its markers.
 
     ``setup_template`` is a ScaleTool setup whose measurement set, scale set and marker placer
     tasks are kept (its files are replaced by the arguments); without it a setup is built from
     ``measurement_set`` (required then) and ``task_set`` (default: every marker, weight 1).
-    ``task_weights`` (marker -> weight, 0 disables) override the task weights.
+    ``task_weights`` (marker -> weight, 0 disables) override the task weights. ``provenance``
+    goes into the report as is.
     """
     import opensim as osim
 
@@ -253,6 +255,8 @@ def scale_model(
             float(max_marker_error_m), "unknown_trial_markers":
             sorted(set(markers.names) - model_markers), "setup": SETUP_NAME,
         })
+        if provenance is not None:
+            report["provenance"] = dict(provenance)
         if report["marker_max_error_m"] > max_marker_error_m:
             worst = sorted(report["marker_errors_m"].items(), key=lambda kv: -kv[1])[:5]
             listing = ", ".join(f"{name} {err * 1000:.1f} mm" for name, err in worst)

@@ -151,8 +151,8 @@ def _write_sheets(root: Path, subjects: list[SubjectData], rows: list[tuple]) ->
 #: The demo's calibration settings, chosen for what its data can identify (see the README):
 #: * ``parameters``: c1 and c2 are left at their initial values. With 3 Hz envelopes the
 #:   activation filter's fast poles are invisible in the moments (the true c1, c2 differ from the
-#:   initial ones and calibrating them only adds noise); the shape factor, optimal fibre length,
-#:   tendon slack length and strength are identifiable.
+#:   initial ones and calibrating them only adds noise). The shape factor and the group strengths
+#:   are well determined; fibre and tendon slack lengths weakly (see the prior below).
 #: * ``activation_sharing: global``: one shape factor per subject (the truth has one per subject).
 #: * ``groups``: one strength coefficient per functional group (``ARM_STRENGTH_GROUPS``,
 #:   ``LEG_STRENGTH_GROUPS`` in plans.py; the truth has one strength per group). Per-muscle
@@ -163,9 +163,9 @@ def _write_sheets(root: Path, subjects: list[SubjectData], rows: list[tuple]) ->
 #:   prior at the scaled model (``prior_weight: 1``, see pipeline/calibrate/losses.py): with ~6 %
 #:   envelope noise and two or three short calibration trials, per-muscle fibre and tendon slack
 #:   lengths are weakly determined (the identifiability analysis flags most of them), and without
-#:   the prior the fit moves them to explain noise (they end further from the truth than the
-#:   scaled model, and held-out R^2 drops by ~0.05); with it, every calibrated type ends closer
-#:   to the truth than the scaled model.
+#:   the prior the fit moves them to explain noise (with per-muscle strengths they ended further
+#:   from the truth than the scaled model, and held-out R^2 dropped by ~0.05); with it, every
+#:   calibrated type ends closer to the truth than the scaled model.
 #: * optimiser: the config defaults (AdamW then the L-BFGS polish).
 #: * EMG: band-pass 20-450 Hz and a 3 Hz envelope: the demo's excitations vary below 2 Hz, and
 #:   the wider band and lower cut-off halve the envelope noise of the 5 Hz default.

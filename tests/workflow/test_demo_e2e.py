@@ -41,7 +41,7 @@ CONFIG_KIND = {"optimal_fiber_length_m": "optimal_fiber_length",
 TRIAL_FILES = ("markers.trc", "ik.mot", "id.sto", "emg.sto", "nms_inputs.npz")
 METHOD_FILES = ("parameters.json", "metrics.json", "calibrated.osim")
 MAX_ID_ERROR = 0.02  # RMS / peak, per trial and DOF
-# The true parameters themselves reach R^2 ~0.86 (arm) and ~0.97 (leg) on the pipeline's noisy
+# The true parameters themselves reach R^2 ~0.90 (arm) and ~0.98 (leg) on the pipeline's noisy
 # validation envelopes (~6 % envelope noise moves each muscle's force; the arm's net moments are
 # differences of co-contracting muscles). So: at most 0.05 below the truth, and a floor.
 MIN_R2 = 0.8
