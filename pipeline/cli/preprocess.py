@@ -48,13 +48,35 @@ def cmd_markers(args: argparse.Namespace) -> None:
 
     study = _study(args)
     cfg = study.config["markers"]
-    recording = read_c3d(study.c3d_path(args.subject, args.trial))
+    recording = _mapped_markers(study, args.subject,
+                                read_c3d(study.c3d_path(args.subject, args.trial)))
     table = process_markers(
         recording, lab_frame=study.config["lab_frame"], cutoff_hz=cfg["cutoff_hz"],
         filter_order=cfg["filter_order"], correct_double_pass=cfg["correct_double_pass"],
         max_gap_s=cfg["max_gap_s"], long_gap=cfg["long_gap"])
     write_trc(args.out, table, orig_start_frame=recording.first_frame + 1)
     log.info("wrote %s (%d markers, %d frames)", args.out, len(table.labels), len(table.times_s))
+
+
+def _mapped_markers(study: Any, subject: str, recording: Any) -> Any:
+    """The recording with its markers renamed per ``models.<model>.marker_names`` (unmapped
+    markers dropped; subject prefixes removed with ``strip_marker_prefix``)."""
+    import dataclasses
+
+    from pipeline.signals.marker_names import select_markers
+
+    setup = study.model_setup(subject)
+    names = setup.get("marker_names") or {}
+    strip = bool(setup.get("strip_marker_prefix"))
+    if not names and not strip:
+        return recording
+    markers = recording.markers
+    chosen = select_markers(markers.labels, names=names, strip_marker_prefix=strip,
+                            file=recording.path)
+    idx = list(chosen.indices)
+    selected = dataclasses.replace(markers, labels=chosen.names, xyz_m=markers.xyz_m[:, idx],
+                                   residuals=markers.residuals[:, idx])
+    return dataclasses.replace(recording, markers=selected)
 
 
 def cmd_forceplates(args: argparse.Namespace) -> None:
@@ -72,7 +94,9 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
         cutoff_hz=cfg["cutoff_hz"], filter_order=cfg["filter_order"],
         correct_double_pass=cfg["correct_double_pass"], foot_markers=cfg["foot_markers"],
         assignment=override)
-    bodies = {"r": args.right_body, "l": args.left_body}
+    feet = study.model_setup(args.subject).get("foot_bodies") or {}
+    bodies = {"r": args.right_body or feet.get("right", "calcn_r"),
+              "l": args.left_body or feet.get("left", "calcn_l")}
     write_storage(args.mot, grf.table)
     try:
         write_external_loads(args.xml, datafile=Path(args.mot).name, bodies=bodies)
@@ -173,8 +197,10 @@ def register(subparsers: Any) -> None:
     _trial_args(p)
     p.add_argument("--mot", required=True, help="output GRF .mot")
     p.add_argument("--xml", required=True, help="output ExternalLoads .xml")
-    p.add_argument("--right-body", default="calcn_r", help="body the right GRF is applied to")
-    p.add_argument("--left-body", default="calcn_l", help="body the left GRF is applied to")
+    p.add_argument("--right-body", default=None, help="body the right GRF is applied to "
+                   "(default: models.<model>.foot_bodies.right, else calcn_r)")
+    p.add_argument("--left-body", default=None, help="body the left GRF is applied to "
+                   "(default: models.<model>.foot_bodies.left, else calcn_l)")
 
     p = add_command(subparsers, "emg-envelope", cmd_emg_envelope,
                     "C3D EMG -> un-normalised linear envelopes .sto")

@@ -176,4 +176,5 @@ def _check_bodies(model: Any, loads: Any, file: Path) -> None:
     if missing:
         raise IDError(describe(file, f"external loads are applied to bodies the model lacks: "
                                f"{', '.join(missing)}",
-                               "name the model's foot bodies in the force-plate settings"))
+                               "name the model's foot bodies in models.<model>.foot_bodies "
+                               "(right: ..., left: ...) in config.yaml"))
