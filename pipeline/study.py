@@ -44,6 +44,7 @@ MODEL_SETUP_DEFAULTS: dict[str, Any] = {
     "marker_names": {},
     "strip_marker_prefix": False,
     "add_markers": {},
+    "drop_emg": [],
     "foot_bodies": {"right": "calcn_r", "left": "calcn_l"},
     "scaling": {"axes": "uniform", "pairs": {}, "static_pose_deg": {}},
 }

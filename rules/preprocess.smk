@@ -45,6 +45,7 @@ rule emg_envelope:
         c3d=get_c3d,
     output:
         sto="results/{subject}/trials/{trial}/emg_envelope.sto",
+        quality="results/{subject}/trials/{trial}/emg_quality.json",
     params:
         cli=PIPELINE,
     log:
@@ -55,7 +56,7 @@ rule emg_envelope:
         "envs/pipeline.yaml"
     shell:
         "{params.cli} --log {log} emg-envelope --study . --subject {wildcards.subject}"
-        " --trial {wildcards.trial} --out {output.sto}"
+        " --trial {wildcards.trial} --out {output.sto} --quality {output.quality}"
 
 
 rule emg_maxima:

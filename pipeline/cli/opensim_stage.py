@@ -237,7 +237,9 @@ def _collect(args: argparse.Namespace) -> None:
 
     study = _study(args)
     setup = study.model_setup(args.subject)
-    excitations = setup.get("excitations") or {}
+    dropped = set(setup.get("drop_emg") or [])
+    excitations = {mtu: {e: w for e, w in (mapping or {}).items() if e not in dropped}
+                   for mtu, mapping in (setup.get("excitations") or {}).items()}
     if not excitations:
         raise MuscleAnalysisError(describe(study.root / "config.yaml", "no MTUs mapped to EMG",
                                            "fill models.<model>.excitations"))

@@ -112,7 +112,13 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import envelope_table
 
     study = _study(args)
-    channels = study.model_setup(args.subject)["emg_channels"]
+    setup = study.model_setup(args.subject)
+    dropped = set(setup.get("drop_emg") or [])
+    channels = {label: name for label, name in setup["emg_channels"].items()
+                if name not in dropped}
+    if dropped:
+        log.info("EMG dropped by models.<model>.drop_emg (their MTUs count as unrecorded): %s",
+                 ", ".join(sorted(dropped)))
     path = study.c3d_path(args.subject, args.trial)
     recording = read_c3d(path)
     if not recording.analogs.labels:
@@ -120,8 +126,36 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
                                 "export the trial with its EMG channels"))
     table = envelope_table(recording.analogs, channels, first_time_s=recording.first_time_s,
                            options=study.config["emg"], file=path)
+    if args.quality:
+        _write_emg_quality(args, study, recording, setup["emg_channels"], path)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels)", args.out, len(table.labels))
+
+
+def _write_emg_quality(args: argparse.Namespace, study: Any, recording: Any,
+                       channels: dict[str, str], path: Path) -> None:
+    """emg_quality.json of every configured channel (dropped ones too: the report shows why)."""
+    import numpy as np
+
+    from pipeline.signals.emg import emg_envelope, select_channels
+    from pipeline.signals.emg_quality import trial_quality
+
+    opts = study.config["emg"]
+    names, raw = select_channels(recording.analogs, channels, file=path)
+    env = emg_envelope(raw, rate_hz=recording.analogs.rate_hz, file=path,
+                       bandpass_hz=tuple(opts["bandpass_hz"]),
+                       bandpass_order=int(opts["bandpass_order"]),
+                       lowpass_hz=float(opts["lowpass_hz"]),
+                       lowpass_order=int(opts["lowpass_order"]),
+                       remove_offset=bool(opts["remove_offset"]),
+                       correct_double_pass=bool(opts["correct_double_pass"]))
+    times = recording.first_time_s + np.arange(env.shape[0]) / recording.analogs.rate_hz
+    quality = trial_quality(names, list(channels), raw, env, rate_hz=recording.analogs.rate_hz,
+                            times_s=times, options=opts.get("quality") or {},
+                            trial=f"{args.subject}/{args.trial}")
+    quality["dropped"] = sorted(set(study.model_setup(args.subject).get("drop_emg") or []))
+    quality["provenance"] = study_provenance(study.config, [path])
+    write_json_atomic(args.quality, quality)
 
 
 def cmd_emg_maxima(args: argparse.Namespace) -> None:
@@ -206,6 +240,8 @@ def register(subparsers: Any) -> None:
                     "C3D EMG -> un-normalised linear envelopes .sto")
     _trial_args(p)
     p.add_argument("--out", required=True, help="output .sto")
+    p.add_argument("--quality", default=None,
+                   help="output JSON of EMG quality per channel (SNR, flags, warnings)")
 
     p = add_command(subparsers, "emg-maxima", cmd_emg_maxima,
                     "maximum envelope per EMG channel over a subject's MVC (or dynamic) trials")
