@@ -188,3 +188,25 @@ def load_recordings(root: Path, subject: str,
         if marker_errors is not None or grf is not None:
             recordings.append(TrialRecording(trial, role, marker_errors=marker_errors, grf=grf))
     return recordings
+
+
+def load_gait_trials(root: Path, subject: str, trial_roles: Mapping[str, str]) -> list:
+    """:class:`pipeline.plots.gait.GaitTrial` of every dynamic trial: IK, ID, GRF, EMG, the
+    EMG quality flags and the cycle windows of events.json."""
+    from pipeline.plots.gait import GaitTrial
+
+    trials = []
+    for trial, role in trial_roles.items():
+        folder = trial_dir(root, subject, trial)
+        events = read_json(folder / "events.json", required=False)
+        quality = read_json(folder / "emg_quality.json", required=False)
+        windows = tuple((float(a), float(b)) for a, b in events.get("windows") or [])
+        flags = {name: list(q.get("flags") or [])
+                 for name, q in (quality.get("channels") or {}).items()}
+        for name in quality.get("dropped") or []:
+            flags.setdefault(name, []).append("dropped")
+        trials.append(GaitTrial(trial, role, windows, angles=read_signals(folder / "ik.mot"),
+                                moments=read_signals(folder / "id.sto"),
+                                grf=read_signals(folder / "grf.mot"),
+                                emg=read_signals(folder / "emg.sto"), emg_flags=flags))
+    return trials

@@ -39,12 +39,17 @@ def figure_inputs(study: Study, methods: Sequence[str], wildcards: Any) -> dict[
     files["marker_errors"] = [f"{trials}/{t}/_ik_marker_errors.sto" for t in dynamic]
     if study.model_setup(subject).get("force_plates"):
         files["grf"] = [f"{trials}/{t}/grf.mot" for t in dynamic]
+    for key, name in (("ik", "ik.mot"), ("id", "id.sto"), ("events", "events.json"),
+                      ("emg", "emg.sto"), ("emg_quality", "emg_quality.json")):
+        files[key] = [f"{trials}/{t}/{name}" for t in dynamic]
     return files
 
 
 def report_inputs(study: Study, methods: Sequence[str], wildcards: Any) -> dict[str, Any]:
     """Every subject's figure folder and calibration outputs."""
-    files: dict[str, Any] = {"figures": [f"results/{s}/figures" for s in study.subject_names]}
+    files: dict[str, Any] = {"figures": [f"results/{s}/figures" for s in study.subject_names],
+                             "scale_reports": [f"results/{s}/model/scale_report.json"
+                                               for s in study.subject_names]}
     for subject in study.subject_names:
         for key, path in method_outputs(subject, methods).items():
             files[f"{subject}_{key}"] = path
