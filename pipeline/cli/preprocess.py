@@ -54,6 +54,9 @@ def cmd_markers(args: argparse.Namespace) -> None:
         recording, lab_frame=study.config["lab_frame"], cutoff_hz=cfg["cutoff_hz"],
         filter_order=cfg["filter_order"], correct_double_pass=cfg["correct_double_pass"],
         max_gap_s=cfg["max_gap_s"], long_gap=cfg["long_gap"])
+    from pipeline.signals.frame_check import check_lab_frame
+
+    check_lab_frame(table.xyz_m, lab_frame=study.config["lab_frame"], file=recording.path)
     write_trc(args.out, table, orig_start_frame=recording.first_frame + 1)
     log.info("wrote %s (%d markers, %d frames)", args.out, len(table.labels), len(table.times_s))
 
