@@ -4,3 +4,10 @@
 
 
 include: "pipeline/workflow/Snakefile"
+
+
+# A rule of an included file is never the default target, so this file names it.
+rule default:
+    input:
+        rules.all.input,
+    default_target: True
