@@ -218,6 +218,16 @@ def cmd_events(args: argparse.Namespace) -> None:
         start_s=_optional_time(row.get("start_s")),
         end_s=_optional_time(row.get("end_s")), min_cycle_s=ev["min_cycle_s"],
         file=str(recording.path))
+    spec = str(row.get("cycles") or "").strip()
+    if spec:
+        from pipeline.signals.events import select_cycles
+
+        result["all_windows"] = result["windows"]
+        result["windows"], result["cycle_numbers"] = select_cycles(
+            result["windows"], spec, file=str(recording.path))
+        result["cycles"] = spec
+        log.info("%s/%s: cycles %s of %d: %s", args.subject, args.trial, spec,
+                 len(result["all_windows"]), result["windows"])
     result["provenance"] = study_provenance(study.config, [recording.path])
     write_json_atomic(args.out, result)
     log.info("wrote %s (%d windows from %s)", args.out, len(result["windows"]), result["source"])
