@@ -89,8 +89,46 @@ def test_rule_inputs_cover_every_method_and_trial(tmp_path: Path) -> None:
     assert files["nms_inputs"] == ["results/s02/trials/flex1/nms_inputs.npz",
                                    "results/s02/trials/flex2/nms_inputs.npz"]
     assert "grf" not in files  # demo-arm has no force plates
+    # The per-cycle figures read each dynamic trial's OpenSim, EMG and events outputs (the
+    # synthetic study has no such files; the workflow writes them upstream).
+    for key, name in (("ik", "ik.mot"), ("id", "id.sto"), ("events", "events.json"),
+                      ("emg", "emg.sto"), ("emg_quality", "emg_quality.json")):
+        assert files.pop(key) == [f"results/s02/trials/{t}/{name}" for t in ("flex1", "flex2")]
     for value in files.values():
         for path in [value] if isinstance(value, str) else value:
             assert (root / path).exists(), path
     report = report_inputs(study, ["gradient"], SimpleNamespace())
     assert report["figures"] == ["results/s01/figures", "results/s02/figures"]
+    assert report["scale_reports"] == [f"results/{s}/model/scale_report.json" for s in SUBJECTS]
+
+
+def test_every_manifest_figure_is_in_the_html(report: tuple[Path, str]) -> None:
+    import json
+
+    root, html = report
+    for subject in SUBJECTS:
+        folder = root / f"results/{subject}/figures"
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        section = html.split(f'id="subject-{subject}"')[1].split("<section")[0]
+        assert manifest["figures"]
+        for entry in manifest["figures"]:
+            data = base64.b64encode((folder / entry["file"]).read_bytes()).decode("ascii")
+            assert data in section, entry["file"]
+            assert entry["title"].replace("&", "&amp;") in section
+
+
+def test_report_renders_in_headless_chromium(report: tuple[Path, str], tmp_path: Path) -> None:
+    import shutil
+
+    root, _ = report
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (.ci/run installs it: apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--hide-scrollbars", "--window-size=1280,2400",
+                             f"--screenshot={shot}", (root / "results/report.html").as_uri()],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 50_000  # a page with text and figures
