@@ -38,6 +38,8 @@ class GaitTrial:
     name: str
     role: str
     windows_s: tuple[tuple[float, float], ...] = ()
+    sides: tuple[str, ...] = ()             # per window: "r", "l" or "" (unknown)
+    source: str = ""                        # events.json source: c3d, grf, kinematics
     angles: Signals | None = None       # ik.mot, degrees
     moments: Signals | None = None      # id.sto, N·m / N
     grf: Signals | None = None          # grf.mot, N
@@ -58,8 +60,28 @@ def cycle_curves(signal: np.ndarray, time_s: np.ndarray,
     return curves
 
 
+def side_of(name: str) -> str:
+    """``"r"``/``"l"`` for names such as ``knee_angle_r``, ``ground_force_l_vy``; else ``""``."""
+    for side in ("r", "l"):
+        if name.endswith(f"_{side}") or f"_{side}_" in name:
+            return side
+    return ""
+
+
+def _windows(trial: GaitTrial, side: str) -> list[tuple[float, float]]:
+    """The trial's windows of ``side`` (all when the side or the windows' sides are unknown)."""
+    if not side or len(trial.sides) != len(trial.windows_s):
+        return list(trial.windows_s)
+    return [w for w, s in zip(trial.windows_s, trial.sides, strict=True) if s in (side, "")]
+
+
+def _xlabel(trials: Sequence[GaitTrial]) -> str:
+    return "stance (%)" if trials and all(t.source == "grf" for t in trials) else "cycle (%)"
+
+
 def _panels(trials: Sequence[GaitTrial], pick, names: Sequence[str], *, scale: float,
-            ylabel: str, key: str, flags: Mapping[str, Sequence[str]] | None = None) -> Figure:
+            ylabel: str, key: str, flags: Mapping[str, Sequence[str]] | None = None,
+            side: str = "") -> Figure:
     rows, cols = grid_shape(len(names), max_cols=3)
     fig, axes = new_figure(rows, cols, panel_width_in=3.3, panel_height_in=2.3)
     flat = axes.ravel()
@@ -71,8 +93,11 @@ def _panels(trials: Sequence[GaitTrial], pick, names: Sequence[str], *, scale: f
             if signals is None or name not in signals.names:
                 continue
             color = TRIAL_COLORS[j % len(TRIAL_COLORS)]
+            windows = _windows(trial, side_of(name) or side)
+            if trial.windows_s and not windows:
+                continue
             for k, curve in enumerate(cycle_curves(signals.get(name) * scale, signals.time_s,
-                                                   trial.windows_s)):
+                                                   windows)):
                 style = "-" if trial.role == "calibration" else "--"
                 ax.plot(PERCENT, curve, style, color=color, lw=1.2,
                         label=f"{trial.name} ({trial.role})" if k == 0 else None)
@@ -89,10 +114,16 @@ def _panels(trials: Sequence[GaitTrial], pick, names: Sequence[str], *, scale: f
         if not drawn:
             empty_panel(ax, "no data in any cycle")
     hide_unused(axes, len(names))
-    label_bottom_panels(axes, "cycle (%)")
-    handles, labels = flat[0].get_legend_handles_labels()
+    label_bottom_panels(axes, _xlabel(trials))
+    handles, labels = [], []
+    for ax in flat:
+        for h, lb in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lb not in labels:
+                handles.append(h)
+                labels.append(lb)
     if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=7, frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)),
+                   fontsize=8, frameon=False)
     return fig
 
 
@@ -127,9 +158,10 @@ def grf_bw_figure(trials: Sequence[GaitTrial], *, mass_kg: float) -> Figure:
 
 
 @styled
-def emg_figure(trials: Sequence[GaitTrial]) -> Figure:
+def emg_figure(trials: Sequence[GaitTrial], *, side: str = "") -> Figure:
     """Normalised EMG envelopes per channel and cycle; a flagged channel's title is red and
-    names its flags (see emg_quality.json)."""
+    names its flags (see emg_quality.json). ``side`` ("r"/"l"): the recorded leg, whose
+    cycles are shown."""
     names = sorted({n for t in trials if t.emg is not None for n in t.emg.names} |
                    {n for t in trials for n in t.emg_flags})
     if not names:
@@ -137,7 +169,7 @@ def emg_figure(trials: Sequence[GaitTrial]) -> Figure:
         empty_panel(axes[0, 0], "no EMG")
         return fig
     fig = _panels(trials, lambda t: t.emg, names, scale=1.0, ylabel="excitation (0-1)",
-                  key="emg", flags={})
+                  key="emg", flags={}, side=side)
     for name in names:
         bad = sorted({f for t in trials for f in (t.emg_flags.get(name) or [])})
         record(fig, f"emg_flags/{name}", bad)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -205,8 +205,24 @@ def load_gait_trials(root: Path, subject: str, trial_roles: Mapping[str, str]) -
                  for name, q in (quality.get("channels") or {}).items()}
         for name in quality.get("dropped") or []:
             flags.setdefault(name, []).append("dropped")
-        trials.append(GaitTrial(trial, role, windows, angles=read_signals(folder / "ik.mot"),
-                                moments=read_signals(folder / "id.sto"),
-                                grf=read_signals(folder / "grf.mot"),
+        grf = read_signals(folder / "grf.mot")
+        trials.append(GaitTrial(trial, role, windows, _window_sides(windows, grf),
+                                str(events.get("source", "")),
+                                angles=read_signals(folder / "ik.mot"),
+                                moments=read_signals(folder / "id.sto"), grf=grf,
                                 emg=read_signals(folder / "emg.sto"), emg_flags=flags))
     return trials
+
+
+def _window_sides(windows: Sequence[tuple[float, float]], grf: Signals | None) -> tuple:
+    """Per window, the foot loaded at its midpoint ("r"/"l", from grf.mot), "" if neither or
+    both."""
+    if grf is None:
+        return tuple("" for _ in windows)
+    sides = []
+    for t0, t1 in windows:
+        mid = 0.5 * (t0 + t1)
+        loaded = [s for s in ("r", "l") if grf.has_data(f"ground_force_{s}_vy") and
+                  np.interp(mid, grf.time_s, grf.get(f"ground_force_{s}_vy")) > 20.0]
+        sides.append(loaded[0] if len(loaded) == 1 else "")
+    return tuple(sides)

@@ -23,6 +23,7 @@ from pipeline.plots.gait import (
     grf_bw_figure,
     joint_angles_figure,
     moments_per_kg_figure,
+    side_of,
 )
 from pipeline.plots.load import load_gait_trials, load_method, load_recordings
 from pipeline.plots.muscles import (
@@ -67,6 +68,7 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
     band_cfg = config["calibration"]["penalties"]["fiber_length"]
     band = (float(band_cfg["lower"]), float(band_cfg["upper"]))
     jobs: list[FigureJob] = []
+    jobs += gait_jobs(study, subject, roles)
     results = [load_method(root, subject, m, roles) for m in methods]
     for result in results:
         m, trials = result.method, result.trials
@@ -104,7 +106,6 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
         jobs.append(FigureJob("methods", "Calibration methods compared",
                               "Calibration wall time and mean validation RMSE and R² of each "
                               "method that ran.", _bind(method_comparison_figure, results)))
-    jobs += gait_jobs(study, subject, roles)
     recordings = load_recordings(root, subject, roles)
     threshold = config.get("opensim", {}).get("ik", {}).get("max_rms_error_m")
     jobs.append(FigureJob("marker_errors", "IK marker errors",
@@ -146,11 +147,13 @@ def gait_jobs(study: Study, subject: str, roles: dict[str, str]) -> list[FigureJ
                               "force of each foot in body weights, each cycle normalised to "
                               "0-100 %. Walking: vertical peaks 1.0-1.3 BW.",
                               _bind(grf_bw_figure, trials, mass_kg=mass)))
+    sides = {side_of(d) for d in dofs} - {""}
+    emg_side = sides.pop() if len(sides) == 1 else ""
     jobs.append(FigureJob("emg", "EMG envelopes and quality",
                           "Normalised EMG envelopes per channel and cycle; a red title names "
                           "the channel's quality flags (dead, flat, saturated, line_noise, "
                           "dropped) from emg_quality.json, whose warnings say what to do.",
-                          _bind(emg_figure, trials)))
+                          _bind(emg_figure, trials, side=emg_side)))
     return jobs
 
 

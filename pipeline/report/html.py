@@ -176,7 +176,9 @@ def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figur
         for entry in manifest.get("figures", []):
             if entry.get("method") != current_method:
                 current_method = entry.get("method")
-                heading = f"Method: {current_method}" if current_method else "All methods"
+                seen_method = any("<h3>Method: " in part for part in parts)
+                heading = (f"Method: {current_method}" if current_method
+                           else "All methods" if seen_method else "Movement data")
                 parts.append(f"<h3>{escape(heading)}</h3>")
             path = figure_dir / entry["file"]
             if not path.exists():
