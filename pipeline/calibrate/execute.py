@@ -22,6 +22,7 @@ from pipeline.calibrate.problem import TrialBatch
 from pipeline.errors import CalibrationError, describe
 from pipeline.fileio import atomic_path
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms.model import TendonModel
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
                                for k, v in values.items()})
 
 
-def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: str,
+def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
             emd_s: float = DEFAULT_EMD_S) -> ModelOutput:
     """Run the model without gradients on every trial of ``batch``."""
     with torch.no_grad():

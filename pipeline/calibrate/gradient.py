@@ -181,28 +181,31 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
                               max_eval=opts.polish_iterations, history_size=50,
                               line_search_fn="strong_wolfe", tolerance_grad=1e-12,
                               tolerance_change=1e-16)
-    best = {"loss": best_loss, "z": z0}
+    best_z, best_loss_seen = z0, best_loss
     offset = history[-1]["iteration"] if history else 0
     first_row = len(history)
     bar = tqdm(total=opts.polish_iterations, file=sys.stderr, disable=not opts.progress,
                desc="calibrate (L-BFGS)", dynamic_ncols=True, leave=False)
 
     def closure() -> torch.Tensor:
+        nonlocal best_z, best_loss_seen
         lbfgs.zero_grad(set_to_none=True)
         total, tracking, penalty = terms(spec.to_physical(z))
         loss = float(total.detach())
         if not math.isfinite(loss):
             raise _PolishStop(f"non-finite loss {loss}")
         total.backward()
+        if z.grad is None:
+            raise _PolishStop("the loss does not depend on the parameters (no gradient)")
         if not bool(torch.isfinite(z.grad).all()):
             raise _PolishStop("non-finite gradient")
         history.append({"iteration": offset + len(history) - first_row + 1, "loss": loss,
                         "tracking": float(tracking.detach()), "penalty": float(penalty.detach()),
                         "lr": math.nan, "elapsed_s": time.perf_counter() - start})
-        if loss < best["loss"]:
-            best.update(loss=loss, z=z.detach().clone())
+        if loss < best_loss_seen:
+            best_z, best_loss_seen = z.detach().clone(), loss
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.6g}", best=f"{best['loss']:.6g}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.6g}", best=f"{best_loss_seen:.6g}", refresh=False)
         return total
 
     try:
@@ -211,9 +214,9 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
         log.info("L-BFGS polish stopped early (%s); keeping its best iterate", exc)
     finally:
         bar.close()
-    log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best["loss"],
+    log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best_loss_seen,
              len(history) - first_row)
-    return best["z"], float(best["loss"])
+    return best_z, best_loss_seen
 
 
 class _PolishStop(Exception):

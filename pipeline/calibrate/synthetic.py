@@ -19,6 +19,7 @@ import torch
 from pipeline.calibrate.problem import TrialBatch, batch_from_arrays
 from pipeline.calibrate.spec import MuscleProperties, ParameterSpec, build_spec
 from pipeline.nms import make_reference_problem
+from pipeline.nms.model import TendonModel
 
 #: Calibration config for synthetic problems (the default config.yaml's, wider l0/lts).
 SYNTHETIC_CALIBRATION: dict[str, Any] = {
@@ -50,13 +51,13 @@ class SyntheticProblem:
     calibration: TrialBatch
     validation: TrialBatch
     truth: np.ndarray  #: true free-parameter vector (spec order)
-    tendon: str
+    tendon: TendonModel
     emd_s: float
     config: dict[str, Any]
 
 
 def make_problem(*, n_mtus: int = 16, n_dofs: int = 3, n_calibration: int = 3,
-                 n_validation: int = 3, n_samples: int = 500, tendon: str = "elastic",
+                 n_validation: int = 3, n_samples: int = 500, tendon: TendonModel = "elastic",
                  seed: int = 0, noise: bool | float = False, model_error: float = 0.0,
                  calibration: dict[str, Any] | None = None) -> SyntheticProblem:
     """A reference problem split into calibration and validation batches, with its truth.

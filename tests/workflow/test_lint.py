@@ -54,3 +54,14 @@ def test_invalid_study_stops_workflow_with_clear_message(template_study: Path) -
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "trials.tsv row 8: file c3d/s01/flex2.c3d does not exist" in output
+
+
+def test_rule_threads_reach_torch(template_study: Path) -> None:
+    """A profile's set-threads (the SLURM profile's) becomes calibrate's --threads, which the CLI
+    hands to torch.set_num_threads."""
+    result = _run(["-n", "--cores", "4", "--printshellcmds", "--set-threads", "calibrate=3",
+                   "--until", "calibrate"], template_study)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    commands = [line for line in output.splitlines() if " calibrate --study" in line]
+    assert commands and all("--threads 3" in line for line in commands), output

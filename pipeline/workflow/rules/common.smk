@@ -102,7 +102,8 @@ def get_calibration_inputs(wildcards):
 
 
 def get_validation_inputs(wildcards):
-    """Calibrated parameters and the NMS input file of each validation trial (may be none)."""
+    """Calibrated parameters, the NMS input file of each validation trial (may be none) and of
+    each calibration trial (executed for the figures)."""
     return {
         "parameters": (
             f"results/{wildcards.subject}/calibration/{wildcards.method}/parameters.json"
@@ -110,6 +111,10 @@ def get_validation_inputs(wildcards):
         "trials": [
             f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
             for trial in validation_trials(wildcards.subject)
+        ],
+        "calibration_trials": [
+            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
+            for trial in calibration_trials(wildcards.subject)
         ],
     }
 

@@ -21,7 +21,7 @@ rule figures:
         figures=report(
             directory("results/{subject}/figures"),
             patterns=["{name}.png"],
-            caption="../pipeline/report/captions/figures.rst",
+            caption="../../report/captions/figures.rst",
             category="Figures",
             subcategory="{subject}",
         ),

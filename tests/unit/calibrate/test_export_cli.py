@@ -18,7 +18,7 @@ from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient, his
 from pipeline.calibrate.run import calibrate
 from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem, perturbed_start
 from pipeline.errors import CalibrationError
-from pipeline.io.nms_inputs import NMSTrial, write_nms_trial
+from pipeline.io.nms_inputs import NMSTrial, read_nms_trial, write_nms_trial
 
 MUSCLES = {"flexor": (0.10, 0.20, 500.0, 0.1), "extensor": (0.12, 0.15, 700.0, 0.2)}
 
@@ -148,7 +148,7 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
     assert muscle.getMaxIsometricForce() == pytest.approx(entry["max_isometric_force_n"]["value"])
 
     assert main(["execute", *common, "--parameters", str(out / "parameters.json"),
-                 "--inputs", *val]) == 0
+                 "--inputs", *val, "--calibration-inputs", *cal]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["trials"]["val0"]["elbow_flexion"]) == {"rmse_nm", "r2"}
     assert metrics["mean_rmse_nm"] >= 0 and metrics["mean_r2"] <= 1
@@ -157,6 +157,14 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
     assert labels == ["time", "elbow_flexion"] and data.shape == (80, 2)
     for stem in ("forces", "activations", "fiber_lengths"):
         assert (out / "execution" / "val0" / f"{stem}.sto").exists()
+    # The calibration trials are executed too (the figures read them): their moments reproduce
+    # the calibration fit that calibrate reported.
+    for k, path in enumerate(cal):
+        _, executed = read_sto(out / "execution" / f"cal{k}" / "moments.sto")
+        reference = read_nms_trial(path).id_moment_nm[0]
+        rmse = float(np.sqrt(np.mean((executed[:, 1] - reference) ** 2)))
+        fit = metrics["calibration"]["trials"][f"cal{k}"]["elbow_flexion"]["rmse_nm"]
+        assert rmse == pytest.approx(fit, rel=1e-6, abs=1e-9)
 
 
 def test_execute_without_validation_trials_warns(template_study: Path, tmp_path: Path) -> None:
