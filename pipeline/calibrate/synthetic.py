@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from pipeline.calibrate.problem import TrialBatch, batch_from_arrays
 from pipeline.calibrate.spec import MuscleProperties, ParameterSpec, build_spec
@@ -153,10 +152,6 @@ def add_noise(signals: dict[str, np.ndarray], *, dt_s: float, seed: int,
     sd = moments.std(axis=(0, 2), keepdims=True)
     moments = moments + moment_rel_sd * sd * _smooth(rng, moments.shape, width)
     return {"excitation": exc, "mtu_length_m": lmt, "moment_arm_m": arm, "id_moment_nm": moments}
-
-
-def as_torch(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float64)
 
 
 def recovery_errors(spec: ParameterSpec, p: np.ndarray, truth: np.ndarray

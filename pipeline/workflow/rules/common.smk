@@ -19,14 +19,6 @@ wildcard_constraints:
     method="gradient|annealing|synergy_hybrid",
 
 
-def trial_dir(subject, trial):
-    return Path("results", subject, "trials", trial)
-
-
-def dynamic_trials(subject):
-    return [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")]
-
-
 def calibration_trials(subject):
     return [r["trial"] for r in STUDY.trials_of(subject, role="calibration")]
 
