@@ -32,7 +32,9 @@ from pipeline.errors import CalibrationError, describe
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("iteration", "loss", "tracking", "penalty", "lr", "elapsed_s")
+#: Columns of history.tsv. ``lr`` is AdamW's learning rate and ``temperature`` annealing's; a
+#: row of the other kind of step (L-BFGS, least squares, the other method) has NaN there.
+HISTORY_COLUMNS = ("iteration", "loss", "tracking", "penalty", "lr", "temperature", "elapsed_s")
 TermsFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
@@ -224,9 +226,11 @@ class _PolishStop(Exception):
 
 
 def history_tsv(history: list[dict[str, float]]) -> str:
-    """The history as tab-separated text with a header (``HISTORY_COLUMNS``)."""
+    """The history as tab-separated text with a header (``HISTORY_COLUMNS``); a column a row
+    does not have is written as ``nan``."""
     lines = ["\t".join(HISTORY_COLUMNS)]
     for row in history:
         lines.append("\t".join(
-            str(int(row[c])) if c == "iteration" else f"{row[c]:.10g}" for c in HISTORY_COLUMNS))
+            str(int(row[c])) if c == "iteration" else f"{row.get(c, math.nan):.10g}"
+            for c in HISTORY_COLUMNS))
     return "\n".join(lines) + "\n"

@@ -143,7 +143,8 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         p = spec.denormalise(res.x)
         iterations, wall, converged = res.evaluations, res.wall_s, res.converged
         history = [{"iteration": h["evaluations"], "loss": h["loss"], "tracking": np.nan,
-                    "penalty": np.nan, "lr": h["temperature"], "elapsed_s": np.nan}
+                    "penalty": np.nan, "lr": np.nan, "temperature": h["temperature"],
+                    "elapsed_s": np.nan}
                    for h in res.history]
     with torch.no_grad():
         terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))

@@ -19,6 +19,7 @@ from pipeline.calibrate.run import calibrate
 from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem, perturbed_start
 from pipeline.errors import CalibrationError
 from pipeline.io.nms_inputs import NMSTrial, read_nms_trial, write_nms_trial
+from pipeline.study import load_study
 
 MUSCLES = {"flexor": (0.10, 0.20, 500.0, 0.1), "extensor": (0.12, 0.15, 700.0, 0.2)}
 
@@ -88,7 +89,7 @@ def test_nan_guard_restores_and_then_raises() -> None:
     result = calibrate_gradient(flaky, problem.spec, options=opts)
     assert np.isfinite(result.loss) and result.iterations == 30
     assert history_tsv(result.history).splitlines()[0] == (
-        "iteration\tloss\ttracking\tpenalty\tlr\telapsed_s")
+        "iteration\tloss\ttracking\tpenalty\tlr\ttemperature\telapsed_s")
 
     def broken(p: torch.Tensor):
         terms = objective.terms(p)
@@ -139,7 +140,15 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
         assert {"value", "initial", "lower", "upper", "at_bound", "se"} <= set(entry[key])
     assert {"package_version", "config_sha256", "seed", "input_sha256"} <= set(doc["provenance"])
     assert "flags" in doc["identifiability"] and doc["wall_s"] > 0
-    assert (out / "history.tsv").read_text().startswith("iteration\tloss")
+    history = np.atleast_1d(np.genfromtxt(out / "history.tsv", names=True, delimiter="\t"))
+    if method == "annealing":  # one row per temperature, cooling from t0 by rt; no learning rate
+        config = load_study(template_study, check_files=False).config
+        annealing = config["calibration"]["annealing"]
+        assert np.all(np.isnan(history["lr"]))
+        np.testing.assert_allclose(history["temperature"], annealing["t0"] * annealing["rt"]
+                                   ** np.arange(len(history)), rtol=1e-9)
+    else:  # AdamW rows have a learning rate; no temperature anywhere
+        assert np.all(np.isnan(history["temperature"])) and np.isfinite(history["lr"][0])
     import opensim
 
     model = opensim.Model(str(out / "calibrated.osim"))
