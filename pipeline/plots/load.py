@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import layout
 from pipeline.errors import PipelineError, describe
 from pipeline.io.nms_inputs import read_nms_trial
 from pipeline.io.opensim_files import read_storage
@@ -35,16 +36,12 @@ class ResultsError(PipelineError):
     """A result file needed for figures or the report is missing or malformed."""
 
 
-def subject_dir(root: Path, subject: str) -> Path:
-    return Path(root) / "results" / subject
-
-
 def method_dir(root: Path, subject: str, method: str) -> Path:
-    return subject_dir(root, subject) / "calibration" / method
+    return Path(root) / layout.method_dir(subject, method)
 
 
 def trial_dir(root: Path, subject: str, trial: str) -> Path:
-    return subject_dir(root, subject) / "trials" / trial
+    return Path(root) / layout.trial_dir(subject, trial)
 
 
 def read_json(path: Path, *, required: bool = True) -> dict:
@@ -151,7 +148,7 @@ def load_method(root: Path, subject: str, method: str,
     parameters = read_json(base / "parameters.json")
     metrics = read_json(base / "metrics.json")
     by_trial = all_trial_metrics(metrics)
-    nms_paths = {t: trial_dir(root, subject, t) / "nms_inputs.npz" for t in trial_roles}
+    nms_paths = {t: Path(root) / layout.nms_inputs(subject, t) for t in trial_roles}
     trials = []
     for trial, role in trial_roles.items():
         id_moments, excitations = nms_signals(nms_paths[trial])

@@ -1,8 +1,9 @@
 # The one place for Python in the workflow: load and validate the study with the package's own
 # validator, derive wildcard constraints from the sheets, and define the get_* input functions.
+# Every results path comes from pipeline.layout (the package reads results through it too).
 import sys
-from pathlib import Path
 
+from pipeline import layout
 from pipeline.provenance import config_section_hash
 from pipeline.study import load_study
 
@@ -38,13 +39,12 @@ def get_static_c3d(wildcards):
 
 def all_outputs():
     """Every output of the DESIGN.md contract for every subject and calibration method."""
-    targets = ["results/report.html"]
+    targets = [layout.REPORT]
     for subject in STUDY.subject_names:
-        targets.append(f"results/{subject}/model/scaled.osim")
+        targets.append(layout.scaled_model(subject))
         for method in METHODS:
-            base = f"results/{subject}/calibration/{method}"
-            targets += [f"{base}/parameters.json", f"{base}/metrics.json",
-                        f"{base}/calibrated.osim"]
+            targets += [layout.method_file(subject, method, name)
+                        for name in ("parameters.json", "metrics.json", "calibrated.osim")]
     return targets
 
 
@@ -54,25 +54,24 @@ def get_emg_maxima_envelopes(wildcards):
     rows = STUDY.trials_of(wildcards.subject, kind="mvc") or STUDY.trials_of(
         wildcards.subject, kind="dynamic"
     )
-    return [
-        str(Path("results", wildcards.subject, "trials", row["trial"], "emg_envelope.sto"))
-        for row in rows
-    ]
+    return [layout.trial_file(wildcards.subject, row["trial"], "emg_envelope.sto") for row in rows]
 
 
 # ---- input functions for rules/opensim.smk ----
 def get_static_trc(wildcards):
     """Markers of the subject's static trial (the first row with kind static)."""
     row = STUDY.static_trial(wildcards.subject)
-    return str(Path("results", wildcards.subject, "trials", row["trial"], "markers.trc"))
+    return layout.trial_file(wildcards.subject, row["trial"], "markers.trc")
 
 
 def get_id_loads(wildcards):
     """GRF and external loads, for models whose dynamic trials have force plates."""
     if not STUDY.model_setup(wildcards.subject).get("force_plates"):
         return {}
-    base = Path("results", wildcards.subject, "trials", wildcards.trial)
-    return {"external_loads": str(base / "external_loads.xml"), "grf": str(base / "grf.mot")}
+    return {
+        name: layout.trial_file(wildcards.subject, wildcards.trial, f"{name}.{ext}")
+        for name, ext in (("external_loads", "xml"), ("grf", "mot"))
+    }
 
 
 def get_id_load_args(wildcards, input):
@@ -85,9 +84,9 @@ def get_id_load_args(wildcards, input):
 def get_calibration_inputs(wildcards):
     """Scaled model and the NMS input file of each calibration trial of the subject."""
     return {
-        "model": f"results/{wildcards.subject}/model/scaled.osim",
+        "model": layout.scaled_model(wildcards.subject),
         "trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
+            layout.nms_inputs(wildcards.subject, trial)
             for trial in calibration_trials(wildcards.subject)
         ],
     }
@@ -96,31 +95,54 @@ def get_calibration_inputs(wildcards):
 def get_validation_inputs(wildcards):
     """Calibrated parameters, the NMS input file of each validation trial (may be none) and of
     each calibration trial (executed for the figures)."""
+    subject = wildcards.subject
     return {
-        "parameters": (
-            f"results/{wildcards.subject}/calibration/{wildcards.method}/parameters.json"
-        ),
-        "trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
-            for trial in validation_trials(wildcards.subject)
-        ],
-        "calibration_trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
-            for trial in calibration_trials(wildcards.subject)
-        ],
+        "parameters": layout.method_file(subject, wildcards.method, "parameters.json"),
+        "trials": [layout.nms_inputs(subject, t) for t in validation_trials(subject)],
+        "calibration_trials": [layout.nms_inputs(subject, t) for t in calibration_trials(subject)],
     }
 
 
 # ---- input functions for rules/synergies.smk ----
 def get_synergy_inputs(wildcards):
     """Scaled model and the NMS input files of the calibration and validation trials."""
-    trials = f"results/{wildcards.subject}/trials"
+    subject = wildcards.subject
     return {
-        "model": f"results/{wildcards.subject}/model/scaled.osim",
-        "trials": [
-            f"{trials}/{trial}/nms_inputs.npz" for trial in calibration_trials(wildcards.subject)
-        ],
-        "validation": [
-            f"{trials}/{trial}/nms_inputs.npz" for trial in validation_trials(wildcards.subject)
-        ],
+        "model": layout.scaled_model(subject),
+        "trials": [layout.nms_inputs(subject, t) for t in calibration_trials(subject)],
+        "validation": [layout.nms_inputs(subject, t) for t in validation_trials(subject)],
     }
+
+
+# ---- input functions for rules/report.smk ----
+def method_outputs(subject):
+    """parameters.json, metrics.json and history.tsv of every calibration method."""
+    return {
+        f"{method}_{name.split('.')[0]}": layout.method_file(subject, method, name)
+        for method in METHODS
+        for name in layout.METHOD_FILES
+    }
+
+
+def get_figure_inputs(wildcards):
+    """Calibration outputs per method plus the trial files one subject's figures read."""
+    subject = wildcards.subject
+    dynamic = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")]
+    modelled = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")
+                if r["role"] in ("calibration", "validation")]
+    files = method_outputs(subject)
+    files["nms_inputs"] = [layout.nms_inputs(subject, t) for t in modelled]
+    files["marker_errors"] = [layout.trial_file(subject, t, "_ik_marker_errors.sto")
+                              for t in dynamic]
+    if STUDY.model_setup(subject).get("force_plates"):
+        files["grf"] = [layout.trial_file(subject, t, "grf.mot") for t in dynamic]
+    return files
+
+
+def get_report_inputs(wildcards):
+    """Every subject's figure folder and calibration outputs."""
+    files = {"figures": [layout.figures_dir(s) for s in STUDY.subject_names]}
+    for subject in STUDY.subject_names:
+        for key, path in method_outputs(subject).items():
+            files[f"{subject}_{key}"] = path
+    return files

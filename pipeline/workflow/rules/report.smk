@@ -3,15 +3,8 @@
 #
 # Rerun selectivity: each rule passes the hash of only the config sections it reads as a params
 # value, so Snakemake's params rerun trigger reruns it when (and only when) those change;
-# upstream changes reach it through its inputs.
-from functools import partial
-
+# upstream changes reach it through its inputs. Input functions: common.smk.
 from pipeline.provenance import config_section_hash
-from pipeline.report.inputs import figure_inputs, report_inputs
-
-# Input functions (pipeline/report/inputs.py), bound to this study.
-get_figure_inputs = partial(figure_inputs, STUDY, METHODS)
-get_report_inputs = partial(report_inputs, STUDY, METHODS)
 
 
 rule figures:

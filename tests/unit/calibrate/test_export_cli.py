@@ -12,13 +12,13 @@ import torch
 from osim_helpers import build_osim
 
 from pipeline.__main__ import main
-from pipeline.calibrate.execute import read_sto
 from pipeline.calibrate.export import read_muscle_properties, write_calibrated_osim
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient, history_tsv
 from pipeline.calibrate.run import calibrate
 from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem, perturbed_start
 from pipeline.errors import CalibrationError
 from pipeline.io.nms_inputs import NMSTrial, read_nms_trial, write_nms_trial
+from pipeline.io.opensim_files import read_storage
 from pipeline.study import load_study
 
 MUSCLES = {"flexor": (0.10, 0.20, 500.0, 0.1), "extensor": (0.12, 0.15, 700.0, 0.2)}
@@ -162,16 +162,17 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
     assert set(metrics["trials"]["val0"]["elbow_flexion"]) == {"rmse_nm", "r2"}
     assert metrics["mean_rmse_nm"] >= 0 and metrics["mean_r2"] <= 1
     assert "cal0" in metrics["calibration"]["trials"]
-    labels, data = read_sto(out / "execution" / "val0" / "moments.sto")
-    assert labels == ["time", "elbow_flexion"] and data.shape == (80, 2)
+    executed = read_storage(out / "execution" / "val0" / "moments.sto")
+    assert executed.labels == ("elbow_flexion",) and executed.values.shape == (80, 1)
     for stem in ("forces", "activations", "fiber_lengths"):
         assert (out / "execution" / "val0" / f"{stem}.sto").exists()
     # The calibration trials are executed too (the figures read them): their moments reproduce
     # the calibration fit that calibrate reported.
     for k, path in enumerate(cal):
-        _, executed = read_sto(out / "execution" / f"cal{k}" / "moments.sto")
+        moments = read_storage(out / "execution" / f"cal{k}" / "moments.sto").column(
+            "elbow_flexion")
         reference = read_nms_trial(path).id_moment_nm[0]
-        rmse = float(np.sqrt(np.mean((executed[:, 1] - reference) ** 2)))
+        rmse = float(np.sqrt(np.mean((moments - reference) ** 2)))
         fit = metrics["calibration"]["trials"][f"cal{k}"]["elbow_flexion"]["rmse_nm"]
         assert rmse == pytest.approx(fit, rel=1e-6, abs=1e-9)
 
