@@ -15,7 +15,8 @@ Checks:
 * validation: the calibrated model predicts the held-out trials' moments with R^2 >= 0.8 and
   within 0.05 of the R^2 that the *true* parameters reach on the same (noisy) EMG: EMG-envelope
   noise bounds what any calibration can reach, and the truth measures that bound;
-* the calibrated .osim models carry the calibrated values (read back by OpenSim).
+* the calibrated .osim models carry the calibrated values (read back by OpenSim);
+* OpenSim's log goes to the rule logs, and no opensim.log is left in the study.
 
 The numbers are printed (``pytest -s``) and written to ``<study>/e2e_summary.json``.
 """
@@ -258,3 +259,27 @@ def test_calibrated_models_hold_the_calibrated_parameters(study: Path, truth: di
                         mismatches.append(f"{method} {subject} {mtu}.{key}: osim {in_model}, "
                                           f"parameters.json {entry[key]['value']}")
     assert not mismatches, mismatches
+
+
+def test_opensim_log_goes_to_the_rule_logs(study: Path) -> None:
+    """OpenSim's own messages ("[info] ...") land in each OpenSim rule's log; no opensim.log
+    is left in the study (the rules' working folder)."""
+    scale_logs = sorted((study / "logs" / "scale").glob("*.log"))
+    assert scale_logs
+    for log_file in scale_logs:
+        assert "[info]" in log_file.read_text(), log_file
+    assert not list(study.rglob("opensim.log"))
+
+
+def test_every_modelled_trial_is_executed(study: Path, config: dict) -> None:
+    """The figures read model outputs: execution writes them for calibration trials too."""
+    missing = []
+    for row in _trials(study):
+        if row["kind"] != "dynamic" or row["role"] not in ("calibration", "validation"):
+            continue
+        for method in _methods(config):
+            path = (study / "results" / row["subject"] / "calibration" / method / "execution"
+                    / row["trial"] / "moments.sto")
+            if not path.is_file():
+                missing.append(str(path.relative_to(study)))
+    assert not missing, missing
