@@ -1,12 +1,7 @@
 # Figures per subject and the study's self-contained HTML report (pipeline/plots, pipeline/report).
 # STUDY, PIPELINE, METHODS and the trial helpers come from common.smk.
-#
-# Rerun selectivity: each rule passes the hash of only the config sections it reads as a params
-# value, so Snakemake's params rerun trigger reruns it when (and only when) those change;
-# upstream changes reach it through its inputs.
 from functools import partial
 
-from pipeline.provenance import config_section_hash
 from pipeline.report.inputs import figure_inputs, report_inputs
 
 # Input functions (pipeline/report/inputs.py), bound to this study.
@@ -26,10 +21,8 @@ rule figures:
             subcategory="{subject}",
         ),
     params:
+        reads=rule_reads("figures"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(
-            config, "calibration.methods", "calibration.penalties", "opensim.ik"
-        ),
         methods=" ".join(METHODS),
     log:
         "logs/figures/{subject}.log",
@@ -48,8 +41,8 @@ rule report:
     output:
         html="results/report.html",
     params:
+        reads=rule_reads("report"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration.methods"),
         methods=" ".join(METHODS),
     log:
         "logs/report.log",

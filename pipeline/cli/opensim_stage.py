@@ -7,8 +7,6 @@ calls one function of :mod:`pipeline.osim.tools` and sends OpenSim's own log to 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from pipeline import __version__
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
 from pipeline.logs import route_opensim_log
-from pipeline.provenance import study_provenance
+from pipeline.provenance import config_sha256, study_provenance
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +154,9 @@ def _collect(args: argparse.Namespace) -> None:
                                            "fill models.<model>.excitations"))
     row = study.trial(args.subject, args.trial)
     window = analysis_window(args.events, start_s=row.get("start_s"), end_s=row.get("end_s"))
-    config_text = json.dumps(study.config, sort_keys=True, default=str)
     meta = {"subject": args.subject, "trial": args.trial, "role": row.get("role"),
             "model": study.subject(args.subject)["model"], "package_version": __version__,
-            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            "config_sha256": config_sha256(study.config),
             "ik": args.ik, "events": args.events}
     trial = collect_nms_trial(args.emg, args.id, args.muscle_analysis_dir,
                               excitations=excitations, dofs=_dofs(study, args.subject),
