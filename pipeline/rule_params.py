@@ -13,6 +13,9 @@ values it reads changes) and takes every file its CLI step reads as an ``input``
 - ``subject.<column>``: a cell of the subject's row in subjects.tsv;
 - ``trial.<column>``: a cell of the trial's row in trials.tsv;
 - ``static.<column>``: a cell of the subject's static trial row;
+- ``plates.<key>``: ``force_plates.<key>`` when the subject's model uses force plates (else
+  nothing is read);
+- ``mtus``: the MTU names listed under the model's ``excitations`` (not their EMG weights);
 - ``assignment``: the trial's entry of ``force_plates.assignment``.
 
 Add a line when a step starts reading a new setting; tests/workflow/test_rerun_matrix.py checks
@@ -44,10 +47,10 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "emg_normalise": (),
     "events": (
         "config.events",
-        "config.force_plates.threshold_n",
-        "config.force_plates.cutoff_hz",
-        "config.force_plates.filter_order",
-        "config.force_plates.correct_double_pass",
+        "plates.threshold_n",
+        "plates.cutoff_hz",
+        "plates.filter_order",
+        "plates.correct_double_pass",
         "setup.force_plates",
         "trial.start_s",
         "trial.end_s",
@@ -65,7 +68,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     ),
     "ik": ("config.opensim.ik", "subject.model"),
     "inverse_dynamics": ("config.opensim.id",),
-    "muscle_analysis": ("setup.excitations", "setup.dofs", "subject.model"),
+    "muscle_analysis": ("mtus", "setup.dofs", "subject.model"),
     "collect_nms_inputs": (
         "setup.excitations",
         "setup.dofs",
@@ -101,6 +104,11 @@ def step_reads(study: Any, step: str, subject: str | None = None,
         elif kind == "static":
             statics = study.trials_of(subject, kind="static")
             values[source] = statics[0].get(key) if statics else None
+        elif kind == "plates":
+            uses_plates = study.model_setup(subject).get("force_plates")
+            values[source] = lookup(study.config, f"force_plates.{key}") if uses_plates else None
+        elif kind == "mtus":
+            values[source] = list(study.model_setup(subject).get("excitations") or {})
         elif kind == "assignment":
             assignment = study.config["force_plates"].get("assignment") or {}
             values[source] = assignment.get(f"{subject}/{trial}")

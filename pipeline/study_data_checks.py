@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -42,25 +43,33 @@ def _number(value: Any) -> float | None:
     return None if number != number else number
 
 
+def _files(where: list[str]) -> str:
+    shown = ", ".join(where[:3])
+    return shown + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+
+
 def _nyquist(config: dict[str, Any], setup: dict[str, Any], summary: Any, where: str,
-             file: str) -> list[str]:
+             found: dict[tuple, list[str]]) -> None:
+    """Record in ``found`` each cut-off at or above the Nyquist frequency of the data."""
     point, analog = summary.point_rate_hz, summary.analog_rate_hz
     checks = [("markers.cutoff_hz", config["markers"]["cutoff_hz"], point, "marker"),
               ("opensim.id.cutoff_hz", config["opensim"]["id"]["cutoff_hz"], point,
-               "IK (the marker rate)")]
+               "IK (marker-rate)")]
     if setup.get("force_plates"):
         checks.append(("force_plates.cutoff_hz", config["force_plates"]["cutoff_hz"], analog,
                        "analog"))
     if setup.get("emg_channels"):
         checks += [("emg.bandpass_hz", config["emg"]["bandpass_hz"][1], analog, "analog"),
                    ("emg.lowpass_hz", config["emg"]["lowpass_hz"], analog, "analog")]
-    problems = []
     for key, cutoff, rate, kind in checks:
         if rate > 0 and float(cutoff) >= rate / 2:
-            problems.append(f"config.yaml key {key}: {cutoff} Hz is at or above the Nyquist "
-                            f"frequency ({rate / 2:g} Hz) of the {kind} data of {file} ({where})."
-                            f" Fix: lower the cut-off below {rate / 2:g} Hz")
-    return problems
+            found.setdefault((key, float(cutoff), rate / 2, kind), []).append(where)
+
+
+def _nyquist_messages(found: dict[tuple, list[str]]) -> list[str]:
+    return [f"config.yaml key {key}: {cutoff:g} Hz is at or above the Nyquist frequency "
+            f"({nyquist:g} Hz) of the {kind} data of {_files(where)}. Fix: lower the cut-off "
+            f"below {nyquist:g} Hz" for (key, cutoff, nyquist, kind), where in found.items()]
 
 
 def _window(row: pd.Series, summary: Any, where: str, file: str) -> list[str]:
@@ -84,18 +93,29 @@ def _window(row: pd.Series, summary: Any, where: str, file: str) -> list[str]:
     return problems
 
 
-def _emg_labels(setup: dict[str, Any], summary: Any, where: str, file: str,
-                model: str) -> list[str]:
+def _natural(label: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", label))
+
+
+def _emg_labels(setup: dict[str, Any], summary: Any, where: str, model: str,
+                found: dict[tuple, list[str]]) -> None:
+    """Record in ``found`` each mapped EMG label that the C3D file lacks."""
     labels = {label.strip() for label in summary.analog_labels}
-    problems = []
     for label in setup.get("emg_channels") or {}:
         if label.strip() not in labels:
-            hint = _did_you_mean(label.strip(), sorted(labels))
-            shown = ", ".join(sorted(labels)[:12]) or "none"
-            problems.append(f"config.yaml key models.{model}.emg_channels: channel {label!r} is "
-                            f"not an analog label of {file} ({where}){hint}; the file has: "
-                            f"{shown}. Fix: correct the label or re-export the trial with it")
-    return problems
+            key = (model, label, tuple(sorted(labels, key=_natural)))
+            found.setdefault(key, []).append(where)
+
+
+def _emg_messages(found: dict[tuple, list[str]]) -> list[str]:
+    messages = []
+    for (model, label, labels), where in found.items():
+        shown = ", ".join(labels[:24]) + (" ..." if len(labels) > 24 else "") or "none"
+        messages.append(f"config.yaml key models.{model}.emg_channels: channel {label!r} is not "
+                        f"an analog label of {_files(where)}"
+                        f"{_did_you_mean(label.strip(), list(labels))}; its analog labels are: {shown}. "
+                        "Fix: correct the label or re-export the trial with it")
+    return messages
 
 
 def _check_trials(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
@@ -104,7 +124,9 @@ def _check_trials(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
     from pipeline.study import MODEL_SETUP_DEFAULTS, deep_merge
 
     model_of = dict(zip(subjects["subject"], subjects["model"], strict=True))
-    problems = []
+    problems: list[str] = []
+    nyquist: dict[tuple, list[str]] = {}
+    emg: dict[tuple, list[str]] = {}
     for _, row in trials.iterrows():
         path = root / row["file"]
         if not row["file"] or not path.is_file():
@@ -121,11 +143,11 @@ def _check_trials(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
             continue
         model = model_of.get(row["subject"], "")
         setup = deep_merge(MODEL_SETUP_DEFAULTS, config["models"].get(model, {}))
-        problems += _nyquist(config, setup, summary, where, row["file"])
+        _nyquist(config, setup, summary, f"{row['file']} (trials.tsv row {row['_row']})", nyquist)
         problems += _window(row, summary, where, row["file"])
         if row["kind"] in ("dynamic", "mvc") and setup.get("emg_channels"):
-            problems += _emg_labels(setup, summary, where, row["file"], model)
-    return problems
+            _emg_labels(setup, summary, f"{row['file']} (trials.tsv row {row['_row']})", model, emg)
+    return _nyquist_messages(nyquist) + _emg_messages(emg) + problems
 
 
 def _xml_root(path: Path) -> ET.Element:
