@@ -113,8 +113,8 @@ def _emg_messages(found: dict[tuple, list[str]]) -> list[str]:
         shown = ", ".join(labels[:24]) + (" ..." if len(labels) > 24 else "") or "none"
         messages.append(f"config.yaml key models.{model}.emg_channels: channel {label!r} is not "
                         f"an analog label of {_files(where)}"
-                        f"{_did_you_mean(label.strip(), list(labels))}; its analog labels are: {shown}. "
-                        "Fix: correct the label or re-export the trial with it")
+                        f"{_did_you_mean(label.strip(), list(labels))}; its analog labels are: "
+                        f"{shown}. Fix: correct the label or re-export the trial with it")
     return messages
 
 
@@ -141,6 +141,11 @@ def _check_trials(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
             problems.append(f"{where}: {row['file']} has no marker frames (or a zero rate). "
                             "Fix: re-export the trial with its markers")
             continue
+        if row["kind"] in ("static", "dynamic") and not summary.has_marker_data:
+            cause = ("has no markers" if not summary.marker_labels else
+                     "has no marker data (every sample is NaN or exactly zero)")
+            problems.append(f"{where}: {row['file']} {cause}, but a {row['kind']} trial needs "
+                            "them. Fix: re-export the trial with its labelled trajectories")
         model = model_of.get(row["subject"], "")
         setup = deep_merge(MODEL_SETUP_DEFAULTS, config["models"].get(model, {}))
         _nyquist(config, setup, summary, f"{row['file']} (trials.tsv row {row['_row']})", nyquist)

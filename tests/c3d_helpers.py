@@ -10,16 +10,17 @@ import numpy as np
 
 
 def write_minimal_c3d(path: Path, *, point_rate_hz: float = 100.0, analog_rate_hz: float = 1000.0,
-                      n_frames: int = 50, analog_labels: tuple[str, ...] = ("EMG1",)) -> Path:
+                      n_frames: int = 50, analog_labels: tuple[str, ...] = ("EMG1",),
+                      n_markers: int = 2) -> Path:
     """Write a small valid C3D file (two markers, a few analog channels) with ezc3d."""
     c3d = ezc3d.c3d()
     c3d["parameters"]["POINT"]["RATE"]["value"] = [point_rate_hz]
-    c3d["parameters"]["POINT"]["LABELS"]["value"] = ["M1", "M2"]
+    c3d["parameters"]["POINT"]["LABELS"]["value"] = [f"M{i + 1}" for i in range(n_markers)]
     c3d["parameters"]["ANALOG"]["RATE"]["value"] = [analog_rate_hz]
     c3d["parameters"]["ANALOG"]["LABELS"]["value"] = list(analog_labels)
     rng = np.random.default_rng(0)
-    points = np.ones((4, 2, n_frames))
-    points[:3] = rng.normal(size=(3, 2, n_frames)) * 10 + 100
+    points = np.ones((4, n_markers, n_frames))
+    points[:3] = rng.normal(size=(3, n_markers, n_frames)) * 10 + 100
     c3d["data"]["points"] = points
     ratio = int(round(analog_rate_hz / point_rate_hz))
     c3d["data"]["analogs"] = rng.normal(size=(1, len(analog_labels), n_frames * ratio)) * 1e-3

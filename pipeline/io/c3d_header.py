@@ -24,6 +24,7 @@ class C3DSummary:
     first_frame: int
     marker_labels: tuple[str, ...]
     analog_labels: tuple[str, ...]
+    has_marker_data: bool  #: some marker sample is present (neither NaN nor exactly zero)
 
     @property
     def start_s(self) -> float:
@@ -50,10 +51,10 @@ def _labels(params: dict, group: str, names: tuple[str, ...], count: int) -> tup
 
 def read_summary(path: str | Path) -> C3DSummary:
     """Summary of ``path``; raises :class:`~pipeline.errors.C3DError` for an unreadable file."""
-    from pipeline.io.c3d import _load
+    from pipeline.io.c3d import load_checked
 
     path = Path(path)
-    c3d = _load(path)
+    c3d = load_checked(path)
     params = c3d["parameters"]
     points = np.asarray(c3d["data"]["points"])
     analogs = np.asarray(c3d["data"]["analogs"])
@@ -69,4 +70,5 @@ def read_summary(path: str | Path) -> C3DSummary:
         marker_labels=_labels(params, "POINT", ("LABELS", "LABELS2", "LABELS3", "LABELS4"),
                               n_markers),
         analog_labels=_labels(params, "ANALOG", ("LABELS", "LABELS2", "LABELS3"), n_analogs),
+        has_marker_data=bool(n_markers and np.any(np.isfinite(points[:3]) & (points[:3] != 0))),
     )

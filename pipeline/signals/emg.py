@@ -38,7 +38,17 @@ def select_channels(analogs: Analogs, channel_map: Mapping[str, str], /, *,
                                 f"file; its analog channels are {list(analogs.labels)}",
                                 "correct models.<model>.emg_channels in config.yaml"))
     idx = [stripped[label.strip()] for label in channel_map]
-    return list(channel_map.values()), analogs.values[:, idx]
+    raw = analogs.values[:, idx]
+    for column, label in enumerate(channel_map):
+        bad = ~np.isfinite(raw[:, column])
+        if bad.any():
+            first, last = np.flatnonzero(bad)[[0, -1]] / analogs.rate_hz
+            raise C3DError(describe(file, f"EMG channel {label!r} has {int(bad.sum())} NaN "
+                                    f"sample(s) between {first:.3f} s and {last:.3f} s from the "
+                                    "start of the recording", "re-export the trial with the "
+                                    "channel complete, or remove it from "
+                                    "models.<model>.emg_channels"))
+    return list(channel_map.values()), raw
 
 
 def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
