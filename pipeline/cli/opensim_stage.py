@@ -131,6 +131,31 @@ def _id(args: argparse.Namespace) -> None:
     run_inverse_dynamics(args.model, args.ik, out_sto=args.out,
                          external_loads=args.external_loads, grf=args.grf,
                          cutoff_hz=float(study.config["opensim"]["id"]["cutoff_hz"]))
+    _warn_implausible_moments(args.out, float(study.subject(args.subject)["mass_kg"]),
+                              f"{args.subject}/{args.trial}")
+
+
+#: Peak joint moments above this per kg of body mass hint at a units or mass mistake (walking
+#: peaks near 1.5-2 N m/kg, sprinting and jumping near 3-4).
+MAX_MOMENT_NM_PER_KG = 5.0
+
+
+def _warn_implausible_moments(sto: str | Path, mass_kg: float, trial: str) -> None:
+    import numpy as np
+
+    from pipeline.io.opensim_files import read_storage
+
+    table = read_storage(sto)
+    for i, label in enumerate(table.labels):
+        if not label.endswith("_moment") or not len(table.times_s):
+            continue
+        peak = float(np.nanmax(np.abs(table.values[:, i])))
+        if peak > MAX_MOMENT_NM_PER_KG * mass_kg:
+            log.warning("%s: trial %s, %s peaks at %.1f N m = %.1f N m/kg, above the plausible "
+                        "%.0f N m/kg for a %.1f kg subject. Fix: check mass_kg in subjects.tsv, "
+                        "the C3D units (POINT:UNITS, force-plate units) and the force-plate "
+                        "assignment", sto, trial, label, peak, peak / mass_kg,
+                        MAX_MOMENT_NM_PER_KG, mass_kg)
 
 
 def _muscle_analysis(args: argparse.Namespace) -> None:
