@@ -186,6 +186,15 @@ def _collect(args: argparse.Namespace) -> None:
     trial = collect_nms_trial(args.emg, args.id, args.muscle_analysis_dir,
                               excitations=excitations, dofs=_dofs(study, args.subject),
                               window_s=window, meta=meta)
+    from pipeline.study_data_checks import MIN_CALIBRATION_FRAMES
+
+    if row.get("role") in ("calibration", "validation") and (
+            len(trial.time_s) < MIN_CALIBRATION_FRAMES):
+        raise MuscleAnalysisError(describe(
+            args.events or study.root / "trials.tsv", f"trial {args.subject}/{args.trial} "
+            f"({row.get('role')}) has {len(trial.time_s)} frame(s) in its analysis window, fewer "
+            f"than the {MIN_CALIBRATION_FRAMES} needed to calibrate",
+            "widen start_s/end_s in trials.tsv, check the trial's events, or set role none"))
     write_nms_trial(args.out, trial)
     log.info("NMS inputs of %s/%s: %d MTUs x %d DOFs x %d frames -> %s", args.subject,
              args.trial, len(trial.mtu_names), len(trial.dof_names), len(trial.time_s),
