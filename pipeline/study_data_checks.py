@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 #: Fewest marker frames a calibration or validation window may have: the NMS model needs the
 #: electromechanical delay, activation dynamics and a moment curve to fit (5 frames are not).
 MIN_CALIBRATION_FRAMES = 20
-TEMPLATE_DIRS = (Path(__file__).resolve().parents[1] / "data_templates",
-                 Path(__file__).resolve().parents[1] / "data_templates" / "opensim")
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
@@ -232,12 +230,15 @@ def _check_models(root: Path, config: dict[str, Any], subjects: pd.DataFrame) ->
 def _check_set_file(root: Path, value: str | None, kind: str, model: str) -> list[str]:
     if not value:
         return []
+    from pipeline import resources
+
     candidates = ([Path(value)] if Path(value).is_absolute()
-                  else [root / value, *(d / value for d in TEMPLATE_DIRS)])
+                  else [root / value, resources.template_dir() / value,
+                        resources.opensim_template_dir() / value])
     path = next((c for c in candidates if c.is_file()), None)
     key = f"config.yaml key opensim.scale.{kind} (or models.{model}.{kind})"
     if path is None:
-        return [f"{key}: file {value!r} not found in the study folder or data_templates/. "
+        return [f"{key}: file {value!r} not found in the study folder or the package's templates. "
                 "Fix: correct the path (relative to the study folder)"]
     tag = {"marker_set": "MarkerSet", "measurement_set": "MeasurementSet"}[kind]
     try:

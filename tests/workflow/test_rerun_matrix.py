@@ -1,5 +1,5 @@
 """Reruns on the real Snakefile: a change reruns exactly the jobs that read it, and their
-downstream jobs, and nothing else; a copied or moved study plans nothing.
+downstream jobs (and the default target), and nothing else; a copied or moved study plans nothing.
 
 Works on a copy of the finished small demo study (tests/conftest.py) with dry runs only: each
 case changes one value, asserts the dry run's job list (rule -> number of jobs) and restores the
@@ -41,7 +41,7 @@ def planned_jobs(output: str) -> dict[str, int]:
 def tail(n_subjects: int) -> dict[str, int]:
     """Calibration, validation, figures of ``n_subjects`` subjects, the report and ``all``."""
     return {"calibrate": n_subjects, "execute": n_subjects,
-            "calibrate_synergy_hybrid": n_subjects, "figures": n_subjects, "report": 1, "all": 1}
+            "calibrate_synergy_hybrid": n_subjects, "figures": n_subjects, "report": 1, "default": 1}
 
 
 def opensim(n_trials: int) -> dict[str, int]:
@@ -156,14 +156,14 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("models.dofs", set_config("models.demo-leg.dofs", ["hip_flexion_r", "knee_angle_r"]),
      {"muscle_analysis": 3, "collect_nms_inputs": 3, **tail(1)}),
     ("models.unrecorded", set_config("models.demo-leg.unrecorded", ["gracilis_r"]),
-     {"calibrate_synergy_hybrid": 1, "figures": 1, "report": 1, "all": 1}),
+     {"calibrate_synergy_hybrid": 1, "figures": 1, "report": 1, "default": 1}),
     ("calibration.optimiser", set_config("calibration.optimiser.max_iterations", 123),
      tail(2)),
     ("calibration.emd_s", set_config("calibration.emd_s", 0.02), tail(2)),
     ("calibration.methods", set_config("calibration.methods", ["gradient"]),
-     {"figures": 2, "report": 1, "all": 1}),
+     {"figures": 2, "report": 1, "default": 1}),
     ("synergies.restarts", set_config("synergies.restarts", 3),
-     {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "all": 1}),
+     {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
     ("subjects.mass_kg", set_cell("subjects.tsv", ("arm01",), "mass_kg", "19.0"), SCALE_ARM),
     ("subjects.height_m", set_cell("subjects.tsv", ("arm01",), "height_m", "1.75"),
      SCALE_ARM),
@@ -172,7 +172,7 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("trials.end_s of a validation trial", set_cell("trials.tsv", ("leg01", "squat3"),
                                                     "end_s", "2.0"),
      {"events": 1, "collect_nms_inputs": 1, "execute": 1, "calibrate_synergy_hybrid": 1,
-      "figures": 1, "report": 1, "all": 1}),
+      "figures": 1, "report": 1, "default": 1}),
     ("trials.start_s of the static trial", set_cell("trials.tsv", ("arm01", "static"),
                                                     "start_s", "0.1"), SCALE_ARM),
     ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
