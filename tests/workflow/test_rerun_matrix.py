@@ -39,9 +39,11 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 def tail(n_subjects: int) -> dict[str, int]:
-    """Calibration, validation, figures of ``n_subjects`` subjects, the report and ``all``."""
+    """Calibration, validation, figures of ``n_subjects`` subjects, the report and the default
+    target."""
     return {"calibrate": n_subjects, "execute": n_subjects,
-            "calibrate_synergy_hybrid": n_subjects, "figures": n_subjects, "report": 1, "default": 1}
+            "calibrate_synergy_hybrid": n_subjects, "figures": n_subjects, "report": 1,
+            "default": 1}
 
 
 def opensim(n_trials: int) -> dict[str, int]:
