@@ -14,8 +14,8 @@ rule calibrate:
     wildcard_constraints:
         method="gradient|annealing",
     params:
+        reads=rule_reads("calibrate"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration", "models"),
         out_dir=subpath(output.parameters, parent=True),
     threads: 1
     log:
@@ -39,6 +39,7 @@ rule execute:
     wildcard_constraints:
         method="gradient|annealing",
     params:
+        reads=rule_reads("execute"),
         cmd=PIPELINE,
         out_dir=subpath(output.metrics, parent=True),
     threads: 1

@@ -1,13 +1,25 @@
 # The one place for Python in the workflow: load and validate the study with the package's own
 # validator, derive wildcard constraints from the sheets, and define the get_* input functions.
 # Every results path comes from pipeline.layout (the package reads results through it too).
+#
+# Reruns: every rule passes rule_reads(<rule>) as a params value, the hash of exactly the config
+# keys and sheet cells its CLI step reads (pipeline/rule_params.py), and takes every file it
+# reads as an input, with study-relative paths. Snakemake's params/input/mtime rerun triggers
+# then rerun a job when, and only when, something it reads changed.
 import sys
 
 from pipeline import layout
-from pipeline.provenance import config_section_hash
+from pipeline.errors import PipelineError
+from pipeline.rule_params import scale_file_inputs, step_hash, study_relative
 from pipeline.study import load_study
 
-STUDY = load_study(".")
+try:
+    # Every check that needs no job (sheets, config, C3D contents, model files) runs here, so
+    # a mistake is reported before the first job, as one line per problem and no stack.
+    STUDY = load_study(".", check_data=True)
+except PipelineError as exc:
+    print(f"Invalid study, nothing was run:\n{exc}", file=sys.stderr)
+    sys.exit(2)
 config.update(STUDY.config)
 # The rules call the package with the interpreter that runs Snakemake (the project's venv).
 PIPELINE = f'"{sys.executable}" -m pipeline'
@@ -28,13 +40,25 @@ def validation_trials(subject):
     return [r["trial"] for r in STUDY.trials_of(subject, role="validation")]
 
 
+def rule_reads(step):
+    """Params function: hash of the settings and sheet cells the step reads for a job."""
+    return lambda wildcards: step_hash(
+        STUDY, step, wildcards.get("subject"), wildcards.get("trial")
+    )
+
+
 def get_c3d(wildcards):
-    return str(STUDY.c3d_path(wildcards.subject, wildcards.trial))
+    """The trial's C3D file, relative to the study when inside it (a copied study stays valid)."""
+    return study_relative(STUDY.root, STUDY.trial(wildcards.subject, wildcards.trial)["file"])
 
 
 def get_static_c3d(wildcards):
-    row = STUDY.static_trial(wildcards.subject)
-    return str(STUDY.root / row["file"])
+    return study_relative(STUDY.root, STUDY.static_trial(wildcards.subject)["file"])
+
+
+def get_scale_files(wildcards):
+    """The subject's own .osim and the study's marker and measurement set files."""
+    return scale_file_inputs(STUDY, wildcards.subject)
 
 
 def all_outputs():
