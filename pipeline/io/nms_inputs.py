@@ -64,11 +64,6 @@ class NMSTrial:
             if actual != shape:
                 raise ValueError(f"NMSTrial.{name} has shape {actual}, expected {shape}")
 
-    @property
-    def sample_rate_hz(self) -> float:
-        return float(1.0 / np.median(np.diff(self.time_s)))
-
-
 def write_nms_trial(path: str | Path, trial: NMSTrial) -> None:
     """Write ``trial`` to ``path`` (``.npz``) atomically."""
     meta = {**trial.meta, "units": UNITS}

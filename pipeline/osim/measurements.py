@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def _base_body(frame: Any) -> str:
 def _geometry(model: Any, markers: Iterable[str]) -> _Geometry:
     state = model.initSystem()
     model.realizePosition(state)
-    parent, children, centre = {}, {}, {}
+    parent: dict[str, str] = {}
+    children: dict[str, list[str]] = {}
+    centre: dict[str, np.ndarray] = {}
     joints = model.getJointSet()
     for i in range(joints.getSize()):
         joint = joints.get(i)
@@ -164,7 +167,7 @@ def derive_measurements(model: Any, markers: Sequence[str], *,
                         pairs: Mapping[str, Sequence[Sequence[str]]] | None = None,
                         axes: str = "uniform", min_pair_m: float = 0.05,
                         second_pair_m: float = 0.08,
-                        file: object = None) -> list[BodyMeasurement]:
+                        file: str | PathLike[str] | None = None) -> list[BodyMeasurement]:
     """Per scaled body, the marker pairs and the bodies taking the same factors.
 
     ``model`` is an OpenSim model holding its marker set; ``markers`` the mapped marker names

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from os import PathLike
 
 import numpy as np
 
@@ -30,7 +31,8 @@ def _lab_axis(lab_frame: Mapping[str, str], opensim_axis: int, sign: float) -> s
     return ("+" if row[k] > 0 else "-") + NAMES[k]
 
 
-def check_lab_frame(xyz_m: np.ndarray, /, *, lab_frame: Mapping[str, str], file: object = None,
+def check_lab_frame(xyz_m: np.ndarray, /, *, lab_frame: Mapping[str, str],
+                    file: str | PathLike[str] | None = None,
                     min_travel_m: float = 0.5) -> dict[str, object]:
     """Check ``xyz_m`` (frame, marker, 3; OpenSim frame, NaN when missing); return what was
     found (``travel_m``: centre displacement along X, Y, Z; ``direction``: +x, -x or none)."""

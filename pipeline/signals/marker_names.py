@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from os import PathLike
 
 from pipeline.errors import C3DError, describe
 
@@ -31,7 +32,8 @@ def strip_prefix(label: str) -> str:
 
 
 def select_markers(labels: tuple[str, ...] | list[str], /, *, names: Mapping[str, str],
-                   strip_marker_prefix: bool = False, file: object = None) -> MarkerSelection:
+                   strip_marker_prefix: bool = False,
+                   file: str | PathLike[str] | None = None) -> MarkerSelection:
     """Which C3D markers to keep and under which model names.
 
     ``names`` maps C3D labels (after prefix removal) to model marker names; empty keeps every

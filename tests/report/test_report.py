@@ -77,31 +77,6 @@ def test_report_tolerates_a_missing_method_output(report: tuple[Path, str],
     assert "no metrics.json" in html and "No figures found" in html
 
 
-def test_rule_inputs_cover_every_method_and_trial(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from pipeline.report.inputs import figure_inputs, report_inputs
-
-    root = make_study(tmp_path / "study", subjects=SUBJECTS, methods=("gradient", "annealing"))
-    study = load_study(root, check_files=False)
-    files = figure_inputs(study, ["gradient", "annealing"], SimpleNamespace(subject="s02"))
-    assert files["annealing_history"] == "results/s02/calibration/annealing/history.tsv"
-    assert files["nms_inputs"] == ["results/s02/trials/flex1/nms_inputs.npz",
-                                   "results/s02/trials/flex2/nms_inputs.npz"]
-    assert "grf" not in files  # demo-arm has no force plates
-    # The per-cycle figures read each dynamic trial's OpenSim, EMG and events outputs (the
-    # synthetic study has no such files; the workflow writes them upstream).
-    for key, name in (("ik", "ik.mot"), ("id", "id.sto"), ("events", "events.json"),
-                      ("emg", "emg.sto"), ("emg_quality", "emg_quality.json")):
-        assert files.pop(key) == [f"results/s02/trials/{t}/{name}" for t in ("flex1", "flex2")]
-    for value in files.values():
-        for path in [value] if isinstance(value, str) else value:
-            assert (root / path).exists(), path
-    report = report_inputs(study, ["gradient"], SimpleNamespace())
-    assert report["figures"] == ["results/s01/figures", "results/s02/figures"]
-    assert report["scale_reports"] == [f"results/{s}/model/scale_report.json" for s in SUBJECTS]
-
-
 def test_every_manifest_figure_is_in_the_html(report: tuple[Path, str]) -> None:
     import json
 

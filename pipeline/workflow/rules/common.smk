@@ -1,12 +1,25 @@
 # The one place for Python in the workflow: load and validate the study with the package's own
 # validator, derive wildcard constraints from the sheets, and define the get_* input functions.
+# Every results path comes from pipeline.layout (the package reads results through it too).
+#
+# Reruns: every rule passes rule_reads(<rule>) as a params value, the hash of exactly the config
+# keys and sheet cells its CLI step reads (pipeline/rule_params.py), and takes every file it
+# reads as an input, with study-relative paths. Snakemake's params/input/mtime rerun triggers
+# then rerun a job when, and only when, something it reads changed.
 import sys
-from pathlib import Path
 
-from pipeline.provenance import config_section_hash
+from pipeline import layout
+from pipeline.errors import PipelineError
+from pipeline.rule_params import scale_file_inputs, step_hash, study_relative
 from pipeline.study import load_study
 
-STUDY = load_study(".")
+try:
+    # Every check that needs no job (sheets, config, C3D contents, model files) runs here, so
+    # a mistake is reported before the first job, as one line per problem and no stack.
+    STUDY = load_study(".", check_data=True)
+except PipelineError as exc:
+    print(f"Invalid study, nothing was run:\n{exc}", file=sys.stderr)
+    sys.exit(2)
 config.update(STUDY.config)
 # The rules call the package with the interpreter that runs Snakemake (the project's venv).
 PIPELINE = f'"{sys.executable}" -m pipeline'
@@ -19,14 +32,6 @@ wildcard_constraints:
     method="gradient|annealing|synergy_hybrid",
 
 
-def trial_dir(subject, trial):
-    return Path("results", subject, "trials", trial)
-
-
-def dynamic_trials(subject):
-    return [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")]
-
-
 def calibration_trials(subject):
     return [r["trial"] for r in STUDY.trials_of(subject, role="calibration")]
 
@@ -35,24 +40,35 @@ def validation_trials(subject):
     return [r["trial"] for r in STUDY.trials_of(subject, role="validation")]
 
 
+def rule_reads(step):
+    """Params function: hash of the settings and sheet cells the step reads for a job."""
+    return lambda wildcards: step_hash(
+        STUDY, step, wildcards.get("subject"), wildcards.get("trial")
+    )
+
+
 def get_c3d(wildcards):
-    return str(STUDY.c3d_path(wildcards.subject, wildcards.trial))
+    """The trial's C3D file, relative to the study when inside it (a copied study stays valid)."""
+    return study_relative(STUDY.root, STUDY.trial(wildcards.subject, wildcards.trial)["file"])
 
 
 def get_static_c3d(wildcards):
-    row = STUDY.static_trial(wildcards.subject)
-    return str(STUDY.root / row["file"])
+    return study_relative(STUDY.root, STUDY.static_trial(wildcards.subject)["file"])
+
+
+def get_scale_files(wildcards):
+    """The subject's own .osim and the study's marker and measurement set files."""
+    return scale_file_inputs(STUDY, wildcards.subject)
 
 
 def all_outputs():
     """Every output of the DESIGN.md contract for every subject and calibration method."""
-    targets = ["results/report.html"]
+    targets = [layout.REPORT]
     for subject in STUDY.subject_names:
-        targets.append(f"results/{subject}/model/scaled.osim")
+        targets.append(layout.scaled_model(subject))
         for method in METHODS:
-            base = f"results/{subject}/calibration/{method}"
-            targets += [f"{base}/parameters.json", f"{base}/metrics.json",
-                        f"{base}/calibrated.osim"]
+            targets += [layout.method_file(subject, method, name)
+                        for name in ("parameters.json", "metrics.json", "calibrated.osim")]
     return targets
 
 
@@ -62,25 +78,24 @@ def get_emg_maxima_envelopes(wildcards):
     rows = STUDY.trials_of(wildcards.subject, kind="mvc") or STUDY.trials_of(
         wildcards.subject, kind="dynamic"
     )
-    return [
-        str(Path("results", wildcards.subject, "trials", row["trial"], "emg_envelope.sto"))
-        for row in rows
-    ]
+    return [layout.trial_file(wildcards.subject, row["trial"], "emg_envelope.sto") for row in rows]
 
 
 # ---- input functions for rules/opensim.smk ----
 def get_static_trc(wildcards):
     """Markers of the subject's static trial (the first row with kind static)."""
     row = STUDY.static_trial(wildcards.subject)
-    return str(Path("results", wildcards.subject, "trials", row["trial"], "markers.trc"))
+    return layout.trial_file(wildcards.subject, row["trial"], "markers.trc")
 
 
 def get_id_loads(wildcards):
     """GRF and external loads, for models whose dynamic trials have force plates."""
     if not STUDY.model_setup(wildcards.subject).get("force_plates"):
         return {}
-    base = Path("results", wildcards.subject, "trials", wildcards.trial)
-    return {"external_loads": str(base / "external_loads.xml"), "grf": str(base / "grf.mot")}
+    return {
+        name: layout.trial_file(wildcards.subject, wildcards.trial, f"{name}.{ext}")
+        for name, ext in (("external_loads", "xml"), ("grf", "mot"))
+    }
 
 
 def get_id_load_args(wildcards, input):
@@ -93,37 +108,74 @@ def get_id_load_args(wildcards, input):
 def get_calibration_inputs(wildcards):
     """Scaled model and the NMS input file of each calibration trial of the subject."""
     return {
-        "model": f"results/{wildcards.subject}/model/scaled.osim",
+        "model": layout.scaled_model(wildcards.subject),
         "trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
+            layout.nms_inputs(wildcards.subject, trial)
             for trial in calibration_trials(wildcards.subject)
         ],
     }
 
 
 def get_validation_inputs(wildcards):
-    """Calibrated parameters and the NMS input file of each validation trial (may be none)."""
+    """Calibrated parameters, the NMS input file of each validation trial (may be none) and of
+    each calibration trial (executed for the figures)."""
+    subject = wildcards.subject
     return {
-        "parameters": (
-            f"results/{wildcards.subject}/calibration/{wildcards.method}/parameters.json"
-        ),
-        "trials": [
-            f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
-            for trial in validation_trials(wildcards.subject)
-        ],
+        "parameters": layout.method_file(subject, wildcards.method, "parameters.json"),
+        "trials": [layout.nms_inputs(subject, t) for t in validation_trials(subject)],
+        "calibration_trials": [layout.nms_inputs(subject, t) for t in calibration_trials(subject)],
     }
 
 
 # ---- input functions for rules/synergies.smk ----
 def get_synergy_inputs(wildcards):
     """Scaled model and the NMS input files of the calibration and validation trials."""
-    trials = f"results/{wildcards.subject}/trials"
+    subject = wildcards.subject
     return {
-        "model": f"results/{wildcards.subject}/model/scaled.osim",
-        "trials": [
-            f"{trials}/{trial}/nms_inputs.npz" for trial in calibration_trials(wildcards.subject)
-        ],
-        "validation": [
-            f"{trials}/{trial}/nms_inputs.npz" for trial in validation_trials(wildcards.subject)
-        ],
+        "model": layout.scaled_model(subject),
+        "trials": [layout.nms_inputs(subject, t) for t in calibration_trials(subject)],
+        "validation": [layout.nms_inputs(subject, t) for t in validation_trials(subject)],
     }
+
+
+# ---- input functions for rules/report.smk ----
+def method_outputs(subject):
+    """parameters.json, metrics.json and history.tsv of every calibration method."""
+    return {
+        f"{method}_{name.split('.')[0]}": layout.method_file(subject, method, name)
+        for method in METHODS
+        for name in layout.METHOD_FILES
+    }
+
+
+def get_figure_inputs(wildcards):
+    """Calibration outputs per method plus the trial files one subject's figures read."""
+    subject = wildcards.subject
+    dynamic = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")]
+    modelled = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")
+                if r["role"] in ("calibration", "validation")]
+    files = method_outputs(subject)
+    files["nms_inputs"] = [layout.nms_inputs(subject, t) for t in modelled]
+    files["marker_errors"] = [layout.trial_file(subject, t, "_ik_marker_errors.sto")
+                              for t in dynamic]
+    if STUDY.model_setup(subject).get("force_plates"):
+        files["grf"] = [layout.trial_file(subject, t, "grf.mot") for t in dynamic]
+    # The per-cycle figures (joint angles, moments per kg, GRF in BW, EMG with quality flags).
+    for key, name in (("ik", "ik.mot"), ("id", "id.sto"), ("events", "events.json"),
+                      ("emg", "emg.sto"), ("emg_quality", "emg_quality.json")):
+        files[key] = [layout.trial_file(subject, t, name) for t in dynamic]
+    return files
+
+
+def get_report_inputs(wildcards):
+    """Every subject's figure folder and calibration outputs."""
+    files = {"figures": [layout.figures_dir(s) for s in STUDY.subject_names]}
+    for subject in STUDY.subject_names:
+        for key, path in method_outputs(subject).items():
+            files[f"{subject}_{key}"] = path
+        # The scale table and the EMG warnings of each subject's section.
+        files[f"{subject}_scale_report"] = f"{layout.subject_dir(subject)}/model/scale_report.json"
+        files[f"{subject}_emg_quality"] = [
+            layout.trial_file(subject, r["trial"], "emg_quality.json")
+            for r in STUDY.trials_of(subject, kind="dynamic")]
+    return files

@@ -6,11 +6,13 @@
 
 rule scale:
     input:
+        unpack(get_scale_files),
         trc=get_static_trc,
     output:
         osim="results/{subject}/model/scaled.osim",
         report="results/{subject}/model/scale_report.json",
     params:
+        reads=rule_reads("scale"),
         cli=PIPELINE,
     log:
         "logs/scale/{subject}.log",
@@ -31,6 +33,7 @@ rule ik:
         mot="results/{subject}/trials/{trial}/ik.mot",
         errors="results/{subject}/trials/{trial}/_ik_marker_errors.sto",
     params:
+        reads=rule_reads("ik"),
         cli=PIPELINE,
     log:
         "logs/ik/{subject}/{trial}.log",
@@ -51,6 +54,7 @@ rule inverse_dynamics:
     output:
         sto="results/{subject}/trials/{trial}/id.sto",
     params:
+        reads=rule_reads("inverse_dynamics"),
         cli=PIPELINE,
         loads=get_id_load_args,
     log:
@@ -72,6 +76,7 @@ rule muscle_analysis:
     output:
         directory("results/{subject}/trials/{trial}/muscle_analysis"),
     params:
+        reads=rule_reads("muscle_analysis"),
         cli=PIPELINE,
     log:
         "logs/muscle_analysis/{subject}/{trial}.log",
@@ -94,6 +99,7 @@ rule collect_nms_inputs:
     output:
         npz="results/{subject}/trials/{trial}/nms_inputs.npz",
     params:
+        reads=rule_reads("collect_nms_inputs"),
         cli=PIPELINE,
     log:
         "logs/collect_nms_inputs/{subject}/{trial}.log",

@@ -9,6 +9,7 @@ rule markers:
     output:
         trc="results/{subject}/trials/{trial}/markers.trc",
     params:
+        reads=rule_reads("markers"),
         cli=PIPELINE,
     log:
         "logs/markers/{subject}/{trial}.log",
@@ -28,6 +29,7 @@ rule forceplates:
         mot="results/{subject}/trials/{trial}/grf.mot",
         xml="results/{subject}/trials/{trial}/external_loads.xml",
     params:
+        reads=rule_reads("forceplates"),
         cli=PIPELINE,
     log:
         "logs/forceplates/{subject}/{trial}.log",
@@ -47,6 +49,7 @@ rule emg_envelope:
         sto="results/{subject}/trials/{trial}/emg_envelope.sto",
         quality="results/{subject}/trials/{trial}/emg_quality.json",
     params:
+        reads=rule_reads("emg_envelope"),
         cli=PIPELINE,
     log:
         "logs/emg_envelope/{subject}/{trial}.log",
@@ -65,6 +68,7 @@ rule emg_maxima:
     output:
         json="results/{subject}/emg_maxima.json",
     params:
+        reads=rule_reads("emg_maxima"),
         cli=PIPELINE,
     log:
         "logs/emg_maxima/{subject}.log",
@@ -85,6 +89,7 @@ rule emg_normalise:
     output:
         sto="results/{subject}/trials/{trial}/emg.sto",
     params:
+        reads=rule_reads("emg_normalise"),
         cli=PIPELINE,
     log:
         "logs/emg_normalise/{subject}/{trial}.log",
@@ -103,6 +108,7 @@ rule events:
     output:
         json="results/{subject}/trials/{trial}/events.json",
     params:
+        reads=rule_reads("events"),
         cli=PIPELINE,
     log:
         "logs/events/{subject}/{trial}.log",
