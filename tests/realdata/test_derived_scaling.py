@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.osim.measurements import derive_measurements, pairs_by_body, write_measurement_set
 from pipeline.osim.scale import read_markers, scale_model
+from pipeline.osim.tools import read_table
 
 pytestmark = pytest.mark.slow
 GAIT = "opensim-models-gait2392"
@@ -50,7 +51,7 @@ def _generic(shared):
     return model
 
 
-def _scale(shared, tmp_path, measurements, name):
+def _scale(shared, tmp_path, measurements, name, **options):
     mset = write_measurement_set(tmp_path / f"{name}.xml", measurements)
     out = tmp_path / name / "scaled.osim"
     out.parent.mkdir()
@@ -59,7 +60,7 @@ def _scale(shared, tmp_path, measurements, name):
                          report_path=out.parent / "report.json", mass_kg=72.6,
                          height_m=1.8034, marker_set=shared / GAIT / "gait2392_Scale_MarkerSet.xml",
                          measurement_set=mset, time_range_s=(1.0, 2.0), max_marker_error_m=0.1,
-                         measurement_source=name)
+                         measurement_source=name, **options)
     return result.report
 
 
@@ -128,14 +129,19 @@ def test_derived_pairs_span_segments_and_match_opensim(shared_data, tmp_path):
         assert 0.7 <= expected <= 1.4
 
 
-def test_per_axis_scales_along_the_pair(shared_data, tmp_path):
+def test_per_axis_scales_along_the_pair_and_static_pose_is_held(shared_data, tmp_path):
     model = _generic(shared_data)
     names = [model.getMarkerSet().get(i).getName() for i in range(model.getMarkerSet().getSize())]
     measurements = derive_measurements(model, names, axes="per_axis")
     by_body = {m.body: m for m in measurements}
     assert set(by_body["femur_r"].axes) == {"Y"}  # hip to knee runs along the femur's Y
     assert set(by_body["pelvis"].axes) == {"Z"}   # left to right ASIS: the pelvis' Z
-    report = _scale(shared_data, tmp_path, measurements, "per_axis")
+    report = _scale(shared_data, tmp_path, measurements, "per_axis",
+                    static_pose_deg={"ankle_angle_r": 0.0, "knee_angle_l": -5.0})
+    pose = read_table(tmp_path / "per_axis" / "static_pose.mot")  # read in radians
+    assert np.degrees(pose.column("ankle_angle_r")) == pytest.approx(0.0, abs=0.05)
+    assert np.degrees(pose.column("knee_angle_l")) == pytest.approx(-5.0, abs=0.05)
+    assert report["static_pose_deg"] == {"ankle_angle_r": 0.0, "knee_angle_l": -5.0}
     femur = report["bodies"]["femur_r"]["factors"]
     markers = read_markers(shared_data / GAIT / "subject01_static.trc")
     np.testing.assert_allclose(femur[1], _ratio(_generic(shared_data), markers,
