@@ -60,15 +60,17 @@ def test_warning_names_channel_and_fix(caplog):
 
 
 def test_real_dead_channels_flagged(shared_data):
-    from pipeline.io.c3d import read_c3d
+    import ezc3d
 
     path = shared_data / "real-sessions" / "biomechzoo-hc002d" / "HC002D06_straight.c3d"
-    analogs = read_c3d(path).analogs
-    labels = [lb for lb in analogs.labels if not lb.startswith(("F", "M"))]
-    raw = analogs.values[:, [analogs.labels.index(lb) for lb in labels]]
-    env = emg_envelope(raw, rate_hz=analogs.rate_hz, bandpass_hz=(30, 300), lowpass_hz=5)
-    q = trial_quality(labels, labels, raw, env, rate_hz=analogs.rate_hz,
-                      times_s=np.arange(len(raw)) / analogs.rate_hz)
+    c3d = ezc3d.c3d(str(path))  # the raw analogs, as recorded
+    all_labels = [lb.strip() for lb in c3d["parameters"]["ANALOG"]["LABELS"]["value"]]
+    rate = float(c3d["parameters"]["ANALOG"]["RATE"]["value"][0])
+    labels = [lb for lb in all_labels if not lb.startswith(("F", "M"))]
+    raw = np.asarray(c3d["data"]["analogs"][0])[[all_labels.index(lb) for lb in labels]].T
+    env = emg_envelope(raw, rate_hz=rate, bandpass_hz=(30, 300), lowpass_hz=5)
+    q = trial_quality(labels, labels, raw, env, rate_hz=rate,
+                      times_s=np.arange(len(raw)) / rate)
     flagged = {name for name, c in q["channels"].items() if "dead" in c["flags"]}
     live = {"R Rect", "R Hams", "R Gast", "R Tib Ant"}
     assert flagged == set(labels) - live
