@@ -73,8 +73,11 @@ def test_ik_error_and_marker_window(own_lab_study):
         # Frame 0 has no markers (the subject is outside the volume): IK starts later.
         assert motion.time_s[0] > 0.5, trial
         inverse = read_table(_trial(study, trial) / "id.sto")
-        assert inverse.time_s[0] >= motion.time_s[0] - 1e-9
-        assert inverse.time_s[-1] <= motion.time_s[-1] + 1e-9
+        # ID's low-pass resamples the coordinates (times within 1 µs of IK's): no frame
+        # outside IK's range, one row per IK frame.
+        assert inverse.time_s[0] >= motion.time_s[0] - 1e-4
+        assert inverse.time_s[-1] <= motion.time_s[-1] + 1e-4
+        assert len(inverse.time_s) == len(motion.time_s)
 
 
 def test_grf_in_body_weights(own_lab_study):
