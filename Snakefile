@@ -5,6 +5,7 @@
 
 include: "rules/common.smk"
 include: "rules/preprocess.smk"
+include: "rules/given.smk"
 include: "rules/opensim.smk"
 include: "rules/calibrate.smk"
 include: "rules/synergies.smk"

@@ -14,6 +14,8 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from pipeline.plan import source_problems
+
 log = logging.getLogger(__name__)
 
 _SCHEMA_DIR = Path(__file__).resolve().parents[1] / "config" / "schemas"
@@ -96,9 +98,6 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
         if row["subject"] not in known:
             problems.append(f"{where}: subject {row['subject']!r} is not in subjects.tsv. "
                             "Fix: add the subject to subjects.tsv or correct the name")
-        if check_files and row["file"] and not (root / row["file"]).is_file():
-            problems.append(f"{where}: file {row['file']} does not exist. Fix: correct the path "
-                            "(relative to the study folder) or copy the C3D file there")
         if row["kind"] in ("static", "mvc") and row["role"] not in ("none", ""):
             problems.append(f"{where}: a {row['kind']} trial cannot have role {row['role']}. "
                             "Fix: set role to none (only dynamic trials calibrate or validate)")
@@ -109,11 +108,14 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                                 "Fix: swap them or correct the window")
         except ValueError:
             pass
+    # Given files (C3D or OpenSim), and whether each trial has a source for what it needs.
+    setups = {row["subject"]: config["models"].get(row["model"], {})
+              for _, row in subjects.iterrows()}
+    problems += source_problems(root, [r.to_dict() for _, r in subjects.iterrows()],
+                                [r.to_dict() for _, r in trials.iterrows()], setups=setups,
+                                emg_input=config["emg"].get("input", "envelope"),
+                                check_files=check_files)
     for subject in known:
-        kinds = set(trials.loc[trials["subject"] == subject, "kind"])
-        if "static" not in kinds:
-            problems.append(f"trials.tsv: subject {subject!r} has no static trial. Fix: add a "
-                            "row with kind static (it is needed for scaling)")
         roles = set(trials.loc[trials["subject"] == subject, "role"])
         if "calibration" not in roles:
             problems.append(f"trials.tsv: subject {subject!r} has no calibration trial. Fix: "
@@ -162,7 +164,8 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
         excitations = setup.get("excitations", {})
         for mtu, weights in excitations.items():
             for emg in weights:
-                if emg not in seen:
+                # Without emg_channels, EMG comes as .sto files whose columns are EMG names.
+                if seen and emg not in seen:
                     problems.append(f"{key}.excitations.{mtu}: EMG {emg!r} is not defined in "
                                     f"models.{model}.emg_channels. Fix: map a C3D channel to "
                                     f"{emg!r} or correct the name")
@@ -170,6 +173,12 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
             if mtu not in excitations:
                 problems.append(f"{key}.unrecorded: {mtu!r} is not an MTU listed under "
                                 "excitations. Fix: list it under excitations first")
+        for sub, full, name in (("tracked_dofs", setup.get("dofs") or [], "dofs"),
+                                ("calibrated_mtus", excitations, "excitations")):
+            unknown = [x for x in setup.get(sub) or [] if x not in full]
+            if unknown:
+                problems.append(f"{key}.{sub}: {unknown} not listed under models.{model}.{name}."
+                                f" Fix: list them under {name} first, or correct the names")
         if excitations and not setup.get("dofs"):
             problems.append(f"{key}.dofs: no degrees of freedom to calibrate. Fix: list the "
                             "coordinates whose ID moments are tracked")
@@ -195,7 +204,7 @@ def _check_rates(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
     model_of = dict(zip(subjects["subject"], subjects["model"], strict=True))
     for _, row in trials.iterrows():
         path = root / row["file"]
-        if not path.is_file():
+        if not row["file"] or not path.is_file():
             continue
         rates = read_rates(path)
         if rates is None:

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from pipeline import plan
 from pipeline.provenance import config_section_hash
 from pipeline.study import load_study
 
@@ -11,6 +12,10 @@ config.update(STUDY.config)
 # The rules call the package with the interpreter that runs Snakemake (the project's venv).
 PIPELINE = f'"{sys.executable}" -m pipeline'
 METHODS = STUDY.config["calibration"]["methods"]
+# Where each trial's files come from (given OpenSim files, C3D, or a stage): each rule that
+# writes a trial file one of two ways is constrained to its (subject, trial) pairs.
+PLANS = {(p.subject, p.trial): p for p in plan.study_plans(STUDY)}
+ONLY = plan.rule_constraints(STUDY)
 
 
 wildcard_constraints:
@@ -39,6 +44,56 @@ def get_c3d(wildcards):
     return str(STUDY.c3d_path(wildcards.subject, wildcards.trial))
 
 
+def given_file(column):
+    """Input function: the file a trials.tsv row gives in ``column`` (see rules/given.smk)."""
+
+    def get(wildcards):
+        row = STUDY.trial(wildcards.subject, wildcards.trial)
+        return str(STUDY.root / row[column])
+
+    return get
+
+
+def get_scaled_model_source(wildcards):
+    return str(STUDY.root / STUDY.subject(wildcards.subject)["scaled_model"])
+
+
+def get_emg_source(wildcards):
+    """The trial's C3D, or its raw EMG .sto (emg.input: raw)."""
+    if PLANS[(wildcards.subject, wildcards.trial)].emg == plan.RAW:
+        return {"emg_sto": given_file("emg_file")(wildcards)}
+    return {"c3d": get_c3d(wildcards)}
+
+
+def get_emg_source_arg(wildcards, input):
+    return f'--emg-sto "{input.emg_sto}"' if "emg_sto" in input.keys() else ""
+
+
+def get_emg_time_base(wildcards):
+    """Markers give the EMG's time base; the IK coordinates when the kinematics are given."""
+    base = trial_dir(wildcards.subject, wildcards.trial)
+    if PLANS[(wildcards.subject, wildcards.trial)].ik == plan.GIVEN:
+        return {"time_base": str(base / "ik.mot")}
+    return {"trc": str(base / "markers.trc")}
+
+
+def get_emg_time_base_arg(wildcards, input):
+    if "time_base" in input.keys():
+        return f'--time-base "{input.time_base}"'
+    return f'--markers-trc "{input.trc}"'
+
+
+def get_events(wildcards):
+    """events.json when the trial has a C3D; else its window comes from start_s/end_s."""
+    if PLANS[(wildcards.subject, wildcards.trial)].events:
+        return {"events": str(trial_dir(wildcards.subject, wildcards.trial) / "events.json")}
+    return {}
+
+
+def get_events_arg(wildcards, input):
+    return f'--events "{input.events}"' if "events" in input.keys() else ""
+
+
 def get_static_c3d(wildcards):
     row = STUDY.static_trial(wildcards.subject)
     return str(STUDY.root / row["file"])
@@ -65,6 +120,7 @@ def get_emg_maxima_envelopes(wildcards):
     return [
         str(Path("results", wildcards.subject, "trials", row["trial"], "emg_envelope.sto"))
         for row in rows
+        if PLANS[(wildcards.subject, row["trial"])].emg in (plan.C3D, plan.RAW)
     ]
 
 
@@ -77,7 +133,7 @@ def get_static_trc(wildcards):
 
 def get_id_loads(wildcards):
     """GRF and external loads, for models whose dynamic trials have force plates."""
-    if not STUDY.model_setup(wildcards.subject).get("force_plates"):
+    if PLANS[(wildcards.subject, wildcards.trial)].grf is None:
         return {}
     base = Path("results", wildcards.subject, "trials", wildcards.trial)
     return {"external_loads": str(base / "external_loads.xml"), "grf": str(base / "grf.mot")}

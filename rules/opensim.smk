@@ -10,6 +10,8 @@ rule scale:
     output:
         osim="results/{subject}/model/scaled.osim",
         report="results/{subject}/model/scale_report.json",
+    wildcard_constraints:
+        subject=ONLY["scale"],
     params:
         cli=PIPELINE,
     log:
@@ -30,6 +32,8 @@ rule ik:
     output:
         mot="results/{subject}/trials/{trial}/ik.mot",
         errors="results/{subject}/trials/{trial}/_ik_marker_errors.sto",
+    wildcard_constraints:
+        subject=ONLY["ik"],
     params:
         cli=PIPELINE,
     log:
@@ -50,6 +54,8 @@ rule inverse_dynamics:
         mot="results/{subject}/trials/{trial}/ik.mot",
     output:
         sto="results/{subject}/trials/{trial}/id.sto",
+    wildcard_constraints:
+        subject=ONLY["inverse_dynamics"],
     params:
         cli=PIPELINE,
         loads=get_id_load_args,
@@ -86,15 +92,16 @@ rule muscle_analysis:
 
 rule collect_nms_inputs:
     input:
+        unpack(get_events),
         emg="results/{subject}/trials/{trial}/emg.sto",
         mot="results/{subject}/trials/{trial}/ik.mot",
         sto="results/{subject}/trials/{trial}/id.sto",
         muscle_analysis="results/{subject}/trials/{trial}/muscle_analysis",
-        events="results/{subject}/trials/{trial}/events.json",
     output:
         npz="results/{subject}/trials/{trial}/nms_inputs.npz",
     params:
         cli=PIPELINE,
+        events=get_events_arg,
     log:
         "logs/collect_nms_inputs/{subject}/{trial}.log",
     benchmark:
@@ -104,5 +111,5 @@ rule collect_nms_inputs:
     shell:
         "{params.cli} --log {log} collect --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --emg {input.emg} --ik {input.mot} --id {input.sto}"
-        " --muscle-analysis-dir {input.muscle_analysis} --events {input.events}"
+        " --muscle-analysis-dir {input.muscle_analysis} {params.events}"
         " --out {output.npz}"

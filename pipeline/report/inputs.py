@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.plan import COMPUTED, study_plans
 from pipeline.study import Study
 
 
@@ -36,9 +37,13 @@ def figure_inputs(study: Study, methods: Sequence[str], wildcards: Any) -> dict[
     files: dict[str, Any] = dict(method_outputs(subject, methods))
     trials = f"results/{subject}/trials"
     files["nms_inputs"] = [f"{trials}/{t}/nms_inputs.npz" for t in modelled]
-    files["marker_errors"] = [f"{trials}/{t}/_ik_marker_errors.sto" for t in dynamic]
-    if study.model_setup(subject).get("force_plates"):
-        files["grf"] = [f"{trials}/{t}/grf.mot" for t in dynamic]
+    # Trials that give their IK or GRF files (pipeline.plan) have no IK marker errors or no GRF.
+    plans = {p.trial: p for p in study_plans(study) if p.subject == subject}
+    files["marker_errors"] = [f"{trials}/{t}/_ik_marker_errors.sto" for t in dynamic
+                              if plans[t].ik == COMPUTED]
+    grf = [f"{trials}/{t}/grf.mot" for t in dynamic if plans[t].grf is not None]
+    if grf:
+        files["grf"] = grf
     return files
 
 
