@@ -85,8 +85,8 @@ rule emg_maxima:
 
 rule emg_normalise:
     input:
-        envelope="results/{subject}/trials/{trial}/emg_envelope.sto",
         unpack(get_emg_time_base),
+        envelope="results/{subject}/trials/{trial}/emg_envelope.sto",
         maxima="results/{subject}/emg_maxima.json",
     output:
         sto="results/{subject}/trials/{trial}/emg.sto",
