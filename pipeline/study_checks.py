@@ -127,6 +127,8 @@ def _check_bounds(config: dict[str, Any], where: str) -> list[str]:
     cal = config["calibration"]
     problems = []
     for name, bound in cal["bounds"].items():
+        if name not in cal["parameters"]:
+            continue  # bounds of parameters that are not calibrated are never used
         if bound["lower"] > bound["upper"]:
             problems.append(f"{where} key calibration.bounds.{name}: lower {bound['lower']} is "
                             f"above upper {bound['upper']}. Fix: swap them")
@@ -134,7 +136,7 @@ def _check_bounds(config: dict[str, Any], where: str) -> list[str]:
             problems.append(f"{where} key calibration.bounds.{name}: a relative lower bound "
                             "must be a positive fraction of the model's value. Fix: use e.g. 0.8")
     for name, value in cal["initial"].items():
-        bound = cal["bounds"].get(name)
+        bound = cal["bounds"].get(name) if name in cal["parameters"] else None
         if bound and not bound.get("relative") and not bound["lower"] <= value <= bound["upper"]:
             problems.append(f"{where} key calibration.initial.{name}: {value} lies outside the "
                             f"bounds [{bound['lower']}, {bound['upper']}]. Fix: move the initial "

@@ -17,6 +17,7 @@ rule calibrate:
         cmd=PIPELINE,
         config_sha256=config_section_hash(config, "calibration", "models"),
         out_dir=subpath(output.parameters, parent=True),
+        initial=get_initial_parameters_arg,
     log:
         "logs/calibrate/{subject}_{method}.log",
     conda:
@@ -26,7 +27,7 @@ rule calibrate:
     shell:
         "{params.cmd} --log {log} calibrate --study . --subject {wildcards.subject}"
         " --method {wildcards.method} --model {input.model} --inputs {input.trials}"
-        " --out-dir {params.out_dir} --no-progress"
+        " {params.initial} --out-dir {params.out_dir} --no-progress"
 
 
 rule execute:

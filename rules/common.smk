@@ -139,6 +139,13 @@ def get_id_loads(wildcards):
     return {"external_loads": str(base / "external_loads.xml"), "grf": str(base / "grf.mot")}
 
 
+def get_window_args(wildcards):
+    """--start-s/--end-s of the trial's window (trials.tsv), so only those frames are analysed."""
+    row = STUDY.trial(wildcards.subject, wildcards.trial)
+    return " ".join(f"--{key.replace('_', '-')} {row[key]!r}" for key in ("start_s", "end_s")
+                    if row.get(key) is not None)
+
+
 def get_id_load_args(wildcards, input):
     if "external_loads" not in input.keys():
         return ""
@@ -147,14 +154,25 @@ def get_id_load_args(wildcards, input):
 
 # ---- input functions for rules/calibrate.smk ----
 def get_calibration_inputs(wildcards):
-    """Scaled model and the NMS input file of each calibration trial of the subject."""
-    return {
+    """Scaled model, the NMS input file of each calibration trial of the subject and its
+    per-MTU initial values when subjects.tsv gives them (initial_parameters)."""
+    inputs = {
         "model": f"results/{wildcards.subject}/model/scaled.osim",
         "trials": [
             f"results/{wildcards.subject}/trials/{trial}/nms_inputs.npz"
             for trial in calibration_trials(wildcards.subject)
         ],
     }
+    initial = STUDY.subject(wildcards.subject).get("initial_parameters")
+    if initial:
+        inputs["initial_parameters"] = str(STUDY.root / initial)
+    return inputs
+
+
+def get_initial_parameters_arg(wildcards, input):
+    if "initial_parameters" not in input.keys():
+        return ""
+    return f'--initial-parameters "{input.initial_parameters}"'
 
 
 def get_validation_inputs(wildcards):

@@ -79,6 +79,7 @@ rule muscle_analysis:
         directory("results/{subject}/trials/{trial}/muscle_analysis"),
     params:
         cli=PIPELINE,
+        window=get_window_args,
     log:
         "logs/muscle_analysis/{subject}/{trial}.log",
     benchmark:
@@ -87,7 +88,8 @@ rule muscle_analysis:
         "envs/pipeline.yaml"
     shell:
         "{params.cli} --log {log} muscle-analysis --study . --subject {wildcards.subject}"
-        " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} --out-dir {output}"
+        " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} {params.window}"
+        " --out-dir {output}"
 
 
 rule collect_nms_inputs:

@@ -37,11 +37,36 @@ def _trial_labels(paths: list[str]) -> list[str]:
 
 
 def _study_config(args: argparse.Namespace) -> dict:
+    return _subject_study(args).config
+
+
+def _subject_study(args: argparse.Namespace):  # noqa: ANN202 (pipeline.study.Study)
     from pipeline.study import load_study
 
     study = load_study(args.study, check_files=False)
     study.subject(args.subject)
-    return study.config
+    return study
+
+
+def _tracked(setup: dict, batch_dofs: tuple[str, ...], source: str) -> list[str]:
+    """The DOFs whose ID moments the calibration tracks (``models.<model>.tracked_dofs``)."""
+    from pipeline.errors import CalibrationError
+
+    tracked = list(setup.get("tracked_dofs") or batch_dofs)
+    missing = [d for d in tracked if d not in batch_dofs]
+    if missing:
+        raise CalibrationError(describe(source, f"tracked DOFs {missing} are not in the NMS "
+                                        f"inputs (DOFs {list(batch_dofs)})",
+                                        "list them under models.<model>.dofs and rerun collect"))
+    return tracked
+
+
+def _initial_values(path: str | None, mtu_names: tuple[str, ...]) -> dict | None:
+    from pipeline.calibrate.initial_values import read_initial_values, select
+
+    if not path:
+        return None
+    return select(read_initial_values(path), mtu_names, source=path)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -61,14 +86,22 @@ def _calibrate(args: argparse.Namespace) -> int:
     from pipeline.calibrate.spec import build_spec
 
     torch.set_num_threads(max(1, args.threads))
-    config = _study_config(args)
+    study = _subject_study(args)
+    config = study.config
+    setup = study.model_setup(args.subject)
     cfg = dict(config["calibration"])
     if args.tendon:
         cfg["tendon"] = args.tendon
     seed = int(cfg.get("seed", 0) if args.seed is None else args.seed)
     batch = load_trials(args.inputs)
+    # Model more than you calibrate: every MTU and DOF is modelled; only the tracked DOFs enter
+    # the objective, only the calibrated MTUs' parameters move.
+    tracked = _tracked(setup, batch.dof_names, args.inputs[0])
+    fit_batch = batch if tracked == list(batch.dof_names) else batch.select_dofs(tracked)
+    chosen = setup.get("calibrated_mtus")
     muscles = read_muscle_properties(args.model, batch.mtu_names)
-    spec = build_spec(muscles, cfg)
+    spec = build_spec(muscles, cfg, calibrated_mtus=None if chosen is None else set(chosen),
+                      initial_values=_initial_values(args.initial_parameters, batch.mtu_names))
     gradient_options = annealing_options = None
     if args.method == "gradient":
         overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
@@ -78,7 +111,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         overrides = ({} if args.max_evaluations is None
                      else {"max_evaluations": args.max_evaluations})
         annealing_options = AnnealingOptions.from_config({**cfg.get("annealing", {}), **overrides})
-    outcome = calibrate(spec, batch, cfg, method=args.method, seed=seed,
+    outcome = calibrate(spec, fit_batch, cfg, method=args.method, seed=seed,
                         gradient_options=gradient_options, annealing_options=annealing_options,
                         progress=not args.no_progress,
                         refine_evaluations=args.refine_evaluations)
@@ -87,8 +120,9 @@ def _calibrate(args: argparse.Namespace) -> int:
                      tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
-        subject=args.subject, dof_names=list(batch.dof_names), calibration_trials=labels,
-        calibration_fit=batch_metrics(batch, output, labels))
+        subject=args.subject, dof_names=list(batch.dof_names), tracked_dofs=tracked,
+        calibration_trials=labels, calibration_fit=batch_metrics(batch, output, labels,
+                                                                 mean_over=tracked))
     report_outcome(outcome, document)
     out_dir = Path(args.out_dir)
     write_text_atomic(out_dir / "history.tsv", history_tsv(outcome.history))
@@ -140,9 +174,10 @@ def _execute(args: argparse.Namespace) -> int:
                      emd_s=float(document.get("emd_s", 0.015)))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
-    validation = batch_metrics(batch, output, labels)
+    tracked = document.get("tracked_dofs") or list(batch.dof_names)
+    validation = batch_metrics(batch, output, labels, mean_over=tracked)
     metrics.update({"n_validation_trials": len(labels), **validation,
-                    "dof_names": list(batch.dof_names)})
+                    "dof_names": list(batch.dof_names), "tracked_dofs": tracked})
     write_json_atomic(out_dir / "metrics.json", metrics)
     log.info("validation: mean RMSE %.4g N*m, mean R2 %.4g over %d trial(s)",
              validation["mean_rmse_nm"], validation["mean_r2"] or float("nan"), len(labels))
@@ -166,6 +201,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--inputs", nargs="+", required=True,
                         help="nms_inputs.npz files of the calibration trials")
     parser.add_argument("--seed", type=int, default=None, help="default calibration.seed")
+    parser.add_argument("--initial-parameters", default=None,
+                        help="per-MTU initial values (.csv, .json; subjects.tsv column "
+                             "initial_parameters)")
     parser.add_argument("--tendon", choices=("stiff", "elastic"), default=None,
                         help="override calibration.tendon")
     parser.add_argument("--max-iterations", type=int, default=None,
