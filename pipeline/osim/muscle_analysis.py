@@ -267,7 +267,7 @@ def run_muscle_analysis(model_path: str | Path, coordinates_path: str | Path, *,
         analysis = osim.MuscleAnalysis()
         analysis.setMuscles(array_str(geometry.mtu_names))
         analysis.setCoordinates(array_str(geometry.coordinate_names))
-        analysis.setComputeMoments(False)
+        analysis.setComputeMoments(True)  # OpenSim writes moment arms only with moments
         tool.getAnalysisSet().cloneAndAppend(analysis)
         tool.setName("muscle_analysis")
         tool.setModelFilename(rel(model_path, out_dir))
