@@ -218,10 +218,15 @@ def _q_indices(model: Any, state: Any) -> dict[str, int]:
     for i in range(coords.getSize()):
         coordinate = coords.get(i)
         original = coordinate.getValue(work)
+        locked = coordinate.getLocked(work)
+        if locked:  # OpenSim ignores setValue on a locked coordinate
+            coordinate.setLocked(work, False)
         coordinate.setValue(work, original + 0.123, False)
         now = np.array([work.getQ().get(k) for k in range(work.getNQ())])
         changed = np.flatnonzero(np.abs(now - base) > 1e-12)
         coordinate.setValue(work, original, False)
+        if locked:
+            coordinate.setLocked(work, True)
         if len(changed) != 1:
             raise MuscleAnalysisError(describe(None, f"cannot locate coordinate "
                                                f"{coordinate.getName()} in the state",
