@@ -28,8 +28,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q tests
 
+# ruff, mypy on the package and `snakemake --lint` on a template study: all must be clean.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests
+	$(VENV)/bin/mypy pipeline
 	$(PY) -m pytest -q tests/workflow/test_lint.py -k lint
 
 bench: $(STAMP)

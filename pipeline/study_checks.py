@@ -127,18 +127,25 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
 def _check_bounds(config: dict[str, Any], where: str) -> list[str]:
     cal = config["calibration"]
     problems = []
+    calibrated = set(cal["parameters"])
     for name, bound in cal["bounds"].items():
         if name not in cal["parameters"]:
             continue  # bounds of parameters that are not calibrated are never used
         if bound["lower"] > bound["upper"]:
             problems.append(f"{where} key calibration.bounds.{name}: lower {bound['lower']} is "
                             f"above upper {bound['upper']}. Fix: swap them")
+        elif bound["lower"] == bound["upper"] and name in calibrated:
+            problems.append(f"{where} key calibration.bounds.{name}: lower and upper are both "
+                            f"{bound['lower']}, a zero span, so {name} cannot be calibrated. "
+                            f"Fix: widen the bounds, or remove {name} from "
+                            "calibration.parameters to keep it fixed")
         if bound.get("relative") and bound["lower"] <= 0:
             problems.append(f"{where} key calibration.bounds.{name}: a relative lower bound "
                             "must be a positive fraction of the model's value. Fix: use e.g. 0.8")
     for name, value in cal["initial"].items():
-        bound = cal["bounds"].get(name) if name in cal["parameters"] else None
-        if bound and not bound.get("relative") and not bound["lower"] <= value <= bound["upper"]:
+        bound = cal["bounds"].get(name)
+        if (name in calibrated and bound and not bound.get("relative")
+                and not bound["lower"] <= value <= bound["upper"]):
             problems.append(f"{where} key calibration.initial.{name}: {value} lies outside the "
                             f"bounds [{bound['lower']}, {bound['upper']}]. Fix: move the initial "
                             "value inside the bounds or widen them")
@@ -198,41 +205,8 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-def _check_rates(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
-                 trials: pd.DataFrame) -> list[str]:
-    """Cut-offs must lie below the Nyquist frequency of every C3D file's rates."""
-    from pipeline.io.c3d_header import read_rates
-
-    problems = []
-    model_of = dict(zip(subjects["subject"], subjects["model"], strict=True))
-    for _, row in trials.iterrows():
-        path = root / row["file"]
-        if not row["file"] or not path.is_file():
-            continue
-        rates = read_rates(path)
-        if rates is None:
-            continue
-        setup = config["models"].get(model_of.get(row["subject"], ""), {})
-        checks = [("markers.cutoff_hz", config["markers"]["cutoff_hz"], "point")]
-        if setup.get("force_plates"):
-            checks.append(("force_plates.cutoff_hz", config["force_plates"]["cutoff_hz"],
-                           "analog"))
-        if setup.get("emg_channels"):
-            checks.append(("emg.bandpass_hz", config["emg"]["bandpass_hz"][1], "analog"))
-        for key, cutoff, kind in checks:
-            rate = rates[kind]
-            if rate > 0 and cutoff >= rate / 2:
-                problems.append(f"config.yaml key {key}: {cutoff} Hz is at or above the Nyquist "
-                                f"frequency ({rate / 2:g} Hz) of {row['file']} (trials.tsv row "
-                                f"{row['_row']}). Fix: lower the cut-off below {rate / 2:g} Hz")
-    return problems
-
-
 def check_config(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                  trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
-    """Cross-field checks of the merged config, including cut-offs against C3D rates."""
+    """Cross-field checks of the merged config (checks against data files: study_data_checks)."""
     where = str(root / "config.yaml")
-    problems = _check_bounds(config, where) + _check_models(config, where)
-    if check_files:
-        problems += _check_rates(root, config, subjects, trials)
-    return problems
+    return _check_bounds(config, where) + _check_models(config, where)

@@ -20,8 +20,9 @@ import torch
 from pipeline.calibrate.metrics import summarise, trial_metrics
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.errors import CalibrationError, describe
-from pipeline.fileio import atomic_path
+from pipeline.io.opensim_files import StorageTable, write_storage
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms.model import TendonModel
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
                                for k, v in values.items()})
 
 
-def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: str,
+def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
             emd_s: float = DEFAULT_EMD_S) -> ModelOutput:
     """Run the model without gradients on every trial of ``batch``."""
     with torch.no_grad():
@@ -79,33 +80,6 @@ def batch_metrics(batch: TrialBatch, output: ModelOutput,
     return {"trials": per_trial, **means}
 
 
-def format_sto(name: str, time_s: np.ndarray, columns: Sequence[str], data: np.ndarray) -> str:
-    """OpenSim storage text: header, ``endheader``, then ``time`` and one column per name.
-
-    ``data`` is ``(column, time)``.
-    """
-    header = [name, "version=1", f"nRows={len(time_s)}", f"nColumns={len(columns) + 1}",
-              "inDegrees=no", "endheader", "\t".join(("time", *columns))]
-    rows = np.column_stack([time_s, np.asarray(data).T])
-    body = "\n".join("\t".join(f"{v:.10g}" for v in row) for row in rows)
-    return "\n".join(header) + "\n" + body + "\n"
-
-
-def write_sto(path: str | Path, name: str, time_s: np.ndarray, columns: Sequence[str],
-              data: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(format_sto(name, time_s, columns, data), encoding="utf-8")
-
-
-def read_sto(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Column labels (with ``time``) and the ``(row, column)`` data of a ``.sto`` file."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    end = lines.index("endheader")
-    labels = lines[end + 1].split("\t")
-    data = np.array([[float(v) for v in line.split("\t")] for line in lines[end + 2:] if line])
-    return labels, data
-
-
 def write_execution(out_dir: str | Path, batch: TrialBatch, output: ModelOutput,
                     trial_labels: Sequence[str] | None = None) -> list[Path]:
     """Write the four ``.sto`` files of every trial under ``out_dir/<trial>/``."""
@@ -123,7 +97,8 @@ def write_execution(out_dir: str | Path, batch: TrialBatch, output: ModelOutput,
         }
         for stem, (columns, data) in files.items():
             path = out_dir / label / f"{stem}.sto"
-            write_sto(path, f"{label}_{stem}", time_s, columns, data.numpy())
+            write_storage(path, StorageTable(tuple(columns), time_s, data.numpy().T,
+                                             name=f"{label}_{stem}"))
             written.append(path)
     return written
 

@@ -31,6 +31,7 @@ import torch
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms.model import TendonModel
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class LossTerms(NamedTuple):
 class Objective:
     """Loss of free physical parameters ``p`` (``(n_free,)``) on one batch of trials."""
 
-    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "elastic",
+    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: TendonModel = "elastic",
                  emd_s: float = DEFAULT_EMD_S, normalise_by_variance: bool = True,
                  penalties: Mapping[str, PenaltyRange] | None = None,
                  dof_weights: np.ndarray | None = None, prior_weight: float = 0.0) -> None:

@@ -144,12 +144,15 @@ def batch_trials(trials: Sequence[NMSTrial], names: Sequence[str], *,
                            ("id_moment_nm", np.asarray(trial.id_moment_nm))):
             pad = [(0, 0)] * (value.ndim - 1) + [(0, n_time - n)]
             arrays[key].append(np.pad(value, pad, mode="edge"))
+    signals = {key: torch.as_tensor(np.stack(value), dtype=torch.float64)
+               for key, value in arrays.items()}
     batch = TrialBatch(
-        tuple(names), mtu_names, first.dof_names,
-        *(torch.as_tensor(np.stack(arrays[k]), dtype=torch.float64)
-          for k in ("excitation", "mtu_length_m", "moment_arm_m", "id_moment_nm")),
-        torch.as_tensor(mask), float(np.mean(dts)), tuple(np.asarray(t.time_s) for t in trials),
-        _before(trials, mtu_names))
+        trial_names=tuple(names), mtu_names=mtu_names, dof_names=first.dof_names,
+        excitation=signals["excitation"], mtu_length_m=signals["mtu_length_m"],
+        moment_arm_m=signals["moment_arm_m"], id_moment_nm=signals["id_moment_nm"],
+        mask=torch.as_tensor(mask), dt_s=float(np.mean(dts)),
+        time_s=tuple(np.asarray(t.time_s) for t in trials),
+        excitation_before=_before(trials, mtu_names))
     check_batch(batch)
     return batch
 

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("c1", "c2", "shape_factor", "optimal_fiber_length", "tendon_slack_length", "strength",
          "damping")
-ACTIVATION_KINDS = ("c1", "c2", "shape_factor", "damping")
 #: CEINMS-like defaults for the kinds the model file does not hold.
 DEFAULT_INITIAL = {"c1": -0.5, "c2": -0.5, "shape_factor": -1.0, "strength": 1.0, "damping": 0.01}
 UNITS = {"c1": "1", "c2": "1", "shape_factor": "1", "optimal_fiber_length": "m",

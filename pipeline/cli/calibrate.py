@@ -159,6 +159,16 @@ def _execute(args: argparse.Namespace) -> int:
     if document.get("method") not in (None, args.method):
         raise ConfigError(describe(args.parameters, f"holds {document['method']} parameters, not "
                                    f"{args.method}", "pass the matching --method"))
+    # The calibration trials' model outputs, for the figures (which read results and never run
+    # the model); metrics.json keeps the calibration fit that calibrate computed.
+    if args.calibration_inputs:
+        fitted = load_trials(args.calibration_inputs, mtu_names=list(document["mtus"]))
+        fit_params = muscle_parameters_from_document(document, fitted.mtu_names,
+                                                     source=args.parameters)
+        write_execution(out_dir / "execution", fitted,
+                        execute(fit_params, fitted, tendon=document.get("tendon", "elastic"),
+                                emd_s=float(document.get("emd_s", 0.015))),
+                        _trial_labels(args.calibration_inputs))
     if not args.inputs:
         log.warning("subject %s has no validation trials: no execution metrics. Set role "
                     "validation on some dynamic trials in trials.tsv to validate the "
@@ -215,8 +225,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "most this many evaluations (0: off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser = add_command(subparsers, "execute", _execute,
-                         "run the calibrated model on validation trials; write metrics.json")
+                         "run the calibrated model on validation (metrics.json) and calibration "
+                         "trials; write each trial's model outputs under execution/")
     _common(parser)
     parser.add_argument("--parameters", required=True, help="parameters.json from calibrate")
     parser.add_argument("--inputs", nargs="*", default=[],
                         help="nms_inputs.npz files of the validation trials (may be none)")
+    parser.add_argument("--calibration-inputs", nargs="*", default=[],
+                        help="nms_inputs.npz files of the calibration trials (model outputs "
+                             "only: the figures plot them)")

@@ -42,13 +42,16 @@ def _trial_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_markers(args: argparse.Namespace) -> None:
-    from pipeline.io.c3d import read_c3d
+    from pipeline.io.c3d import read_c3d, require_markers
     from pipeline.io.opensim_files import write_trc
     from pipeline.signals.markers import process_markers
+    from pipeline.study_data_checks import MIN_CALIBRATION_FRAMES as MIN_DYNAMIC_FRAMES
 
     study = _study(args)
     cfg = study.config["markers"]
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
+    static = study.trial(args.subject, args.trial)["kind"] == "static"
+    require_markers(recording, min_frames=1 if static else MIN_DYNAMIC_FRAMES)
     table = process_markers(
         recording, lab_frame=study.config["lab_frame"], cutoff_hz=cfg["cutoff_hz"],
         filter_order=cfg["filter_order"], correct_double_pass=cfg["correct_double_pass"],
@@ -58,7 +61,7 @@ def cmd_markers(args: argparse.Namespace) -> None:
 
 
 def cmd_forceplates(args: argparse.Namespace) -> None:
-    from pipeline.io.c3d import read_c3d
+    from pipeline.io.c3d import read_c3d, require_markers
     from pipeline.io.opensim_files import write_storage
     from pipeline.osim.external_loads import write_external_loads
     from pipeline.signals.grf import ground_reactions
@@ -67,6 +70,8 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
     cfg = study.config["force_plates"]
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
     override = cfg.get("assignment", {}).get(f"{args.subject}/{args.trial}")
+    if override is None:  # the automatic plate -> foot assignment needs the foot markers
+        require_markers(recording)
     grf = ground_reactions(
         recording, lab_frame=study.config["lab_frame"], threshold_n=cfg["threshold_n"],
         cutoff_hz=cfg["cutoff_hz"], filter_order=cfg["filter_order"],
@@ -126,6 +131,7 @@ def cmd_emg_maxima(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import envelope_maxima
 
     study = _study(args)
+    study.subject(args.subject)  # an unknown subject is named as such
     mvc = study.trials_of(args.subject, kind="mvc")
     source = "mvc" if mvc else "dynamic"
     if not mvc:

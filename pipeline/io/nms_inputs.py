@@ -72,11 +72,6 @@ class NMSTrial:
             raise ValueError(f"NMSTrial.excitation_before has shape {np.shape(before)}, "
                              f"expected ({n_m}, n_before)")
 
-    @property
-    def sample_rate_hz(self) -> float:
-        return float(1.0 / np.median(np.diff(self.time_s)))
-
-
 def write_nms_trial(path: str | Path, trial: NMSTrial) -> None:
     """Write ``trial`` to ``path`` (``.npz``) atomically."""
     meta = {**trial.meta, "units": UNITS}

@@ -197,7 +197,7 @@ def compute_muscle_geometry(model: Any, coordinates: Table, *, mtu_names: Sequen
         set_frame(int(k))
         frame_arms(int(k), everything)
     crossing_mask = np.abs(arms[:, :, samples]).max(axis=2) > CROSSING_THRESHOLD_M
-    pairs = [list(np.flatnonzero(crossing_mask[:, j])) for j in range(n_d)]
+    pairs = [np.flatnonzero(crossing_mask[:, j]).tolist() for j in range(n_d)]
     arms[:] = 0.0
     for k in range(n_t):
         set_frame(k)

@@ -13,6 +13,7 @@ rule import_model:
     wildcard_constraints:
         subject=ONLY["import_model"],
     params:
+        reads=rule_reads("import_model"),
         cli=PIPELINE,
     log:
         "logs/import_model/{subject}.log",
@@ -33,6 +34,7 @@ rule import_markers:
     wildcard_constraints:
         subject=ONLY["import_markers"],
     params:
+        reads=rule_reads("import_markers"),
         cli=PIPELINE,
     log:
         "logs/import_markers/{subject}/{trial}.log",
@@ -55,6 +57,7 @@ rule import_grf:
     wildcard_constraints:
         subject=ONLY["import_grf"],
     params:
+        reads=rule_reads("import_grf"),
         cli=PIPELINE,
     log:
         "logs/import_grf/{subject}/{trial}.log",
@@ -76,6 +79,7 @@ rule import_ik:
     wildcard_constraints:
         subject=ONLY["import_ik"],
     params:
+        reads=rule_reads("import_ik"),
         cli=PIPELINE,
     log:
         "logs/import_ik/{subject}/{trial}.log",
@@ -96,6 +100,7 @@ rule import_id:
     wildcard_constraints:
         subject=ONLY["import_id"],
     params:
+        reads=rule_reads("import_id"),
         cli=PIPELINE,
     log:
         "logs/import_id/{subject}/{trial}.log",
@@ -116,6 +121,7 @@ rule import_emg:
     wildcard_constraints:
         subject=ONLY["import_emg"],
     params:
+        reads=rule_reads("import_emg"),
         cli=PIPELINE,
     log:
         "logs/import_emg/{subject}/{trial}.log",

@@ -6,6 +6,7 @@
 
 rule scale:
     input:
+        unpack(get_scale_files),
         trc=get_static_trc,
     output:
         osim="results/{subject}/model/scaled.osim",
@@ -13,6 +14,7 @@ rule scale:
     wildcard_constraints:
         subject=ONLY["scale"],
     params:
+        reads=rule_reads("scale"),
         cli=PIPELINE,
     log:
         "logs/scale/{subject}.log",
@@ -35,6 +37,7 @@ rule ik:
     wildcard_constraints:
         subject=ONLY["ik"],
     params:
+        reads=rule_reads("ik"),
         cli=PIPELINE,
     log:
         "logs/ik/{subject}/{trial}.log",
@@ -57,6 +60,7 @@ rule inverse_dynamics:
     wildcard_constraints:
         subject=ONLY["inverse_dynamics"],
     params:
+        reads=rule_reads("inverse_dynamics"),
         cli=PIPELINE,
         loads=get_id_load_args,
     log:
@@ -78,6 +82,7 @@ rule muscle_analysis:
     output:
         directory("results/{subject}/trials/{trial}/muscle_analysis"),
     params:
+        reads=rule_reads("muscle_analysis"),
         cli=PIPELINE,
         window=get_window_args,
     log:
@@ -102,6 +107,7 @@ rule collect_nms_inputs:
     output:
         npz="results/{subject}/trials/{trial}/nms_inputs.npz",
     params:
+        reads=rule_reads("collect_nms_inputs"),
         cli=PIPELINE,
         events=get_events_arg,
     log:

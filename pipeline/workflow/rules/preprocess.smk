@@ -11,6 +11,7 @@ rule markers:
     wildcard_constraints:
         subject=ONLY["markers"],
     params:
+        reads=rule_reads("markers"),
         cli=PIPELINE,
     log:
         "logs/markers/{subject}/{trial}.log",
@@ -32,6 +33,7 @@ rule forceplates:
     wildcard_constraints:
         subject=ONLY["forceplates"],
     params:
+        reads=rule_reads("forceplates"),
         cli=PIPELINE,
     log:
         "logs/forceplates/{subject}/{trial}.log",
@@ -52,6 +54,7 @@ rule emg_envelope:
     wildcard_constraints:
         subject=ONLY["emg_envelope"],
     params:
+        reads=rule_reads("emg_envelope"),
         cli=PIPELINE,
         source=get_emg_source_arg,
     log:
@@ -71,6 +74,7 @@ rule emg_maxima:
     output:
         json="results/{subject}/emg_maxima.json",
     params:
+        reads=rule_reads("emg_maxima"),
         cli=PIPELINE,
     log:
         "logs/emg_maxima/{subject}.log",
@@ -93,6 +97,7 @@ rule emg_normalise:
     wildcard_constraints:
         subject=ONLY["emg_normalise"],
     params:
+        reads=rule_reads("emg_normalise"),
         cli=PIPELINE,
         time_base=get_emg_time_base_arg,
     log:
@@ -114,6 +119,7 @@ rule events:
     wildcard_constraints:
         subject=ONLY["events"],
     params:
+        reads=rule_reads("events"),
         cli=PIPELINE,
     log:
         "logs/events/{subject}/{trial}.log",

@@ -17,9 +17,10 @@ rule calibrate_synergy_hybrid:
         figure="results/{subject}/calibration/synergy_hybrid/synergies.png",
         execution=directory("results/{subject}/calibration/synergy_hybrid/execution"),
     params:
+        reads=rule_reads("calibrate_synergy_hybrid"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration", "synergies", "models"),
         out_dir=subpath(output.parameters, parent=True),
+    threads: 1
     log:
         "logs/calibrate/{subject}_synergy_hybrid.log",
     conda:
@@ -29,7 +30,8 @@ rule calibrate_synergy_hybrid:
     shell:
         "{params.cmd} --log {log} calibrate-synergy --study . --subject {wildcards.subject}"
         " --model {input.model} --inputs {input.trials}"
-        " --validation-inputs {input.validation} --out-dir {params.out_dir} --no-progress"
+        " --validation-inputs {input.validation} --out-dir {params.out_dir}"
+        " --threads {threads} --no-progress"
 
 
 rule channel_removal:
@@ -40,9 +42,10 @@ rule channel_removal:
         ranking="results/{subject}/experiments/channel_removal/channel_ranking.tsv",
         figure="results/{subject}/experiments/channel_removal/channel_removal.png",
     params:
+        reads=rule_reads("channel_removal"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration", "synergies", "models"),
         out_dir=subpath(output.table, parent=True),
+    threads: 1
     log:
         "logs/experiments/{subject}_channel_removal.log",
     conda:
@@ -52,4 +55,4 @@ rule channel_removal:
     shell:
         "{params.cmd} --log {log} experiment channel-removal --study ."
         " --subject {wildcards.subject} --model {input.model} --inputs {input.trials}"
-        " --validation-inputs {input.validation} --out-dir {params.out_dir}"
+        " --validation-inputs {input.validation} --out-dir {params.out_dir} --threads {threads}"
