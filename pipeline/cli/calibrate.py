@@ -48,7 +48,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from pipeline.calibrate.annealing import AnnealingOptions
-    from pipeline.calibrate.execute import batch_metrics, execute
+    from pipeline.calibrate.execute import batch_metrics
     from pipeline.calibrate.export import (
         provenance,
         read_muscle_properties,
@@ -83,8 +83,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                         progress=not args.no_progress,
                         refine_evaluations=args.refine_evaluations)
     labels = _trial_labels(args.inputs)
-    output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
-                     tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
+    with torch.no_grad():
+        output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64))
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
         subject=args.subject, dof_names=list(batch.dof_names), calibration_trials=labels,
@@ -137,7 +137,8 @@ def _execute(args: argparse.Namespace) -> int:
     batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
     params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
     output = execute(params, batch, tendon=document.get("tendon", "elastic"),
-                     emd_s=float(document.get("emd_s", 0.015)))
+                     emd_s=float(document.get("emd_s", 0.015)),
+                     objective=document.get("objective"))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
     validation = batch_metrics(batch, output, labels)

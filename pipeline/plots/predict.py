@@ -35,7 +35,8 @@ def predict_trials(parameters: Mapping, nms_paths: Mapping[str, Path],
         batch = load_trials([nms_paths[t] for t in trials], mtu_names=list(parameters["mtus"]))
         params = muscle_parameters_from_document(parameters, batch.mtu_names)
         output = execute(params, batch, tendon=str(parameters.get("tendon", "elastic")),
-                         emd_s=float(parameters.get("emd_s", 0.015)))
+                         emd_s=float(parameters.get("emd_s", 0.015)),
+                         objective=parameters.get("objective"))
     except Exception as exc:  # noqa: BLE001 - figures must not fail on a model problem
         log.warning("could not run the calibrated model on %s (%s: %s); plotting them without "
                     "predictions", ", ".join(nms_paths), type(exc).__name__, exc)
