@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@test -d $(DEMO_DIR) || $(PY) -m pipeline demo-study $(DEMO_DIR)
-	$(PY) -m pipeline validate-study $(DEMO_DIR)
-	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --cores $(CORES) --directory $(DEMO_DIR)
+	@test -d $(DEMO_DIR) || $(VENV)/bin/nms-pipeline demo-study $(DEMO_DIR)
+	$(VENV)/bin/nms-pipeline validate-study $(DEMO_DIR)
+	$(VENV)/bin/nms-pipeline run $(DEMO_DIR) --cores $(CORES)
 	@echo "Report: $(DEMO_DIR)/results/report.html"
 
 test: $(STAMP)

@@ -1,8 +1,9 @@
-"""Command-line entry point: ``python -m pipeline <subcommand> ...``.
+"""Command-line entry point: ``nms-pipeline <subcommand> ...`` (or ``python -m pipeline ...``).
 
 Subcommands live in :mod:`pipeline.cli`; each module there defines ``register(subparsers)`` and is
 discovered automatically. User mistakes (:class:`~pipeline.errors.PipelineError`) are printed as one
-clear message with exit status 2, never as a traceback.
+clear message with exit status 2, never as a traceback. A subcommand that sets ``pass_through``
+receives the options it does not know in ``args.extra`` (``run`` hands them to Snakemake).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ log = logging.getLogger("pipeline")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline",
+        prog="nms-pipeline",
         description="EMG-informed neuromusculoskeletal calibration pipeline.",
     )
     parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
@@ -39,10 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    if extra and not getattr(args, "pass_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     setup_logging(args.log, verbose=args.verbose)
     try:
         result = args.func(args)

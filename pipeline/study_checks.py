@@ -14,14 +14,15 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from pipeline import resources
+
 log = logging.getLogger(__name__)
 
-_SCHEMA_DIR = Path(__file__).resolve().parents[1] / "config" / "schemas"
 _NUMERIC = {"mass_kg", "height_m", "start_s", "end_s"}
 
 
 def _row_schema(name: str) -> dict[str, Any]:
-    return yaml.safe_load((_SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    return yaml.safe_load(resources.schema(name).read_text(encoding="utf-8"))
 
 
 def _row_record(row: pd.Series) -> tuple[dict[str, Any], list[str]]:
@@ -56,7 +57,8 @@ def _check_rows(path: Path, frame: pd.DataFrame, schema_name: str) -> list[str]:
             else:
                 column = ".".join(str(p) for p in err.absolute_path)
                 problems.append(f"{where}: {column} {err.message}. Fix: see the allowed values "
-                                f"in config/schemas/{schema_name}")
+                                f"in the comments of the {path.name} template "
+                                "(python -m pipeline new-study DIR writes one)")
     return problems
 
 
@@ -87,7 +89,7 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
             problems.append(
                 f"subjects.tsv row {row['_row']}: model {model!r} has no entry under models: "
                 f"in config.yaml. Fix: add models: {{{model}: {{emg_channels, excitations, dofs}}}}"
-                " (see data_templates/config.yaml)")
+                " (see `python -m pipeline defaults`)")
         if model.endswith(".osim") and check_files and not (root / model).exists():
             problems.append(f"subjects.tsv row {row['_row']}: model file {model} does not "
                             "exist. Fix: correct the path (relative to the study folder)")

@@ -20,7 +20,7 @@ from pipeline.calibrate.problem import TrialBatch, batch_from_arrays
 from pipeline.calibrate.spec import MuscleProperties, ParameterSpec, build_spec
 from pipeline.nms import make_reference_problem
 
-#: Calibration config for synthetic problems (the defaults of config/config.yaml, wider l0/lts).
+#: Calibration config for synthetic problems (the default config.yaml's, wider l0/lts).
 SYNTHETIC_CALIBRATION: dict[str, Any] = {
     "tendon": "elastic",
     "emd_s": 0.015,

@@ -13,36 +13,32 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+from pipeline import __version__, resources
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
-from pipeline.logs import route_opensim_log
 from pipeline.provenance import study_provenance
 
 log = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_DIRS = (PROJECT_ROOT / "data_templates", PROJECT_ROOT / "data_templates" / "opensim")
 
 
 def _study(args: argparse.Namespace) -> Any:
     from pipeline.study import load_study
 
-    route_opensim_log(getattr(args, "log", None))
     return load_study(args.study, check_files=False)
 
 
 def _template(value: str | None, study_root: Path) -> Path | None:
-    """A setting naming a file: absolute, relative to the study, or in data_templates/."""
+    """A setting naming a file: absolute, relative to the study, or a packaged template."""
     if not value:
         return None
     candidates = [Path(value)] if Path(value).is_absolute() else [
-        study_root / value, *(d / value for d in TEMPLATE_DIRS)]
+        study_root / value, resources.template_dir() / value,
+        resources.opensim_template_dir() / value]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise ConfigError(describe(study_root / "config.yaml", f"file {value!r} not found (looked "
-                               f"in the study folder and data_templates/)",
+                               f"in the study folder and the packaged templates)",
                                "correct the path in opensim.scale / models.<model>"))
 
 

@@ -7,9 +7,10 @@ import logging
 import shutil
 from pathlib import Path
 
+from pipeline import resources
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError
-from pipeline.study import TEMPLATE_DIR, load_study
+from pipeline.study import load_study
 
 log = logging.getLogger(__name__)
 TEMPLATE_FILES = ("config.yaml", "subjects.tsv", "trials.tsv")
@@ -24,7 +25,7 @@ def new_study(directory: Path) -> list[Path]:
                           "delete the study files you want to replace")
     directory.mkdir(parents=True, exist_ok=True)
     for name, target in zip(TEMPLATE_FILES, targets, strict=True):
-        shutil.copyfile(TEMPLATE_DIR / name, target)
+        shutil.copyfile(resources.template_dir() / name, target)
     return targets
 
 
@@ -33,8 +34,8 @@ def _new_study(args: argparse.Namespace) -> int:
     new_study(directory)
     log.info("wrote %s/{%s}", directory, ",".join(TEMPLATE_FILES))
     log.info("next: edit them, put your C3D files under %s, then run "
-             "`python -m pipeline validate-study %s` and "
-             "`snakemake --cores N --directory %s`", directory, directory, directory)
+             "`nms-pipeline validate-study %s` and `nms-pipeline run %s --cores N`",
+             directory, directory, directory)
     return 0
 
 

@@ -32,7 +32,7 @@ def test_template_study_validates(template_study: Path) -> None:
     assert [r["trial"] for r in study.trials_of("s01", role="calibration")] == ["flex1"]
     assert study.trial("s01", "flex2")["end_s"] == pytest.approx(8.0)
     assert study.static_trial("s01")["trial"] == "static"
-    # the study's values override the defaults, the rest comes from config/config.yaml
+    # the study's values override the defaults, the rest comes from the packaged defaults
     assert study.config["calibration"]["tendon"] == "elastic"
     assert study.config["emg"]["bandpass_hz"] == [30.0, 300.0]
     assert study.model_setup("s01")["dofs"] == ["shoulder_elev", "elbow_flex"]

@@ -23,12 +23,29 @@ def test_snakemake_lint_is_clean(template_study: Path) -> None:
     assert "Congratulations, your workflow is in a good condition!" in output, output
 
 
+def planned_jobs(output: str) -> dict[str, int]:
+    """The ``job count`` table of a dry run (``--quiet rules``) as {rule: number of jobs}."""
+    jobs = {}
+    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            break
+        jobs[fields[0]] = int(fields[1])
+    return jobs
+
+
 def test_dry_run_plans_contract_outputs(template_study: Path) -> None:
+    """The template study (one demo-arm subject: static, mvc1, flex1 for calibration, flex2 for
+    validation; gradient only) plans one job per trial and stage it needs, and no force plates."""
     result = _run(["-n", "--cores", "1", "--quiet", "rules"], template_study)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    for rule in ("markers", "scale", "ik", "id", "collect", "calibrate", "execute", "report"):
-        assert rule in output, f"rule {rule} not planned:\n{output}"
+    jobs = planned_jobs(output)
+    expected = {"markers": 3, "emg_envelope": 3, "emg_maxima": 1, "emg_normalise": 2, "events": 2,
+                "scale": 1, "ik": 2, "inverse_dynamics": 2, "muscle_analysis": 2,
+                "collect_nms_inputs": 2, "calibrate": 1, "execute": 1, "figures": 1, "report": 1}
+    assert {rule: jobs.get(rule) for rule in expected} == expected, output
+    assert "forceplates" not in jobs, output
 
 
 def test_invalid_study_stops_workflow_with_clear_message(template_study: Path) -> None:
