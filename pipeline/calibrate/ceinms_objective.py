@@ -113,10 +113,12 @@ def trial_variances(batch: TrialBatch) -> np.ndarray:
     return out
 
 
-def fibre_length_penalty(norm_fiber_length: torch.Tensor) -> torch.Tensor:
-    """CEINMS's per-sample penalty ``100 (x - 1)^2`` where ``|x - 1| > 0.5``, else 0."""
+def fibre_length_penalty(norm_fiber_length: torch.Tensor, *, band_tolerance: float = 0.0,
+                         ) -> torch.Tensor:
+    """CEINMS's per-sample penalty ``100 (x - 1)^2`` where ``|x - 1| > 0.5 + band_tolerance``,
+    else 0 (``band_tolerance`` 0: exactly CEINMS)."""
     deviation = norm_fiber_length - 1.0
-    outside = deviation.abs() > PENALTY_HALF_WIDTH
+    outside = deviation.abs() > PENALTY_HALF_WIDTH + band_tolerance
     return torch.where(outside, PENALTY_WEIGHT * deviation**2, torch.zeros_like(deviation))
 
 
@@ -124,12 +126,15 @@ class CeinmsObjective(Objective):
     """:class:`~pipeline.calibrate.losses.Objective` with CEINMS's loss (module docstring).
 
     The prior (``prior_weight``) is kept as in the default objective (0 = as CEINMS).
+    ``band_tolerance`` widens the penalty's free band (0 = CEINMS): the penalty jumps by 25 at
+    the band's edge, where annealing tends to park fibres, so a solution read back from a
+    decimal file may need a tolerance of a few ulps to be judged as its optimiser saw it.
     """
 
     def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "stiff",
                  emd_s: float = DEFAULT_EMD_S,
                  percentage_change: float = DEFAULT_PERCENTAGE_CHANGE,
-                 prior_weight: float = 0.0) -> None:
+                 prior_weight: float = 0.0, band_tolerance: float = 0.0) -> None:
         if tendon != "stiff":
             raise ConfigError(describe(
                 "config.yaml", f"calibration.objective: ceinms needs tendon: stiff, got {tendon}",
@@ -138,6 +143,7 @@ class CeinmsObjective(Objective):
         super().__init__(spec, data, tendon=tendon, emd_s=emd_s, normalise_by_variance=False,
                          prior_weight=prior_weight)
         self.percentage_change = float(percentage_change)
+        self.band_tolerance = float(band_tolerance)
         mask = data.mask.to(torch.float64)
         self.n_samples = mask.sum(dim=1)  # (trial,)
         #: (trial, dof) weights 1 / var_id
@@ -155,7 +161,8 @@ class CeinmsObjective(Objective):
         err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
         weights = self._sample_weights()
         tracking = (err2 * self.trial_dof_weights[:, :, None] * weights[:, None, :]).sum()
-        pen = fibre_length_penalty(out.normalized_fiber_length).sum(dim=1)
+        pen = fibre_length_penalty(out.normalized_fiber_length,
+                                   band_tolerance=self.band_tolerance).sum(dim=1)
         penalty = len(self.data.dof_names) * (pen * weights).sum()
         if p is not None:
             penalty = penalty + (self.prior_residuals(p) ** 2).sum()
@@ -173,7 +180,7 @@ class CeinmsObjective(Objective):
         (``sqrt(100 n_dofs / N_i) |x - 1|`` outside the band), prior."""
         out = self.simulate(p)
         deviation = out.normalized_fiber_length - 1.0
-        outside = deviation.abs() > PENALTY_HALF_WIDTH
+        outside = deviation.abs() > PENALTY_HALF_WIDTH + self.band_tolerance
         root_w = torch.sqrt(len(self.data.dof_names) * PENALTY_WEIGHT
                             * self._sample_weights())[:, None, :]
         pen = torch.where(outside, deviation.abs(), torch.zeros_like(deviation)) * root_w

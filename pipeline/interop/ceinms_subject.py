@@ -228,17 +228,17 @@ def read_excitation_generator(path: str | Path) -> ExcitationGenerator:
 
 
 # --- writing ----------------------------------------------------------------------------------
-def _fmt(value: float) -> str:
+def fmt(value: float) -> str:
     return repr(float(value))
 
 
-def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
+def text_element(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
     element = ET.SubElement(parent, tag, attrib)
     element.text = text
     return element
 
 
-def _document(root: ET.Element, schema: str) -> str:
+def xml_document(root: ET.Element, schema: str) -> str:
     root.set("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")
     root.set("xsi:noNamespaceSchemaLocation", schema)
     ET.indent(root, space="  ")
@@ -250,48 +250,48 @@ def subject_xml(subject: CeinmsSubject) -> str:
     """The subject as CEINMS subject XML text (schema order)."""
     root = ET.Element("subject")
     default = ET.SubElement(root, "mtuDefault")
-    _text(default, "emDelay", _fmt(subject.em_delay_s))
-    _text(default, "percentageChange", _fmt(subject.percentage_change))
-    _text(default, "damping", _fmt(subject.damping))
+    text_element(default, "emDelay", fmt(subject.em_delay_s))
+    text_element(default, "percentageChange", fmt(subject.percentage_change))
+    text_element(default, "damping", fmt(subject.damping))
     for name in (*[c for c in CURVE_NAMES if c in subject.curves],
                  *[c for c in subject.curves if c not in CURVE_NAMES]):
         x, y = subject.curves[name]
         curve = ET.SubElement(default, "curve")
-        _text(curve, "name", name)
-        _text(curve, "xPoints", " ".join(_fmt(v) for v in x))
-        _text(curve, "yPoints", " ".join(_fmt(v) for v in y))
+        text_element(curve, "name", name)
+        text_element(curve, "xPoints", " ".join(fmt(v) for v in x))
+        text_element(curve, "yPoints", " ".join(fmt(v) for v in y))
     mtu_set = ET.SubElement(root, "mtuSet")
     for m in subject.mtus:
         element = ET.SubElement(mtu_set, "mtu")
-        _text(element, "name", m.name)
+        text_element(element, "name", m.name)
         if m.em_delay_s is not None:
-            _text(element, "emDelay", _fmt(m.em_delay_s))
+            text_element(element, "emDelay", fmt(m.em_delay_s))
         for tag in ("c1", "c2", "shapeFactor", "optimalFibreLength", "pennationAngle",
                     "tendonSlackLength"):
-            _text(element, tag, _fmt(getattr(m, _MTU_FIELDS[tag])))
+            text_element(element, tag, fmt(getattr(m, _MTU_FIELDS[tag])))
         for tag in ("maxContractionVelocity", "damping"):
             value = getattr(m, _MTU_OPTIONAL[tag])
             if value is not None:
-                _text(element, tag, _fmt(value))
-        _text(element, "maxIsometricForce", _fmt(m.max_isometric_force_n))
-        _text(element, "strengthCoefficient", _fmt(m.strength_coefficient))
+                text_element(element, tag, fmt(value))
+        text_element(element, "maxIsometricForce", fmt(m.max_isometric_force_n))
+        text_element(element, "strengthCoefficient", fmt(m.strength_coefficient))
     dof_set = ET.SubElement(root, "dofSet")
     for dof, names in subject.dofs.items():
         element = ET.SubElement(dof_set, "dof")
-        _text(element, "name", dof)
-        _text(element, "mtuNameSet", " ".join(names))
+        text_element(element, "name", dof)
+        text_element(element, "mtuNameSet", " ".join(names))
     calibrated = "calibrated" in subject.calibration_info
     info = ET.SubElement(ET.SubElement(root, "calibrationInfo"),
                          "calibrated" if calibrated else "uncalibrated")
     if calibrated:
         cal = subject.calibration_info["calibrated"]
-        _text(info, "startSubjectFile", str(cal.get("start_subject_file", "")))
-        _text(info, "calibrationSequence", " ".join(cal.get("calibration_sequence", [])))
+        text_element(info, "startSubjectFile", str(cal.get("start_subject_file", "")))
+        text_element(info, "calibrationSequence", " ".join(cal.get("calibration_sequence", [])))
     else:
         uncal = subject.calibration_info.get("uncalibrated", {})
-        _text(info, "subjectID", str(uncal.get("subject_id", "subject")) or "subject")
-        _text(info, "additionalInfo", str(uncal.get("additional_info", "")))
-    return _document(root, "subject.xsd")
+        text_element(info, "subjectID", str(uncal.get("subject_id", "subject")) or "subject")
+        text_element(info, "additionalInfo", str(uncal.get("additional_info", "")))
+    return xml_document(root, "subject.xsd")
 
 
 def write_subject(path: str | Path, subject: CeinmsSubject) -> None:
@@ -317,13 +317,13 @@ def excitation_generator(excitations: Mapping[str, Mapping[str, float]], *,
 def excitation_generator_xml(generator: ExcitationGenerator) -> str:
     root = ET.Element("excitationGenerator")
     attrib = {"type": generator.signal_type} if generator.signal_type else {}
-    _text(root, "inputSignals", " ".join(generator.input_signals), **attrib)
+    text_element(root, "inputSignals", " ".join(generator.input_signals), **attrib)
     mapping = ET.SubElement(root, "mapping")
     for mtu, inputs in generator.mapping.items():
         element = ET.SubElement(mapping, "excitation", {"id": mtu})
         for name, weight in inputs:
-            _text(element, "input", name, weight=_fmt(weight))
-    return _document(root, "excitationGenerator.xsd")
+            text_element(element, "input", name, weight=fmt(weight))
+    return xml_document(root, "excitationGenerator.xsd")
 
 
 def write_excitation_generator(path: str | Path, generator: ExcitationGenerator) -> None:
