@@ -90,9 +90,10 @@ def build_walk_inputs(shared_data: str | Path) -> WalkInputs:
             mtu_length_m=geometry.mtu_length_m, moment_arm_m=geometry.moment_arm_m,
             id_moment_nm=moments, meta={"subject": "rajagopal", "trial": f"walk_{role}",
                                         "role": role, "source": str(folder)})
-        warm_t[role] = (t0 - WARMUP_S) + np.arange(
-            round((t1 - t0 + WARMUP_S) * RATE_HZ) + 1) / RATE_HZ
-        warm_e[role] = excitation_at(warm_t[role])
+        n_warm = round(WARMUP_S * RATE_HZ)
+        warm_t[role] = np.concatenate([time_s[0] - np.arange(n_warm, 0, -1) / RATE_HZ, time_s])
+        warm_e[role] = np.concatenate([excitation_at(warm_t[role][:n_warm]),
+                                       trials[role].excitation], axis=1)
     return WalkInputs(folder / MODEL, trials, warm_t, warm_e)
 
 
