@@ -67,8 +67,18 @@ def _calibrate(args: argparse.Namespace) -> int:
         cfg["tendon"] = args.tendon
     seed = int(cfg.get("seed", 0) if args.seed is None else args.seed)
     batch = load_trials(args.inputs)
-    muscles = read_muscle_properties(args.model, batch.mtu_names)
-    spec = build_spec(muscles, cfg)
+    if args.ceinms_subject:
+        from pipeline.interop.ceinms_params import apply_subject_values, muscle_properties
+        from pipeline.interop.ceinms_subject import read_subject
+
+        subject = read_subject(args.ceinms_subject)
+        source = str(args.ceinms_subject)
+        spec = apply_subject_values(
+            build_spec(muscle_properties(subject, batch.mtu_names, source=source), cfg),
+            subject, cfg, source=source)
+        log.info("starting from the per-muscle values of CEINMS subject %s", source)
+    else:
+        spec = build_spec(read_muscle_properties(args.model, batch.mtu_names), cfg)
     gradient_options = annealing_options = None
     if args.method == "gradient":
         overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
@@ -176,6 +186,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refine-evaluations", type=int, default=0,
                         help="gradient: after AdamW, refine by bounded least squares with at "
                              "most this many evaluations (0: off)")
+    parser.add_argument("--ceinms-subject", default=None,
+                        help="start from this CEINMS subject XML's per-muscle values (fibre and "
+                             "tendon slack lengths, forces, activation parameters, strengths); "
+                             "relative bounds are taken relative to them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser = add_command(subparsers, "execute", _execute,
                          "run the calibrated model on validation trials; write metrics.json")
