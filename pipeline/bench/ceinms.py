@@ -1,13 +1,15 @@
 """``bench ceinms``: the real CEINMS 0.9 against the project on the same real inputs.
 
 Problems (NMS inputs from the Rajagopal walk, :mod:`pipeline.bench._ceinms_walk`; stiff tendon,
-CEINMS 0.9's fast mode, on both sides):
+CEINMS 0.9's fast mode, on both sides, unless said):
 
 * ``walk_1dof``: ankle; soleus, gastrocnemius medialis and lateralis, tibialis anterior;
   optimal fibre and tendon slack lengths per MTU, strength per group (soleus, gastrocnemii,
   tibialis anterior), one shared C1, C2 and shape factor: 14 parameters;
 * ``walk_3dof``: hip flexion, knee, ankle; 11 MTUs with EMG; lengths and strength per MTU and
-  the shared activation parameters: 36 parameters.
+  the shared activation parameters: 36 parameters;
+* ``walk_1dof_elastic``: ``walk_1dof`` with an elastic tendon (CEINMS's equilibrium-elastic
+  tendon, the project's elastic tendon), without the activation-dependent optimal fibre length.
 
 For each problem the bench writes CEINMS's inputs (start subject with the scaled model's values
 and the project's curves, identity excitation generator, calibration XML with the same
@@ -53,6 +55,10 @@ PROBLEMS: dict[str, dict[str, Any]] = {
                            "glmax2_r"),
                   "groups": {}},
 }
+#: The same 1-DOF problem with CEINMS's equilibrium-elastic tendon and the project's elastic
+#: tendon; no activation-dependent optimal fibre length on either side (percentageChange 0).
+PROBLEMS["walk_1dof_elastic"] = {**PROBLEMS["walk_1dof"], "tendon": "elastic",
+                                 "percentage_change": 0.0}
 #: Penalty band tolerance of the common loss: CEINMS writes its solution with 15 significant
 #: digits and parks fibres on the penalty's edge (|l/l0 - 1| = 0.5), where the read-back value may
 #: fall a few ulps outside and cost 25 / N_i; 1e-9 judges such a fibre as CEINMS did.
@@ -89,9 +95,11 @@ def calibration_config(problem: dict[str, Any], max_evaluations: int | None = No
     from pipeline.study import read_yaml
 
     cfg = read_yaml(default_config())["calibration"]
-    cfg.update({"tendon": "stiff", "objective": "ceinms", "emd_s": 0.0, "parameters": PARAMETERS,
-                "groups": problem["groups"], "activation_sharing": "global",
-                "prior_weight": 0.0})
+    cfg.update({"tendon": problem.get("tendon", "stiff"), "objective": "ceinms", "emd_s": 0.0,
+                "parameters": PARAMETERS, "groups": problem["groups"],
+                "activation_sharing": "global", "prior_weight": 0.0})
+    if "percentage_change" in problem:
+        cfg["ceinms_percentage_change"] = problem["percentage_change"]
     cfg["initial"] = {**cfg.get("initial", {}), "damping": 0.01}
     if max_evaluations is not None:
         cfg["annealing"] = {**cfg["annealing"], "max_evaluations": int(max_evaluations)}
@@ -200,18 +208,19 @@ def evaluate(params, written: dict[str, Any], cfg: dict) -> dict[str, float]:
     """Common loss on the calibration window, RMSE/R² on the held-out one (same code for both)."""
     import torch
 
-    from pipeline.calibrate.ceinms_objective import CeinmsObjective, simulate_ceinms
-    from pipeline.calibrate.execute import batch_metrics
+    from pipeline.calibrate.ceinms_objective import CeinmsObjective
+    from pipeline.calibrate.execute import batch_metrics, execute
     from pipeline.calibrate.problem import batch_trials
 
     out = {}
+    objective_doc = {"name": "ceinms", "percentage_change": cfg["ceinms_percentage_change"]}
     for role, trial in written["trials"].items():
         batch = batch_trials([trial], [role])
         with torch.no_grad():
-            output = simulate_ceinms(params, batch, emd_s=cfg["emd_s"],
-                                     percentage_change=cfg["ceinms_percentage_change"])
+            output = execute(params, batch, tendon=cfg["tendon"], emd_s=cfg["emd_s"],
+                             objective=objective_doc)
         if role == "calibration":
-            objective = CeinmsObjective(written["spec"], batch, tendon="stiff",
+            objective = CeinmsObjective(written["spec"], batch, tendon=cfg["tendon"],
                                         emd_s=cfg["emd_s"],
                                         percentage_change=cfg["ceinms_percentage_change"],
                                         band_tolerance=BAND_TOLERANCE)
@@ -238,7 +247,7 @@ def run_problem(name: str, walk, args: argparse.Namespace, folder: Path,
     spec = written["spec"]
     entry: dict[str, Any] = {"name": name, "n_dofs": len(PROBLEMS[name]["dofs"]),
                              "n_mtus": len(PROBLEMS[name]["mtus"]),
-                             "n_parameters": spec.n_free, "tendon": "stiff",
+                             "n_parameters": spec.n_free, "tendon": cfg["tendon"],
                              "n_calibration_samples": len(written["trials"]["calibration"].time_s),
                              "n_validation_samples": len(written["trials"]["validation"].time_s)}
     if binary is None:

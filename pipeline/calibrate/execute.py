@@ -56,11 +56,11 @@ def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: str,
     """Run the model without gradients on every trial of ``batch``.
 
     ``objective`` is ``parameters.json``'s ``objective``: parameters calibrated with
-    ``{"name": "ceinms", ...}`` run in CEINMS's model variant
+    ``{"name": "ceinms", ...}`` and a stiff tendon run in CEINMS's model variant
     (:func:`pipeline.calibrate.ceinms_objective.simulate_ceinms`).
     """
     with torch.no_grad():
-        if objective and objective.get("name") == "ceinms":
+        if objective and objective.get("name") == "ceinms" and tendon == "stiff":
             from pipeline.calibrate.ceinms_objective import simulate_ceinms
 
             return simulate_ceinms(params, batch, emd_s=emd_s,

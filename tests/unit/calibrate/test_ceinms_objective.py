@@ -160,10 +160,13 @@ def test_zero_shift_equals_plain_stiff_model_within_velocity_band() -> None:
                                rtol=1e-12, atol=1e-9)
 
 
-def test_ceinms_objective_refuses_elastic_tendon_and_unknown_objective() -> None:
+def test_ceinms_objective_elastic_needs_no_shift_and_unknown_objective_is_refused() -> None:
     batch, muscles = _small_case()
     spec = build_spec(muscles, CALIBRATION)
-    with pytest.raises(ConfigError, match="tendon: stiff"):
+    with pytest.raises(ConfigError, match="ceinms_percentage_change: 0"):
         make_objective(spec, batch, {**CALIBRATION, "tendon": "elastic"})
+    elastic = make_objective(spec, batch, {**CALIBRATION, "tendon": "elastic",
+                                           "ceinms_percentage_change": 0.0})
+    assert elastic.tendon == "elastic"
     with pytest.raises(ConfigError, match="objective"):
         make_objective(spec, batch, {**CALIBRATION, "objective": "ceinms2"})

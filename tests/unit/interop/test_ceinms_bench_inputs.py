@@ -47,14 +47,25 @@ def bench_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
                               work_dir=str(out), problems=list(ceinms.PROBLEMS), repeats=1,
                               max_evaluations=None, inputs_only=True, json=str(out / "b.json"))
     result = ceinms.run(args)
-    assert [p["n_parameters"] for p in result["problems"]] == [14, 36]
+    assert [p["n_parameters"] for p in result["problems"]] == [14, 36, 14]
     return out
 
 
-@pytest.mark.parametrize("problem", ["walk_1dof", "walk_3dof"])
+@pytest.mark.parametrize("problem", ["walk_1dof", "walk_3dof", "walk_1dof_elastic"])
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_bench_xml_is_valid_ceinms_input(bench_inputs: Path, problem: str, name: str) -> None:
     assert_valid(bench_inputs / problem / "ceinms" / name, SCHEMAS[name])
+
+
+def test_bench_elastic_problem_asks_ceinms_for_its_elastic_tendon(bench_inputs: Path) -> None:
+    from pipeline.interop.ceinms_subject import read_subject
+
+    folder = bench_inputs / "walk_1dof_elastic" / "ceinms"
+    root = ET.parse(folder / "calibration.xml").getroot()
+    assert root.find("NMSmodel/tendon/equilibriumElastic") is not None
+    assert read_subject(folder / "subject.xml").percentage_change == 0.0
+    stiff = ET.parse(bench_inputs / "walk_1dof" / "ceinms" / "calibration.xml").getroot()
+    assert stiff.find("NMSmodel/tendon/stiff") is not None
 
 
 @pytest.mark.parametrize("problem", ["walk_1dof", "walk_3dof"])
