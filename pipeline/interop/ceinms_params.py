@@ -3,6 +3,8 @@
 * start a calibration from a subject: :func:`muscle_properties` (the model values CEINMS's
   ``relativeToSubjectValue`` bounds refer to) and :func:`apply_subject_values` (per-muscle
   activation parameters, strength and damping as the start point and fixed values);
+* the same as per-MTU initial values for ``subjects.tsv``'s ``initial_parameters`` files:
+  :func:`initial_values` (the ``.xml`` reader);
 * evaluate a subject: :func:`muscle_parameters`;
 * export a calibration: :func:`subject_from_document` (a ``parameters.json``) or
   :func:`subject_from_values`, with :func:`dofs_from_batch` for the DOFs each MTU spans.
@@ -13,18 +15,20 @@ Kinds use the project's names (``c1``, ``c2``, ``shape_factor``, ``optimal_fiber
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from pipeline.calibrate.problem import TrialBatch
-from pipeline.calibrate.spec import KINDS, MuscleProperties, ParameterBlock, ParameterSpec
+from pipeline.calibrate.spec import KINDS, MuscleProperties, ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.interop.ceinms_curves import degroote_curves
-from pipeline.interop.ceinms_subject import CeinmsMtu, CeinmsSubject
+from pipeline.interop.ceinms_subject import CeinmsMtu, CeinmsSubject, read_subject
 from pipeline.nms import MuscleParameters, curves
 
 log = logging.getLogger(__name__)
@@ -106,15 +110,15 @@ def apply_subject_values(spec: ParameterSpec, subject: CeinmsSubject,
                 log.warning("CEINMS subject %s: %s differs between the MTUs sharing %r (%s); "
                             "starting from their mean %.6g", source or "", kind, entry,
                             ", ".join(f"{v:.6g}" for v in members), initial[e])
-        lower, upper = b.lower, b.upper
+        lower, upper = b.lower.copy(), b.upper.copy()
         bound = bounds_cfg.get(kind) or {}
-        if not b.calibrated:
-            lower, upper = initial.copy(), initial.copy()
-        elif bound.get("relative", False):
+        free = getattr(b, "free_mask", np.full(len(b.entry_names), b.calibrated))
+        if bound.get("relative", False):
             lower, upper = np.sort(np.stack([initial * float(bound["lower"]),
                                              initial * float(bound["upper"])]), axis=0)
-        if b.calibrated:
-            outside = np.flatnonzero((initial < lower) | (initial > upper))
+        lower[~free], upper[~free] = initial[~free], initial[~free]
+        if free.any():
+            outside = np.flatnonzero(free & ((initial < lower) | (initial > upper)))
             if outside.size:
                 i = int(outside[0])
                 raise ConfigError(describe(
@@ -122,10 +126,24 @@ def apply_subject_values(spec: ParameterSpec, subject: CeinmsSubject,
                     f"lies outside its bounds [{lower[i]:.6g}, {upper[i]:.6g}]",
                     f"widen calibration.bounds.{kind}, or fix the subject file"))
             span = upper - lower
-            initial = np.clip(initial, lower + _EDGE * span, upper - _EDGE * span)
-        blocks[kind] = ParameterBlock(kind, b.entry_names, b.index, initial, lower, upper,
-                                      b.calibrated)
+            initial = np.where(free, np.clip(initial, lower + _EDGE * span,
+                                             upper - _EDGE * span), initial)
+        blocks[kind] = dataclasses.replace(b, initial=initial, lower=lower, upper=upper)
     return ParameterSpec(spec.muscles, blocks, spec.groups)
+
+
+def initial_values(path: str | Path) -> dict[str, dict[str, float]]:
+    """A CEINMS subject XML as per-MTU initial values ``{mtu: {key: value}}`` with the keys of
+    :mod:`pipeline.calibrate.initial_values` (``optimal_fiber_length_m``,
+    ``tendon_slack_length_m``, ``max_isometric_force_n``, ``strength``, ``c1``, ``c2``,
+    ``shape_factor``, ``damping``): the reader for ``.xml`` initial-value files."""
+    subject = read_subject(path)
+    return {name: {"optimal_fiber_length_m": v["optimal_fiber_length"],
+                   "tendon_slack_length_m": v["tendon_slack_length"],
+                   "max_isometric_force_n": subject.mtu(name).max_isometric_force_n,
+                   "strength": v["strength"], "c1": v["c1"], "c2": v["c2"],
+                   "shape_factor": v["shape_factor"], "damping": v["damping"]}
+            for name, v in per_muscle_values(subject).items()}
 
 
 def _names(spec: ParameterSpec, subject: CeinmsSubject, source: str | None) -> list[str]:

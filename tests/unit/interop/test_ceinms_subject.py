@@ -210,6 +210,16 @@ def test_calibration_starts_from_the_subjects_per_muscle_values(subject_path: Pa
     assert outcome.history[0]["loss"] == pytest.approx(float(expected), rel=1e-6)
 
 
+def test_initial_values_reader(subject_path: Path) -> None:
+    from pipeline.interop.ceinms_params import initial_values
+
+    values = initial_values(subject_path)
+    assert values["soleus_r"] == {"optimal_fiber_length_m": 0.044, "tendon_slack_length_m": 0.277,
+                                  "max_isometric_force_n": 6195.0, "strength": 1.2, "c1": -0.61,
+                                  "c2": -0.33, "shape_factor": -1.7, "damping": 0.05}
+    assert values["gasmed_r"]["damping"] == 0.1  # the subject's default
+
+
 def test_start_value_outside_bounds_is_refused(subject_path: Path) -> None:
     subject = read_subject(subject_path)
     batch = _small_batch()
