@@ -59,6 +59,7 @@ PROBLEMS: dict[str, dict[str, Any]] = {
 #: tendon; no activation-dependent optimal fibre length on either side (percentageChange 0).
 PROBLEMS["walk_1dof_elastic"] = {**PROBLEMS["walk_1dof"], "tendon": "elastic",
                                  "percentage_change": 0.0}
+DEFAULT_PROBLEMS = ("walk_1dof", "walk_3dof")
 #: Penalty band tolerance of the common loss: CEINMS writes its solution with 15 significant
 #: digits and parks fibres on the penalty's edge (|l/l0 - 1| = 0.5), where the read-back value may
 #: fall a few ulps outside and cost 25 / N_i; 1e-9 judges such a fibre as CEINMS did.
@@ -79,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the inputs and runs are written (default: a folder beside "
                              "the JSON file)")
     parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS),
-                        default=list(PROBLEMS))
+                        default=list(DEFAULT_PROBLEMS),
+                        help="default: the stiff-tendon problems (CEINMS's elastic calibration "
+                             "of walk_1dof_elastic takes many minutes per run)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each tool, back to back; the fastest is reported")
     parser.add_argument("--max-evaluations", type=int, default=None,
