@@ -74,6 +74,7 @@ class CeinmsRun:
     optimiser_s: float  #: CEINMS's own "Calibration time" (reading trials + annealing)
     temperatures: int  #: annealing temperature steps (one termination check each)
     output_subject: Path
+    own_loss: float | None  #: the optimum CEINMS reports ("fOpt_ = ..."), its own evaluation
 
 
 def run_calibrate(binary: Path, setup_xml: Path, output_subject: Path, *,
@@ -90,6 +91,8 @@ def run_calibrate(binary: Path, setup_xml: Path, output_subject: Path, *,
         raise ConfigError(describe(setup_xml, f"CEINMScalibrate failed (exit {result.returncode})"
                                    f": {(result.stdout + result.stderr).strip()[-1500:]}",
                                    "read ceinms_stdout.txt beside the set-up file"))
+    (setup_xml.parent / "ceinms_stdout.txt").write_text(result.stdout + result.stderr)
     temperatures = sum(1 for line in result.stdout.splitlines() if line.startswith("Return "))
+    optimum = re.findall(r"fOpt_ = ([-+0-9.eE]+)", result.stdout)
     return CeinmsRun(wall_s, int(calibration_ms.group(1)) / 1000.0, temperatures,
-                     output_subject)
+                     output_subject, float(optimum[-1]) if optimum else None)

@@ -22,7 +22,8 @@ back, and keeps the fastest run of each. Both solutions are then evaluated by th
 held-out window's RMSE and R² of the same model. ``optimiser_s`` is CEINMS's printed
 "Calibration time" (trial reading + annealing) and the project's ``wall_s`` in
 ``parameters.json`` (optimisation alone). CEINMS's evaluations are its temperature steps x
-NS x NT x parameters + 1 (its annealing loop; it does not print a count).
+NS x NT x parameters + 1 (its annealing loop; it does not print a count). ``own_loss`` is the
+loss each tool reports for its own solution (CEINMS: its last ``fOpt_``), beside ``common_loss``.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def run_problem(name: str, walk, args: argparse.Namespace, folder: Path,
         "wall_s": best.wall_s, "optimiser_s": min(r.optimiser_s for r in runs),
         "evaluations": best.temperatures * int(annealing["ns"]) * int(annealing["nt"])
         * spec.n_free + 1,
-        "wall_s_runs": [r.wall_s for r in runs],
+        "wall_s_runs": [r.wall_s for r in runs], "own_loss": best.own_loss,
         **evaluate(muscle_parameters(calibrated, spec.mtu_names), written, cfg)}
     ours = []
     for k in range(args.repeats):
@@ -282,6 +283,7 @@ def run_problem(name: str, walk, args: argparse.Namespace, folder: Path,
         "method": method, "wall_s": best_ours["wall_s"],
         "optimiser_s": min(r["optimiser_s"] for r in ours),
         "evaluations": best_ours["evaluations"], "wall_s_runs": [r["wall_s"] for r in ours],
+        "own_loss": float(best_ours["document"]["loss"]["total"]),
         **evaluate(params, written, cfg)}
     entry["speedup"] = entry["ceinms"]["wall_s"] / entry["pipeline"]["wall_s"]
     entry["optimiser_speedup"] = entry["ceinms"]["optimiser_s"] / entry["pipeline"]["optimiser_s"]
