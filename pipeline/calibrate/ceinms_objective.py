@@ -40,7 +40,7 @@ from pipeline.calibrate.losses import LossTerms, Objective
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
-from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves
+from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves, simulate
 from pipeline.nms.activation import activation as compute_activation
 from pipeline.nms.mtu import cos_pennation, time_derivative
 from pipeline.nms.tendon import stiff_fiber_kinematics, tendon_strain
@@ -185,13 +185,109 @@ class CeinmsObjective(Objective):
         """Residuals whose sum of squares is the total loss: tracking, fibre-length penalty
         (``sqrt(100 n_dofs / N_i) |x - 1|`` outside the band), prior."""
         out = self.simulate(p)
+        return torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
+                          self.prior_residuals(p)])
+
+    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (scipy
+        sparse: tracking rows dense, penalty rows where a fibre is outside the band).
+
+        Forward-mode derivatives, one pass per free parameter kind: a muscle's parameters move
+        only that muscle's force and fibre length, so a unit tangent on every MTU's value of a
+        kind gives each MTU's column at once; entries shared by several MTUs (strength groups,
+        global activation parameters) sum their MTUs' columns.
+        """
+        import torch.autograd.forward_ad as fwad
+        from scipy import sparse
+
+        data, spec = self.data, self.spec
+        p = p.detach()
+        params = self.muscle_parameters(p)
+        n_trials, n_mtus, n_time = data.excitation.shape
+        n_dofs = len(data.dof_names)
+        with torch.no_grad():
+            out = self._simulate_params(params)
+        residuals = torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
+                               self.prior_residuals(p)])
+        scale = torch.sqrt(self.trial_dof_weights[:, :, None]
+                           * self._sample_weights()[:, None, :])  # (trial, dof, time)
+        valid_track = data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
+        valid_pen = data.mask[:, None, :].expand(n_trials, n_mtus, n_time)
+        deviation = out.normalized_fiber_length - 1.0
+        outside = deviation.abs() > PENALTY_HALF_WIDTH + self.band_tolerance
+        root_w = torch.sqrt(n_dofs * PENALTY_WEIGHT * self._sample_weights())[:, None, :]
+        slope = (torch.sign(deviation) * outside * root_w)[valid_pen]
+        active = torch.nonzero(slope).reshape(-1)
+        mtu_of_row = torch.arange(n_mtus)[None, :, None].expand(n_trials, n_mtus, n_time)
+        mtu_of_row = mtu_of_row[valid_pen][active]
+        offsets = spec.slices()
+        track = torch.zeros(int(valid_track.sum()), spec.n_free, dtype=torch.float64)
+        rows, cols, vals = [], [], []
+        for kind in spec.free_kinds:
+            field = _FIELDS[kind]
+            with fwad.dual_level():
+                dual = fwad.make_dual(getattr(params, field),
+                                      torch.ones_like(getattr(params, field)))
+                tangent_out = self._simulate_params(params.replace(**{field: dual}))
+                d_force = fwad.unpack_dual(tangent_out.force_n).tangent
+                d_length = fwad.unpack_dual(tangent_out.normalized_fiber_length).tangent
+            index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
+            free = getattr(spec.blocks[kind], "free_mask",
+                           np.ones(len(spec.blocks[kind].entry_names), dtype=bool))
+            column = torch.full((len(free),), -1, dtype=torch.long)
+            column[torch.as_tensor(free)] = torch.arange(int(free.sum())) + offsets[kind].start
+            per_mtu = torch.zeros(n_trials, n_dofs, n_time, n_mtus, dtype=torch.float64)
+            if d_force is not None:
+                per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m, d_force)
+                            * scale[..., None])
+            cols_of_mtu = column[index]  # (muscle,): free column or -1
+            keep = cols_of_mtu >= 0
+            track.index_add_(1, cols_of_mtu[keep], per_mtu[valid_track][:, keep])
+            if d_length is not None and active.numel():
+                d_x = d_length[valid_pen][active]
+                col = cols_of_mtu[mtu_of_row]
+                use = col >= 0
+                rows.append(active[use])
+                cols.append(col[use])
+                vals.append((slope[active] * d_x)[use])
+        n_pen = int(valid_pen.sum())
+        if rows:
+            pen_block = sparse.csr_matrix((torch.cat(vals).numpy(), (torch.cat(rows).numpy(),
+                                                                    torch.cat(cols).numpy())),
+                                          shape=(n_pen, spec.n_free))
+        else:
+            pen_block = sparse.csr_matrix((n_pen, spec.n_free))
+        if self.prior_weight > 0.0 and spec.n_free:
+            prior_block = sparse.diags((self.prior_weight / spec.n_free) ** 0.5
+                                       / (spec.upper - spec.lower), format="csr")
+        else:
+            prior_block = sparse.csr_matrix((spec.n_free, spec.n_free))
+        jacobian = sparse.vstack([sparse.csr_matrix(track.numpy()), pen_block, prior_block],
+                                 format="csr")
+        return residuals, jacobian
+
+    def _simulate_params(self, params: MuscleParameters) -> ModelOutput:
+        if self.tendon != "stiff":
+            data = self.data
+            return simulate(params, data.excitation, data.mtu_length_m, data.moment_arm_m,
+                            dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s)
+        return simulate_ceinms(params, self.data, emd_s=self.emd_s,
+                               percentage_change=self.percentage_change)
+
+    def _penalty_rows(self, out: ModelOutput) -> torch.Tensor:
         deviation = out.normalized_fiber_length - 1.0
         outside = deviation.abs() > PENALTY_HALF_WIDTH + self.band_tolerance
         root_w = torch.sqrt(len(self.data.dof_names) * PENALTY_WEIGHT
                             * self._sample_weights())[:, None, :]
         pen = torch.where(outside, deviation.abs(), torch.zeros_like(deviation)) * root_w
-        valid = self.data.mask[:, None, :].expand_as(pen)
-        return torch.cat([self._tracking_residuals(out), pen[valid], self.prior_residuals(p)])
+        return pen[self.data.mask[:, None, :].expand_as(pen)]
+
+
+#: Parameter kind -> field of :class:`~pipeline.nms.MuscleParameters`.
+_FIELDS = {"c1": "c1", "c2": "c2", "shape_factor": "shape_factor",
+           "optimal_fiber_length": "optimal_fiber_length_m",
+           "tendon_slack_length": "tendon_slack_length_m", "strength": "strength",
+           "damping": "damping"}
 
 
 def percentage_change_from_config(calibration: Mapping[str, Any]) -> float:

@@ -170,3 +170,20 @@ def test_ceinms_objective_elastic_needs_no_shift_and_unknown_objective_is_refuse
     assert elastic.tendon == "elastic"
     with pytest.raises(ConfigError, match="objective"):
         make_objective(spec, batch, {**CALIBRATION, "objective": "ceinms2"})
+
+
+@pytest.mark.parametrize("prior_weight", [0.0, 0.5])
+def test_residual_jacobian_equals_autograd(prior_weight: float) -> None:
+    batch, muscles = _small_case()
+    cfg = {**CALIBRATION, "prior_weight": prior_weight}
+    spec = build_spec(muscles, cfg)
+    objective = make_objective(spec, batch, cfg)
+    p = torch.as_tensor(spec.denormalise(np.clip(
+        spec.normalise(spec.initial) + 0.3 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
+    residuals, jacobian = objective.residuals_and_jacobian(p)
+    torch.testing.assert_close(residuals, objective.all_residuals(p), rtol=1e-12, atol=1e-14)
+    assert jacobian.shape == (residuals.numel(), spec.n_free)
+    expected = torch.autograd.functional.jacobian(objective.all_residuals, p)
+    penalty_rows = slice(int(batch.mask.sum()) * 2, int(batch.mask.sum()) * 5)
+    assert np.count_nonzero(expected[penalty_rows].numpy()) > 0  # penalised fibres count
+    np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-9, atol=1e-11)
