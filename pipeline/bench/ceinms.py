@@ -179,7 +179,7 @@ def subset_excitation(walk, role: str, mtus: tuple[str, ...]) -> np.ndarray:
     return walk.warmup_excitation[role][[names.index(m) for m in mtus]]
 
 
-def run_pipeline(written: dict[str, Any], method: str, out_dir: Path) -> dict[str, float]:
+def run_pipeline(written: dict[str, Any], method: str, out_dir: Path) -> dict[str, Any]:
     """The project's ``calibrate`` command as a whole process; its timings and counts."""
     from pipeline.calibrate.export import read_parameters
 

@@ -138,6 +138,9 @@ class CeinmsObjective(Objective):
                  emd_s: float = DEFAULT_EMD_S,
                  percentage_change: float = DEFAULT_PERCENTAGE_CHANGE,
                  prior_weight: float = 0.0, band_tolerance: float = 0.0) -> None:
+        if tendon not in ("stiff", "elastic"):
+            raise ConfigError(describe("config.yaml", f"calibration.tendon: unknown {tendon!r}",
+                                       "use stiff or elastic"))
         if tendon == "elastic" and percentage_change != 0.0:
             raise ConfigError(describe(
                 "config.yaml", "calibration.objective: ceinms with tendon: elastic needs "
@@ -270,7 +273,7 @@ class CeinmsObjective(Objective):
         if self.tendon != "stiff":
             data = self.data
             return simulate(params, data.excitation, data.mtu_length_m, data.moment_arm_m,
-                            dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s)
+                            dt_s=data.dt_s, tendon="elastic", emd_s=self.emd_s)
         return simulate_ceinms(params, self.data, emd_s=self.emd_s,
                                percentage_change=self.percentage_change)
 

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_text_atomic
@@ -157,15 +158,17 @@ def read_subject(path: str | Path) -> CeinmsSubject:
     mtus = []
     for element in _child(path, root, "mtuSet", "<subject>").findall("mtu"):
         name = (_child(path, element, "name", "<mtu>").text or "").strip()
-        values: dict[str, float | None] = {}
+        values: dict[str, Any] = {}
         for tag, attr in _MTU_FIELDS.items():
             node = _child(path, element, tag, f"mtu {name}")
-            values[attr] = _number(path, node, f"mtu {name} <{tag}>")
+            value = _number(path, node, f"mtu {name} <{tag}>")
             if tag == "pennationAngle" and node.get("unit", "rad") == "deg":
-                values[attr] = math.radians(values[attr])
+                value = math.radians(value)
+            values[attr] = value
         for tag, attr in _MTU_OPTIONAL.items():
-            node = element.find(tag)
-            values[attr] = None if node is None else _number(path, node, f"mtu {name} <{tag}>")
+            optional = element.find(tag)
+            values[attr] = (None if optional is None
+                            else _number(path, optional, f"mtu {name} <{tag}>"))
         mtus.append(CeinmsMtu(name=name, **values))
     if not mtus:
         raise ConfigError(describe(path, "<mtuSet> has no <mtu>", "define at least one MTU"))
