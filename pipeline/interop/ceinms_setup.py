@@ -21,6 +21,7 @@ from pipeline.calibrate.spec import ParameterSpec
 from pipeline.fileio import write_text_atomic
 from pipeline.interop.ceinms_subject import fmt, text_element, xml_document
 from pipeline.io.nms_inputs import NMSTrial
+from pipeline.io.opensim_files import StorageTable, write_storage
 
 #: Project kind -> CEINMS parameter name.
 PARAMETER_NAMES = {"c1": "c1", "c2": "c2", "shape_factor": "shapeFactor",
@@ -30,14 +31,13 @@ PARAMETER_NAMES = {"c1": "c1", "c2": "c2", "shape_factor": "shapeFactor",
 TENDONS = {"stiff": "stiff", "elastic": "equilibriumElastic"}
 
 
-def storage_text(name: str, time_s: np.ndarray, columns: Sequence[str], data: np.ndarray) -> str:
-    """A storage file CEINMS reads: ``data`` is ``(column, time)``."""
-    data = np.asarray(data, dtype=float)
-    lines = [name, "version=1", f"nRows={len(time_s)}", f"nColumns={len(columns) + 1}",
-             "inDegrees=no", "endheader", "\t".join(["time", *columns])]
-    for k, t in enumerate(time_s):
-        lines.append("\t".join([f"{t:.10g}", *(repr(float(v)) for v in data[:, k])]))
-    return "\n".join(lines) + "\n"
+def write_storage_columns(path: Path, name: str, time_s: np.ndarray, columns: Sequence[str],
+                          data: np.ndarray) -> None:
+    """A storage file CEINMS reads, every double written exactly; ``data`` is
+    ``(column, time)``."""
+    write_storage(path, StorageTable(tuple(columns), np.asarray(time_s, dtype=float),
+                                     np.asarray(data, dtype=float).T, name=name),
+                  float_format="%.17g")
 
 
 def write_trial(folder: str | Path, trial: NMSTrial, *, excitation_time_s: np.ndarray | None = None,
@@ -52,17 +52,16 @@ def write_trial(folder: str | Path, trial: NMSTrial, *, excitation_time_s: np.nd
     folder = Path(folder)
     mtus = list(trial.mtu_names)
     files = {"lmt": "mtu_length.sto", "emg": "excitations.sto", "id": "id_moments.sto"}
-    write_text_atomic(folder / files["lmt"], storage_text("MTU lengths", trial.time_s, mtus,
-                                                          trial.mtu_length_m))
+    write_storage_columns(folder / files["lmt"], "MTU lengths", trial.time_s, mtus,
+                          trial.mtu_length_m)
     for d, dof in enumerate(trial.dof_names):
-        write_text_atomic(folder / f"moment_arm_{dof}.sto", storage_text(
-            f"Moment arms about {dof}", trial.time_s, mtus, trial.moment_arm_m[:, d]))
+        write_storage_columns(folder / f"moment_arm_{dof}.sto", f"Moment arms about {dof}",
+                              trial.time_s, mtus, trial.moment_arm_m[:, d])
     exc_t = trial.time_s if excitation_time_s is None else excitation_time_s
     exc = trial.excitation if excitation is None else excitation
-    write_text_atomic(folder / files["emg"], storage_text("Excitations", exc_t, mtus, exc))
-    write_text_atomic(folder / files["id"], storage_text(
-        "Inverse dynamics", trial.time_s, [f"{d}_moment" for d in trial.dof_names],
-        trial.id_moment_nm))
+    write_storage_columns(folder / files["emg"], "Excitations", exc_t, mtus, exc)
+    write_storage_columns(folder / files["id"], "Inverse dynamics", trial.time_s,
+                          [f"{d}_moment" for d in trial.dof_names], trial.id_moment_nm)
     root = ET.Element("inputData")
     text_element(root, "muscleTendonLengthFile", files["lmt"])
     arms = ET.SubElement(root, "momentArmsFiles")
