@@ -52,9 +52,20 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
 
 
 def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
-            emd_s: float = DEFAULT_EMD_S) -> ModelOutput:
-    """Run the model without gradients on every trial of ``batch``."""
+            emd_s: float = DEFAULT_EMD_S, objective: Mapping[str, Any] | None = None,
+            ) -> ModelOutput:
+    """Run the model without gradients on every trial of ``batch``.
+
+    ``objective`` is ``parameters.json``'s ``objective``: parameters calibrated with
+    ``{"name": "ceinms", ...}`` and a stiff tendon run in CEINMS's model variant
+    (:func:`pipeline.calibrate.ceinms_objective.simulate_ceinms`).
+    """
     with torch.no_grad():
+        if objective and objective.get("name") == "ceinms" and tendon == "stiff":
+            from pipeline.calibrate.ceinms_objective import simulate_ceinms
+
+            return simulate_ceinms(params, batch, emd_s=emd_s,
+                                   percentage_change=float(objective["percentage_change"]))
         return simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
                         dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s,
                         excitation_before=batch.excitation_before)

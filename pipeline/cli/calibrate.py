@@ -73,7 +73,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from pipeline.calibrate.annealing import AnnealingOptions
-    from pipeline.calibrate.execute import batch_metrics, execute
+    from pipeline.calibrate.execute import batch_metrics
     from pipeline.calibrate.export import (
         provenance,
         read_muscle_properties,
@@ -99,9 +99,23 @@ def _calibrate(args: argparse.Namespace) -> int:
     tracked = _tracked(setup, batch.dof_names, args.inputs[0])
     fit_batch = batch if tracked == list(batch.dof_names) else batch.select_dofs(tracked)
     chosen = setup.get("calibrated_mtus")
-    muscles = read_muscle_properties(args.model, batch.mtu_names)
-    spec = build_spec(muscles, cfg, calibrated_mtus=None if chosen is None else set(chosen),
-                      initial_values=_initial_values(args.initial_parameters, batch.mtu_names))
+    calibrated = None if chosen is None else set(chosen)
+    if args.ceinms_subject:
+        from pipeline.interop.ceinms_params import apply_subject_values, muscle_properties
+        from pipeline.interop.ceinms_subject import read_subject
+
+        subject = read_subject(args.ceinms_subject)
+        source = str(args.ceinms_subject)
+        spec = apply_subject_values(
+            build_spec(muscle_properties(subject, batch.mtu_names, source=source), cfg,
+                       calibrated_mtus=calibrated),
+            subject, cfg, source=source)
+        log.info("starting from the per-muscle values of CEINMS subject %s", source)
+    else:
+        muscles = read_muscle_properties(args.model, batch.mtu_names)
+        spec = build_spec(muscles, cfg, calibrated_mtus=calibrated,
+                          initial_values=_initial_values(args.initial_parameters,
+                                                         batch.mtu_names))
     gradient_options = annealing_options = None
     if args.method == "gradient":
         overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
@@ -116,8 +130,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                         progress=not args.no_progress,
                         refine_evaluations=args.refine_evaluations)
     labels = _trial_labels(args.inputs)
-    output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
-                     tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
+    with torch.no_grad():
+        output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64))
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
         subject=args.subject, dof_names=list(batch.dof_names), tracked_dofs=tracked,
@@ -181,7 +195,8 @@ def _execute(args: argparse.Namespace) -> int:
     batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
     params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
     output = execute(params, batch, tendon=document.get("tendon", "elastic"),
-                     emd_s=float(document.get("emd_s", 0.015)))
+                     emd_s=float(document.get("emd_s", 0.015)),
+                     objective=document.get("objective"))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
     tracked = document.get("tracked_dofs") or list(batch.dof_names)
@@ -223,6 +238,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refine-evaluations", type=int, default=0,
                         help="gradient: after AdamW, refine by bounded least squares with at "
                              "most this many evaluations (0: off)")
+    parser.add_argument("--ceinms-subject", default=None,
+                        help="start from this CEINMS subject XML's per-muscle values (fibre and "
+                             "tendon slack lengths, forces, activation parameters, strengths); "
+                             "relative bounds are taken relative to them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser = add_command(subparsers, "execute", _execute,
                          "run the calibrated model on validation (metrics.json) and calibration "
