@@ -33,6 +33,8 @@ MODEL_SETUP_DEFAULTS: dict[str, Any] = {
     "emg_channels": {},
     "excitations": {},
     "dofs": [],
+    "tracked_dofs": None,      # None: every dof
+    "calibrated_mtus": None,   # None: every MTU under excitations
     "force_plates": False,
     "unrecorded": [],
     "marker_set": None,
@@ -180,7 +182,7 @@ class Study:
                 and (kind is None or r["kind"] == kind) and (role is None or r["role"] == role)]
 
     def c3d_path(self, subject: str, trial: str) -> Path:
-        return self.root / self.trial(subject, trial)["file"]
+        return self.root / self.trial(subject, trial).get("file", "")
 
     def static_trial(self, subject: str) -> dict[str, Any]:
         static = self.trials_of(subject, kind="static")
@@ -208,8 +210,14 @@ def load_config(study_dir: Path) -> dict[str, Any]:
     return merged
 
 
-def load_study(study_dir: str | Path, *, check_files: bool = True) -> Study:
-    """Load and validate a study folder; raise :class:`ConfigError` listing every problem."""
+def load_study(study_dir: str | Path, *, check_files: bool = True,
+               check_data: bool = False) -> Study:
+    """Load and validate a study folder; raise :class:`ConfigError` listing every problem.
+
+    ``check_files``: the files named in the sheets exist. ``check_data``: also open them (C3D
+    rates, labels and durations, model, marker-set and measurement-set files; see
+    :mod:`pipeline.study_data_checks`), as ``validate-study`` and the workflow do before any job.
+    """
     root = Path(study_dir).resolve()
     if not root.is_dir():
         raise ConfigError(f"{root}: study folder does not exist. Fix: create it with "
@@ -219,6 +227,10 @@ def load_study(study_dir: str | Path, *, check_files: bool = True) -> Study:
     trials = read_sheet(root / "trials.tsv")
     problems = check_sheets(root, config, subjects, trials, check_files=check_files)
     problems += check_config(root, config, subjects, trials, check_files=check_files)
+    if check_data and check_files:
+        from pipeline.study_data_checks import check_data as data_problems
+
+        problems += data_problems(root, config, subjects, trials)
     if problems:
         raise ConfigError(_join(problems))
     return Study(

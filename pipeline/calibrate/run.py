@@ -47,6 +47,9 @@ class CalibrationOutcome:
     identifiability: ident.Identifiability | None = None
     converged: bool = True
     polish_evaluations: int = 0  #: gradient: L-BFGS evaluations after the AdamW iterations
+    #: Why the optimiser stopped: patience / max_iterations (gradient), converged / max_evaluations
+    #: (annealing). ``converged`` is True only when its stopping rule was met.
+    stopped: str = ""
 
     def document(self, *, provenance: dict | None = None, **extra: Any) -> dict[str, Any]:
         ident_json = self.identifiability.to_json() if self.identifiability else {}
@@ -61,11 +64,38 @@ class CalibrationOutcome:
             standard_errors=se, identifiability=ident_json, provenance=provenance,
             emd_s=self.objective.emd_s, loss={"total": self.loss, "tracking": self.tracking,
                                               "penalty": self.penalty},
-            wall_s=self.wall_s, **counts, converged=self.converged, **extra)
+            wall_s=self.wall_s, **counts, converged=self.converged, stopped=self.stopped,
+            objective=objective_document(self.objective), **extra)
+
+
+def objective_document(objective: Objective) -> dict[str, Any]:
+    """``parameters.json``'s ``objective``: which loss was minimised (and its model settings)."""
+    shift = getattr(objective, "percentage_change", None)
+    if shift is None:
+        return {"name": "default"}
+    return {"name": "ceinms", "percentage_change": shift}
+
+
+OBJECTIVES = ("default", "ceinms")
 
 
 def make_objective(spec: ParameterSpec, batch: TrialBatch,
                    calibration: Mapping[str, Any]) -> Objective:
+    """The objective ``calibration.objective`` names (``default`` or ``ceinms``)."""
+    kind = calibration.get("objective", "default")
+    if kind not in OBJECTIVES:
+        raise ConfigError(describe("config.yaml", f"calibration.objective: unknown {kind!r}",
+                                   f"use one of {', '.join(OBJECTIVES)}"))
+    if kind == "ceinms":
+        from pipeline.calibrate.ceinms_objective import (
+            CeinmsObjective,
+            percentage_change_from_config,
+        )
+
+        return CeinmsObjective(spec, batch, tendon=calibration.get("tendon", "elastic"),
+                               emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
+                               percentage_change=percentage_change_from_config(calibration),
+                               prior_weight=float(calibration.get("prior_weight", 0.0)))
     return Objective(spec, batch, tendon=calibration.get("tendon", "elastic"),
                      emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
                      normalise_by_variance=bool(calibration.get("normalise_by_variance", True)),
@@ -100,7 +130,6 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
              "method %s", spec.n_free, ", ".join(spec.free_kinds), len(spec.mtu_names),
              batch.n_trials, len(batch.dof_names), objective.tendon, method)
     start_p = spec.initial if p0 is None else np.asarray(p0, dtype=float)
-    converged = True
     polish_evaluations = 0
     if method == "gradient":
         opts = gradient_options or GradientOptions.from_config(
@@ -108,6 +137,9 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed, p0=start_p)
         p, iterations, wall, history = result.p, result.iterations, result.wall_s, result.history
         polish_evaluations = result.polish_evaluations
+        # Converged only when AdamW met its stopping rule (no improvement for `patience`
+        # iterations), not when it ran out of iterations.
+        converged, stopped = result.stopped == "patience", result.stopped
         if refine_evaluations > 0:
             refined = refine_least_squares(objective.all_residuals, spec, p,
                                            max_evaluations=refine_evaluations)
@@ -142,6 +174,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             nms_log.setLevel(level)
         p = spec.denormalise(res.x)
         iterations, wall, converged = res.evaluations, res.wall_s, res.converged
+        stopped = "converged" if converged else "max_evaluations"
         history = [{"iteration": h["evaluations"], "loss": h["loss"], "tracking": np.nan,
                     "penalty": np.nan, "lr": np.nan, "temperature": h["temperature"],
                     "elapsed_s": np.nan}
@@ -150,7 +183,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))
     outcome = CalibrationOutcome(method, spec, objective, p, float(terms.total),
                                  float(terms.tracking), float(terms.penalty), iterations, wall,
-                                 history, None, converged, polish_evaluations)
+                                 history, None, converged, polish_evaluations, stopped)
     if analyse:
         outcome.identifiability = analyse_identifiability(objective, p, calibration)
     return outcome
@@ -172,4 +205,10 @@ def report_outcome(outcome: CalibrationOutcome, document: Mapping[str, Any]) -> 
     log.info("%s calibration: loss %.6g (tracking %.6g, penalty %.3g), %d %s, %.2f s",
              outcome.method, outcome.loss, outcome.tracking, outcome.penalty, outcome.iterations,
              "evaluations" if outcome.method == "annealing" else "iterations", outcome.wall_s)
+    if not outcome.converged:
+        key = ("calibration.annealing.max_evaluations" if outcome.method == "annealing"
+               else "calibration.optimiser.max_iterations")
+        log.warning("%s calibration did not meet its stopping rule (stopped at %s after %d); "
+                    "parameters.json says converged: false. Fix: raise %s", outcome.method,
+                    outcome.stopped, outcome.iterations, key)
     log_at_bound(document)

@@ -40,7 +40,8 @@ def _new_study(args: argparse.Namespace) -> int:
 
 
 def _validate_study(args: argparse.Namespace) -> int:
-    study = load_study(args.directory, check_files=not args.skip_files)
+    study = load_study(args.directory, check_files=not args.skip_files,
+                       check_data=not args.skip_files)
     n_trials = len(study.trials)
     log.info("%s: valid (%d subject(s), %d trial(s))", study.root, len(study.subjects), n_trials)
     return 0
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "write commented config.yaml, subjects.tsv and trials.tsv templates")
     parser.add_argument("directory", help="study folder to create")
     parser = add_command(subparsers, "validate-study", _validate_study,
-                         "validate a study's config and sheets against the schemas")
+                         "validate a study's config, sheets and data files, listing every problem")
     parser.add_argument("directory", help="study folder")
     parser.add_argument("--skip-files", action="store_true",
-                        help="do not check that C3D files exist")
+                        help="do not open the data files (C3D, models, marker sets)")

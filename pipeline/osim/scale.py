@@ -183,6 +183,9 @@ def scale_model(
     generic_model, static_trc = Path(generic_model).resolve(), Path(static_trc).resolve()
     out_model, report_path = Path(out_model).resolve(), Path(report_path).resolve()
     out_dir = out_model.parent
+    # A rerun that fails must not leave the previous run's side files beside its error.
+    for stale in (SCALE_SET_NAME, SCALED_ONLY_NAME, STATIC_POSE_NAME, SETUP_NAME):
+        (out_dir / stale).unlink(missing_ok=True)
     generic = load_model(generic_model, error_cls=ScalingError,
                          fix="check the model column of subjects.tsv")
     markers = read_markers(static_trc)

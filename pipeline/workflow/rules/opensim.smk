@@ -6,11 +6,15 @@
 
 rule scale:
     input:
+        unpack(get_scale_files),
         trc=get_static_trc,
     output:
         osim="results/{subject}/model/scaled.osim",
         report="results/{subject}/model/scale_report.json",
+    wildcard_constraints:
+        subject=ONLY["scale"],
     params:
+        reads=rule_reads("scale"),
         cli=PIPELINE,
     log:
         "logs/scale/{subject}.log",
@@ -30,7 +34,10 @@ rule ik:
     output:
         mot="results/{subject}/trials/{trial}/ik.mot",
         errors="results/{subject}/trials/{trial}/_ik_marker_errors.sto",
+    wildcard_constraints:
+        subject=ONLY["ik"],
     params:
+        reads=rule_reads("ik"),
         cli=PIPELINE,
     log:
         "logs/ik/{subject}/{trial}.log",
@@ -50,7 +57,10 @@ rule inverse_dynamics:
         mot="results/{subject}/trials/{trial}/ik.mot",
     output:
         sto="results/{subject}/trials/{trial}/id.sto",
+    wildcard_constraints:
+        subject=ONLY["inverse_dynamics"],
     params:
+        reads=rule_reads("inverse_dynamics"),
         cli=PIPELINE,
         loads=get_id_load_args,
     log:
@@ -72,7 +82,9 @@ rule muscle_analysis:
     output:
         directory("results/{subject}/trials/{trial}/muscle_analysis"),
     params:
+        reads=rule_reads("muscle_analysis"),
         cli=PIPELINE,
+        window=get_window_args,
     log:
         "logs/muscle_analysis/{subject}/{trial}.log",
     benchmark:
@@ -81,20 +93,23 @@ rule muscle_analysis:
         "envs/pipeline.yaml"
     shell:
         "{params.cli} --log {log} muscle-analysis --study . --subject {wildcards.subject}"
-        " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} --out-dir {output}"
+        " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} {params.window}"
+        " --out-dir {output}"
 
 
 rule collect_nms_inputs:
     input:
+        unpack(get_events),
         emg="results/{subject}/trials/{trial}/emg.sto",
         mot="results/{subject}/trials/{trial}/ik.mot",
         sto="results/{subject}/trials/{trial}/id.sto",
         muscle_analysis="results/{subject}/trials/{trial}/muscle_analysis",
-        events="results/{subject}/trials/{trial}/events.json",
     output:
         npz="results/{subject}/trials/{trial}/nms_inputs.npz",
     params:
+        reads=rule_reads("collect_nms_inputs"),
         cli=PIPELINE,
+        events=get_events_arg,
     log:
         "logs/collect_nms_inputs/{subject}/{trial}.log",
     benchmark:
@@ -104,5 +119,5 @@ rule collect_nms_inputs:
     shell:
         "{params.cli} --log {log} collect --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --emg {input.emg} --ik {input.mot} --id {input.sto}"
-        " --muscle-analysis-dir {input.muscle_analysis} --events {input.events}"
+        " --muscle-analysis-dir {input.muscle_analysis} {params.events}"
         " --out {output.npz}"

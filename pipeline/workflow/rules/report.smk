@@ -1,10 +1,9 @@
 # Figures per subject and the study's self-contained HTML report (pipeline/plots, pipeline/report).
 # STUDY, PIPELINE, METHODS and the trial helpers come from common.smk.
 #
-# Rerun selectivity: each rule passes the hash of only the config sections it reads as a params
-# value, so Snakemake's params rerun trigger reruns it when (and only when) those change;
-# upstream changes reach it through its inputs. Input functions: common.smk.
-from pipeline.provenance import config_section_hash
+# Each rule's params carry the hash of exactly what it reads (rule_reads, common.smk), so a
+# changed setting reruns it; upstream changes reach it through its inputs. Input functions:
+# common.smk.
 
 
 rule figures:
@@ -19,10 +18,8 @@ rule figures:
             subcategory="{subject}",
         ),
     params:
+        reads=rule_reads("figures"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(
-            config, "calibration.methods", "calibration.penalties", "opensim.ik"
-        ),
         methods=" ".join(METHODS),
     log:
         "logs/figures/{subject}.log",
@@ -41,8 +38,8 @@ rule report:
     output:
         html="results/report.html",
     params:
+        reads=rule_reads("report"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration.methods"),
         methods=" ".join(METHODS),
     log:
         "logs/report.log",

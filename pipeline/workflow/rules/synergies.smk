@@ -17,8 +17,8 @@ rule calibrate_synergy_hybrid:
         figure="results/{subject}/calibration/synergy_hybrid/synergies.png",
         execution=directory("results/{subject}/calibration/synergy_hybrid/execution"),
     params:
+        reads=rule_reads("calibrate_synergy_hybrid"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration", "synergies", "models"),
         out_dir=subpath(output.parameters, parent=True),
     threads: 1
     log:
@@ -42,8 +42,8 @@ rule channel_removal:
         ranking="results/{subject}/experiments/channel_removal/channel_ranking.tsv",
         figure="results/{subject}/experiments/channel_removal/channel_removal.png",
     params:
+        reads=rule_reads("channel_removal"),
         cmd=PIPELINE,
-        config_sha256=config_section_hash(config, "calibration", "synergies", "models"),
         out_dir=subpath(output.table, parent=True),
     threads: 1
     log:
