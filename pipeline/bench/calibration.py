@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.nms.model import TendonModel
 
 NAME = "calibration"
 HELP = "Gradient calibration vs simulated annealing on the reference problems (speed, accuracy)."
@@ -53,7 +57,8 @@ def default_calibration_config() -> dict:
     return deep_merge(defaults, SYNTHETIC_CALIBRATION)
 
 
-def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500, tendon: str,
+def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500,
+                tendon: TendonModel,
                 seed: int, max_iterations: int | None, max_evaluations: int | None,
                 skip_annealing: bool = False) -> dict:
     import torch

@@ -143,8 +143,8 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
     p_t = torch.as_tensor(p, dtype=torch.float64).detach()
     with torch.no_grad():
         residuals = fn(p_t).reshape(-1)
-    jac, method = jacobian(fn, p_t)
-    jac = jac.reshape(residuals.numel(), p_t.numel()).double().numpy()
+    jac_t, method = jacobian(fn, p_t)
+    jac = jac_t.reshape(residuals.numel(), p_t.numel()).double().numpy()
     res = residuals.double().numpy()
     n_res, n_par = jac.shape
     scale = np.maximum(np.abs(p_t.numpy()), 1e-12)

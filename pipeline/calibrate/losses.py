@@ -31,6 +31,7 @@ import torch
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms.model import TendonModel
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class LossTerms(NamedTuple):
 class Objective:
     """Loss of free physical parameters ``p`` (``(n_free,)``) on one batch of trials."""
 
-    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "elastic",
+    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: TendonModel = "elastic",
                  emd_s: float = DEFAULT_EMD_S, normalise_by_variance: bool = True,
                  penalties: Mapping[str, PenaltyRange] | None = None,
                  dof_weights: np.ndarray | None = None, prior_weight: float = 0.0) -> None:
@@ -109,8 +110,11 @@ class Objective:
 
     def simulate(self, p: torch.Tensor, data: TrialBatch | None = None) -> ModelOutput:
         data = data or self.data
+        # EMG before the window (delay) belongs to the recorded excitations: not to replaced ones.
+        before = data.excitation_before if data.excitation is self.data.excitation else None
         return simulate(self.muscle_parameters(p), data.excitation, data.mtu_length_m,
-                        data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s)
+                        data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s,
+                        excitation_before=before)
 
     def prior_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """``(n_free,)`` residuals whose sum of squares is the prior term (zeros when off)."""

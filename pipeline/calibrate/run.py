@@ -65,11 +65,37 @@ class CalibrationOutcome:
             emd_s=self.objective.emd_s, loss={"total": self.loss, "tracking": self.tracking,
                                               "penalty": self.penalty},
             wall_s=self.wall_s, **counts, converged=self.converged, stopped=self.stopped,
-            **extra)
+            objective=objective_document(self.objective), **extra)
+
+
+def objective_document(objective: Objective) -> dict[str, Any]:
+    """``parameters.json``'s ``objective``: which loss was minimised (and its model settings)."""
+    shift = getattr(objective, "percentage_change", None)
+    if shift is None:
+        return {"name": "default"}
+    return {"name": "ceinms", "percentage_change": shift}
+
+
+OBJECTIVES = ("default", "ceinms")
 
 
 def make_objective(spec: ParameterSpec, batch: TrialBatch,
                    calibration: Mapping[str, Any]) -> Objective:
+    """The objective ``calibration.objective`` names (``default`` or ``ceinms``)."""
+    kind = calibration.get("objective", "default")
+    if kind not in OBJECTIVES:
+        raise ConfigError(describe("config.yaml", f"calibration.objective: unknown {kind!r}",
+                                   f"use one of {', '.join(OBJECTIVES)}"))
+    if kind == "ceinms":
+        from pipeline.calibrate.ceinms_objective import (
+            CeinmsObjective,
+            percentage_change_from_config,
+        )
+
+        return CeinmsObjective(spec, batch, tendon=calibration.get("tendon", "elastic"),
+                               emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
+                               percentage_change=percentage_change_from_config(calibration),
+                               prior_weight=float(calibration.get("prior_weight", 0.0)))
     return Objective(spec, batch, tendon=calibration.get("tendon", "elastic"),
                      emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
                      normalise_by_variance=bool(calibration.get("normalise_by_variance", True)),
@@ -150,7 +176,8 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         iterations, wall, converged = res.evaluations, res.wall_s, res.converged
         stopped = "converged" if converged else "max_evaluations"
         history = [{"iteration": h["evaluations"], "loss": h["loss"], "tracking": np.nan,
-                    "penalty": np.nan, "lr": h["temperature"], "elapsed_s": np.nan}
+                    "penalty": np.nan, "lr": np.nan, "temperature": h["temperature"],
+                    "elapsed_s": np.nan}
                    for h in res.history]
     with torch.no_grad():
         terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))

@@ -93,6 +93,11 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import envelope_table
 
     study = _study(args)
+    if args.emg_sto:
+        table = _raw_emg_envelopes(study, args)
+        write_storage(args.out, table)
+        log.info("wrote %s (%d channels, from %s)", args.out, len(table.labels), args.emg_sto)
+        return
     channels = study.model_setup(args.subject)["emg_channels"]
     path = study.c3d_path(args.subject, args.trial)
     recording = read_c3d(path)
@@ -103,6 +108,22 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
                            options=study.config["emg"], file=path)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels)", args.out, len(table.labels))
+
+
+def _raw_emg_envelopes(study: Any, args: argparse.Namespace) -> Any:
+    """Envelopes of a given raw EMG ``.sto`` (``emg.input: raw``), processed like C3D EMG."""
+    import numpy as np
+
+    from pipeline.cli.given_files import emg_names
+    from pipeline.io.c3d import Analogs
+    from pipeline.osim.given import raw_emg_table
+    from pipeline.signals.emg import envelope_table
+
+    names = emg_names(study.model_setup(args.subject))
+    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=names)
+    analogs = Analogs(tuple(names), rate_hz, ("",) * len(names), np.asarray(raw.data))
+    return envelope_table(analogs, {n: n for n in names}, first_time_s=float(raw.time_s[0]),
+                          options=study.config["emg"], file=args.emg_sto)
 
 
 def cmd_emg_maxima(args: argparse.Namespace) -> None:
@@ -134,7 +155,13 @@ def cmd_emg_normalise(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import normalise
 
     maxima = json.loads(Path(args.maxima).read_text(encoding="utf-8"))["maxima"]
-    times = read_trc(args.markers_trc).times_s
+    if args.markers_trc:
+        times = read_trc(args.markers_trc).times_s
+    elif args.time_base:
+        times = read_storage(args.time_base).times_s
+    else:
+        raise ConfigError(describe(None, "emg-normalise needs a time base",
+                                   "pass --markers-trc or --time-base"))
     table = normalise(read_storage(args.envelope), maxima, times_s=times, file=args.envelope)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels, %d rows)", args.out, len(table.labels), len(times))
@@ -185,6 +212,8 @@ def register(subparsers: Any) -> None:
     p = add_command(subparsers, "emg-envelope", cmd_emg_envelope,
                     "C3D EMG -> un-normalised linear envelopes .sto")
     _trial_args(p)
+    p.add_argument("--emg-sto", default=None,
+                   help="raw EMG .sto given by the study (columns = EMG names) instead of the C3D")
     p.add_argument("--out", required=True, help="output .sto")
 
     p = add_command(subparsers, "emg-maxima", cmd_emg_maxima,
@@ -198,7 +227,9 @@ def register(subparsers: Any) -> None:
                     "envelope / maxima on the marker time base, clipped to [0, 1] -> emg.sto")
     p.add_argument("--envelope", required=True, help="emg_envelope.sto of the trial")
     p.add_argument("--maxima", required=True, help="emg_maxima.json of the subject")
-    p.add_argument("--markers-trc", required=True, help="markers.trc giving the time base")
+    p.add_argument("--markers-trc", default=None, help="markers.trc giving the time base")
+    p.add_argument("--time-base", default=None,
+                   help="or a .mot/.sto giving the time base (e.g. ik.mot)")
     p.add_argument("--out", required=True, help="output emg.sto")
 
     p = add_command(subparsers, "events", cmd_events,

@@ -29,7 +29,7 @@ from types import ModuleType
 
 import opensim
 
-from pipeline import resources
+from pipeline import layout, resources
 from pipeline.errors import ModelError, describe
 from pipeline.fileio import atomic_path
 from pipeline.osim import models_arm, models_leg
@@ -135,7 +135,7 @@ def resolve_model(
     """
     study_root = Path(study_root)
     if is_builtin(name_or_path):
-        default_cache = study_root / "results" / "generic_models"
+        default_cache = study_root / layout.GENERIC_MODELS
         cache = Path(cache_dir) if cache_dir is not None else default_cache
         target = cache / f"{name_or_path}.osim"
         data = _model_xml(name_or_path)

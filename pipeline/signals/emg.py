@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
 
 
 def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first_time_s: float,
-                   options: Mapping[str, object], file: str | Path | None = None,
+                   options: Mapping[str, Any], file: str | Path | None = None,
                    min_rate_hz: float = ENVELOPE_MIN_RATE_HZ) -> StorageTable:
     """Un-normalised envelopes of the mapped channels, decimated to >= ``min_rate_hz``.
 
@@ -115,10 +116,10 @@ def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first
     names, raw = select_channels(analogs, channel_map, file=file)
     env = emg_envelope(
         raw, rate_hz=analogs.rate_hz, file=file,
-        bandpass_hz=tuple(options.get("bandpass_hz", (30.0, 300.0))),  # type: ignore[arg-type]
-        bandpass_order=int(options.get("bandpass_order", 3)),  # type: ignore[arg-type]
-        lowpass_hz=float(options.get("lowpass_hz", 5.0)),  # type: ignore[arg-type]
-        lowpass_order=int(options.get("lowpass_order", 4)),  # type: ignore[arg-type]
+        bandpass_hz=tuple(options.get("bandpass_hz", (30.0, 300.0))),
+        bandpass_order=int(options.get("bandpass_order", 3)),
+        lowpass_hz=float(options.get("lowpass_hz", 5.0)),
+        lowpass_order=int(options.get("lowpass_order", 4)),
         remove_offset=bool(options.get("remove_offset", True)),
         correct_double_pass=bool(options.get("correct_double_pass", False)),
     )

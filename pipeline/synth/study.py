@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from pipeline.fileio import write_json_atomic, write_text_atomic
+from pipeline.nms.model import TendonModel
 from pipeline.osim.models import default_dofs, muscle_names
 from pipeline.signals.frames import lab_to_opensim
 from pipeline.synth import emg
@@ -45,7 +46,7 @@ FORCE_NOISE_N = 0.5
 MOMENT_NOISE_NMM = 100.0
 GAP_FRAMES = 5
 EMD_S = 0.015
-TENDON = "elastic"
+TENDON: TendonModel = "elastic"
 INITIAL = {"c1": -0.5, "c2": -0.5, "shape_factor": -1.5}
 
 
@@ -184,7 +185,7 @@ DEMO_CALIBRATION: dict[str, Any] = {
                {**ARM_STRENGTH_GROUPS, **LEG_STRENGTH_GROUPS}.items()},
     "seed": 0,
 }
-DEMO_EMG = {"bandpass_hz": [20.0, 450.0], "lowpass_hz": 3.0}
+DEMO_EMG: dict[str, Any] = {"bandpass_hz": [20.0, 450.0], "lowpass_hz": 3.0}
 #: The demo config's envelope chain, with which the MVC trials are scaled (see synth/emg.py).
 ENVELOPE_FILTERS = {"bandpass_hz": tuple(DEMO_EMG["bandpass_hz"]),
                     "lowpass_hz": DEMO_EMG["lowpass_hz"]}
@@ -218,6 +219,13 @@ def _series(values: np.ndarray) -> list[float]:
     return [round(float(v), 6) for v in values]
 
 
+def _solved(excitation: np.ndarray | None) -> np.ndarray:
+    """A dynamic trial's solved muscle excitations (every dynamic trial has them)."""
+    if excitation is None:
+        raise ValueError("a dynamic trial has no solved excitations")
+    return excitation
+
+
 def truth(subjects: list[SubjectData], *, seed: int) -> dict[str, Any]:
     """The truth.json document (see DESIGN.md); extra keys document the residuals and loads."""
     out: dict[str, Any] = {"seed": seed, "tendon": TENDON, "emd_s": EMD_S, "subjects": {}}
@@ -236,7 +244,7 @@ def truth(subjects: list[SubjectData], *, seed: int) -> dict[str, Any]:
             record: dict[str, Any] = {
                 "time_s": _series(trial.motion.time_s),
                 "moments_nm": {d: _series(v) for d, v in trial.muscle_moments_nm.items()},
-                "excitations": {m: _series(trial.excitation[i])
+                "excitations": {m: _series(_solved(trial.excitation)[i])
                                 for i, m in enumerate(s.plan.muscles)},
                 "coordinates": {c: _series(v) for c, v in trial.motion.q.items()},
                 "id_moments_nm": {d: _series(v) for d, v in trial.id_moments_nm.items()},

@@ -1,5 +1,5 @@
 # Calibration of the EMG-driven NMS model (gradient or simulated annealing) and its open-loop
-# execution on the validation trials. The science is in pipeline.calibrate; rules only call the
+# execution on the validation trials (metrics) and the calibration trials (outputs for figures). The science is in pipeline.calibrate; rules only call the
 # CLI. STUDY, PIPELINE, calibration_trials and validation_trials come from common.smk.
 # The synergy_hybrid method has its own rules; these match gradient and annealing only.
 
@@ -17,6 +17,8 @@ rule calibrate:
         reads=rule_reads("calibrate"),
         cmd=PIPELINE,
         out_dir=subpath(output.parameters, parent=True),
+        initial=get_initial_parameters_arg,
+    threads: 1
     log:
         "logs/calibrate/{subject}_{method}.log",
     conda:
@@ -26,7 +28,7 @@ rule calibrate:
     shell:
         "{params.cmd} --log {log} calibrate --study . --subject {wildcards.subject}"
         " --method {wildcards.method} --model {input.model} --inputs {input.trials}"
-        " --out-dir {params.out_dir} --no-progress"
+        " {params.initial} --out-dir {params.out_dir} --threads {threads} --no-progress"
 
 
 rule execute:
@@ -41,6 +43,7 @@ rule execute:
         reads=rule_reads("execute"),
         cmd=PIPELINE,
         out_dir=subpath(output.metrics, parent=True),
+    threads: 1
     log:
         "logs/calibrate/{subject}_{method}_execute.log",
     conda:
@@ -50,4 +53,5 @@ rule execute:
     shell:
         "{params.cmd} --log {log} execute --study . --subject {wildcards.subject}"
         " --method {wildcards.method} --parameters {input.parameters}"
-        " --inputs {input.trials} --out-dir {params.out_dir}"
+        " --inputs {input.trials} --calibration-inputs {input.calibration_trials}"
+        " --out-dir {params.out_dir} --threads {threads}"

@@ -1,12 +1,9 @@
 # Figures per subject and the study's self-contained HTML report (pipeline/plots, pipeline/report).
 # STUDY, PIPELINE, METHODS and the trial helpers come from common.smk.
-from functools import partial
-
-from pipeline.report.inputs import figure_inputs, report_inputs
-
-# Input functions (pipeline/report/inputs.py), bound to this study.
-get_figure_inputs = partial(figure_inputs, STUDY, METHODS)
-get_report_inputs = partial(report_inputs, STUDY, METHODS)
+#
+# Each rule's params carry the hash of exactly what it reads (rule_reads, common.smk), so a
+# changed setting reruns it; upstream changes reach it through its inputs. Input functions:
+# common.smk.
 
 
 rule figures:
@@ -16,7 +13,7 @@ rule figures:
         figures=report(
             directory("results/{subject}/figures"),
             patterns=["{name}.png"],
-            caption="../pipeline/report/captions/figures.rst",
+            caption="../../report/captions/figures.rst",
             category="Figures",
             subcategory="{subject}",
         ),

@@ -20,6 +20,7 @@ rule calibrate_synergy_hybrid:
         reads=rule_reads("calibrate_synergy_hybrid"),
         cmd=PIPELINE,
         out_dir=subpath(output.parameters, parent=True),
+    threads: 1
     log:
         "logs/calibrate/{subject}_synergy_hybrid.log",
     conda:
@@ -29,7 +30,8 @@ rule calibrate_synergy_hybrid:
     shell:
         "{params.cmd} --log {log} calibrate-synergy --study . --subject {wildcards.subject}"
         " --model {input.model} --inputs {input.trials}"
-        " --validation-inputs {input.validation} --out-dir {params.out_dir} --no-progress"
+        " --validation-inputs {input.validation} --out-dir {params.out_dir}"
+        " --threads {threads} --no-progress"
 
 
 rule channel_removal:
@@ -43,6 +45,7 @@ rule channel_removal:
         reads=rule_reads("channel_removal"),
         cmd=PIPELINE,
         out_dir=subpath(output.table, parent=True),
+    threads: 1
     log:
         "logs/experiments/{subject}_channel_removal.log",
     conda:
@@ -52,4 +55,4 @@ rule channel_removal:
     shell:
         "{params.cmd} --log {log} experiment channel-removal --study ."
         " --subject {wildcards.subject} --model {input.model} --inputs {input.trials}"
-        " --validation-inputs {input.validation} --out-dir {params.out_dir}"
+        " --validation-inputs {input.validation} --out-dir {params.out_dir} --threads {threads}"
