@@ -179,6 +179,80 @@ class Objective:
         parts.append(self.prior_residuals(p))
         return torch.cat(parts)
 
+    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (a scipy
+        sparse matrix: tracking rows dense, penalty rows only where a penalty is active).
+
+        Column-compressed forward mode (:mod:`pipeline.nms.tangents`): a muscle's parameters
+        touch only that muscle's force, fibre length and tendon strain, so one tangent per
+        parameter kind gives every column; shared entries (strength groups, global activation
+        parameters) sum the columns of the MTUs that share them.
+        """
+        from scipy import sparse
+
+        from pipeline.nms.tangents import parameter_tangents
+
+        data, spec = self.data, self.spec
+        kinds = spec.free_kinds
+        fields = [_FIELDS[k] for k in kinds]
+        values, tangents = parameter_tangents(
+            self.muscle_parameters(p.detach()), data.excitation, data.mtu_length_m,
+            dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s, fields=fields)
+        n_trials, n_mtus, n_time = values.force_n.shape
+        valid_tn = data.mask[:, None, :]
+        scale = torch.sqrt(self.dof_weights[None, :, None] / len(data.dof_names)
+                           * self.time_weights[:, None, :])
+        moments = torch.einsum("tmdn,tmn->tdn", data.moment_arm_m, values.force_n)
+        valid_track = valid_tn.expand_as(moments)
+        parts = [((data.id_moment_nm - moments) * scale)[valid_track]]
+        # entry maps: per-MTU column of kind k -> free entries of kind k
+        offsets = spec.slices()
+        n_free = spec.n_free
+        track_cols = torch.zeros(int(valid_track.sum()), n_free, dtype=torch.float64)
+        for kind, field in zip(kinds, fields, strict=True):
+            per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m,
+                                     tangents[field].force_n)
+                        * scale[..., None])[valid_track]
+            index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
+            track_cols[:, offsets[kind]].index_add_(1, index, per_mtu.cpu().double())
+        blocks = [sparse.csr_matrix(track_cols.numpy())]
+        root_tw = torch.sqrt(self.time_weights)[:, None, :]
+        valid_pen = valid_tn.expand(n_trials, n_mtus, n_time)
+        mtu_of_row = torch.arange(n_mtus)[None, :, None].expand(n_trials, n_mtus, n_time)
+        mtu_of_row = mtu_of_row[valid_pen]
+        for key, x, attr in (("fiber_length", values.normalized_fiber_length,
+                              "normalized_fiber_length"),
+                             ("tendon_strain", values.tendon_strain, "tendon_strain")):
+            rng = self.penalties[key]
+            weight = root_tw * rng.weight**0.5
+            dist = torch.relu(rng.lower - x) + torch.relu(x - rng.upper)
+            parts.append((dist * weight)[valid_pen])
+            slope = (((x > rng.upper).double() - (x < rng.lower).double()) * weight)[valid_pen]
+            active = torch.nonzero(slope).reshape(-1)
+            rows, cols, vals = [], [], []
+            for kind, field in zip(kinds, fields, strict=True):
+                d_x = getattr(tangents[field], attr)[valid_pen][active]
+                index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
+                rows.append(active)
+                cols.append(index[mtu_of_row[active]] + offsets[kind].start)
+                vals.append(slope[active] * d_x)
+            n_rows = int(valid_pen.sum())
+            if rows:
+                blocks.append(sparse.csr_matrix(
+                    (torch.cat(vals).cpu().numpy(), (torch.cat(rows).numpy(),
+                                                     torch.cat(cols).numpy())),
+                    shape=(n_rows, n_free)))
+            else:
+                blocks.append(sparse.csr_matrix((n_rows, n_free)))
+        prior = self.prior_residuals(p.detach())
+        parts.append(prior)
+        if self.prior_weight > 0.0 and n_free:
+            diag = (self.prior_weight / n_free) ** 0.5 / (spec.upper - spec.lower)
+            blocks.append(sparse.diags(diag, format="csr"))
+        else:
+            blocks.append(sparse.csr_matrix((n_free, n_free)))
+        return torch.cat([x.reshape(-1) for x in parts]), sparse.vstack(blocks, format="csr")
+
     def loss_numpy(self, p: np.ndarray) -> float:
         """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model
         cannot be evaluated (e.g. a tendon slack length longer than the MTU)."""
@@ -187,6 +261,13 @@ class Objective:
                 return float(self(torch.as_tensor(p, dtype=torch.float64)))
             except MODEL_FAILURES:
                 return float("inf")
+
+
+#: Spec parameter kinds -> fields of :class:`~pipeline.nms.MuscleParameters`.
+_FIELDS = {"c1": "c1", "c2": "c2", "shape_factor": "shape_factor",
+           "optimal_fiber_length": "optimal_fiber_length_m",
+           "tendon_slack_length": "tendon_slack_length_m", "strength": "strength",
+           "damping": "damping"}
 
 
 def variance_weights(data: TrialBatch) -> np.ndarray:

@@ -63,8 +63,8 @@ def _pointwise_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
         outputs = fn(**leaves)
         result = []
         for i, out in enumerate(outputs):
-            grads = torch.autograd.grad(out, [leaves[k] for k in wrt],
-                                        grad_outputs=torch.ones_like(out),
+            # A scalar output: explicit grad_outputs would make torch import sympy (0.7 s).
+            grads = torch.autograd.grad(out.sum(), [leaves[k] for k in wrt],
                                         retain_graph=i < len(outputs) - 1, allow_unused=True)
             result.append({k: (torch.zeros_like(leaves[k]) if g is None else g).reshape(-1)
                            for k, g in zip(wrt, grads, strict=True)})
@@ -232,8 +232,7 @@ def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str
             _rosenbrock.TORCH, leaves[0], torch.zeros_like(leaves[0]), leaves[1],
             torch.from_numpy(lmt_np[0]), *leaves[2:], torch.from_numpy(params[3]),
             k_tendon=k_tendon)[0]
-        g_partials = [x.numpy() for x in torch.autograd.grad(g, leaves,
-                                                             grad_outputs=torch.ones_like(g))]
+        g_partials = [x.numpy() for x in torch.autograd.grad(g.sum(), leaves)]
     direct = {"optimal_fiber_length_m": 0, "tendon_slack_length_m": 1, "damping": 2}
     for f in fields:
         if f not in act_tangent and f not in direct:

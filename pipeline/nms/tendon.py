@@ -110,7 +110,8 @@ def _local_jacobians(length, velocity, act_np, lmt_np, params, *, dt_s, k_tendon
             for p in params
         ]
         step = _rosenbrock.increment(_rosenbrock.TORCH, *leaves, dt_s=dt_s, k_tendon=k_tendon)
-        partials = torch.autograd.grad(step, leaves, grad_outputs=torch.ones_like(step))
+        # Summed to a scalar: explicit grad_outputs would make torch import sympy (0.7 s).
+        partials = torch.autograd.grad(step.sum(), leaves)
     return [p.numpy() for p in partials]
 
 
