@@ -24,7 +24,7 @@ def small_objective(tendon: str, *, groups: bool = False, prior: float = 0.0,
                     tight_penalties: bool = False) -> tuple[Objective, np.ndarray]:
     calibration = dict(SYNTHETIC_CALIBRATION)
     if groups:
-        calibration["groups"] = {"g": ["mtu0", "mtu2"]}
+        calibration["groups"] = {"g": ["mtu00", "mtu02"]}
         calibration["parameters"] = [*calibration["parameters"], "damping"]
     problem = make_problem(n_mtus=3, n_dofs=2, n_calibration=2, n_validation=1, n_samples=60,
                            tendon=tendon, seed=3, model_error=0.1, calibration=calibration)
@@ -34,6 +34,8 @@ def small_objective(tendon: str, *, groups: bool = False, prior: float = 0.0,
                                                             "weight": 10.0},
                                            "tendon_strain": {"lower": 0.0, "upper": 0.01,
                                                              "weight": 10.0}})
+    if groups:
+        assert len(problem.spec.blocks["strength"].entry_names) == 2
     objective = Objective(problem.spec, problem.calibration, tendon=tendon,
                           emd_s=problem.emd_s, penalties=penalties, prior_weight=prior)
     p = 0.5 * (problem.spec.initial + problem.truth)
