@@ -13,7 +13,7 @@ An optional prior (``prior_weight`` > 0, config ``calibration.prior_weight``) ad
 over the free parameters: a Gaussian prior at the initial (scaled-model) values whose width is the
 bounds' span. With noisy EMG it keeps parameters the data cannot determine near the generic model
 (a maximum a posteriori estimate) while well-determined parameters move; it is part of the
-objective, so every optimiser (AdamW, L-BFGS, annealing) minimises the same function.
+objective, so every optimiser (least squares, AdamW, annealing) minimises the same function.
 
 The same code serves gradient calibration (with autograd), annealing (under ``torch.no_grad``) and
 execution.
@@ -153,6 +153,11 @@ class Objective:
                            * self.time_weights[:, None, :])
         valid = self.data.mask[:, None, :].expand_as(err)
         return (err * scale)[valid]
+
+    @property
+    def n_tracking_residuals(self) -> int:
+        """Number of tracking residuals (the first entries of :meth:`all_residuals`)."""
+        return int(self.data.mask.sum()) * len(self.data.dof_names)
 
     def residual_series(self) -> np.ndarray:
         """``(n_res,)`` label of the (trial, DOF) time series of each :meth:`residuals` entry

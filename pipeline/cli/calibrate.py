@@ -71,7 +71,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     spec = build_spec(muscles, cfg)
     gradient_options = annealing_options = None
     if args.method == "gradient":
-        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
+        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations,
+                                                            "max_evaluations": args.max_iterations}
         gradient_options = GradientOptions.from_config(
             {**cfg.get("optimiser", {}), **overrides}, progress=not args.no_progress)
     else:
@@ -80,8 +81,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         annealing_options = AnnealingOptions.from_config({**cfg.get("annealing", {}), **overrides})
     outcome = calibrate(spec, batch, cfg, method=args.method, seed=seed,
                         gradient_options=gradient_options, annealing_options=annealing_options,
-                        progress=not args.no_progress,
-                        refine_evaluations=args.refine_evaluations)
+                        progress=not args.no_progress)
     labels = _trial_labels(args.inputs)
     output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
                      tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
@@ -169,12 +169,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tendon", choices=("stiff", "elastic"), default=None,
                         help="override calibration.tendon")
     parser.add_argument("--max-iterations", type=int, default=None,
-                        help="override calibration.optimiser.max_iterations")
+                        help="override calibration.optimiser.max_iterations (adamw) and "
+                             "max_evaluations (least_squares)")
     parser.add_argument("--max-evaluations", type=int, default=None,
                         help="override calibration.annealing.max_evaluations")
-    parser.add_argument("--refine-evaluations", type=int, default=0,
-                        help="gradient: after AdamW, refine by bounded least squares with at "
-                             "most this many evaluations (0: off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser = add_command(subparsers, "execute", _execute,
                          "run the calibrated model on validation trials; write metrics.json")

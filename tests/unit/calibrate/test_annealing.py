@@ -61,9 +61,8 @@ def test_annealing_matches_gradient_optimum_on_small_problem() -> None:
     problem = make_problem(n_mtus=2, n_dofs=1, n_calibration=2, n_validation=1, n_samples=100,
                            tendon="stiff", seed=4, noise=1.0, model_error=0.1, calibration=cfg)
     grad = calibrate(problem.spec, problem.calibration, problem.config, method="gradient",
-                     gradient_options=GradientOptions(max_iterations=400, progress=False,
-                                                      log_every=0),
-                     analyse=False, progress=False, refine_evaluations=50)
+                     gradient_options=GradientOptions(progress=False, log_every=0),
+                     analyse=False, progress=False)
     ann = calibrate(problem.spec, problem.calibration, problem.config, method="annealing",
                     annealing_options=AnnealingOptions(ns=20, nt=5, rt=0.3, t0=1.0, eps=1e-9,
                                                        max_evaluations=20_000),
