@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 log = logging.getLogger(__name__)
 
 NUMPY = SimpleNamespace(exp=np.exp, sqrt=np.sqrt, asinh=np.arcsinh)
-TORCH = SimpleNamespace(exp=torch.exp, sqrt=torch.sqrt, asinh=torch.asinh)
+TORCH = SimpleNamespace(exp=torch.exp, sqrt=torch.sqrt, asinh=curves.asinh)
 
 _B = curves.ACTIVE_FL_COEFFICIENTS
 _KPE_E0 = curves.PASSIVE_KPE / curves.PASSIVE_STRAIN_AT_ONE
