@@ -169,32 +169,34 @@ class Objective:
         return labels[valid].numpy()
 
     def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
-        """Residuals ``(n_res,)`` whose sum of squares is the total loss (tracking, then the
-        fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``,
-        then the prior)."""
+        """Residuals ``(n_res,)`` whose sum of squares is the total loss: tracking, then one
+        residual per (trial, MTU) for each operating-range penalty (the root of its time-weighted
+        sum over samples, so the residual count stays small), then the prior."""
         out = self.simulate(p)
-        valid = self.data.mask[:, None, :]
         parts = [self._tracking_residuals(out)]
-        root_tw = torch.sqrt(self.time_weights)[:, None, :]
         for key, x in (("fiber_length", out.normalized_fiber_length),
                        ("tendon_strain", out.tendon_strain)):
-            rng = self.penalties[key]
-            dist = torch.relu(rng.lower - x) + torch.relu(x - rng.upper)
-            parts.append((dist * root_tw * rng.weight**0.5)[valid.expand_as(x)])
+            parts.append(_root(self._penalty_sums(key, x)[0]).reshape(-1))
         parts.append(self.prior_residuals(p))
         return torch.cat(parts)
 
-    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (a scipy
-        sparse matrix: tracking rows dense, penalty rows only where a penalty is active).
+    def _penalty_sums(self, key: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sum_t w tw dist^2, w tw signed distance)`` of one penalty: ``(trial, MTU)`` and
+        ``(trial, MTU, time)`` (the signed distance is positive above the range)."""
+        rng = self.penalties[key]
+        signed = torch.relu(x - rng.upper) - torch.relu(rng.lower - x)
+        weighted = signed * (rng.weight * self.time_weights[:, None, :])
+        return (weighted * signed).sum(dim=2), weighted
+
+    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)``.
 
         Column-compressed forward mode (:mod:`pipeline.nms.tangents`): a muscle's parameters
         touch only that muscle's force, fibre length and tendon strain, so one tangent per
         parameter kind gives every column; shared entries (strength groups, global activation
-        parameters) sum the columns of the MTUs that share them.
+        parameters) sum the columns of the MTUs that share them. A penalty residual that is zero
+        (inside its range on every sample) gets a zero row (its square is smooth there).
         """
-        from scipy import sparse
-
         from pipeline.nms.tangents import parameter_tangents
 
         data, spec = self.data, self.spec
@@ -203,60 +205,43 @@ class Objective:
         values, tangents = parameter_tangents(
             self.muscle_parameters(p.detach()), data.excitation, data.mtu_length_m,
             dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s, fields=fields)
-        n_trials, n_mtus, n_time = values.force_n.shape
-        valid_tn = data.mask[:, None, :]
+        n_trials, n_mtus, _ = values.force_n.shape
         scale = torch.sqrt(self.dof_weights[None, :, None] / len(data.dof_names)
                            * self.time_weights[:, None, :])
-        moments = torch.einsum("tmdn,tmn->tdn", data.moment_arm_m, values.force_n)
-        valid_track = valid_tn.expand_as(moments)
-        parts = [((data.id_moment_nm - moments) * scale)[valid_track]]
-        # entry maps: per-MTU column of kind k -> free entries of kind k
+        moments = (data.moment_arm_m * values.force_n.unsqueeze(2)).sum(dim=1)
+        valid = data.mask[:, None, :].expand_as(moments)
+        parts = [((data.id_moment_nm - moments) * scale)[valid]]
         offsets = spec.slices()
         n_free = spec.n_free
-        track_cols = torch.zeros(int(valid_track.sum()), n_free, dtype=torch.float64)
+        n_track = int(valid.sum())
+        jac = torch.zeros(n_track + 2 * n_trials * n_mtus + n_free, n_free, dtype=torch.float64)
+        indices = {k: torch.as_tensor(spec.blocks[k].index, dtype=torch.long) for k in kinds}
         for kind, field in zip(kinds, fields, strict=True):
-            per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m,
-                                     tangents[field].force_n)
-                        * scale[..., None])[valid_track]
-            index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
-            track_cols[:, offsets[kind]].index_add_(1, index, per_mtu.cpu().double())
-        blocks = [sparse.csr_matrix(track_cols.numpy())]
-        root_tw = torch.sqrt(self.time_weights)[:, None, :]
-        valid_pen = valid_tn.expand(n_trials, n_mtus, n_time)
-        mtu_of_row = torch.arange(n_mtus)[None, :, None].expand(n_trials, n_mtus, n_time)
-        mtu_of_row = mtu_of_row[valid_pen]
-        for key, x, attr in (("fiber_length", values.normalized_fiber_length,
-                              "normalized_fiber_length"),
-                             ("tendon_strain", values.tendon_strain, "tendon_strain")):
-            rng = self.penalties[key]
-            weight = root_tw * rng.weight**0.5
-            dist = torch.relu(rng.lower - x) + torch.relu(x - rng.upper)
-            parts.append((dist * weight)[valid_pen])
-            slope = (((x > rng.upper).double() - (x < rng.lower).double()) * weight)[valid_pen]
-            active = torch.nonzero(slope).reshape(-1)
-            rows, cols, vals = [], [], []
+            # d moment[t, d, n] / d theta[m] = arm[t, m, d, n] * d force[t, m, n] / d theta[m]
+            per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
+                        * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
+            jac[:n_track, offsets[kind]].index_add_(1, indices[kind], per_mtu.cpu().double())
+        row = n_track
+        for key, attr in (("fiber_length", "normalized_fiber_length"),
+                          ("tendon_strain", "tendon_strain")):
+            sums, weighted = self._penalty_sums(key, getattr(values, attr))
+            root = _root(sums)
+            parts.append(root.reshape(-1))
+            inverse = torch.where(root > 0.0, 1.0 / torch.where(root > 0.0, root, 1.0), 0.0)
+            rows = slice(row, row + n_trials * n_mtus)
             for kind, field in zip(kinds, fields, strict=True):
-                d_x = getattr(tangents[field], attr)[valid_pen][active]
-                index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
-                rows.append(active)
-                cols.append(index[mtu_of_row[active]] + offsets[kind].start)
-                vals.append(slope[active] * d_x)
-            n_rows = int(valid_pen.sum())
-            if rows:
-                blocks.append(sparse.csr_matrix(
-                    (torch.cat(vals).cpu().numpy(), (torch.cat(rows).numpy(),
-                                                     torch.cat(cols).numpy())),
-                    shape=(n_rows, n_free)))
-            else:
-                blocks.append(sparse.csr_matrix((n_rows, n_free)))
-        prior = self.prior_residuals(p.detach())
-        parts.append(prior)
+                # d r[t, m] / d theta[m] = sum_n w tw signed * d x / d theta[m] / r[t, m]
+                slope = (weighted * getattr(tangents[field], attr)).sum(dim=2) * inverse
+                per_mtu = torch.zeros(n_trials, n_mtus, n_mtus, dtype=torch.float64)
+                per_mtu.diagonal(dim1=1, dim2=2).copy_(slope.cpu().double())
+                jac[rows, offsets[kind]].index_add_(1, indices[kind],
+                                                    per_mtu.reshape(n_trials * n_mtus, n_mtus))
+            row += n_trials * n_mtus
+        parts.append(self.prior_residuals(p.detach()))
         if self.prior_weight > 0.0 and n_free:
             diag = (self.prior_weight / n_free) ** 0.5 / (spec.upper - spec.lower)
-            blocks.append(sparse.diags(diag, format="csr"))
-        else:
-            blocks.append(sparse.csr_matrix((n_free, n_free)))
-        return torch.cat([x.reshape(-1) for x in parts]), sparse.vstack(blocks, format="csr")
+            jac[row:].diagonal().copy_(torch.as_tensor(diag))
+        return torch.cat([x.reshape(-1) for x in parts]), jac.numpy()
 
     def loss_numpy(self, p: np.ndarray) -> float:
         """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model
@@ -266,6 +251,12 @@ class Objective:
                 return float(self(torch.as_tensor(p, dtype=torch.float64)))
             except MODEL_FAILURES:
                 return float("inf")
+
+
+def _root(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(x)`` for ``x >= 0`` with a zero (not an infinite) derivative at 0."""
+    positive = x > 0.0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, 1.0)), 0.0)
 
 
 #: Spec parameter kinds -> fields of :class:`~pipeline.nms.MuscleParameters`.

@@ -189,7 +189,7 @@ def analyse_identifiability(objective: Objective, p: np.ndarray,
     labels = [f"{entry}.{kind}" for kind, entry in objective.spec.labels]
     if jacobian is None:
         full = objective.residuals_and_jacobian(torch.as_tensor(p, dtype=torch.float64))[1]
-        jacobian = full[:objective.n_tracking_residuals].toarray()
+        jacobian = full[:objective.n_tracking_residuals]
     result = ident.analyse(objective.residuals, p, labels=labels, jacobian=jacobian,
                            series=objective.residual_series(),
                            max_relative_se=float(cfg.get("max_relative_se", 0.1)),

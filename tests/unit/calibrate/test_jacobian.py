@@ -73,7 +73,7 @@ def test_residual_jacobian_equals_reverse_mode_and_finite_differences(tendon: st
         np.testing.assert_allclose(residuals.numpy(),
                                    objective.all_residuals(torch.as_tensor(p)).numpy(),
                                    rtol=0, atol=1e-14)
-    ours = jac.toarray()
+    ours = jac
     reverse = reverse_jacobian(objective, p)
     assert ours.shape == reverse.shape
     scale = np.abs(reverse).max()
