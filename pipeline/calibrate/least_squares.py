@@ -4,7 +4,7 @@ The total loss of :class:`~pipeline.calibrate.losses.Objective` is a sum of squa
 (:meth:`~pipeline.calibrate.losses.Objective.all_residuals`: moment tracking, operating-range
 penalties, prior), over a few thousand samples with tens to a hundred parameters: a least-squares
 problem. ``scipy.optimize.least_squares`` (method ``trf``, in physical units with the spec's bounds,
-``x_scale="jac"``, exact trust-region subproblems) converges in a few dozen
+variables scaled by their bounds' span, exact trust-region subproblems) converges in a few dozen
 evaluations where first-order methods need hundreds. The Jacobian is exact, column-compressed
 forward mode (:meth:`~pipeline.calibrate.losses.Objective.residuals_and_jacobian`), for both
 tendon models; no finite differences.
@@ -107,7 +107,7 @@ def solve_least_squares(objective: Objective, p0: np.ndarray, /, *, max_evaluati
     with torch.no_grad():
         n_res = int(objective.all_residuals(torch.as_tensor(x0)).numel())
     result = least_squares(fun, x0, jac=jac, bounds=(spec.lower, spec.upper), method="trf",
-                           x_scale="jac", tr_solver="exact", ftol=tolerance, xtol=tolerance,
+                           x_scale=span, tr_solver="exact", ftol=tolerance, xtol=tolerance,
                            gtol=tolerance, max_nfev=max_evaluations)
     p = np.asarray(result.x, dtype=float)
     loss = float(2.0 * result.cost)
