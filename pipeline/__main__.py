@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from pipeline import __version__, cli
+from pipeline._threads import pin_blas_threads
 from pipeline.errors import PipelineError
 from pipeline.logs import setup_logging
 
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before build_parser: the subcommand modules' imports may load numpy's BLAS.
+    pin_blas_threads(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
