@@ -20,6 +20,7 @@ from pipeline.calibrate import identifiability as ident
 from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
+from pipeline.calibrate.incremental import IncrementalLoss
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.least_squares import solve_least_squares
@@ -145,8 +146,10 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             calibration.get("annealing", {}))
         x0 = spec.normalise(start_p)
 
+        incremental = IncrementalLoss(objective)
+
         def normalised_loss(x: np.ndarray) -> float:
-            return objective.loss_numpy(spec.denormalise(x))
+            return incremental(spec.denormalise(x))
 
         started = time.perf_counter()
 
