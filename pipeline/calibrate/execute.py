@@ -51,11 +51,17 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
 
 
 def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: str,
-            emd_s: float = DEFAULT_EMD_S) -> ModelOutput:
-    """Run the model without gradients on every trial of ``batch``."""
+            emd_s: float = DEFAULT_EMD_S, device: str | torch.device | None = None
+            ) -> ModelOutput:
+    """Run the model without gradients on every trial of ``batch`` (all trials in one pass, on
+    ``device`` when given, e.g. ``cuda``); the outputs come back on the CPU."""
+    if device is not None:
+        params = params.to(device=device)
+        batch = batch.to(device)
     with torch.no_grad():
-        return simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
-                        dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s)
+        out = simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
+                       dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s)
+    return ModelOutput(*(x.cpu() for x in out))
 
 
 def batch_metrics(batch: TrialBatch, output: ModelOutput,

@@ -88,19 +88,21 @@ class Objective:
         if dof_weights is None:
             dof_weights = (variance_weights(data) if normalise_by_variance
                            else np.ones(len(data.dof_names)))
-        self.dof_weights = torch.as_tensor(dof_weights, dtype=torch.float64)
+        #: where the model runs: the device of the data (``calibration.device``)
+        self.device = data.excitation.device
+        self.dof_weights = torch.as_tensor(dof_weights, dtype=torch.float64, device=self.device)
         mask = data.mask.to(torch.float64)
         #: (trial, time) weights 1/N_i on valid samples, 0 on padding.
         self.time_weights = mask / mask.sum(dim=1, keepdim=True)
         self._fixed = {
             "max_isometric_force_n": torch.as_tensor(spec.muscles.max_isometric_force_n,
-                                                     dtype=torch.float64),
+                                                     dtype=torch.float64, device=self.device),
             "pennation_at_optimal_rad": torch.as_tensor(spec.muscles.pennation_angle_rad,
-                                                        dtype=torch.float64),
+                                                        dtype=torch.float64, device=self.device),
         }
 
     def muscle_parameters(self, p: torch.Tensor) -> MuscleParameters:
-        full = self.spec.expand(p)
+        full = self.spec.expand(p.to(self.device))
         return MuscleParameters(
             c1=full["c1"], c2=full["c2"], shape_factor=full["shape_factor"],
             optimal_fiber_length_m=full["optimal_fiber_length"],
@@ -115,10 +117,12 @@ class Objective:
     def prior_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """``(n_free,)`` residuals whose sum of squares is the prior term (zeros when off)."""
         if self.prior_weight == 0.0 or p.numel() == 0:
-            return torch.zeros_like(p)
+            return torch.zeros_like(p, device=self.device)
         scale = (self.prior_weight / p.numel()) ** 0.5
-        centre = torch.as_tensor(self.spec.initial, dtype=p.dtype)
-        span = torch.as_tensor(self.spec.upper - self.spec.lower, dtype=p.dtype)
+        p = p.to(self.device)
+        centre = torch.as_tensor(self.spec.initial, dtype=p.dtype, device=self.device)
+        span = torch.as_tensor(self.spec.upper - self.spec.lower, dtype=p.dtype,
+                               device=self.device)
         return scale * (p - centre) / span
 
     def terms_from_output(self, out: ModelOutput, p: torch.Tensor | None = None) -> LossTerms:
@@ -165,7 +169,7 @@ class Objective:
         n_trials, n_dofs, n_time = self.data.id_moment_nm.shape
         labels = torch.arange(n_trials * n_dofs).reshape(n_trials, n_dofs, 1)
         labels = labels.expand(n_trials, n_dofs, n_time)
-        valid = self.data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
+        valid = self.data.mask[:, None, :].cpu().expand(n_trials, n_dofs, n_time)
         return labels[valid].numpy()
 
     def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
@@ -220,6 +224,7 @@ class Objective:
             # d moment[t, d, n] / d theta[m] = arm[t, m, d, n] * d force[t, m, n] / d theta[m]
             per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
                         * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
+            per_mtu = per_mtu.cpu()
             jac[:n_track, offsets[kind]].index_add_(1, indices[kind], per_mtu.cpu().double())
         row = n_track
         for key, attr in (("fiber_length", "normalized_fiber_length"),
@@ -268,8 +273,8 @@ _FIELDS = {"c1": "c1", "c2": "c2", "shape_factor": "shape_factor",
 
 def variance_weights(data: TrialBatch) -> np.ndarray:
     """``1 / var`` of each DOF's ID moment over all valid samples (1 for a constant DOF)."""
-    moments = data.id_moment_nm.numpy()
-    mask = data.mask.numpy()
+    moments = data.id_moment_nm.cpu().numpy()
+    mask = data.mask.cpu().numpy()
     weights = np.ones(moments.shape[1])
     for d in range(moments.shape[1]):
         values = moments[:, d][mask]

@@ -8,6 +8,7 @@ mapping are modelled), with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,11 @@ class TrialBatch:
         return TrialBatch(self.trial_names, tuple(names), self.dof_names, self.excitation[:, idx],
                           self.mtu_length_m[:, idx], self.moment_arm_m[:, idx],
                           self.id_moment_nm, self.mask, self.dt_s, self.time_s)
+
+    def to(self, device: str | torch.device) -> TrialBatch:
+        """A copy with every tensor on ``device`` (e.g. ``cuda``)."""
+        return dataclasses.replace(self, **{k: getattr(self, k).to(device) for k in (
+            "excitation", "mtu_length_m", "moment_arm_m", "id_moment_nm", "mask")})
 
     def lengths(self) -> list[int]:
         return [len(t) for t in self.time_s]

@@ -104,6 +104,9 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
                                    f"use one of {', '.join(METHODS)}"))
     seed = int(calibration.get("seed", 0) if seed is None else seed)
     torch.manual_seed(seed)
+    device = resolve_device(calibration)
+    if device.type != "cpu":
+        batch = batch.to(device)
     objective = make_objective(spec, batch, calibration)
     log.info("calibrating %d parameters (%s) of %d MTUs on %d trial(s), %d DOF(s), %s tendon, "
              "method %s", spec.n_free, ", ".join(spec.free_kinds), len(spec.mtu_names),
@@ -181,6 +184,25 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         outcome.identifiability = analyse_identifiability(objective, p, calibration,
                                                           jacobian=tracking_jacobian)
     return outcome
+
+
+def resolve_device(calibration: Mapping[str, Any]) -> torch.device:
+    """``calibration.device`` (``cpu`` by default, ``cuda`` or ``cuda:N`` for a GPU), checked."""
+    name = str(calibration.get("device", "cpu") or "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(describe("config.yaml", f"calibration.device {name!r} is not a device "
+                                   f"({exc})", "use cpu, cuda or cuda:N")) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(describe("config.yaml", f"calibration.device is {name!r} but this "
+                                   "machine has no CUDA GPU visible to torch",
+                                   "set calibration.device: cpu, or run on a GPU node with a "
+                                   "CUDA build of torch"))
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(describe("config.yaml", f"calibration.device {name!r} is not "
+                                   "supported", "use cpu, cuda or cuda:N"))
+    return device
 
 
 def analyse_identifiability(objective: Objective, p: np.ndarray,

@@ -84,7 +84,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                         progress=not args.no_progress)
     labels = _trial_labels(args.inputs)
     output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
-                     tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
+                     tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s,
+                     device=outcome.objective.device)
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
         subject=args.subject, dof_names=list(batch.dof_names), calibration_trials=labels,
@@ -136,8 +137,11 @@ def _execute(args: argparse.Namespace) -> int:
         return 0
     batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
     params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
+    from pipeline.calibrate.run import resolve_device
+
     output = execute(params, batch, tendon=document.get("tendon", "elastic"),
-                     emd_s=float(document.get("emd_s", 0.015)))
+                     emd_s=float(document.get("emd_s", 0.015)),
+                     device=resolve_device(config.get("calibration", {})))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
     validation = batch_metrics(batch, output, labels)
