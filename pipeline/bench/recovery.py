@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.nms.model import TendonModel
 
 NAME = "recovery"
 HELP = "Parameter recovery from N(truth, 10%%) initial guesses on synthetic data (--noise)."
@@ -39,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 
-def recover(seed: int, *, n_mtus: int, n_dofs: int, n_samples: int, tendon: str, noise: float,
-            max_iterations: int, refine_evaluations: int, optimiser: str = "least_squares",
-            max_evaluations: int = 200) -> dict:
+def recover(seed: int, *, n_mtus: int, n_dofs: int, n_samples: int, tendon: TendonModel,
+            noise: float, max_iterations: int, refine_evaluations: int,
+            optimiser: str = "least_squares", max_evaluations: int = 200) -> dict:
     import numpy as np
 
     from pipeline.calibrate.gradient import GradientOptions

@@ -11,8 +11,8 @@ Then, for objectives that are not plain residual sets (the synergy-hybrid calibr
 polish (``polish_iterations`` objective evaluations, 0 = off) refines the AdamW optimum on the same
 objective. The NMS calibration instead refines with the bounded least-squares solver of
 :mod:`pipeline.calibrate.least_squares` (``polish=False`` here; see
-:func:`pipeline.calibrate.run.calibrate`), which is also its default method. AdamW finds the basin cheaply from a poor start but crawls near the
-optimum (its step is ~learning rate, whatever the curvature); L-BFGS uses curvature and typically
+:func:`pipeline.calibrate.run.calibrate`), which is also its default method. AdamW finds the
+basin cheaply from a poor start but crawls near the optimum (its step is ~learning rate, whatever the curvature); L-BFGS uses curvature and typically
 lowers the loss by another one to two orders of magnitude in a few hundred evaluations.
 """
 
@@ -35,7 +35,9 @@ from pipeline.errors import CalibrationError, describe
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("iteration", "loss", "tracking", "penalty", "lr", "elapsed_s")
+#: Columns of history.tsv. ``lr`` is AdamW's learning rate and ``temperature`` annealing's; a
+#: row of the other kind of step (L-BFGS, least squares, the other method) has NaN there.
+HISTORY_COLUMNS = ("iteration", "loss", "tracking", "penalty", "lr", "temperature", "elapsed_s")
 TermsFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
@@ -188,28 +190,31 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
                               max_eval=opts.polish_iterations, history_size=50,
                               line_search_fn="strong_wolfe", tolerance_grad=1e-12,
                               tolerance_change=1e-16)
-    best = {"loss": best_loss, "z": z0}
+    best_z, best_loss_seen = z0, best_loss
     offset = history[-1]["iteration"] if history else 0
     first_row = len(history)
     bar = tqdm(total=opts.polish_iterations, file=sys.stderr, disable=not opts.progress,
                desc="calibrate (L-BFGS)", dynamic_ncols=True, leave=False)
 
     def closure() -> torch.Tensor:
+        nonlocal best_z, best_loss_seen
         lbfgs.zero_grad(set_to_none=True)
         total, tracking, penalty = terms(spec.to_physical(z))
         loss = float(total.detach())
         if not math.isfinite(loss):
             raise _PolishStop(f"non-finite loss {loss}")
         total.backward()
+        if z.grad is None:
+            raise _PolishStop("the loss does not depend on the parameters (no gradient)")
         if not bool(torch.isfinite(z.grad).all()):
             raise _PolishStop("non-finite gradient")
         history.append({"iteration": offset + len(history) - first_row + 1, "loss": loss,
                         "tracking": float(tracking.detach()), "penalty": float(penalty.detach()),
                         "lr": math.nan, "elapsed_s": time.perf_counter() - start})
-        if loss < best["loss"]:
-            best.update(loss=loss, z=z.detach().clone())
+        if loss < best_loss_seen:
+            best_z, best_loss_seen = z.detach().clone(), loss
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.6g}", best=f"{best['loss']:.6g}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.6g}", best=f"{best_loss_seen:.6g}", refresh=False)
         return total
 
     try:
@@ -218,9 +223,9 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
         log.info("L-BFGS polish stopped early (%s); keeping its best iterate", exc)
     finally:
         bar.close()
-    log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best["loss"],
+    log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best_loss_seen,
              len(history) - first_row)
-    return best["z"], float(best["loss"])
+    return best_z, best_loss_seen
 
 
 class _PolishStop(Exception):
@@ -228,9 +233,11 @@ class _PolishStop(Exception):
 
 
 def history_tsv(history: list[dict[str, float]]) -> str:
-    """The history as tab-separated text with a header (``HISTORY_COLUMNS``)."""
+    """The history as tab-separated text with a header (``HISTORY_COLUMNS``); a column a row
+    does not have is written as ``nan``."""
     lines = ["\t".join(HISTORY_COLUMNS)]
     for row in history:
         lines.append("\t".join(
-            str(int(row[c])) if c == "iteration" else f"{row[c]:.10g}" for c in HISTORY_COLUMNS))
+            str(int(row[c])) if c == "iteration" else f"{row.get(c, math.nan):.10g}"
+            for c in HISTORY_COLUMNS))
     return "\n".join(lines) + "\n"

@@ -31,9 +31,10 @@ class IncrementalLoss:
         #: (n_free, n_mtus) True where free parameter k acts on MTU m
         touches = np.zeros((spec.n_free, n_mtus), dtype=bool)
         for kind, sl in spec.slices().items():
-            index = spec.blocks[kind].index
-            for entry in range(sl.stop - sl.start):
-                touches[sl.start + entry, index == entry] = True
+            block = spec.blocks[kind]
+            for column, entry in zip(range(sl.start, sl.stop),
+                                     np.flatnonzero(block.free_mask), strict=True):
+                touches[column, np.asarray(block.index) == entry] = True
         self._touches = touches
         self._p: np.ndarray | None = None
         self._state: dict[str, torch.Tensor] = {}
@@ -66,15 +67,18 @@ class IncrementalLoss:
         everything = muscles.size == self._touches.shape[1]
         if everything:
             out = simulate(full, data.excitation, data.mtu_length_m, data.moment_arm_m,
-                           dt_s=data.dt_s, tendon=objective.tendon, emd_s=objective.emd_s)
+                           dt_s=data.dt_s, tendon=objective.tendon, emd_s=objective.emd_s,
+                           excitation_before=data.excitation_before)
             self._state = {name: getattr(out, name).clone() for name in _PER_MUSCLE}
             self.full_evaluations += 1
         else:
             idx = torch.as_tensor(muscles, dtype=torch.long)
             subset = full.__class__(**{k: v[idx] for k, v in full.as_dict().items()})
+            before = (None if data.excitation_before is None
+                      else data.excitation_before[:, idx])
             out = simulate(subset, data.excitation[:, idx], data.mtu_length_m[:, idx],
                            data.moment_arm_m[:, idx], dt_s=data.dt_s, tendon=objective.tendon,
-                           emd_s=objective.emd_s)
+                           emd_s=objective.emd_s, excitation_before=before)
             for name in _PER_MUSCLE:
                 self._state[name][:, idx] = getattr(out, name)
             self.partial_evaluations += 1

@@ -100,6 +100,8 @@ def solve_least_squares(objective: Objective, p0: np.ndarray, /, *, max_evaluati
                 None, f"the model's Jacobian cannot be evaluated at a trial point ({exc})",
                 "narrow calibration.bounds of the fibre and tendon slack lengths so fibres stay "
                 "longer than their pennation thickness, or check the trials' MTU lengths")) from exc
+        if hasattr(jacobian, "toarray"):  # an objective may return a scipy sparse matrix
+            jacobian = jacobian.toarray()
         counts["jac"] += 1
         cache["p"], cache["jacobian"] = p.copy(), jacobian
         return jacobian

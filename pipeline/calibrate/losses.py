@@ -31,6 +31,7 @@ import torch
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms.model import TendonModel
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class LossTerms(NamedTuple):
 class Objective:
     """Loss of free physical parameters ``p`` (``(n_free,)``) on one batch of trials."""
 
-    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "elastic",
+    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: TendonModel = "elastic",
                  emd_s: float = DEFAULT_EMD_S, normalise_by_variance: bool = True,
                  penalties: Mapping[str, PenaltyRange] | None = None,
                  dof_weights: np.ndarray | None = None, prior_weight: float = 0.0) -> None:
@@ -111,8 +112,11 @@ class Objective:
 
     def simulate(self, p: torch.Tensor, data: TrialBatch | None = None) -> ModelOutput:
         data = data or self.data
+        # EMG before the window (delay) belongs to the recorded excitations: not to replaced ones.
+        before = data.excitation_before if data.excitation is self.data.excitation else None
         return simulate(self.muscle_parameters(p), data.excitation, data.mtu_length_m,
-                        data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s)
+                        data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s,
+                        excitation_before=before)
 
     def prior_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """``(n_free,)`` residuals whose sum of squares is the prior term (zeros when off)."""
@@ -208,24 +212,27 @@ class Objective:
         fields = [_FIELDS[k] for k in kinds]
         values, tangents = parameter_tangents(
             self.muscle_parameters(p.detach()), data.excitation, data.mtu_length_m,
-            dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s, fields=fields)
+            dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s, fields=fields,
+            excitation_before=data.excitation_before)
         n_trials, n_mtus, _ = values.force_n.shape
         scale = torch.sqrt(self.dof_weights[None, :, None] / len(data.dof_names)
                            * self.time_weights[:, None, :])
         moments = (data.moment_arm_m * values.force_n.unsqueeze(2)).sum(dim=1)
         valid = data.mask[:, None, :].expand_as(moments)
         parts = [((data.id_moment_nm - moments) * scale)[valid]]
-        offsets = spec.slices()
         n_free = spec.n_free
         n_track = int(valid.sum())
         jac = torch.zeros(n_track + 2 * n_trials * n_mtus + n_free, n_free, dtype=torch.float64)
-        indices = {k: torch.as_tensor(spec.blocks[k].index, dtype=torch.long) for k in kinds}
+        # free column of each MTU's entry of each kind (-1: that entry is fixed)
+        columns = {k: _mtu_columns(spec, k) for k in kinds}
+        keep = {k: columns[k] >= 0 for k in kinds}
         for kind, field in zip(kinds, fields, strict=True):
             # d moment[t, d, n] / d theta[m] = arm[t, m, d, n] * d force[t, m, n] / d theta[m]
             per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
                         * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
             per_mtu = per_mtu.cpu()
-            jac[:n_track, offsets[kind]].index_add_(1, indices[kind], per_mtu.cpu().double())
+            jac[:n_track].index_add_(1, columns[kind][keep[kind]],
+                                     per_mtu.cpu().double()[:, keep[kind]])
         row = n_track
         for key, attr in (("fiber_length", "normalized_fiber_length"),
                           ("tendon_strain", "tendon_strain")):
@@ -239,8 +246,8 @@ class Objective:
                 slope = (weighted * getattr(tangents[field], attr)).sum(dim=2) * inverse
                 per_mtu = torch.zeros(n_trials, n_mtus, n_mtus, dtype=torch.float64)
                 per_mtu.diagonal(dim1=1, dim2=2).copy_(slope.cpu().double())
-                jac[rows, offsets[kind]].index_add_(1, indices[kind],
-                                                    per_mtu.reshape(n_trials * n_mtus, n_mtus))
+                jac[rows].index_add_(1, columns[kind][keep[kind]],
+                                     per_mtu.reshape(n_trials * n_mtus, n_mtus)[:, keep[kind]])
             row += n_trials * n_mtus
         parts.append(self.prior_residuals(p.detach()))
         if self.prior_weight > 0.0 and n_free:
@@ -256,6 +263,15 @@ class Objective:
                 return float(self(torch.as_tensor(p, dtype=torch.float64)))
             except MODEL_FAILURES:
                 return float("inf")
+
+
+def _mtu_columns(spec: ParameterSpec, kind: str) -> torch.Tensor:
+    """``(muscle,)`` column in the free vector of each MTU's entry of ``kind`` (-1 if fixed)."""
+    block = spec.blocks[kind]
+    free = np.asarray(block.free_mask, dtype=bool)
+    column = np.full(free.size, -1, dtype=np.int64)
+    column[free] = np.arange(int(free.sum())) + spec.slices()[kind].start
+    return torch.as_tensor(column[np.asarray(block.index)], dtype=torch.long)
 
 
 def _root(x: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,9 @@ from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
 from pipeline.calibrate.incremental import IncrementalLoss
+from pipeline.calibrate.least_squares import solve_least_squares
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
-from pipeline.calibrate.least_squares import solve_least_squares
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S
@@ -49,6 +49,10 @@ class CalibrationOutcome:
     identifiability: ident.Identifiability | None = None
     converged: bool = True
     polish_evaluations: int = 0  #: adamw: least-squares evaluations after the AdamW iterations
+    #: Why the optimiser stopped: gtol / ftol / xtol / max_evaluations (least squares), patience /
+    #: max_iterations (adamw), converged / max_evaluations (annealing). ``converged`` is True only
+    #: when its stopping rule was met.
+    stopped: str = ""
     optimiser: str = ""  #: gradient: least_squares | adamw
     #: Jacobian of the tracking residuals at ``p`` from the solver (reused by the analysis)
     tracking_jacobian: np.ndarray | None = None
@@ -68,11 +72,38 @@ class CalibrationOutcome:
             standard_errors=se, identifiability=ident_json, provenance=provenance,
             emd_s=self.objective.emd_s, loss={"total": self.loss, "tracking": self.tracking,
                                               "penalty": self.penalty},
-            wall_s=self.wall_s, **counts, converged=self.converged, **extra)
+            wall_s=self.wall_s, **counts, converged=self.converged, stopped=self.stopped,
+            objective=objective_document(self.objective), **extra)
+
+
+def objective_document(objective: Objective) -> dict[str, Any]:
+    """``parameters.json``'s ``objective``: which loss was minimised (and its model settings)."""
+    shift = getattr(objective, "percentage_change", None)
+    if shift is None:
+        return {"name": "default"}
+    return {"name": "ceinms", "percentage_change": shift}
+
+
+OBJECTIVES = ("default", "ceinms")
 
 
 def make_objective(spec: ParameterSpec, batch: TrialBatch,
                    calibration: Mapping[str, Any]) -> Objective:
+    """The objective ``calibration.objective`` names (``default`` or ``ceinms``)."""
+    kind = calibration.get("objective", "default")
+    if kind not in OBJECTIVES:
+        raise ConfigError(describe("config.yaml", f"calibration.objective: unknown {kind!r}",
+                                   f"use one of {', '.join(OBJECTIVES)}"))
+    if kind == "ceinms":
+        from pipeline.calibrate.ceinms_objective import (
+            CeinmsObjective,
+            percentage_change_from_config,
+        )
+
+        return CeinmsObjective(spec, batch, tendon=calibration.get("tendon", "elastic"),
+                               emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
+                               percentage_change=percentage_change_from_config(calibration),
+                               prior_weight=float(calibration.get("prior_weight", 0.0)))
     return Objective(spec, batch, tendon=calibration.get("tendon", "elastic"),
                      emd_s=float(calibration.get("emd_s", DEFAULT_EMD_S)),
                      normalise_by_variance=bool(calibration.get("normalise_by_variance", True)),
@@ -112,7 +143,6 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
              "method %s", spec.n_free, ", ".join(spec.free_kinds), len(spec.mtu_names),
              batch.n_trials, len(batch.dof_names), objective.tendon, method)
     start_p = spec.initial if p0 is None else np.asarray(p0, dtype=float)
-    converged = True
     polish_evaluations = 0
     tracking_jacobian = None
     optimiser = ""
@@ -130,11 +160,15 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             p, iterations, wall, history = solved.p, solved.evaluations, solved.wall_s, \
                 solved.history
             tracking_jacobian = solved.tracking_jacobian
+            converged, stopped = solved.stopped != "max_evaluations", solved.stopped
         else:
             result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed,
                                         p0=start_p, polish=False)
             p, iterations, wall, history = result.p, result.iterations, result.wall_s, \
                 result.history
+            # Converged only when AdamW met its stopping rule (no improvement for `patience`
+            # iterations), not when it ran out of iterations.
+            converged, stopped = result.stopped == "patience", result.stopped
             if opts.polish_iterations > 0:
                 solved = solve_least_squares(
                     objective, p, max_evaluations=opts.polish_iterations,
@@ -149,10 +183,13 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             calibration.get("annealing", {}))
         x0 = spec.normalise(start_p)
 
-        incremental = IncrementalLoss(objective)
+        # The default objective re-simulates only the MTUs a move touches; other objectives
+        # (e.g. CEINMS's model variant) are evaluated whole.
+        loss_of = (IncrementalLoss(objective) if type(objective) is Objective
+                   else objective.loss_numpy)
 
         def normalised_loss(x: np.ndarray) -> float:
-            return incremental(spec.denormalise(x))
+            return loss_of(spec.denormalise(x))
 
         started = time.perf_counter()
 
@@ -171,15 +208,17 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             nms_log.setLevel(level)
         p = spec.denormalise(res.x)
         iterations, wall, converged = res.evaluations, res.wall_s, res.converged
+        stopped = "converged" if converged else "max_evaluations"
         history = [{"iteration": h["evaluations"], "loss": h["loss"], "tracking": np.nan,
-                    "penalty": np.nan, "lr": h["temperature"], "elapsed_s": np.nan}
+                    "penalty": np.nan, "lr": np.nan, "temperature": h["temperature"],
+                    "elapsed_s": np.nan}
                    for h in res.history]
     with torch.no_grad():
         terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))
     outcome = CalibrationOutcome(method, spec, objective, p, float(terms.total),
                                  float(terms.tracking), float(terms.penalty), iterations, wall,
-                                 history, None, converged, polish_evaluations, optimiser,
-                                 tracking_jacobian)
+                                 history, None, converged, polish_evaluations, stopped,
+                                 optimiser, tracking_jacobian)
     if analyse:
         outcome.identifiability = analyse_identifiability(objective, p, calibration,
                                                           jacobian=tracking_jacobian)
@@ -227,4 +266,10 @@ def report_outcome(outcome: CalibrationOutcome, document: Mapping[str, Any]) -> 
     log.info("%s calibration: loss %.6g (tracking %.6g, penalty %.3g), %d %s, %.2f s",
              outcome.method, outcome.loss, outcome.tracking, outcome.penalty, outcome.iterations,
              "evaluations" if outcome.method == "annealing" else "iterations", outcome.wall_s)
+    if not outcome.converged:
+        key = ("calibration.annealing.max_evaluations" if outcome.method == "annealing"
+               else "calibration.optimiser.max_iterations")
+        log.warning("%s calibration did not meet its stopping rule (stopped at %s after %d); "
+                    "parameters.json says converged: false. Fix: raise %s", outcome.method,
+                    outcome.stopped, outcome.iterations, key)
     log_at_bound(document)

@@ -34,7 +34,7 @@ from pipeline.nms import curves
 try:  # numba makes the sequential time loops ~100x faster; the numpy fallback is exact too.
     import numba
 except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 

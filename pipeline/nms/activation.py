@@ -18,9 +18,11 @@ the excitation convolved with ``alpha (-C1)^n * (-C2)^n``, done as one zero-padd
 circular wrap-around), differentiable through torch's FFT autograd. Both are exact (a test keeps
 them equal).
 
-Initial conditions: the filter starts in steady state with the first excitation sample
-(``u_{-1} = u_{-2} = e_0`` and ``e_{i-d} = e_0`` for ``i < d``). The filter's gain at zero frequency
-is one, so a constant excitation gives the same constant neural activation.
+Initial conditions: the delayed excitation ``e_{i-d}`` for ``i < d`` is the EMG recorded before
+the window (``before``, the samples just before the first one) when the recording has it, and the
+first excitation sample ``e_0`` where it does not. The filter starts in steady state with the first
+delayed sample (``u_{-1} = u_{-2} = e_{-d}``). The filter's gain at zero frequency is one, so a
+constant excitation gives the same constant neural activation.
 """
 
 from __future__ import annotations
@@ -43,15 +45,27 @@ def delay_samples(*, emd_s: float, dt_s: float) -> int:
     return round(emd_s / dt_s)
 
 
-def _delayed(excitation: torch.Tensor, delay: int) -> torch.Tensor:
-    """Shift along time by ``delay`` samples, holding the first sample before the start."""
+def _delayed(excitation: torch.Tensor, delay: int,
+             before: torch.Tensor | None = None) -> torch.Tensor:
+    """Shift along time by ``delay`` samples. The samples before the start come from ``before``
+    (``(..., muscle, n_before)``, the last one just before the first excitation sample) where it
+    reaches back far enough; earlier ones repeat the earliest sample known."""
     if delay == 0:
         return excitation
     n_time = excitation.shape[-1]
-    if delay >= n_time:
-        return excitation[..., :1].expand(excitation.shape)
-    head = excitation[..., :1].expand(*excitation.shape[:-1], delay)
-    return torch.cat([head, excitation[..., : n_time - delay]], dim=-1)
+    if before is None or before.shape[-1] == 0:
+        known = excitation
+    else:  # NaN: not recorded there (hold the first excitation sample instead)
+        before = before.expand(*excitation.shape[:-1], before.shape[-1])
+        held = torch.where(torch.isnan(before), excitation[..., :1].expand_as(before), before)
+        known = torch.cat([held, excitation], dim=-1)
+    n_before = known.shape[-1] - n_time
+    if delay > n_before:
+        pad = known[..., :1].expand(*excitation.shape[:-1], delay - n_before)
+        known = torch.cat([pad, known], dim=-1)
+        n_before = delay
+    start = n_before - delay
+    return known[..., start:start + n_time]
 
 
 def _powers(base: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
@@ -70,6 +84,7 @@ def neural_activation(
     *,
     dt_s: float,
     emd_s: float,
+    before: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply the CEINMS second-order recursive filter with electromechanical delay.
 
@@ -79,14 +94,16 @@ def neural_activation(
             stable for ``|C| < 1``).
         dt_s: sample interval in seconds.
         emd_s: electromechanical delay in seconds, rounded to whole samples.
+        before: ``(..., muscle, n_before)`` excitations recorded just before the window, on the
+            same time step (None or empty: none recorded).
 
     Returns:
         ``(..., muscle, time)`` neural activation ``u``.
     """
     delay = delay_samples(emd_s=emd_s, dt_s=dt_s)
     n_time = excitation.shape[-1]
-    delayed = _delayed(excitation, delay)
-    initial = excitation[..., :1]
+    delayed = _delayed(excitation, delay, before)
+    initial = delayed[..., :1]
     deviation = delayed - initial
     if excitation.device.type == "cpu":
         shape = deviation.shape
@@ -141,7 +158,9 @@ def activation(
     *,
     dt_s: float,
     emd_s: float,
+    before: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Excitation ``(..., muscle, time)`` to muscle activation of the same shape."""
-    neural = neural_activation(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s)
+    """Excitation ``(..., muscle, time)`` to muscle activation of the same shape (``before``:
+    see :func:`neural_activation`)."""
+    neural = neural_activation(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s, before=before)
     return muscle_activation(neural, shape_factor)

@@ -75,12 +75,14 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
                        mtu_length_m: torch.Tensor, *, dt_s: float, tendon: str, emd_s: float,
                        fields: Sequence[str] = FIELDS,
                        tendon_strain_at_one_norm_force: float = curves.TENDON_STRAIN_AT_ONE,
+                       excitation_before: torch.Tensor | None = None,
                        ) -> tuple[MuscleSignals, dict[str, MuscleSignals]]:
     """The model's per-muscle outputs and their derivatives w.r.t. each muscle's own parameter.
 
     Args:
         params: ``(muscle,)`` parameters; excitation, mtu_length_m: ``(trial, muscle, time)``.
         fields: the parameter fields to differentiate (names of :class:`MuscleParameters`).
+        excitation_before: EMG before the window, as in :func:`pipeline.nms.simulate`.
 
     Returns:
         ``(values, {field: tangents})``: ``tangents.force_n[t, m, n]`` is
@@ -106,9 +108,11 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
     zero = torch.zeros(shape, **like)
 
     # Activation: the filter's tangents in c1 and c2, then the pointwise non-linearity.
-    neural = neural_activation(excitation, p["c1"], p["c2"], dt_s=dt_s, emd_s=emd_s).detach()
-    initial = excitation[..., :1]
-    drive = (_delayed(excitation, delay_samples(emd_s=emd_s, dt_s=dt_s)) - initial)
+    neural = neural_activation(excitation, p["c1"], p["c2"], dt_s=dt_s, emd_s=emd_s,
+                               before=excitation_before).detach()
+    delayed = _delayed(excitation, delay_samples(emd_s=emd_s, dt_s=dt_s), excitation_before)
+    initial = delayed[..., :1]
+    drive = delayed - initial
     drive_np = drive.detach().cpu().double().numpy().reshape(-1, n_time)
     filtered = (neural - initial).cpu().double().numpy().reshape(-1, n_time)
     rows = {k: p[k].detach().cpu().double().numpy()[None, :].repeat(n_trials, 0).reshape(-1)
