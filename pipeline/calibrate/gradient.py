@@ -11,9 +11,9 @@ Then, for objectives that are not plain residual sets (the synergy-hybrid calibr
 polish (``polish_iterations`` objective evaluations, 0 = off) refines the AdamW optimum on the same
 objective. The NMS calibration instead refines with the bounded least-squares solver of
 :mod:`pipeline.calibrate.least_squares` (``polish=False`` here; see
-:func:`pipeline.calibrate.run.calibrate`), which is also its default method. AdamW finds the
-basin cheaply from a poor start but crawls near the optimum (its step is ~learning rate, whatever the curvature); L-BFGS uses curvature and typically
-lowers the loss by another one to two orders of magnitude in a few hundred evaluations.
+:func:`pipeline.calibrate.run.calibrate`), which is also its default method. AdamW finds the basin
+cheaply from a poor start but crawls near the optimum (its step is ~learning rate, whatever the
+curvature); curvature-aware methods finish in far fewer evaluations.
 """
 
 from __future__ import annotations
