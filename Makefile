@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 DEMO_DIR ?= demo_study
 
-.PHONY: demo test lint venv clean-demo bench
+.PHONY: demo test lint venv clean-demo bench bench-ceinms ceinms-deps
 
 venv: $(STAMP)
 
@@ -37,6 +37,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pipeline bench model --json bench_model.json
 	$(PY) -m pipeline bench calibration --json bench_calibration.json
+
+# Debian packages CEINMS 0.9 needs to build (bench ceinms builds it once, cached).
+ceinms-deps:
+	@command -v xsdcxx >/dev/null && test -f /usr/include/xercesc/util/XercesVersion.hpp && \
+	  test -f /usr/include/boost/filesystem.hpp || \
+	  (apt-get update && apt-get install -y cmake g++ libxerces-c-dev xsdcxx \
+	   libboost-filesystem-dev libboost-system-dev)
+
+bench-ceinms: $(STAMP) ceinms-deps
+	$(PY) -m pipeline bench ceinms --json bench_ceinms.json
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

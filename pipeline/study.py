@@ -33,6 +33,8 @@ MODEL_SETUP_DEFAULTS: dict[str, Any] = {
     "emg_channels": {},
     "excitations": {},
     "dofs": [],
+    "tracked_dofs": None,      # None: every dof
+    "calibrated_mtus": None,   # None: every MTU under excitations
     "force_plates": False,
     "unrecorded": [],
     "marker_set": None,
@@ -186,7 +188,7 @@ class Study:
                 and (kind is None or r["kind"] == kind) and (role is None or r["role"] == role)]
 
     def c3d_path(self, subject: str, trial: str) -> Path:
-        return self.root / self.trial(subject, trial)["file"]
+        return self.root / self.trial(subject, trial).get("file", "")
 
     def static_trial(self, subject: str) -> dict[str, Any]:
         static = self.trials_of(subject, kind="static")

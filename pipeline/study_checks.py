@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from pipeline import resources
+from pipeline.plan import source_problems
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,6 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
         if row["subject"] not in known:
             problems.append(f"{where}: subject {row['subject']!r} is not in subjects.tsv. "
                             "Fix: add the subject to subjects.tsv or correct the name")
-        if check_files and row["file"] and not (root / row["file"]).is_file():
-            problems.append(f"{where}: file {row['file']} does not exist. Fix: correct the path "
-                            "(relative to the study folder) or copy the C3D file there")
         if row["kind"] in ("static", "mvc") and row["role"] not in ("none", ""):
             problems.append(f"{where}: a {row['kind']} trial cannot have role {row['role']}. "
                             "Fix: set role to none (only dynamic trials calibrate or validate)")
@@ -111,11 +109,14 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                                 "Fix: swap them or correct the window")
         except ValueError:
             pass
+    # Given files (C3D or OpenSim), and whether each trial has a source for what it needs.
+    setups = {row["subject"]: config["models"].get(row["model"], {})
+              for _, row in subjects.iterrows()}
+    problems += source_problems(root, [r.to_dict() for _, r in subjects.iterrows()],
+                                [r.to_dict() for _, r in trials.iterrows()], setups=setups,
+                                emg_input=config["emg"].get("input", "envelope"),
+                                check_files=check_files)
     for subject in known:
-        kinds = set(trials.loc[trials["subject"] == subject, "kind"])
-        if "static" not in kinds:
-            problems.append(f"trials.tsv: subject {subject!r} has no static trial. Fix: add a "
-                            "row with kind static (it is needed for scaling)")
         roles = set(trials.loc[trials["subject"] == subject, "role"])
         if "calibration" not in roles:
             problems.append(f"trials.tsv: subject {subject!r} has no calibration trial. Fix: "
@@ -128,6 +129,8 @@ def _check_bounds(config: dict[str, Any], where: str) -> list[str]:
     problems = []
     calibrated = set(cal["parameters"])
     for name, bound in cal["bounds"].items():
+        if name not in cal["parameters"]:
+            continue  # bounds of parameters that are not calibrated are never used
         if bound["lower"] > bound["upper"]:
             problems.append(f"{where} key calibration.bounds.{name}: lower {bound['lower']} is "
                             f"above upper {bound['upper']}. Fix: swap them")
@@ -171,7 +174,8 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
         excitations = setup.get("excitations", {})
         for mtu, weights in excitations.items():
             for emg in weights:
-                if emg not in seen:
+                # Without emg_channels, EMG comes as .sto files whose columns are EMG names.
+                if seen and emg not in seen:
                     problems.append(f"{key}.excitations.{mtu}: EMG {emg!r} is not defined in "
                                     f"models.{model}.emg_channels. Fix: map a C3D channel to "
                                     f"{emg!r} or correct the name")
@@ -179,6 +183,12 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
             if mtu not in excitations:
                 problems.append(f"{key}.unrecorded: {mtu!r} is not an MTU listed under "
                                 "excitations. Fix: list it under excitations first")
+        for sub, full, name in (("tracked_dofs", setup.get("dofs") or [], "dofs"),
+                                ("calibrated_mtus", excitations, "excitations")):
+            unknown = [x for x in setup.get(sub) or [] if x not in full]
+            if unknown:
+                problems.append(f"{key}.{sub}: {unknown} not listed under models.{model}.{name}."
+                                f" Fix: list them under {name} first, or correct the names")
         if excitations and not setup.get("dofs"):
             problems.append(f"{key}.dofs: no degrees of freedom to calibrate. Fix: list the "
                             "coordinates whose ID moments are tracked")

@@ -52,23 +52,49 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
 
 
 def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
-            emd_s: float = DEFAULT_EMD_S) -> ModelOutput:
-    """Run the model without gradients on every trial of ``batch``."""
+            emd_s: float = DEFAULT_EMD_S, objective: Mapping[str, Any] | None = None,
+            device: str | torch.device | None = None) -> ModelOutput:
+    """Run the model without gradients on every trial of ``batch`` (all trials in one pass, on
+    ``device`` when given, e.g. ``cuda``; the outputs come back on the CPU).
+
+    ``objective`` is ``parameters.json``'s ``objective``: parameters calibrated with
+    ``{"name": "ceinms", ...}`` and a stiff tendon run in CEINMS's model variant
+    (:func:`pipeline.calibrate.ceinms_objective.simulate_ceinms`).
+    """
+    if device is not None:
+        params = params.to(device=device)
+        batch = batch.to(device)
     with torch.no_grad():
-        return simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
-                        dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s)
+        if objective and objective.get("name") == "ceinms" and tendon == "stiff":
+            from pipeline.calibrate.ceinms_objective import simulate_ceinms
+
+            out = simulate_ceinms(params, batch, emd_s=emd_s,
+                                  percentage_change=float(objective["percentage_change"]))
+        else:
+            out = simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
+                           dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s,
+                           excitation_before=batch.excitation_before)
+    return ModelOutput(*(x.cpu() for x in out))
 
 
 def batch_metrics(batch: TrialBatch, output: ModelOutput,
-                  trial_labels: Sequence[str] | None = None) -> dict[str, Any]:
-    """``{"trials": {trial: {dof: {rmse_nm, r2}}}, "mean_rmse_nm", "mean_r2"}``."""
+                  trial_labels: Sequence[str] | None = None, *,
+                  mean_over: Sequence[str] | None = None) -> dict[str, Any]:
+    """``{"trials": {trial: {dof: {rmse_nm, r2}}}, "mean_rmse_nm", "mean_r2"}``.
+
+    Every DOF is reported; the means are over the DOFs ``mean_over`` (default all: the tracked
+    ones when only some are calibrated).
+    """
     labels = list(trial_labels or batch.trial_names)
     per_trial = {}
     for k, label in enumerate(labels):
         n = len(batch.time_s[k])
         per_trial[label] = trial_metrics(batch.id_moment_nm[k, :, :n].numpy(),
                                          output.moments_nm[k, :, :n].numpy(), batch.dof_names)
-    return {"trials": per_trial, **summarise(per_trial)}
+    keep = set(batch.dof_names if mean_over is None else mean_over)
+    means = summarise({t: {d: m for d, m in dofs.items() if d in keep}
+                       for t, dofs in per_trial.items()})
+    return {"trials": per_trial, **means}
 
 
 def write_execution(out_dir: str | Path, batch: TrialBatch, output: ModelOutput,

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import __version__, resources
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
@@ -246,9 +248,15 @@ def _muscle_analysis(args: argparse.Namespace) -> None:
     from pipeline.osim.muscle_analysis import run_muscle_analysis
 
     study = _study(args)
-    mtus = list(study.model_setup(args.subject).get("excitations") or {}) or None
+    mtus = (args.muscles or list(study.model_setup(args.subject).get("excitations") or {})
+            or None)
+    window = None
+    if args.start_s is not None or args.end_s is not None:
+        window = (-np.inf if args.start_s is None else args.start_s,
+                  np.inf if args.end_s is None else args.end_s)
     run_muscle_analysis(args.model, args.ik, out_dir=args.out_dir, mtu_names=mtus,
-                        coordinate_names=_dofs(study, args.subject))
+                        coordinate_names=args.coordinates or _dofs(study, args.subject),
+                        time_range_s=window)
 
 
 def _collect(args: argparse.Namespace) -> None:
@@ -324,6 +332,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ik", required=True)
     p.add_argument("--out-dir", required=True,
                    help="folder for mtu_length.sto and moment_arm_<coord>.sto")
+    p.add_argument("--start-s", type=float, default=None,
+                   help="analyse frames from this time on (default: the first)")
+    p.add_argument("--end-s", type=float, default=None,
+                   help="analyse frames up to this time (default: the last)")
+    p.add_argument("--muscles", nargs="+", default=None,
+                   help="MTUs to analyse (default: those of models.<model>.excitations)")
+    p.add_argument("--coordinates", nargs="+", default=None,
+                   help="coordinates for moment arms (default: models.<model>.dofs)")
 
     p = add_command(subparsers, "collect", _collect,
                     "collect a trial's EMG, lengths, moment arms and ID moments (NMS inputs)")
@@ -331,6 +347,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--emg", required=True, help="EMG excitations (.sto, columns = EMG names)")
     p.add_argument("--ik", default=None, help="coordinates (.mot; recorded as a source only)")
     p.add_argument("--id", required=True, help="ID generalized forces (.sto)")
-    p.add_argument("--muscle-analysis-dir", required=True)
+    p.add_argument("--muscle-analysis-dir", required=True,
+                   help="muscle-analysis output folder, or a folder of OpenSim AnalyzeTool "
+                        "MuscleAnalysis outputs (*_Length.sto, *_MomentArm_<coordinate>.sto)")
     p.add_argument("--events", default=None, help='events.json ({"windows": [[t0, t1], ...]})')
     p.add_argument("--out", required=True, help="NMS input file (.npz)")

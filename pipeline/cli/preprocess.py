@@ -122,11 +122,20 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     study = _study(args)
     setup = study.model_setup(args.subject)
     dropped = set(setup.get("drop_emg") or [])
-    channels = {label: name for label, name in setup["emg_channels"].items()
-                if name not in dropped}
     if dropped:
         log.info("EMG dropped by models.<model>.drop_emg (their MTUs count as unrecorded): %s",
                  ", ".join(sorted(dropped)))
+    if args.emg_sto:
+        table = _raw_emg_envelopes(study, args)
+        if args.quality:
+            analogs, first_time_s = _raw_emg_analogs(study, args)
+            _write_emg_quality(args, study, analogs, first_time_s,
+                               {n: n for n in analogs.labels}, Path(args.emg_sto))
+        write_storage(args.out, table)
+        log.info("wrote %s (%d channels, from %s)", args.out, len(table.labels), args.emg_sto)
+        return
+    channels = {label: name for label, name in setup["emg_channels"].items()
+                if name not in dropped}
     path = study.c3d_path(args.subject, args.trial)
     recording = read_c3d(path)
     if not recording.analogs.labels:
@@ -135,12 +144,13 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     table = envelope_table(recording.analogs, channels, first_time_s=recording.first_time_s,
                            options=study.config["emg"], file=path)
     if args.quality:
-        _write_emg_quality(args, study, recording, setup["emg_channels"], path)
+        _write_emg_quality(args, study, recording.analogs, recording.first_time_s,
+                           setup["emg_channels"], path)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels)", args.out, len(table.labels))
 
 
-def _write_emg_quality(args: argparse.Namespace, study: Any, recording: Any,
+def _write_emg_quality(args: argparse.Namespace, study: Any, analogs: Any, first_time_s: float,
                        channels: dict[str, str], path: Path) -> None:
     """emg_quality.json of every configured channel (dropped ones too: the report shows why)."""
     import numpy as np
@@ -149,21 +159,44 @@ def _write_emg_quality(args: argparse.Namespace, study: Any, recording: Any,
     from pipeline.signals.emg_quality import trial_quality
 
     opts = study.config["emg"]
-    names, raw = select_channels(recording.analogs, channels, file=path)
-    env = emg_envelope(raw, rate_hz=recording.analogs.rate_hz, file=path,
+    names, raw = select_channels(analogs, channels, file=path)
+    env = emg_envelope(raw, rate_hz=analogs.rate_hz, file=path,
                        bandpass_hz=tuple(opts["bandpass_hz"]),
                        bandpass_order=int(opts["bandpass_order"]),
                        lowpass_hz=float(opts["lowpass_hz"]),
                        lowpass_order=int(opts["lowpass_order"]),
                        remove_offset=bool(opts["remove_offset"]),
                        correct_double_pass=bool(opts["correct_double_pass"]))
-    times = recording.first_time_s + np.arange(env.shape[0]) / recording.analogs.rate_hz
-    quality = trial_quality(names, list(channels), raw, env, rate_hz=recording.analogs.rate_hz,
+    times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz
+    quality = trial_quality(names, list(channels), raw, env, rate_hz=analogs.rate_hz,
                             times_s=times, options=opts.get("quality") or {},
                             trial=f"{args.subject}/{args.trial}")
     quality["dropped"] = sorted(set(study.model_setup(args.subject).get("drop_emg") or []))
     quality["provenance"] = study_provenance(study.config, [path])
     write_json_atomic(args.quality, quality)
+
+
+def _raw_emg_envelopes(study: Any, args: argparse.Namespace) -> Any:
+    """Envelopes of a given raw EMG ``.sto`` (``emg.input: raw``), processed like C3D EMG."""
+    from pipeline.signals.emg import envelope_table
+
+    analogs, first_time_s = _raw_emg_analogs(study, args)
+    return envelope_table(analogs, {n: n for n in analogs.labels}, first_time_s=first_time_s,
+                          options=study.config["emg"], file=args.emg_sto)
+
+
+def _raw_emg_analogs(study: Any, args: argparse.Namespace) -> tuple[Any, float]:
+    """The raw EMG ``.sto`` of ``--emg-sto`` as analog channels, and its first time."""
+    import numpy as np
+
+    from pipeline.cli.given_files import emg_names
+    from pipeline.io.c3d import Analogs
+    from pipeline.osim.given import raw_emg_table
+
+    names = emg_names(study.model_setup(args.subject))
+    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=names)
+    analogs = Analogs(tuple(names), rate_hz, ("",) * len(names), np.asarray(raw.data))
+    return analogs, float(raw.time_s[0])
 
 
 def cmd_emg_maxima(args: argparse.Namespace) -> None:
@@ -195,7 +228,13 @@ def cmd_emg_normalise(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import normalise
 
     maxima = json.loads(Path(args.maxima).read_text(encoding="utf-8"))["maxima"]
-    times = read_trc(args.markers_trc).times_s
+    if args.markers_trc:
+        times = read_trc(args.markers_trc).times_s
+    elif args.time_base:
+        times = read_storage(args.time_base).times_s
+    else:
+        raise ConfigError(describe(None, "emg-normalise needs a time base",
+                                   "pass --markers-trc or --time-base"))
     table = normalise(read_storage(args.envelope), maxima, times_s=times, file=args.envelope)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels, %d rows)", args.out, len(table.labels), len(times))
@@ -258,6 +297,8 @@ def register(subparsers: Any) -> None:
     p = add_command(subparsers, "emg-envelope", cmd_emg_envelope,
                     "C3D EMG -> un-normalised linear envelopes .sto")
     _trial_args(p)
+    p.add_argument("--emg-sto", default=None,
+                   help="raw EMG .sto given by the study (columns = EMG names) instead of the C3D")
     p.add_argument("--out", required=True, help="output .sto")
     p.add_argument("--quality", default=None,
                    help="output JSON of EMG quality per channel (SNR, flags, warnings)")
@@ -273,7 +314,9 @@ def register(subparsers: Any) -> None:
                     "envelope / maxima on the marker time base, clipped to [0, 1] -> emg.sto")
     p.add_argument("--envelope", required=True, help="emg_envelope.sto of the trial")
     p.add_argument("--maxima", required=True, help="emg_maxima.json of the subject")
-    p.add_argument("--markers-trc", required=True, help="markers.trc giving the time base")
+    p.add_argument("--markers-trc", default=None, help="markers.trc giving the time base")
+    p.add_argument("--time-base", default=None,
+                   help="or a .mot/.sto giving the time base (e.g. ik.mot)")
     p.add_argument("--out", required=True, help="output emg.sto")
 
     p = add_command(subparsers, "events", cmd_events,

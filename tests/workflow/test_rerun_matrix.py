@@ -264,3 +264,37 @@ def test_change_reruns_exactly_its_readers(study: Path, change: Change,
     finally:
         _restore(study, snapshot)
     assert planned == expected
+
+
+def _marker_set_file(model: Path, target: Path) -> None:
+    """The model's own markers as an OpenSim MarkerSet file."""
+    import xml.etree.ElementTree as ET
+
+    marker_set = ET.parse(model).getroot().find(".//MarkerSet")
+    assert marker_set is not None
+    document = ET.Element("OpenSimDocument", Version="40000")
+    document.append(marker_set)
+    ET.ElementTree(document).write(target, encoding="utf-8", xml_declaration=True)
+
+
+def test_user_model_and_marker_set_files_rerun_scale(
+        study: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The subject's own .osim and the marker-set file are inputs of its scale job."""
+    copy = tmp_path_factory.mktemp("user_files") / "study"
+    shutil.copytree(study, copy, symlinks=True)
+    generic = copy / "results/generic_models/demo-arm-dumbbell.osim"
+    (copy / "models").mkdir()
+    shutil.copy(generic, copy / "models/arm.osim")
+    _marker_set_file(generic, copy / "markers.xml")
+    set_cell("subjects.tsv", ("arm01",), "model", "models/arm.osim")(copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["models"]["models/arm.osim"] = config["models"].pop("demo-arm-dumbbell")
+    config.setdefault("opensim", {}).setdefault("scale", {})["marker_set"] = "markers.xml"
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(copy, "--touch")  # record the new settings as if the jobs had run
+    assert _dry_run(copy) == {}
+    touch("markers.xml")(copy)
+    assert _dry_run(copy) == {"scale": 2, **opensim(6), **tail(2)}
+    run_snakemake(copy, "--touch")
+    touch("models/arm.osim")(copy)
+    assert _dry_run(copy) == SCALE_ARM

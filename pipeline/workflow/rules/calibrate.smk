@@ -17,6 +17,7 @@ rule calibrate:
         reads=rule_reads("calibrate"),
         cmd=PIPELINE,
         out_dir=subpath(output.parameters, parent=True),
+        initial=get_initial_parameters_arg,
     threads: 1
     log:
         "logs/calibrate/{subject}_{method}.log",
@@ -27,7 +28,7 @@ rule calibrate:
     shell:
         "{params.cmd} --log {log} calibrate --study . --subject {wildcards.subject}"
         " --method {wildcards.method} --model {input.model} --inputs {input.trials}"
-        " --out-dir {params.out_dir} --threads {threads} --no-progress"
+        " {params.initial} --out-dir {params.out_dir} --threads {threads} --no-progress"
 
 
 rule execute:

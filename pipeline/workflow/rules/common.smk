@@ -8,15 +8,16 @@
 # then rerun a job when, and only when, something it reads changed.
 import sys
 
-from pipeline import layout
+from pipeline import layout, plan
 from pipeline.errors import PipelineError
 from pipeline.rule_params import scale_file_inputs, step_hash, study_relative
 from pipeline.study import load_study
 
 try:
     # Every check that needs no job (sheets, config, C3D contents, model files) runs here, so
-    # a mistake is reported before the first job, as one line per problem and no stack.
-    STUDY = load_study(".", check_data=True)
+    # a mistake is reported before the first job, as one line per problem and no stack. A job
+    # that a cluster runs re-reads this file: the data were checked before it was submitted.
+    STUDY = load_study(".", check_data=not (workflow.remote_exec or workflow.subprocess_exec))
 except PipelineError as exc:
     print(f"Invalid study, nothing was run:\n{exc}", file=sys.stderr)
     sys.exit(2)
@@ -24,6 +25,10 @@ config.update(STUDY.config)
 # The rules call the package with the interpreter that runs Snakemake (the project's venv).
 PIPELINE = f'"{sys.executable}" -m pipeline'
 METHODS = STUDY.config["calibration"]["methods"]
+# Where each trial's files come from (given OpenSim files, C3D, or a stage): each rule that
+# writes a trial file one of two ways is constrained to its (subject, trial) pairs.
+PLANS = {(p.subject, p.trial): p for p in plan.study_plans(STUDY)}
+ONLY = plan.rule_constraints(STUDY)
 
 
 wildcard_constraints:
@@ -52,6 +57,55 @@ def get_c3d(wildcards):
     return study_relative(STUDY.root, STUDY.trial(wildcards.subject, wildcards.trial)["file"])
 
 
+def given_file(column):
+    """Input function: the file a trials.tsv row gives in ``column`` (see rules/given.smk)."""
+
+    def get(wildcards):
+        row = STUDY.trial(wildcards.subject, wildcards.trial)
+        return study_relative(STUDY.root, row[column])
+
+    return get
+
+
+def get_scaled_model_source(wildcards):
+    return study_relative(STUDY.root, STUDY.subject(wildcards.subject)["scaled_model"])
+
+
+def get_emg_source(wildcards):
+    """The trial's C3D, or its raw EMG .sto (emg.input: raw)."""
+    if PLANS[(wildcards.subject, wildcards.trial)].emg == plan.RAW:
+        return {"emg_sto": given_file("emg_file")(wildcards)}
+    return {"c3d": get_c3d(wildcards)}
+
+
+def get_emg_source_arg(wildcards, input):
+    return f'--emg-sto "{input.emg_sto}"' if "emg_sto" in input.keys() else ""
+
+
+def get_emg_time_base(wildcards):
+    """Markers give the EMG's time base; the IK coordinates when the kinematics are given."""
+    name = "ik.mot" if PLANS[(wildcards.subject, wildcards.trial)].ik == plan.GIVEN else "markers.trc"
+    key = "time_base" if name == "ik.mot" else "trc"
+    return {key: layout.trial_file(wildcards.subject, wildcards.trial, name)}
+
+
+def get_emg_time_base_arg(wildcards, input):
+    if "time_base" in input.keys():
+        return f'--time-base "{input.time_base}"'
+    return f'--markers-trc "{input.trc}"'
+
+
+def get_events(wildcards):
+    """events.json when the trial has a C3D; else its window comes from start_s/end_s."""
+    if PLANS[(wildcards.subject, wildcards.trial)].events:
+        return {"events": layout.trial_file(wildcards.subject, wildcards.trial, "events.json")}
+    return {}
+
+
+def get_events_arg(wildcards, input):
+    return f'--events "{input.events}"' if "events" in input.keys() else ""
+
+
 def get_static_c3d(wildcards):
     return study_relative(STUDY.root, STUDY.static_trial(wildcards.subject)["file"])
 
@@ -78,7 +132,11 @@ def get_emg_maxima_envelopes(wildcards):
     rows = STUDY.trials_of(wildcards.subject, kind="mvc") or STUDY.trials_of(
         wildcards.subject, kind="dynamic"
     )
-    return [layout.trial_file(wildcards.subject, row["trial"], "emg_envelope.sto") for row in rows]
+    return [
+        layout.trial_file(wildcards.subject, row["trial"], "emg_envelope.sto")
+        for row in rows
+        if PLANS[(wildcards.subject, row["trial"])].emg in (plan.C3D, plan.RAW)
+    ]
 
 
 # ---- input functions for rules/opensim.smk ----
@@ -90,12 +148,19 @@ def get_static_trc(wildcards):
 
 def get_id_loads(wildcards):
     """GRF and external loads, for models whose dynamic trials have force plates."""
-    if not STUDY.model_setup(wildcards.subject).get("force_plates"):
+    if PLANS[(wildcards.subject, wildcards.trial)].grf is None:
         return {}
     return {
         name: layout.trial_file(wildcards.subject, wildcards.trial, f"{name}.{ext}")
         for name, ext in (("external_loads", "xml"), ("grf", "mot"))
     }
+
+
+def get_window_args(wildcards):
+    """--start-s/--end-s of the trial's window (trials.tsv), so only those frames are analysed."""
+    row = STUDY.trial(wildcards.subject, wildcards.trial)
+    return " ".join(f"--{key.replace('_', '-')} {row[key]!r}" for key in ("start_s", "end_s")
+                    if row.get(key) is not None)
 
 
 def get_id_load_args(wildcards, input):
@@ -106,14 +171,25 @@ def get_id_load_args(wildcards, input):
 
 # ---- input functions for rules/calibrate.smk ----
 def get_calibration_inputs(wildcards):
-    """Scaled model and the NMS input file of each calibration trial of the subject."""
-    return {
+    """Scaled model, the NMS input file of each calibration trial of the subject and its
+    per-MTU initial values when subjects.tsv gives them (initial_parameters)."""
+    inputs = {
         "model": layout.scaled_model(wildcards.subject),
         "trials": [
             layout.nms_inputs(wildcards.subject, trial)
             for trial in calibration_trials(wildcards.subject)
         ],
     }
+    initial = STUDY.subject(wildcards.subject).get("initial_parameters")
+    if initial:
+        inputs["initial_parameters"] = study_relative(STUDY.root, initial)
+    return inputs
+
+
+def get_initial_parameters_arg(wildcards, input):
+    if "initial_parameters" not in input.keys():
+        return ""
+    return f'--initial-parameters "{input.initial_parameters}"'
 
 
 def get_validation_inputs(wildcards):
@@ -156,14 +232,21 @@ def get_figure_inputs(wildcards):
                 if r["role"] in ("calibration", "validation")]
     files = method_outputs(subject)
     files["nms_inputs"] = [layout.nms_inputs(subject, t) for t in modelled]
+    # Trials that give their IK or GRF files (pipeline.plan) have no IK marker errors or no GRF.
     files["marker_errors"] = [layout.trial_file(subject, t, "_ik_marker_errors.sto")
-                              for t in dynamic]
-    if STUDY.model_setup(subject).get("force_plates"):
-        files["grf"] = [layout.trial_file(subject, t, "grf.mot") for t in dynamic]
-    # The per-cycle figures (joint angles, moments per kg, GRF in BW, EMG with quality flags).
-    for key, name in (("ik", "ik.mot"), ("id", "id.sto"), ("events", "events.json"),
-                      ("emg", "emg.sto"), ("emg_quality", "emg_quality.json")):
-        files[key] = [layout.trial_file(subject, t, name) for t in dynamic]
+                              for t in dynamic if PLANS[(subject, t)].ik == plan.COMPUTED]
+    grf = [layout.trial_file(subject, t, "grf.mot") for t in dynamic
+           if PLANS[(subject, t)].grf is not None]
+    if grf:
+        files["grf"] = grf
+    # The per-cycle figures (joint angles, moments per kg, GRF in BW, EMG with quality flags),
+    # from the files each trial has.
+    has = {"ik.mot": lambda p: p.ik is not None, "id.sto": lambda p: p.id is not None,
+           "events.json": lambda p: p.events, "emg.sto": lambda p: p.emg is not None,
+           "emg_quality.json": lambda p: p.emg in (plan.C3D, plan.RAW)}
+    for name, present in has.items():
+        files[name] = [layout.trial_file(subject, t, name) for t in dynamic
+                       if present(PLANS[(subject, t)])]
     return files
 
 
@@ -174,8 +257,11 @@ def get_report_inputs(wildcards):
         for key, path in method_outputs(subject).items():
             files[f"{subject}_{key}"] = path
         # The scale table and the EMG warnings of each subject's section.
-        files[f"{subject}_scale_report"] = f"{layout.subject_dir(subject)}/model/scale_report.json"
+        if not plan.given(STUDY.subject(subject), "scaled_model"):
+            files[f"{subject}_scale_report"] = (f"{layout.subject_dir(subject)}/model/"
+                                                "scale_report.json")
         files[f"{subject}_emg_quality"] = [
             layout.trial_file(subject, r["trial"], "emg_quality.json")
-            for r in STUDY.trials_of(subject, kind="dynamic")]
+            for r in STUDY.trials_of(subject, kind="dynamic")
+            if PLANS[(subject, r["trial"])].emg in (plan.C3D, plan.RAW)]
     return files

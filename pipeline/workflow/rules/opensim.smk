@@ -11,6 +11,8 @@ rule scale:
     output:
         osim="results/{subject}/model/scaled.osim",
         report="results/{subject}/model/scale_report.json",
+    wildcard_constraints:
+        subject=ONLY["scale"],
     params:
         reads=rule_reads("scale"),
         cli=PIPELINE,
@@ -32,6 +34,8 @@ rule ik:
     output:
         mot="results/{subject}/trials/{trial}/ik.mot",
         errors="results/{subject}/trials/{trial}/_ik_marker_errors.sto",
+    wildcard_constraints:
+        subject=ONLY["ik"],
     params:
         reads=rule_reads("ik"),
         cli=PIPELINE,
@@ -53,6 +57,8 @@ rule inverse_dynamics:
         mot="results/{subject}/trials/{trial}/ik.mot",
     output:
         sto="results/{subject}/trials/{trial}/id.sto",
+    wildcard_constraints:
+        subject=ONLY["inverse_dynamics"],
     params:
         reads=rule_reads("inverse_dynamics"),
         cli=PIPELINE,
@@ -78,6 +84,7 @@ rule muscle_analysis:
     params:
         reads=rule_reads("muscle_analysis"),
         cli=PIPELINE,
+        window=get_window_args,
     log:
         "logs/muscle_analysis/{subject}/{trial}.log",
     benchmark:
@@ -86,21 +93,23 @@ rule muscle_analysis:
         "envs/pipeline.yaml"
     shell:
         "{params.cli} --log {log} muscle-analysis --study . --subject {wildcards.subject}"
-        " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} --out-dir {output}"
+        " --trial {wildcards.trial} --model {input.osim} --ik {input.mot} {params.window}"
+        " --out-dir {output}"
 
 
 rule collect_nms_inputs:
     input:
+        unpack(get_events),
         emg="results/{subject}/trials/{trial}/emg.sto",
         mot="results/{subject}/trials/{trial}/ik.mot",
         sto="results/{subject}/trials/{trial}/id.sto",
         muscle_analysis="results/{subject}/trials/{trial}/muscle_analysis",
-        events="results/{subject}/trials/{trial}/events.json",
     output:
         npz="results/{subject}/trials/{trial}/nms_inputs.npz",
     params:
         reads=rule_reads("collect_nms_inputs"),
         cli=PIPELINE,
+        events=get_events_arg,
     log:
         "logs/collect_nms_inputs/{subject}/{trial}.log",
     benchmark:
@@ -110,5 +119,5 @@ rule collect_nms_inputs:
     shell:
         "{params.cli} --log {log} collect --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} --emg {input.emg} --ik {input.mot} --id {input.sto}"
-        " --muscle-analysis-dir {input.muscle_analysis} --events {input.events}"
+        " --muscle-analysis-dir {input.muscle_analysis} {params.events}"
         " --out {output.npz}"

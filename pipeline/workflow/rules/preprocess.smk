@@ -8,6 +8,8 @@ rule markers:
         c3d=get_c3d,
     output:
         trc="results/{subject}/trials/{trial}/markers.trc",
+    wildcard_constraints:
+        subject=ONLY["markers"],
     params:
         reads=rule_reads("markers"),
         cli=PIPELINE,
@@ -28,6 +30,8 @@ rule forceplates:
     output:
         mot="results/{subject}/trials/{trial}/grf.mot",
         xml="results/{subject}/trials/{trial}/external_loads.xml",
+    wildcard_constraints:
+        subject=ONLY["forceplates"],
     params:
         reads=rule_reads("forceplates"),
         cli=PIPELINE,
@@ -44,13 +48,16 @@ rule forceplates:
 
 rule emg_envelope:
     input:
-        c3d=get_c3d,
+        unpack(get_emg_source),
     output:
         sto="results/{subject}/trials/{trial}/emg_envelope.sto",
         quality="results/{subject}/trials/{trial}/emg_quality.json",
+    wildcard_constraints:
+        subject=ONLY["emg_envelope"],
     params:
         reads=rule_reads("emg_envelope"),
         cli=PIPELINE,
+        source=get_emg_source_arg,
     log:
         "logs/emg_envelope/{subject}/{trial}.log",
     benchmark:
@@ -59,7 +66,8 @@ rule emg_envelope:
         "envs/pipeline.yaml"
     shell:
         "{params.cli} --log {log} emg-envelope --study . --subject {wildcards.subject}"
-        " --trial {wildcards.trial} --out {output.sto} --quality {output.quality}"
+        " --trial {wildcards.trial} {params.source} --out {output.sto}"
+        " --quality {output.quality}"
 
 
 rule emg_maxima:
@@ -83,14 +91,17 @@ rule emg_maxima:
 
 rule emg_normalise:
     input:
+        unpack(get_emg_time_base),
         envelope="results/{subject}/trials/{trial}/emg_envelope.sto",
         maxima="results/{subject}/emg_maxima.json",
-        trc="results/{subject}/trials/{trial}/markers.trc",
     output:
         sto="results/{subject}/trials/{trial}/emg.sto",
+    wildcard_constraints:
+        subject=ONLY["emg_normalise"],
     params:
         reads=rule_reads("emg_normalise"),
         cli=PIPELINE,
+        time_base=get_emg_time_base_arg,
     log:
         "logs/emg_normalise/{subject}/{trial}.log",
     benchmark:
@@ -99,7 +110,7 @@ rule emg_normalise:
         "envs/pipeline.yaml"
     shell:
         "{params.cli} --log {log} emg-normalise --envelope {input.envelope}"
-        " --maxima {input.maxima} --markers-trc {input.trc} --out {output.sto}"
+        " --maxima {input.maxima} {params.time_base} --out {output.sto}"
 
 
 rule events:
@@ -107,6 +118,8 @@ rule events:
         c3d=get_c3d,
     output:
         json="results/{subject}/trials/{trial}/events.json",
+    wildcard_constraints:
+        subject=ONLY["events"],
     params:
         reads=rule_reads("events"),
         cli=PIPELINE,
