@@ -161,17 +161,18 @@ def skeleton_from_model(model, *, source: str = "") -> Skeleton:
         inertia = body.getInertia()
         pis.append(inertial_parameters(body.getMass(), _vec(body.getMassCenter()),
                                        _vec(inertia.getMoments()), _vec(inertia.getProducts())))
-    ranges = []
+    ranges, rotational = [], []
     for name in coordinates:
         coord = model.getCoordinateSet().get(name)
         ranges.append((coord.getRangeMin(), coord.getRangeMax()))
+        rotational.append(coord.getMotionType() == 1)  # Coordinate::Rotational
     constraints = tuple(c.getName() for c in model.getConstraintSet()
                         if c.isEnforced(state))
     return Skeleton(coordinates=tuple(coordinates), bodies=tuple(bodies), joints=tuple(joints),
                     gravity=torch.tensor(_vec(model.getGravity()), dtype=torch.float64),
                     inertial=torch.tensor(np.array(pis), dtype=torch.float64), source=where,
                     coordinate_ranges=torch.tensor(ranges, dtype=torch.float64),
-                    constraints=constraints)
+                    constraints=constraints, rotational=tuple(rotational))
 
 
 def load_skeleton(path: str | Path) -> Skeleton:
@@ -187,3 +188,32 @@ def load_skeleton(path: str | Path) -> Skeleton:
         raise ModelError(describe(path, f"OpenSim cannot read it ({exc})",
                                   "check the file is an OpenSim 4 model")) from None
     return skeleton_from_model(model, source=str(path))
+
+
+def read_motion(path: str | Path, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """Times and coordinates (n_frames, n_coordinates; rad and m) of an IK ``.mot``/``.sto``.
+
+    Columns are named by coordinate or by state path (``/jointset/<joint>/<coordinate>/value``);
+    coordinates the file lacks stay at zero.
+    """
+    from pipeline.io.opensim_files import read_storage
+
+    table = read_storage(path)
+    by_name = {}
+    for k, label in enumerate(table.labels):
+        parts = label.strip("/").split("/")
+        if len(parts) >= 2 and parts[-1] == "value":
+            by_name[parts[-2]] = k
+        elif len(parts) == 1:
+            by_name[label] = k
+    q = np.zeros((len(table.times_s), skeleton.n_coordinates))
+    found = 0
+    for i, name in enumerate(skeleton.coordinates):
+        if name in by_name:
+            found += 1
+            values = table.values[:, by_name[name]]
+            q[:, i] = np.deg2rad(values) if table.in_degrees and skeleton.rotational[i] else values
+    if found == 0:
+        raise ModelError(describe(path, "no column names a coordinate of the model",
+                                  "give the IK motion of this model"))
+    return table.times_s, q

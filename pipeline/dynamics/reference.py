@@ -12,13 +12,15 @@ import numpy as np
 class OpenSimSkeleton:
     """An OpenSim model reduced to its skeleton, evaluated state by state."""
 
-    def __init__(self, model_or_path, *, gravity: bool = True):
+    def __init__(self, model_or_path, *, gravity: bool = True, external_loads=None):
         import opensim
 
         model = (opensim.Model(str(model_or_path)) if not isinstance(model_or_path, opensim.Model)
                  else model_or_path)
         for force in model.getForceSet():
             force.set_appliesForce(False)
+        if external_loads is not None:  # OpenSim's own ExternalForces, as its ID tool adds them
+            model.addModelComponent(opensim.ExternalLoads(str(external_loads), True))
         if not gravity:
             model.setGravity(opensim.Vec3(0, 0, 0))
         self.model = model
@@ -28,20 +30,22 @@ class OpenSimSkeleton:
         self.n_mobod = model.getBodySet().getSize() + 1
         self._body_mobod = [b.getMobilizedBodyIndex() for b in model.getBodySet()]
 
-    def _set(self, q, qd):
+    def _set(self, q, qd, time_s: float = 0.0):
         import opensim
 
+        self.state.setTime(float(time_s))
         self.state.setQ(opensim.Vector(list(map(float, q))))
         self.state.setU(opensim.Vector(list(map(float, qd))))
         self.model.realizeAcceleration(self.state)
 
-    def inverse_dynamics(self, q, qd, qdd, loads=None) -> np.ndarray:
-        """(n_states, n): generalized forces; ``loads`` (n_states, n_bodies, 6) as in skeleton."""
+    def inverse_dynamics(self, q, qd, qdd, loads=None, times_s=None) -> np.ndarray:
+        """(n_states, n): generalized forces; ``loads`` (n_states, n_bodies, 6) as in skeleton;
+        ``times_s`` sets the state time (for ExternalLoads given to the constructor)."""
         import opensim
 
         out = np.empty((len(q), self.n))
         for i in range(len(q)):
-            self._set(q[i], qd[i])
+            self._set(q[i], qd[i], 0.0 if times_s is None else times_s[i])
             udot = opensim.Vector(list(map(float, qdd[i])))
             if loads is None:
                 tau = self.solver.solve(self.state, udot)

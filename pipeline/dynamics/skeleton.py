@@ -64,6 +64,7 @@ class Skeleton:
     source: str = ""
     coordinate_ranges: torch.Tensor | None = None  # (n_coordinates, 2)
     constraints: tuple[str, ...] = ()  # enforced constraints (ignored by inverse dynamics)
+    rotational: tuple[bool, ...] = ()  # per coordinate: an angle (rad), else a length (m)
 
     @property
     def n_coordinates(self) -> int:
