@@ -87,7 +87,7 @@ def read_external_loads(xml_path: str | Path, skeleton: Skeleton,
             tables[source] = read_storage(data_path)
         table = tables[source]
 
-        def at_times(values):
+        def at_times(values, table=table):
             if values is None:
                 return None
             return np.column_stack([np.interp(times_s, table.times_s, values[:, k])

@@ -174,7 +174,7 @@ def joint_motion(joint: JointSpec, q, qd, qdd):
     terms = [(term, torch.tensor(term.axis, dtype=dtype, device=device),
               *_axis_terms(term, q, qd, qdd)) for term in joint.rotations]
     axes = []  # each rotation axis after the previous rotations, in F (Simbody's W columns)
-    for term, axis0, value, rate, accel, slope in terms:
+    for _, axis0, value, *_ in terms:
         axes.append(_mv(rot, axis0))
         rot = rot @ axis_rotation(axis0, value)
     carried = _carrying_velocities(joint, terms, axes, qd)
@@ -304,7 +304,8 @@ def project(skeleton: Skeleton, kin: Kinematics,
     return torch.stack([zero if t is None else t.expand(shape[:-1]) for t in tau], -1)
 
 
-def applied_wrenches(kin: Kinematics, loads: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def applied_wrenches(kin: Kinematics,
+                     loads: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Spatial forces (..., n_bodies, 6) about body origins, as moments about the ground origin."""
     return [(loads[..., b, :3] + torch.cross(kin.origin[b], loads[..., b, 3:], dim=-1),
              loads[..., b, 3:]) for b in range(loads.shape[-2])]
