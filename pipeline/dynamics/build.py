@@ -166,8 +166,9 @@ def skeleton_from_model(model, *, source: str = "") -> Skeleton:
         coord = model.getCoordinateSet().get(name)
         ranges.append((coord.getRangeMin(), coord.getRangeMax()))
         rotational.append(coord.getMotionType() == 1)  # Coordinate::Rotational
-    constraints = tuple(c.getName() for c in model.getConstraintSet()
-                        if c.isEnforced(state))
+    constraints = tuple(c.getName() for c in model.getConstraintSet() if c.isEnforced(state))
+    constraints += tuple(f"locked coordinate {c.getName()}" for c in model.getCoordinateSet()
+                         if c.getDefaultLocked())
     return Skeleton(coordinates=tuple(coordinates), bodies=tuple(bodies), joints=tuple(joints),
                     gravity=torch.tensor(_vec(model.getGravity()), dtype=torch.float64),
                     inertial=torch.tensor(np.array(pis), dtype=torch.float64), source=where,

@@ -102,3 +102,46 @@ class OpenSimSkeleton:
                 rots[i, b] = [[mat.get(r, c) for c in range(3)] for r in range(3)]
                 origins[i, b] = [x.p().get(k) for k in range(3)]
         return rots, origins
+
+
+def opensim_forward(path, q0, qd0, sines, times_s, *, accuracy: float = 1e-12) -> np.ndarray:
+    """OpenSim Manager simulation of the skeleton driven by one CoordinateActuator per coordinate.
+
+    ``sines``: per coordinate (in ``coordinate_names`` order, the mobility order) the torque
+    ``amplitude * sin(omega t + phase) + offset``; muscles and other forces are off. Returns q at
+    ``times_s`` (n_times, n).
+    """
+    import opensim
+
+    model = opensim.Model(str(path))
+    for force in model.getForceSet():
+        force.set_appliesForce(False)
+    state = model.initSystem()
+    from pipeline.dynamics.build import coordinate_order
+
+    names = coordinate_order(model, state)
+    controller = opensim.PrescribedController()
+    controller.setName("torques")
+    for name, (amplitude, omega, phase, offset) in zip(names, sines, strict=True):
+        actuator = opensim.CoordinateActuator(name)
+        actuator.setName(f"tau_{name}")
+        actuator.setOptimalForce(1.0)
+        actuator.setMinControl(-1e9)
+        actuator.setMaxControl(1e9)
+        model.addForce(actuator)
+        controller.addActuator(actuator)
+        controller.prescribeControlForActuator(
+            f"tau_{name}", opensim.Sine(float(amplitude), float(omega), float(phase),
+                                        float(offset)))
+    model.addController(controller)
+    state = model.initSystem()
+    state.setQ(opensim.Vector(list(map(float, q0))))
+    state.setU(opensim.Vector(list(map(float, qd0))))
+    manager = opensim.Manager(model)
+    manager.setIntegratorAccuracy(accuracy)
+    manager.initialize(state)
+    out = []
+    for t in times_s:
+        state = manager.integrate(float(t))
+        out.append([state.getQ().get(k) for k in range(state.getNQ())])
+    return np.array(out)
