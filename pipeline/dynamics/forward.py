@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from pipeline.dynamics.skeleton import Skeleton, inverse_dynamics, mass_matrix
+from pipeline.dynamics.skeleton import Skeleton, mass_matrix_and_bias
 from pipeline.errors import CalibrationError, describe
 
 Integrator = Literal["rk4", "euler"]
@@ -36,8 +36,7 @@ def accelerations(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, tau: to
                   inertial: torch.Tensor | None = None,
                   loads: torch.Tensor | None = None) -> torch.Tensor:
     """qdd (..., n) produced by generalized forces ``tau`` (and body ``loads``) at (q, qd)."""
-    bias = inverse_dynamics(skeleton, q, qd, torch.zeros_like(qd), inertial=inertial, loads=loads)
-    m = mass_matrix(skeleton, q, inertial=inertial)
+    m, bias = mass_matrix_and_bias(skeleton, q, qd, inertial=inertial, loads=loads)
     return torch.linalg.solve(m, (tau - bias).unsqueeze(-1)).squeeze(-1)
 
 

@@ -100,10 +100,27 @@ def _skew(v: torch.Tensor) -> torch.Tensor:
 def axis_rotation(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Rotation matrices (..., 3, 3) by ``angle`` (...) about the unit ``axis`` (3,)."""
     k = _skew(axis)
+    return _rotation(k, k @ k, angle)
+
+
+def _rotation(k: torch.Tensor, k2: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(3, dtype=angle.dtype, device=angle.device)
     s = torch.sin(angle)[..., None, None]
     c = torch.cos(angle)[..., None, None]
-    return eye + s * k + (1 - c) * (k @ k)
+    return eye + s * k + (1 - c) * k2
+
+
+_CONSTANTS: dict = {}
+
+
+def _axis_constants(axis: tuple[float, float, float], dtype, device):
+    """The axis, its cross-product matrix and that matrix squared, cached per dtype/device."""
+    key = (axis, dtype, device)
+    if key not in _CONSTANTS:
+        a = torch.tensor(axis, dtype=dtype, device=device)
+        k = _skew(a)
+        _CONSTANTS[key] = (a, k, k @ k)
+    return _CONSTANTS[key]
 
 
 def _mv(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
@@ -171,12 +188,12 @@ def joint_motion(joint: JointSpec, q, qd, qdd):
         else:
             columns[coordinate] = [angular, linear]
 
-    terms = [(term, torch.tensor(term.axis, dtype=dtype, device=device),
+    terms = [(term, _axis_constants(term.axis, dtype, device),
               *_axis_terms(term, q, qd, qdd)) for term in joint.rotations]
     axes = []  # each rotation axis after the previous rotations, in F (Simbody's W columns)
-    for _, axis0, value, *_ in terms:
+    for _, (axis0, k, k2), value, *_ in terms:
         axes.append(_mv(rot, axis0))
-        rot = rot @ axis_rotation(axis0, value)
+        rot = rot @ _rotation(k, k2, value)
     carried = _carrying_velocities(joint, terms, axes, qd)
     for i, (term, _, _, rate, accel, slope) in enumerate(terms):
         axis = axes[i]
@@ -189,7 +206,7 @@ def joint_motion(joint: JointSpec, q, qd, qdd):
     vel = torch.zeros_like(omega)
     acc = torch.zeros_like(omega)
     for term in joint.translations:
-        axis = torch.tensor(term.axis, dtype=dtype, device=device)
+        axis = _axis_constants(term.axis, dtype, device)[0]
         value, rate, accel, slope = _axis_terms(term, q, qd, qdd)
         pos = pos + axis * value[..., None]
         vel = vel + axis * rate[..., None]
@@ -347,6 +364,28 @@ def mass_matrix(skeleton: Skeleton, q: torch.Tensor, *,
     columns = inverse_dynamics(skeleton, qs, torch.zeros_like(qs), eye.expand_as(qs),
                                inertial=pi, gravity=False)
     return columns.transpose(-1, -2)
+
+
+def mass_matrix_and_bias(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,
+                         inertial: torch.Tensor | None = None, loads: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """M(q) and the bias forces (with gravity and ``loads``) from one batched pass."""
+    n = skeleton.n_coordinates
+    eye = torch.eye(n, dtype=q.dtype, device=q.device)
+    batch = q.shape[:-1]
+    qs = q.unsqueeze(-2).expand(*batch, n + 2, n)
+    speeds = torch.cat([qd.unsqueeze(-2), torch.zeros(*batch, n + 1, n, dtype=q.dtype,
+                                                      device=q.device)], -2)
+    accs = torch.cat([torch.zeros(*batch, 1, n, dtype=q.dtype, device=q.device),
+                      eye.expand(*batch, n, n),
+                      torch.zeros(*batch, 1, n, dtype=q.dtype, device=q.device)], -2)
+    pi = None if inertial is None else inertial.unsqueeze(-3)
+    rows = inverse_dynamics(skeleton, qs, speeds, accs, inertial=pi)
+    mass = (rows[..., 1:n + 1, :] - rows[..., n + 1:, :]).transpose(-1, -2)
+    bias = rows[..., 0, :]
+    if loads is not None:
+        bias = bias - generalized_loads(skeleton, q, loads)
+    return mass, bias
 
 
 def regressor(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch.Tensor, *,

@@ -25,8 +25,14 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["arm26", "gait10dof18musc"])
-def test_simulation_matches_opensim_manager_over_half_a_second(name, model_dir):
+@pytest.mark.parametrize(("name", "dt", "tol"), [
+    ("arm26", 5e-3, 1e-6),
+    ("demo-arm", 5e-3, 1e-6),
+    # the knee's spline translations have jumps in their third derivative at the knots, where a
+    # fixed-step RK4 loses order (OpenSim's error-controlled integrator refines its steps)
+    ("gait10dof18musc", 5e-3, 1e-5),
+])
+def test_simulation_matches_opensim_manager_over_half_a_second(name, dt, tol, model_dir):
     path = model_path(name, model_dir)
     skel = load_skeleton(path)
     n = skel.n_coordinates
@@ -43,12 +49,11 @@ def test_simulation_matches_opensim_manager_over_half_a_second(name, model_dir):
     def tau(t, q, qd):
         return s[:, 0] * torch.sin(s[:, 1] * t + s[:, 2]) + s[:, 3]
 
-    dt = 5e-3
     qs, _ = fw.simulate(skel, torch.tensor(q0), torch.tensor(qd0), tau, dt_s=dt,
                         n_steps=round(0.5 / dt))
     actual = qs[[round(t / dt) for t in times]].numpy()
     assert np.abs(expected - q0).max() > 0.05  # it moved
-    assert np.abs(actual - expected).max() < 1e-6
+    assert np.abs(actual - expected).max() < tol
 
 
 def test_models_with_enforced_constraints_are_refused_for_simulation(shared_data):
@@ -62,7 +67,8 @@ def _trial(skel, n_time, dt):
     t = torch.arange(n_time, dtype=torch.float64)[:, None] * dt
     w = torch.linspace(3.0, 5.0, skel.n_coordinates, dtype=torch.float64)
     q = (0.6 * torch.sin(w * t + 0.3))[None]
-    return q, (0.6 * w * torch.cos(w * t + 0.3))[None], (-0.6 * w * w * torch.sin(w * t + 0.3))[None]
+    qd = (0.6 * w * torch.cos(w * t + 0.3))[None]
+    return q, qd, (-0.6 * w * w * torch.sin(w * t + 0.3))[None]
 
 
 def test_multiple_shooting_error_vanishes_for_the_true_model_only(model_dir):

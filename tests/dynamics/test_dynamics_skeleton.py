@@ -56,6 +56,9 @@ def test_matches_opensim_on_random_states(name, model_dir):
            ref.inverse_dynamics(q, qd, qdd))
     _close(sk.bias_forces(skel, T(q), T(qd)).numpy(), ref.inverse_dynamics(q, qd, 0 * qdd))
     _close(sk.mass_matrix(skel, T(q)).numpy(), ref.mass_matrix(q))
+    mass, bias = sk.mass_matrix_and_bias(skel, T(q), T(qd))
+    _close(mass.numpy(), ref.mass_matrix(q))
+    _close(bias.numpy(), ref.inverse_dynamics(q, qd, 0 * qdd))
     loads = np.random.default_rng(3).normal(scale=50.0, size=(len(q), skel.n_bodies, 6))
     _close(sk.inverse_dynamics(skel, T(q), T(qd), T(qdd), loads=T(loads)).numpy(),
            ref.inverse_dynamics(q, qd, qdd, loads))
