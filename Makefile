@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 DEMO_DIR ?= demo_study
 
-.PHONY: demo test lint venv clean-demo bench
+.PHONY: demo test lint venv clean-demo bench bench-ceinms ceinms-deps
 
 venv: $(STAMP)
 
@@ -20,21 +20,33 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@test -d $(DEMO_DIR) || $(PY) -m pipeline demo-study $(DEMO_DIR)
-	$(PY) -m pipeline validate-study $(DEMO_DIR)
-	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --cores $(CORES) --directory $(DEMO_DIR)
+	@test -d $(DEMO_DIR) || $(VENV)/bin/nms-pipeline demo-study $(DEMO_DIR)
+	$(VENV)/bin/nms-pipeline validate-study $(DEMO_DIR)
+	$(VENV)/bin/nms-pipeline run $(DEMO_DIR) --cores $(CORES)
 	@echo "Report: $(DEMO_DIR)/results/report.html"
 
 test: $(STAMP)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q tests
 
+# ruff, mypy on the package and `snakemake --lint` on a template study: all must be clean.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests
+	$(VENV)/bin/mypy pipeline
 	$(PY) -m pytest -q tests/workflow/test_lint.py -k lint
 
 bench: $(STAMP)
 	$(PY) -m pipeline bench model --json bench_model.json
 	$(PY) -m pipeline bench calibration --json bench_calibration.json
+
+# Debian packages CEINMS 0.9 needs to build (bench ceinms builds it once, cached).
+ceinms-deps:
+	@command -v xsdcxx >/dev/null && test -f /usr/include/xercesc/util/XercesVersion.hpp && \
+	  test -f /usr/include/boost/filesystem.hpp || \
+	  (apt-get update && apt-get install -y cmake g++ libxerces-c-dev xsdcxx \
+	   libboost-filesystem-dev libboost-system-dev)
+
+bench-ceinms: $(STAMP) ceinms-deps
+	$(PY) -m pipeline bench ceinms --json bench_ceinms.json
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

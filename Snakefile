@@ -1,17 +1,13 @@
-# EMG-informed neuromusculoskeletal calibration.
-# Run from the project root:  snakemake --cores N --directory my_study
-# The study folder holds config.yaml, subjects.tsv and trials.tsv (see README.md).
+# Running from a clone:  snakemake --cores N --directory my_study
+# The workflow itself ships inside the package (pipeline/workflow/Snakefile); an installed package
+# runs it from any folder with:  nms-pipeline run my_study --cores N
 
 
-include: "rules/common.smk"
-include: "rules/preprocess.smk"
-include: "rules/opensim.smk"
-include: "rules/calibrate.smk"
-include: "rules/synergies.smk"
-include: "rules/report.smk"
+include: "pipeline/workflow/Snakefile"
 
 
-rule all:
+# A rule of an included file is never the default target, so this file names it.
+rule default:
     input:
-        all_outputs(),
+        rules.all.input,
     default_target: True

@@ -1,8 +1,11 @@
-"""Command-line entry point: ``python -m pipeline <subcommand> ...``.
+"""Command-line entry point: ``nms-pipeline <subcommand> ...`` (or ``python -m pipeline ...``).
 
 Subcommands live in :mod:`pipeline.cli`; each module there defines ``register(subparsers)`` and is
-discovered automatically. User mistakes (:class:`~pipeline.errors.PipelineError`) are printed as one
-clear message with exit status 2, never as a traceback.
+discovered automatically. User mistakes (:class:`~pipeline.errors.PipelineError`) and the machine's
+faults (:class:`OSError`: disk full, read-only folder, an output path under a regular file, a
+missing input) are printed as one clear message with exit status 2, never as a traceback. A
+subcommand that sets ``pass_through`` receives the options it does not know in ``args.extra``
+(``run`` hands them to Snakemake).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import pkgutil
 import sys
 
 from pipeline import __version__, cli
-from pipeline.errors import PipelineError
+from pipeline._threads import pin_blas_threads
+from pipeline.errors import PipelineError, describe_os_error
 from pipeline.logs import setup_logging
 
 log = logging.getLogger("pipeline")
@@ -22,7 +26,7 @@ log = logging.getLogger("pipeline")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline",
+        prog="nms-pipeline",
         description="EMG-informed neuromusculoskeletal calibration pipeline.",
     )
     parser.add_argument("--version", action="version", version=f"pipeline {__version__}")
@@ -38,16 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before build_parser: the subcommand modules' imports may load numpy's BLAS.
+    pin_blas_threads(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    setup_logging(args.log, verbose=args.verbose)
+    if extra and not getattr(args, "pass_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    setup_logging(None, verbose=args.verbose)
     try:
+        if args.log is not None:
+            setup_logging(args.log, verbose=args.verbose)
         result = args.func(args)
     except PipelineError as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:  # the machine's faults: disk full, read-only, path under a file
+        log.error("%s", describe_os_error(exc))
         return 2
     except KeyboardInterrupt:
         log.error("interrupted; no partial outputs were kept")

@@ -18,8 +18,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     On any exception the temporary file is removed and ``target`` is left untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+                                   dir=target.parent)
+    except OSError as exc:
+        raise _named(exc, target) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -27,9 +31,19 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; use normal permissions
         os.replace(tmp_path, target)
+    except OSError as exc:
+        raise _named(exc, target) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _named(exc: OSError, target: Path) -> OSError:
+    """``exc`` naming ``target`` (a write that fails half-way names no file, or the temp file)."""
+    if exc.filename is not None and not Path(str(exc.filename)).name.startswith(
+            f".{target.name}."):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(target))
 
 
 def _umask() -> int:

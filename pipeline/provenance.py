@@ -53,12 +53,19 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def sha256_of(data: Any) -> str:
+    """SHA-256 of the canonical JSON of ``data``: the one hash of settings used everywhere
+    (provenance records, ``nms_inputs.npz`` metadata and the workflow's rerun params)."""
+    return sha256_text(canonical_json(data))
+
+
 def config_sha256(config: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of the whole (merged) config."""
-    return sha256_text(canonical_json(config))
+    return sha256_of(config)
 
 
-def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
+def lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted key such as ``"opensim.ik.on_error"``; None when missing."""
     node: Any = config
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -74,7 +81,7 @@ def config_section_hash(config: Mapping[str, Any], *keys: str) -> str:
     """
     if not keys:
         return config_sha256(config)
-    return sha256_text(canonical_json({key: _lookup(config, key) for key in keys}))
+    return sha256_of({key: lookup(config, key) for key in keys})
 
 
 def file_sha256(path: str | Path) -> str:
@@ -87,18 +94,21 @@ def file_sha256(path: str | Path) -> str:
 
 
 def git_commit(directory: str | Path | None = None) -> str | None:
-    """The project's ``HEAD`` commit (git run in the package's parent folder), or None when the
-    package is not in a git checkout or git is not installed."""
+    """The project's ``HEAD`` commit, or None when ``directory`` (default: the package's parent
+    folder) is not the root of a git checkout, or git is not installed. An installed package
+    sits in site-packages, which may lie inside some other repository (a lab's study folder with
+    its virtual environment): that repository's commit is not the code's, so it gives None."""
     cwd = Path(directory) if directory is not None else PACKAGE_DIR.parent
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                                text=True, timeout=10, check=False)
+        result = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    if result.returncode != 0 or len(commit) != 40:
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) != 2 or len(lines[1]) != 40:
         return None
-    return commit
+    top, commit = lines
+    return commit if Path(top).resolve() == cwd.resolve() else None
 
 
 def provenance(config: Mapping[str, Any], *, seed: int, inputs: Iterable[str | Path]) -> dict:
@@ -120,5 +130,5 @@ def provenance(config: Mapping[str, Any], *, seed: int, inputs: Iterable[str | P
 
 def study_provenance(config: Mapping[str, Any], inputs: Iterable[str | Path]) -> dict:
     """:func:`provenance` of a study step, seeded with ``calibration.seed`` of ``config``."""
-    seed = int(_lookup(config, "calibration.seed") or 0)
+    seed = int(lookup(config, "calibration.seed") or 0)
     return provenance(config, seed=seed, inputs=inputs)

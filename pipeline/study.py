@@ -1,10 +1,10 @@
 """The study folder: ``config.yaml`` + ``subjects.tsv`` + ``trials.tsv``, loaded and validated.
 
-``load_study(dir)`` merges the study's ``config.yaml`` onto the commented defaults in
-``config/config.yaml``, validates config and sheets against the JSON schemas in
-``config/schemas/`` and runs the cross-checks a schema cannot express. Every problem is reported
-at once, each naming the file, the key or row, and the fix. Rows are the line numbers of the sheet
-as a text editor shows them (comment lines count).
+``load_study(dir)`` merges the study's ``config.yaml`` onto the commented defaults (the package's
+``resources/config/config.yaml``, printed by ``python -m pipeline defaults``), validates config
+and sheets against the JSON schemas next to it and runs the cross-checks a schema cannot express.
+Every problem is reported at once, each naming the file, the key or row, and the fix. Rows are
+the line numbers of the sheet as a text editor shows them (comment lines count).
 """
 
 from __future__ import annotations
@@ -19,16 +19,12 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from pipeline import resources
 from pipeline.errors import ConfigError
 from pipeline.study_checks import check_config, check_sheets
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = PROJECT_ROOT / "config"
-SCHEMA_DIR = CONFIG_DIR / "schemas"
-DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"
-TEMPLATE_DIR = PROJECT_ROOT / "data_templates"
 SHEET_COLUMNS = {
     "subjects.tsv": ("subject", "mass_kg", "height_m", "model"),
     "trials.tsv": ("subject", "trial", "file", "kind", "role"),
@@ -37,6 +33,8 @@ MODEL_SETUP_DEFAULTS: dict[str, Any] = {
     "emg_channels": {},
     "excitations": {},
     "dofs": [],
+    "tracked_dofs": None,      # None: every dof
+    "calibrated_mtus": None,   # None: every MTU under excitations
     "force_plates": False,
     "unrecorded": [],
     "marker_set": None,
@@ -80,7 +78,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys. Fix: start from "
-                          "data_templates/config.yaml")
+                          "the template that `python -m pipeline new-study DIR` writes")
     return data
 
 
@@ -96,7 +94,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    return yaml.safe_load((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    return yaml.safe_load(resources.schema(name).read_text(encoding="utf-8"))
 
 
 def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:
@@ -105,15 +103,16 @@ def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         problems.append(f"{where} key {key}: {err.message}. Fix: use a value allowed by "
-                        "config/schemas/config.schema.yaml (documented in config/config.yaml)")
+                        "the schema (each key is documented in the config.yaml that "
+                        "`python -m pipeline new-study DIR` writes)")
     return problems
 
 
 def read_sheet(path: Path) -> pd.DataFrame:
     """Read a tab-separated sheet; lines starting with ``#`` are comments."""
     if not path.exists():
-        raise ConfigError(f"{path}: file not found. Fix: create it from data_templates/"
-                          f"{path.name} (python -m pipeline new-study)")
+        raise ConfigError(f"{path}: file not found. Fix: create it with `python -m "
+                          "pipeline new-study DIR` and copy it into the study")
     try:
         frame = pd.read_csv(path, sep="\t", comment="#", dtype=str, keep_default_na=False,
                             skip_blank_lines=True)
@@ -183,7 +182,7 @@ class Study:
                 and (kind is None or r["kind"] == kind) and (role is None or r["role"] == role)]
 
     def c3d_path(self, subject: str, trial: str) -> Path:
-        return self.root / self.trial(subject, trial)["file"]
+        return self.root / self.trial(subject, trial).get("file", "")
 
     def static_trial(self, subject: str) -> dict[str, Any]:
         static = self.trials_of(subject, kind="static")
@@ -204,15 +203,21 @@ class Study:
 def load_config(study_dir: Path) -> dict[str, Any]:
     """Merged and schema-validated config of a study (no cross-checks against sheets)."""
     path = study_dir / "config.yaml"
-    merged = deep_merge(read_yaml(DEFAULT_CONFIG), read_yaml(path))
+    merged = deep_merge(read_yaml(resources.default_config()), read_yaml(path))
     problems = _schema_errors(merged, load_schema("config.schema.yaml"), str(path))
     if problems:
         raise ConfigError(_join(problems))
     return merged
 
 
-def load_study(study_dir: str | Path, *, check_files: bool = True) -> Study:
-    """Load and validate a study folder; raise :class:`ConfigError` listing every problem."""
+def load_study(study_dir: str | Path, *, check_files: bool = True,
+               check_data: bool = False) -> Study:
+    """Load and validate a study folder; raise :class:`ConfigError` listing every problem.
+
+    ``check_files``: the files named in the sheets exist. ``check_data``: also open them (C3D
+    rates, labels and durations, model, marker-set and measurement-set files; see
+    :mod:`pipeline.study_data_checks`), as ``validate-study`` and the workflow do before any job.
+    """
     root = Path(study_dir).resolve()
     if not root.is_dir():
         raise ConfigError(f"{root}: study folder does not exist. Fix: create it with "
@@ -222,6 +227,10 @@ def load_study(study_dir: str | Path, *, check_files: bool = True) -> Study:
     trials = read_sheet(root / "trials.tsv")
     problems = check_sheets(root, config, subjects, trials, check_files=check_files)
     problems += check_config(root, config, subjects, trials, check_files=check_files)
+    if check_data and check_files:
+        from pipeline.study_data_checks import check_data as data_problems
+
+        problems += data_problems(root, config, subjects, trials)
     if problems:
         raise ConfigError(_join(problems))
     return Study(

@@ -14,14 +14,16 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from pipeline import resources
+from pipeline.plan import source_problems
+
 log = logging.getLogger(__name__)
 
-_SCHEMA_DIR = Path(__file__).resolve().parents[1] / "config" / "schemas"
 _NUMERIC = {"mass_kg", "height_m", "start_s", "end_s"}
 
 
 def _row_schema(name: str) -> dict[str, Any]:
-    return yaml.safe_load((_SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    return yaml.safe_load(resources.schema(name).read_text(encoding="utf-8"))
 
 
 def _row_record(row: pd.Series) -> tuple[dict[str, Any], list[str]]:
@@ -56,7 +58,8 @@ def _check_rows(path: Path, frame: pd.DataFrame, schema_name: str) -> list[str]:
             else:
                 column = ".".join(str(p) for p in err.absolute_path)
                 problems.append(f"{where}: {column} {err.message}. Fix: see the allowed values "
-                                f"in config/schemas/{schema_name}")
+                                f"in the comments of the {path.name} template "
+                                "(python -m pipeline new-study DIR writes one)")
     return problems
 
 
@@ -87,7 +90,7 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
             problems.append(
                 f"subjects.tsv row {row['_row']}: model {model!r} has no entry under models: "
                 f"in config.yaml. Fix: add models: {{{model}: {{emg_channels, excitations, dofs}}}}"
-                " (see data_templates/config.yaml)")
+                " (see `python -m pipeline defaults`)")
         if model.endswith(".osim") and check_files and not (root / model).exists():
             problems.append(f"subjects.tsv row {row['_row']}: model file {model} does not "
                             "exist. Fix: correct the path (relative to the study folder)")
@@ -96,9 +99,6 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
         if row["subject"] not in known:
             problems.append(f"{where}: subject {row['subject']!r} is not in subjects.tsv. "
                             "Fix: add the subject to subjects.tsv or correct the name")
-        if check_files and row["file"] and not (root / row["file"]).is_file():
-            problems.append(f"{where}: file {row['file']} does not exist. Fix: correct the path "
-                            "(relative to the study folder) or copy the C3D file there")
         if row["kind"] in ("static", "mvc") and row["role"] not in ("none", ""):
             problems.append(f"{where}: a {row['kind']} trial cannot have role {row['role']}. "
                             "Fix: set role to none (only dynamic trials calibrate or validate)")
@@ -109,11 +109,14 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                                 "Fix: swap them or correct the window")
         except ValueError:
             pass
+    # Given files (C3D or OpenSim), and whether each trial has a source for what it needs.
+    setups = {row["subject"]: config["models"].get(row["model"], {})
+              for _, row in subjects.iterrows()}
+    problems += source_problems(root, [r.to_dict() for _, r in subjects.iterrows()],
+                                [r.to_dict() for _, r in trials.iterrows()], setups=setups,
+                                emg_input=config["emg"].get("input", "envelope"),
+                                check_files=check_files)
     for subject in known:
-        kinds = set(trials.loc[trials["subject"] == subject, "kind"])
-        if "static" not in kinds:
-            problems.append(f"trials.tsv: subject {subject!r} has no static trial. Fix: add a "
-                            "row with kind static (it is needed for scaling)")
         roles = set(trials.loc[trials["subject"] == subject, "role"])
         if "calibration" not in roles:
             problems.append(f"trials.tsv: subject {subject!r} has no calibration trial. Fix: "
@@ -124,16 +127,25 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
 def _check_bounds(config: dict[str, Any], where: str) -> list[str]:
     cal = config["calibration"]
     problems = []
+    calibrated = set(cal["parameters"])
     for name, bound in cal["bounds"].items():
+        if name not in cal["parameters"]:
+            continue  # bounds of parameters that are not calibrated are never used
         if bound["lower"] > bound["upper"]:
             problems.append(f"{where} key calibration.bounds.{name}: lower {bound['lower']} is "
                             f"above upper {bound['upper']}. Fix: swap them")
+        elif bound["lower"] == bound["upper"] and name in calibrated:
+            problems.append(f"{where} key calibration.bounds.{name}: lower and upper are both "
+                            f"{bound['lower']}, a zero span, so {name} cannot be calibrated. "
+                            f"Fix: widen the bounds, or remove {name} from "
+                            "calibration.parameters to keep it fixed")
         if bound.get("relative") and bound["lower"] <= 0:
             problems.append(f"{where} key calibration.bounds.{name}: a relative lower bound "
                             "must be a positive fraction of the model's value. Fix: use e.g. 0.8")
     for name, value in cal["initial"].items():
         bound = cal["bounds"].get(name)
-        if bound and not bound.get("relative") and not bound["lower"] <= value <= bound["upper"]:
+        if (name in calibrated and bound and not bound.get("relative")
+                and not bound["lower"] <= value <= bound["upper"]):
             problems.append(f"{where} key calibration.initial.{name}: {value} lies outside the "
                             f"bounds [{bound['lower']}, {bound['upper']}]. Fix: move the initial "
                             "value inside the bounds or widen them")
@@ -162,7 +174,8 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
         excitations = setup.get("excitations", {})
         for mtu, weights in excitations.items():
             for emg in weights:
-                if emg not in seen:
+                # Without emg_channels, EMG comes as .sto files whose columns are EMG names.
+                if seen and emg not in seen:
                     problems.append(f"{key}.excitations.{mtu}: EMG {emg!r} is not defined in "
                                     f"models.{model}.emg_channels. Fix: map a C3D channel to "
                                     f"{emg!r} or correct the name")
@@ -170,6 +183,12 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
             if mtu not in excitations:
                 problems.append(f"{key}.unrecorded: {mtu!r} is not an MTU listed under "
                                 "excitations. Fix: list it under excitations first")
+        for sub, full, name in (("tracked_dofs", setup.get("dofs") or [], "dofs"),
+                                ("calibrated_mtus", excitations, "excitations")):
+            unknown = [x for x in setup.get(sub) or [] if x not in full]
+            if unknown:
+                problems.append(f"{key}.{sub}: {unknown} not listed under models.{model}.{name}."
+                                f" Fix: list them under {name} first, or correct the names")
         if excitations and not setup.get("dofs"):
             problems.append(f"{key}.dofs: no degrees of freedom to calibrate. Fix: list the "
                             "coordinates whose ID moments are tracked")
@@ -186,41 +205,8 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-def _check_rates(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
-                 trials: pd.DataFrame) -> list[str]:
-    """Cut-offs must lie below the Nyquist frequency of every C3D file's rates."""
-    from pipeline.io.c3d_header import read_rates
-
-    problems = []
-    model_of = dict(zip(subjects["subject"], subjects["model"], strict=True))
-    for _, row in trials.iterrows():
-        path = root / row["file"]
-        if not path.is_file():
-            continue
-        rates = read_rates(path)
-        if rates is None:
-            continue
-        setup = config["models"].get(model_of.get(row["subject"], ""), {})
-        checks = [("markers.cutoff_hz", config["markers"]["cutoff_hz"], "point")]
-        if setup.get("force_plates"):
-            checks.append(("force_plates.cutoff_hz", config["force_plates"]["cutoff_hz"],
-                           "analog"))
-        if setup.get("emg_channels"):
-            checks.append(("emg.bandpass_hz", config["emg"]["bandpass_hz"][1], "analog"))
-        for key, cutoff, kind in checks:
-            rate = rates[kind]
-            if rate > 0 and cutoff >= rate / 2:
-                problems.append(f"config.yaml key {key}: {cutoff} Hz is at or above the Nyquist "
-                                f"frequency ({rate / 2:g} Hz) of {row['file']} (trials.tsv row "
-                                f"{row['_row']}). Fix: lower the cut-off below {rate / 2:g} Hz")
-    return problems
-
-
 def check_config(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                  trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
-    """Cross-field checks of the merged config, including cut-offs against C3D rates."""
+    """Cross-field checks of the merged config (checks against data files: study_data_checks)."""
     where = str(root / "config.yaml")
-    problems = _check_bounds(config, where) + _check_models(config, where)
-    if check_files:
-        problems += _check_rates(root, config, subjects, trials)
-    return problems
+    return _check_bounds(config, where) + _check_models(config, where)

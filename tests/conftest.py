@@ -23,14 +23,16 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def template_study(tmp_path: Path) -> Path:
-    """A study made by ``new-study`` whose C3D files exist (small, valid, 100 Hz / 1 kHz)."""
+    """A study made by ``new-study`` whose C3D files exist (small, valid, 100 Hz / 1 kHz, 9 s,
+    the four EMG channels the template maps)."""
     from pipeline.cli.study import new_study
     from pipeline.study import read_sheet
 
     study = tmp_path / "study"
     new_study(study)
     for _, row in read_sheet(study / "trials.tsv").iterrows():
-        write_minimal_c3d(study / row["file"])
+        write_minimal_c3d(study / row["file"], n_frames=900,
+                          analog_labels=("EMG1", "EMG2", "EMG3", "EMG4"))
     return study
 
 

@@ -6,7 +6,7 @@ elastic tendon), whose "scaled model" has 10 % errors in the optimal fibre and t
 and CEINMS-default activation parameters. Both methods calibrate the same parameters with the same
 :class:`~pipeline.calibrate.losses.Objective` (same model code, data, penalties) in one process,
 and are validated open-loop on the held-out trials. Optimiser settings are the defaults of
-``config/config.yaml`` (gradient: AdamW then the L-BFGS polish; annealing: CEINMS-like).
+default ``config.yaml`` (gradient: AdamW then the L-BFGS polish; annealing: CEINMS-like).
 Writes ``{"problems": [{name, tendon, n_mtus, n_dofs, gradient: {wall_s, iterations,
 polish_evaluations, validation_rmse_nm, validation_r2}, annealing: {wall_s, evaluations, ...},
 speedup}]}``.
@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.nms.model import TendonModel
 
 NAME = "calibration"
 HELP = "Gradient calibration vs simulated annealing on the reference problems (speed, accuracy)."
@@ -45,14 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def default_calibration_config() -> dict:
     """The project's default ``calibration:`` section over the synthetic problems' bounds."""
+    from pipeline import resources
     from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION
-    from pipeline.study import DEFAULT_CONFIG, deep_merge, read_yaml
+    from pipeline.study import deep_merge, read_yaml
 
-    defaults = read_yaml(DEFAULT_CONFIG)["calibration"]
+    defaults = read_yaml(resources.default_config())["calibration"]
     return deep_merge(defaults, SYNTHETIC_CALIBRATION)
 
 
-def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500, tendon: str,
+def run_problem(name: str, *, n_mtus: int, n_dofs: int, n_samples: int = 500,
+                tendon: TendonModel,
                 seed: int, max_iterations: int | None, max_evaluations: int | None,
                 skip_annealing: bool = False) -> dict:
     import torch

@@ -12,6 +12,10 @@ import argparse
 import logging
 import statistics
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.nms.model import TendonModel
 
 NAME = "model"
 HELP = "Time one forward + backward pass of the NMS model (stiff and elastic tendon)."
@@ -30,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for this problem size and does not collapse when the cores are busy")
 
 
-def time_forward_backward(tendon: str, *, repeats: int, warmup: int) -> float:
+def time_forward_backward(tendon: TendonModel, *, repeats: int, warmup: int) -> float:
     """Median wall time in milliseconds of one forward + backward pass."""
     import torch
 

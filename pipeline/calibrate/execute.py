@@ -20,8 +20,9 @@ import torch
 from pipeline.calibrate.metrics import summarise, trial_metrics
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.errors import CalibrationError, describe
-from pipeline.fileio import atomic_path
+from pipeline.io.opensim_files import StorageTable, write_storage
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms.model import TendonModel
 
 log = logging.getLogger(__name__)
 
@@ -50,51 +51,50 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
                                for k, v in values.items()})
 
 
-def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: str,
-            emd_s: float = DEFAULT_EMD_S) -> ModelOutput:
-    """Run the model without gradients on every trial of ``batch``."""
+def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
+            emd_s: float = DEFAULT_EMD_S, objective: Mapping[str, Any] | None = None,
+            device: str | torch.device | None = None) -> ModelOutput:
+    """Run the model without gradients on every trial of ``batch`` (all trials in one pass, on
+    ``device`` when given, e.g. ``cuda``; the outputs come back on the CPU).
+
+    ``objective`` is ``parameters.json``'s ``objective``: parameters calibrated with
+    ``{"name": "ceinms", ...}`` and a stiff tendon run in CEINMS's model variant
+    (:func:`pipeline.calibrate.ceinms_objective.simulate_ceinms`).
+    """
+    if device is not None:
+        params = params.to(device=device)
+        batch = batch.to(device)
     with torch.no_grad():
-        return simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
-                        dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s)
+        if objective and objective.get("name") == "ceinms" and tendon == "stiff":
+            from pipeline.calibrate.ceinms_objective import simulate_ceinms
+
+            out = simulate_ceinms(params, batch, emd_s=emd_s,
+                                  percentage_change=float(objective["percentage_change"]))
+        else:
+            out = simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
+                           dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s,
+                           excitation_before=batch.excitation_before)
+    return ModelOutput(*(x.cpu() for x in out))
 
 
 def batch_metrics(batch: TrialBatch, output: ModelOutput,
-                  trial_labels: Sequence[str] | None = None) -> dict[str, Any]:
-    """``{"trials": {trial: {dof: {rmse_nm, r2}}}, "mean_rmse_nm", "mean_r2"}``."""
+                  trial_labels: Sequence[str] | None = None, *,
+                  mean_over: Sequence[str] | None = None) -> dict[str, Any]:
+    """``{"trials": {trial: {dof: {rmse_nm, r2}}}, "mean_rmse_nm", "mean_r2"}``.
+
+    Every DOF is reported; the means are over the DOFs ``mean_over`` (default all: the tracked
+    ones when only some are calibrated).
+    """
     labels = list(trial_labels or batch.trial_names)
     per_trial = {}
     for k, label in enumerate(labels):
         n = len(batch.time_s[k])
         per_trial[label] = trial_metrics(batch.id_moment_nm[k, :, :n].numpy(),
                                          output.moments_nm[k, :, :n].numpy(), batch.dof_names)
-    return {"trials": per_trial, **summarise(per_trial)}
-
-
-def format_sto(name: str, time_s: np.ndarray, columns: Sequence[str], data: np.ndarray) -> str:
-    """OpenSim storage text: header, ``endheader``, then ``time`` and one column per name.
-
-    ``data`` is ``(column, time)``.
-    """
-    header = [name, "version=1", f"nRows={len(time_s)}", f"nColumns={len(columns) + 1}",
-              "inDegrees=no", "endheader", "\t".join(("time", *columns))]
-    rows = np.column_stack([time_s, np.asarray(data).T])
-    body = "\n".join("\t".join(f"{v:.10g}" for v in row) for row in rows)
-    return "\n".join(header) + "\n" + body + "\n"
-
-
-def write_sto(path: str | Path, name: str, time_s: np.ndarray, columns: Sequence[str],
-              data: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(format_sto(name, time_s, columns, data), encoding="utf-8")
-
-
-def read_sto(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Column labels (with ``time``) and the ``(row, column)`` data of a ``.sto`` file."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    end = lines.index("endheader")
-    labels = lines[end + 1].split("\t")
-    data = np.array([[float(v) for v in line.split("\t")] for line in lines[end + 2:] if line])
-    return labels, data
+    keep = set(batch.dof_names if mean_over is None else mean_over)
+    means = summarise({t: {d: m for d, m in dofs.items() if d in keep}
+                       for t, dofs in per_trial.items()})
+    return {"trials": per_trial, **means}
 
 
 def write_execution(out_dir: str | Path, batch: TrialBatch, output: ModelOutput,
@@ -114,7 +114,8 @@ def write_execution(out_dir: str | Path, batch: TrialBatch, output: ModelOutput,
         }
         for stem, (columns, data) in files.items():
             path = out_dir / label / f"{stem}.sto"
-            write_sto(path, f"{label}_{stem}", time_s, columns, data.numpy())
+            write_storage(path, StorageTable(tuple(columns), time_s, data.numpy().T,
+                                             name=f"{label}_{stem}"))
             written.append(path)
     return written
 

@@ -115,7 +115,9 @@ def parameters_document(spec: ParameterSpec, p: np.ndarray, *, method: str, tend
         b = spec.blocks[kind]
         bounds[kind] = (b.lower[b.index], b.upper[b.index])
         if standard_errors is not None and kind in slices:
-            se_per[kind] = np.asarray(standard_errors)[slices[kind]][b.index]
+            se_entry = np.full(len(b.entry_names), np.nan)
+            se_entry[b.free_mask] = np.asarray(standard_errors)[slices[kind]]
+            se_per[kind] = se_entry[b.index]
     fmax = spec.muscles.max_isometric_force_n
     mtus: dict[str, Any] = {}
     for i, name in enumerate(spec.mtu_names):
@@ -125,7 +127,8 @@ def parameters_document(spec: ParameterSpec, p: np.ndarray, *, method: str, tend
             key, units = JSON_KEYS[kind]
             entry[key] = _entry(value[kind][i], initial[kind][i], bounds[kind][0][i],
                                 bounds[kind][1][i], units, se_per[kind][i])
-            entry[key]["calibrated"] = spec.blocks[kind].calibrated
+            block = spec.blocks[kind]
+            entry[key]["calibrated"] = bool(block.free_mask[block.index[i]])
         s = entry["strength_coefficient"]
         entry["max_isometric_force_n"] = {
             **_entry(fmax[i] * s["value"], fmax[i] * s["initial"], fmax[i] * s["lower"],

@@ -7,10 +7,13 @@ returned. A non-finite loss or gradient restores the best parameters, halves the
 restarts the optimiser's moments; after ``max_nan_restarts`` such events it raises
 :class:`~pipeline.errors.CalibrationError` with what to change.
 
-Then an L-BFGS polish (``polish_iterations`` objective evaluations, 0 = off) refines the AdamW
-optimum on the same objective. AdamW finds the basin cheaply from a poor start but crawls near the
-optimum (its step is ~learning rate, whatever the curvature); L-BFGS uses curvature and typically
-lowers the loss by another one to two orders of magnitude in a few hundred evaluations.
+Then, for objectives that are not plain residual sets (the synergy-hybrid calibration), an L-BFGS
+polish (``polish_iterations`` objective evaluations, 0 = off) refines the AdamW optimum on the same
+objective. The NMS calibration instead refines with the bounded least-squares solver of
+:mod:`pipeline.calibrate.least_squares` (``polish=False`` here; see
+:func:`pipeline.calibrate.run.calibrate`), which is also its default method. AdamW finds the basin
+cheaply from a poor start but crawls near the optimum (its step is ~learning rate, whatever the
+curvature); curvature-aware methods finish in far fewer evaluations.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from pipeline.errors import CalibrationError, describe
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("iteration", "loss", "tracking", "penalty", "lr", "elapsed_s")
+#: Columns of history.tsv. ``lr`` is AdamW's learning rate and ``temperature`` annealing's; a
+#: row of the other kind of step (L-BFGS, least squares, the other method) has NaN there.
+HISTORY_COLUMNS = ("iteration", "loss", "tracking", "penalty", "lr", "temperature", "elapsed_s")
 TermsFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
@@ -40,21 +45,24 @@ TermsFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tenso
 class GradientOptions:
     """``calibration.optimiser`` of the config (plus options the config does not expose)."""
 
+    method: str = "least_squares"  #: least_squares | adamw (NMS calibration)
+    max_evaluations: int = 200  #: least_squares: residual evaluations at most
+    tolerance: float = 1e-10  #: least_squares: relative tolerance on loss, step and gradient
     learning_rate: float = 0.1
     lr_decay: float = 0.99
     weight_decay: float = 0.0
     max_iterations: int = 500
     patience: int = 50
     min_delta: float = 1e-3
-    polish_iterations: int = 500
+    polish_iterations: int = 500  #: evaluations of the refinement after AdamW (0 = off)
     max_nan_restarts: int = 5
     log_every: int = 50
     progress: bool = True
 
     @classmethod
     def from_config(cls, cfg: dict, **overrides) -> GradientOptions:
-        keys = ("learning_rate", "lr_decay", "weight_decay", "max_iterations", "patience",
-                "min_delta", "polish_iterations")
+        keys = ("method", "max_evaluations", "tolerance", "learning_rate", "lr_decay",
+                "weight_decay", "max_iterations", "patience", "min_delta", "polish_iterations")
         return cls(**{**{k: cfg[k] for k in keys if k in cfg}, **overrides})
 
 
@@ -71,7 +79,7 @@ class GradientResult:
 
 def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
                        options: GradientOptions | None = None, seed: int = 0,
-                       p0: np.ndarray | None = None) -> GradientResult:
+                       p0: np.ndarray | None = None, polish: bool = True) -> GradientResult:
     """Minimise ``terms(p)[0]`` over the free physical parameters of ``spec``.
 
     Args:
@@ -80,6 +88,7 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
         options: optimiser settings.
         seed: seeds torch (the optimiser itself is deterministic).
         p0: start point (default ``spec.initial``).
+        polish: run the L-BFGS polish after AdamW (``options.polish_iterations`` evaluations).
     """
     opts = options or GradientOptions()
     torch.manual_seed(seed)
@@ -150,7 +159,7 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
     finally:
         bar.close()
     polish_evaluations = 0
-    if opts.polish_iterations > 0:
+    if polish and opts.polish_iterations > 0:
         n_rows = len(history)
         best_z, best_loss = _polish(terms, spec, best_z, best_loss, opts, history, start)
         polish_evaluations = len(history) - n_rows
@@ -181,28 +190,31 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
                               max_eval=opts.polish_iterations, history_size=50,
                               line_search_fn="strong_wolfe", tolerance_grad=1e-12,
                               tolerance_change=1e-16)
-    best = {"loss": best_loss, "z": z0}
+    best_z, best_loss_seen = z0, best_loss
     offset = history[-1]["iteration"] if history else 0
     first_row = len(history)
     bar = tqdm(total=opts.polish_iterations, file=sys.stderr, disable=not opts.progress,
                desc="calibrate (L-BFGS)", dynamic_ncols=True, leave=False)
 
     def closure() -> torch.Tensor:
+        nonlocal best_z, best_loss_seen
         lbfgs.zero_grad(set_to_none=True)
         total, tracking, penalty = terms(spec.to_physical(z))
         loss = float(total.detach())
         if not math.isfinite(loss):
             raise _PolishStop(f"non-finite loss {loss}")
         total.backward()
+        if z.grad is None:
+            raise _PolishStop("the loss does not depend on the parameters (no gradient)")
         if not bool(torch.isfinite(z.grad).all()):
             raise _PolishStop("non-finite gradient")
         history.append({"iteration": offset + len(history) - first_row + 1, "loss": loss,
                         "tracking": float(tracking.detach()), "penalty": float(penalty.detach()),
                         "lr": math.nan, "elapsed_s": time.perf_counter() - start})
-        if loss < best["loss"]:
-            best.update(loss=loss, z=z.detach().clone())
+        if loss < best_loss_seen:
+            best_z, best_loss_seen = z.detach().clone(), loss
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.6g}", best=f"{best['loss']:.6g}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.6g}", best=f"{best_loss_seen:.6g}", refresh=False)
         return total
 
     try:
@@ -211,9 +223,9 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
         log.info("L-BFGS polish stopped early (%s); keeping its best iterate", exc)
     finally:
         bar.close()
-    log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best["loss"],
+    log.info("L-BFGS polish: loss %.6g -> %.6g (%d evaluations)", best_loss, best_loss_seen,
              len(history) - first_row)
-    return best["z"], float(best["loss"])
+    return best_z, best_loss_seen
 
 
 class _PolishStop(Exception):
@@ -221,9 +233,11 @@ class _PolishStop(Exception):
 
 
 def history_tsv(history: list[dict[str, float]]) -> str:
-    """The history as tab-separated text with a header (``HISTORY_COLUMNS``)."""
+    """The history as tab-separated text with a header (``HISTORY_COLUMNS``); a column a row
+    does not have is written as ``nan``."""
     lines = ["\t".join(HISTORY_COLUMNS)]
     for row in history:
         lines.append("\t".join(
-            str(int(row[c])) if c == "iteration" else f"{row[c]:.10g}" for c in HISTORY_COLUMNS))
+            str(int(row[c])) if c == "iteration" else f"{row.get(c, math.nan):.10g}"
+            for c in HISTORY_COLUMNS))
     return "\n".join(lines) + "\n"

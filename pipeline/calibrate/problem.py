@@ -8,6 +8,7 @@ mapping are modelled), with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class TrialBatch:
     mask: torch.Tensor
     dt_s: float
     time_s: tuple[np.ndarray, ...]
+    #: ``(trial, muscle, n_before)`` excitations recorded just before each trial's window (for
+    #: the electromechanical delay); NaN where the recording has none. None: none at all.
+    excitation_before: torch.Tensor | None = None
 
     @property
     def n_trials(self) -> int:
@@ -44,9 +48,25 @@ class TrialBatch:
 
     def select_mtus(self, names: Sequence[str]) -> TrialBatch:
         idx = [self.mtu_names.index(n) for n in names]
+        before = None if self.excitation_before is None else self.excitation_before[:, idx]
         return TrialBatch(self.trial_names, tuple(names), self.dof_names, self.excitation[:, idx],
                           self.mtu_length_m[:, idx], self.moment_arm_m[:, idx],
-                          self.id_moment_nm, self.mask, self.dt_s, self.time_s)
+                          self.id_moment_nm, self.mask, self.dt_s, self.time_s, before)
+
+    def select_dofs(self, names: Sequence[str]) -> TrialBatch:
+        """The same trials with only the DOFs ``names`` (e.g. the tracked ones)."""
+        idx = [self.dof_names.index(n) for n in names]
+        return dataclasses.replace(self, dof_names=tuple(names),
+                                   moment_arm_m=self.moment_arm_m[:, :, idx],
+                                   id_moment_nm=self.id_moment_nm[:, idx])
+
+    def to(self, device: str | torch.device) -> TrialBatch:
+        """A copy with every tensor on ``device`` (e.g. ``cuda``)."""
+        moved = {k: getattr(self, k).to(device) for k in (
+            "excitation", "mtu_length_m", "moment_arm_m", "id_moment_nm", "mask")}
+        if self.excitation_before is not None:
+            moved["excitation_before"] = self.excitation_before.to(device)
+        return dataclasses.replace(self, **moved)
 
     def lengths(self) -> list[int]:
         return [len(t) for t in self.time_s]
@@ -132,13 +152,33 @@ def batch_trials(trials: Sequence[NMSTrial], names: Sequence[str], *,
                            ("id_moment_nm", np.asarray(trial.id_moment_nm))):
             pad = [(0, 0)] * (value.ndim - 1) + [(0, n_time - n)]
             arrays[key].append(np.pad(value, pad, mode="edge"))
+    signals = {key: torch.as_tensor(np.stack(value), dtype=torch.float64)
+               for key, value in arrays.items()}
     batch = TrialBatch(
-        tuple(names), mtu_names, first.dof_names,
-        *(torch.as_tensor(np.stack(arrays[k]), dtype=torch.float64)
-          for k in ("excitation", "mtu_length_m", "moment_arm_m", "id_moment_nm")),
-        torch.as_tensor(mask), float(np.mean(dts)), tuple(np.asarray(t.time_s) for t in trials))
+        trial_names=tuple(names), mtu_names=mtu_names, dof_names=first.dof_names,
+        excitation=signals["excitation"], mtu_length_m=signals["mtu_length_m"],
+        moment_arm_m=signals["moment_arm_m"], id_moment_nm=signals["id_moment_nm"],
+        mask=torch.as_tensor(mask), dt_s=float(np.mean(dts)),
+        time_s=tuple(np.asarray(t.time_s) for t in trials),
+        excitation_before=_before(trials, mtu_names))
     check_batch(batch)
     return batch
+
+
+def _before(trials: Sequence[NMSTrial], mtu_names: Sequence[str]) -> torch.Tensor | None:
+    """``(trial, muscle, n_before)`` EMG before each window, NaN-padded at the front to the
+    longest (NaN: not recorded; the delay then holds the window's first sample)."""
+    leads = [t.excitation_before for t in trials]
+    n_before = max((0 if b is None else b.shape[1]) for b in leads)
+    if n_before == 0:
+        return None
+    out = np.full((len(trials), len(mtu_names), n_before), np.nan)
+    for k, (trial, lead) in enumerate(zip(trials, leads, strict=True)):
+        if lead is None or lead.shape[1] == 0:
+            continue
+        idx = [trial.mtu_names.index(m) for m in mtu_names]
+        out[k, :, n_before - lead.shape[1]:] = np.asarray(lead, dtype=float)[idx]
+    return torch.as_tensor(out, dtype=torch.float64)
 
 
 def check_batch(batch: TrialBatch) -> None:

@@ -18,7 +18,8 @@ or normalised to ``x = (p - lower) / (upper - lower)`` in [0, 1] (simulated anne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +28,10 @@ import torch
 
 from pipeline.errors import ConfigError, describe
 
+log = logging.getLogger(__name__)
+
 KINDS = ("c1", "c2", "shape_factor", "optimal_fiber_length", "tendon_slack_length", "strength",
          "damping")
-ACTIVATION_KINDS = ("c1", "c2", "shape_factor", "damping")
 #: CEINMS-like defaults for the kinds the model file does not hold.
 DEFAULT_INITIAL = {"c1": -0.5, "c2": -0.5, "shape_factor": -1.0, "strength": 1.0, "damping": 0.01}
 UNITS = {"c1": "1", "c2": "1", "shape_factor": "1", "optimal_fiber_length": "m",
@@ -66,6 +68,15 @@ class ParameterBlock:
     lower: np.ndarray
     upper: np.ndarray
     calibrated: bool
+    #: ``(entry,)`` which entries are calibrated (default: all when ``calibrated``). Entries of
+    #: MTUs left out of ``calibrated_mtus`` keep their initial values.
+    free: np.ndarray | None = None
+
+    @property
+    def free_mask(self) -> np.ndarray:
+        if self.free is None:
+            return np.full(len(self.entry_names), self.calibrated)
+        return np.asarray(self.free, dtype=bool) & self.calibrated
 
 
 @dataclass(frozen=True)
@@ -82,10 +93,10 @@ class ParameterSpec:
 
     @property
     def free_kinds(self) -> tuple[str, ...]:
-        return tuple(k for k in KINDS if self.blocks[k].calibrated)
+        return tuple(k for k in KINDS if self.blocks[k].free_mask.any())
 
     def _free(self, attr: str) -> np.ndarray:
-        parts = [getattr(self.blocks[k], attr) for k in self.free_kinds]
+        parts = [getattr(self.blocks[k], attr)[self.blocks[k].free_mask] for k in self.free_kinds]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     @property
@@ -102,17 +113,19 @@ class ParameterSpec:
 
     @property
     def n_free(self) -> int:
-        return int(sum(len(self.blocks[k].entry_names) for k in self.free_kinds))
+        return int(sum(self.blocks[k].free_mask.sum() for k in self.free_kinds))
 
     @property
     def labels(self) -> list[tuple[str, str]]:
         """``(kind, entry)`` of each free parameter, in vector order."""
-        return [(k, e) for k in self.free_kinds for e in self.blocks[k].entry_names]
+        return [(k, e) for k in self.free_kinds
+                for e, free in zip(self.blocks[k].entry_names, self.blocks[k].free_mask,
+                                   strict=True) if free]
 
     def slices(self) -> dict[str, slice]:
         out, start = {}, 0
         for kind in self.free_kinds:
-            n = len(self.blocks[kind].entry_names)
+            n = int(self.blocks[kind].free_mask.sum())
             out[kind] = slice(start, start + n)
             start += n
         return out
@@ -123,10 +136,13 @@ class ParameterSpec:
         blocks = dict(self.blocks)
         for kind, sl in self.slices().items():
             b = blocks[kind]
-            span = b.upper - b.lower
-            init = np.clip(values[sl], b.lower + _EDGE * span, b.upper - _EDGE * span)
+            free = b.free_mask
+            span = (b.upper - b.lower)[free]
+            init = b.initial.copy()
+            init[free] = np.clip(values[sl], b.lower[free] + _EDGE * span,
+                                 b.upper[free] - _EDGE * span)
             blocks[kind] = ParameterBlock(kind, b.entry_names, b.index, init, b.lower, b.upper,
-                                          True)
+                                          True, b.free)
         return ParameterSpec(self.muscles, blocks, self.groups)
 
     # --- maps between spaces --------------------------------------------------------------
@@ -155,10 +171,15 @@ class ParameterSpec:
         for kind in KINDS:
             b = self.blocks[kind]
             index = torch.as_tensor(b.index, dtype=torch.long, device=p.device)
+            values = torch.as_tensor(b.initial, dtype=p.dtype, device=p.device)
             if kind in slices:
-                values = p[slices[kind]]
-            else:
-                values = torch.as_tensor(b.initial, dtype=p.dtype, device=p.device)
+                free = b.free_mask
+                if free.all():
+                    values = p[slices[kind]]
+                else:
+                    where = torch.as_tensor(np.flatnonzero(free), dtype=torch.long,
+                                            device=p.device)
+                    values = values.index_put((where,), p[slices[kind]])
             out[kind] = values[index]
         return out
 
@@ -200,13 +221,27 @@ def _group_index(names: tuple[str, ...], groups: Mapping[str, Any],
     return tuple(entry_names), index, resolved
 
 
-def build_spec(muscles: MuscleProperties, calibration: Mapping[str, Any]) -> ParameterSpec:
+def build_spec(muscles: MuscleProperties, calibration: Mapping[str, Any], *,
+               calibrated_mtus: Collection[str] | None = None,
+               initial_values: Mapping[str, Mapping[str, float]] | None = None,
+               ) -> ParameterSpec:
     """Build the spec from the merged ``calibration:`` config and the scaled model's muscles.
+
+    Args:
+        calibrated_mtus: MTUs whose parameters are calibrated (default all); the others keep
+            their initial values (a shared strength group or ``global`` activation entry is
+            split so they keep their own) but still produce force.
+        initial_values: per-MTU initial values, ``{mtu: {key: value}}`` with the keys of
+            :mod:`pipeline.calibrate.initial_values` (e.g. from a previous calibration); they
+            replace the model's values and ``calibration.initial``. A shared entry starts at the
+            mean of its MTUs' values.
 
     Raises:
         ConfigError: unknown kinds, missing bounds, ``lower >= upper`` or an initial value outside
-            its bounds (each message names the parameter and the fix).
+            its bounds, for calibrated parameters only (each message names the parameter and the
+            fix).
     """
+    muscles = _with_model_values(muscles, initial_values or {})
     names = muscles.mtu_names
     n = len(names)
     calibrated = list(calibration.get("parameters", []))
@@ -214,6 +249,7 @@ def build_spec(muscles: MuscleProperties, calibration: Mapping[str, Any]) -> Par
     if unknown:
         raise ConfigError(describe("config.yaml", f"calibration.parameters: unknown {unknown}",
                                    f"use any of {', '.join(KINDS)}"))
+    chosen = np.array([calibrated_mtus is None or m in calibrated_mtus for m in names])
     bounds = calibration.get("bounds", {})
     initial_cfg = {**DEFAULT_INITIAL, **calibration.get("initial", {})}
     sharing = calibration.get("activation_sharing", "per_muscle")
@@ -222,38 +258,94 @@ def build_spec(muscles: MuscleProperties, calibration: Mapping[str, Any]) -> Par
                     "tendon_slack_length": muscles.tendon_slack_length_m}
     blocks: dict[str, ParameterBlock] = {}
     for kind in KINDS:
+        per_mtu = (np.asarray(model_values[kind], dtype=float).copy() if kind in model_values
+                   else _per_mtu_initial(kind, names, float(initial_cfg[kind]), initial_values))
         if kind in model_values:
             entry_names, index = names, np.arange(n)
-            initial = np.asarray(model_values[kind], dtype=float).copy()
         elif kind == "strength":
             entry_names, index = group_names, group_index
-            initial = np.full(len(group_names), float(initial_cfg[kind]))
         elif sharing == "global":
             entry_names, index = ("global",), np.zeros(n, dtype=int)
-            initial = np.array([float(initial_cfg[kind])])
         else:
             entry_names, index = names, np.arange(n)
-            initial = np.full(n, float(initial_cfg[kind]))
-        is_free = kind in calibrated
+        entry_names, index = _split_fixed(tuple(entry_names), np.asarray(index), names, chosen)
+        initial = _entry_initial(kind, entry_names, index, per_mtu)
+        free = np.array([bool(chosen[index == e].any()) for e in range(len(entry_names))])
+        is_free = kind in calibrated and bool(free.any())
         lower, upper = _bounds_for(kind, bounds.get(kind), initial, required=is_free)
         if is_free:
-            _check_initial(kind, entry_names, initial, lower, upper)
+            _check_initial(kind, tuple(e for e, f in zip(entry_names, free, strict=True) if f),
+                           initial[free],
+                           lower[free], upper[free])
             span = upper - lower
-            initial = np.clip(initial, lower + _EDGE * span, upper - _EDGE * span)
+            inside = np.clip(initial, lower + _EDGE * span, upper - _EDGE * span)
+            initial = np.where(free, inside, initial)
         blocks[kind] = ParameterBlock(kind, tuple(entry_names), np.asarray(index, dtype=int),
-                                      initial, lower, upper, is_free)
+                                      initial, lower, upper, is_free,
+                                      None if free.all() else free)
     return ParameterSpec(muscles, blocks, groups)
+
+
+def _with_model_values(muscles: MuscleProperties,
+                       values: Mapping[str, Mapping[str, float]]) -> MuscleProperties:
+    """``muscles`` with per-MTU lengths and maximum isometric forces replaced by ``values``."""
+    if not values:
+        return muscles
+    arrays = {"optimal_fiber_length_m": muscles.optimal_fiber_length_m.copy(),
+              "tendon_slack_length_m": muscles.tendon_slack_length_m.copy(),
+              "max_isometric_force_n": muscles.max_isometric_force_n.copy()}
+    for i, name in enumerate(muscles.mtu_names):
+        for key, array in arrays.items():
+            if key in values.get(name, {}):
+                array[i] = float(values[name][key])
+    return MuscleProperties(muscles.mtu_names, arrays["optimal_fiber_length_m"],
+                            arrays["tendon_slack_length_m"], arrays["max_isometric_force_n"],
+                            muscles.pennation_angle_rad)
+
+
+def _per_mtu_initial(kind: str, names: tuple[str, ...], default: float,
+                     values: Mapping[str, Mapping[str, float]] | None) -> np.ndarray:
+    return np.array([float((values or {}).get(m, {}).get(kind, default)) for m in names])
+
+
+def _split_fixed(entry_names: tuple[str, ...], index: np.ndarray, names: tuple[str, ...],
+                 chosen: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+    """Give each uncalibrated MTU that shares an entry with a calibrated one its own entry."""
+    entries, index = list(entry_names), index.copy()
+    for e in range(len(entry_names)):
+        members = np.flatnonzero(index == e)
+        if chosen[members].any() and not chosen[members].all():
+            for i in members[~chosen[members]]:
+                index[i] = len(entries)
+                entries.append(names[i])
+    return tuple(entries), index
+
+
+def _entry_initial(kind: str, entry_names: tuple[str, ...], index: np.ndarray,
+                   per_mtu: np.ndarray) -> np.ndarray:
+    """Initial value of each entry: the mean of its MTUs' values (warn when they differ)."""
+    initial = np.empty(len(entry_names))
+    for e, entry in enumerate(entry_names):
+        members = per_mtu[index == e]
+        initial[e] = float(members.mean())
+        if np.ptp(members) > 1e-9 * max(1.0, abs(initial[e])):
+            log.warning("%s of %r is shared by MTUs whose initial values differ (%.4g-%.4g); "
+                        "it starts at their mean %.4g", kind, entry, members.min(),
+                        members.max(), initial[e])
+    return initial
 
 
 def _bounds_for(kind: str, bound: Mapping[str, Any] | None, initial: np.ndarray, *,
                 required: bool) -> tuple[np.ndarray, np.ndarray]:
-    if bound is None:
+    if bound is None or (not required and not float(bound["lower"]) < float(bound["upper"])):
         if required:
             raise ConfigError(describe(
                 "config.yaml", f"calibration.parameters: {kind} has no bounds",
                 f"add calibration.bounds.{kind}: {{lower, upper}}"))
         return initial.copy(), initial.copy()
     lower, upper = float(bound["lower"]), float(bound["upper"])
+    if bound.get("relative", False) and lower <= 0 and not required:
+        return initial.copy(), initial.copy()
     if lower >= upper:
         raise ConfigError(describe("config.yaml", f"calibration.bounds.{kind}: lower {lower} is "
                                    f"not below upper {upper}", "make lower < upper"))

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from pipeline.calibrate.problem import TrialBatch, batch_from_arrays
 from pipeline.calibrate.spec import MuscleProperties, ParameterSpec, build_spec
 from pipeline.nms import make_reference_problem
+from pipeline.nms.model import TendonModel
 
-#: Calibration config for synthetic problems (the defaults of config/config.yaml, wider l0/lts).
+#: Calibration config for synthetic problems (the default config.yaml's, wider l0/lts).
 SYNTHETIC_CALIBRATION: dict[str, Any] = {
     "tendon": "elastic",
     "emd_s": 0.015,
@@ -50,13 +50,13 @@ class SyntheticProblem:
     calibration: TrialBatch
     validation: TrialBatch
     truth: np.ndarray  #: true free-parameter vector (spec order)
-    tendon: str
+    tendon: TendonModel
     emd_s: float
     config: dict[str, Any]
 
 
 def make_problem(*, n_mtus: int = 16, n_dofs: int = 3, n_calibration: int = 3,
-                 n_validation: int = 3, n_samples: int = 500, tendon: str = "elastic",
+                 n_validation: int = 3, n_samples: int = 500, tendon: TendonModel = "elastic",
                  seed: int = 0, noise: bool | float = False, model_error: float = 0.0,
                  calibration: dict[str, Any] | None = None) -> SyntheticProblem:
     """A reference problem split into calibration and validation batches, with its truth.
@@ -152,10 +152,6 @@ def add_noise(signals: dict[str, np.ndarray], *, dt_s: float, seed: int,
     sd = moments.std(axis=(0, 2), keepdims=True)
     moments = moments + moment_rel_sd * sd * _smooth(rng, moments.shape, width)
     return {"excitation": exc, "mtu_length_m": lmt, "moment_arm_m": arm, "id_moment_nm": moments}
-
-
-def as_torch(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float64)
 
 
 def recovery_errors(spec: ParameterSpec, p: np.ndarray, truth: np.ndarray

@@ -37,18 +37,43 @@ def _trial_labels(paths: list[str]) -> list[str]:
 
 
 def _study_config(args: argparse.Namespace) -> dict:
+    return _subject_study(args).config
+
+
+def _subject_study(args: argparse.Namespace):  # noqa: ANN202 (pipeline.study.Study)
     from pipeline.study import load_study
 
     study = load_study(args.study, check_files=False)
     study.subject(args.subject)
-    return study.config
+    return study
+
+
+def _tracked(setup: dict, batch_dofs: tuple[str, ...], source: str) -> list[str]:
+    """The DOFs whose ID moments the calibration tracks (``models.<model>.tracked_dofs``)."""
+    from pipeline.errors import CalibrationError
+
+    tracked = list(setup.get("tracked_dofs") or batch_dofs)
+    missing = [d for d in tracked if d not in batch_dofs]
+    if missing:
+        raise CalibrationError(describe(source, f"tracked DOFs {missing} are not in the NMS "
+                                        f"inputs (DOFs {list(batch_dofs)})",
+                                        "list them under models.<model>.dofs and rerun collect"))
+    return tracked
+
+
+def _initial_values(path: str | None, mtu_names: tuple[str, ...]) -> dict | None:
+    from pipeline.calibrate.initial_values import read_initial_values, select
+
+    if not path:
+        return None
+    return select(read_initial_values(path), mtu_names, source=path)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from pipeline.calibrate.annealing import AnnealingOptions
-    from pipeline.calibrate.execute import batch_metrics, execute
+    from pipeline.calibrate.execute import batch_metrics
     from pipeline.calibrate.export import (
         provenance,
         read_muscle_properties,
@@ -61,34 +86,58 @@ def _calibrate(args: argparse.Namespace) -> int:
     from pipeline.calibrate.spec import build_spec
 
     torch.set_num_threads(max(1, args.threads))
-    config = _study_config(args)
+    study = _subject_study(args)
+    config = study.config
+    setup = study.model_setup(args.subject)
     cfg = dict(config["calibration"])
     if args.tendon:
         cfg["tendon"] = args.tendon
     seed = int(cfg.get("seed", 0) if args.seed is None else args.seed)
     batch = load_trials(args.inputs)
-    muscles = read_muscle_properties(args.model, batch.mtu_names)
-    spec = build_spec(muscles, cfg)
+    # Model more than you calibrate: every MTU and DOF is modelled; only the tracked DOFs enter
+    # the objective, only the calibrated MTUs' parameters move.
+    tracked = _tracked(setup, batch.dof_names, args.inputs[0])
+    fit_batch = batch if tracked == list(batch.dof_names) else batch.select_dofs(tracked)
+    chosen = setup.get("calibrated_mtus")
+    calibrated = None if chosen is None else set(chosen)
+    if args.ceinms_subject:
+        from pipeline.interop.ceinms_params import apply_subject_values, muscle_properties
+        from pipeline.interop.ceinms_subject import read_subject
+
+        subject = read_subject(args.ceinms_subject)
+        source = str(args.ceinms_subject)
+        spec = apply_subject_values(
+            build_spec(muscle_properties(subject, batch.mtu_names, source=source), cfg,
+                       calibrated_mtus=calibrated),
+            subject, cfg, source=source)
+        log.info("starting from the per-muscle values of CEINMS subject %s", source)
+    else:
+        muscles = read_muscle_properties(args.model, batch.mtu_names)
+        spec = build_spec(muscles, cfg, calibrated_mtus=calibrated,
+                          initial_values=_initial_values(args.initial_parameters,
+                                                         batch.mtu_names))
     gradient_options = annealing_options = None
     if args.method == "gradient":
-        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
+        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations,
+                                                            "max_evaluations": args.max_iterations}
         gradient_options = GradientOptions.from_config(
             {**cfg.get("optimiser", {}), **overrides}, progress=not args.no_progress)
     else:
         overrides = ({} if args.max_evaluations is None
                      else {"max_evaluations": args.max_evaluations})
         annealing_options = AnnealingOptions.from_config({**cfg.get("annealing", {}), **overrides})
-    outcome = calibrate(spec, batch, cfg, method=args.method, seed=seed,
+    outcome = calibrate(spec, fit_batch, cfg, method=args.method, seed=seed,
                         gradient_options=gradient_options, annealing_options=annealing_options,
-                        progress=not args.no_progress,
-                        refine_evaluations=args.refine_evaluations)
+                        progress=not args.no_progress)
     labels = _trial_labels(args.inputs)
-    output = execute(outcome.objective.muscle_parameters(torch.as_tensor(outcome.p)), batch,
-                     tendon=outcome.objective.tendon, emd_s=outcome.objective.emd_s)
+    with torch.no_grad():
+        output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64))
+        output = type(output)(*(x.cpu() for x in output))  # from calibration.device
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
-        subject=args.subject, dof_names=list(batch.dof_names), calibration_trials=labels,
-        calibration_fit=batch_metrics(batch, output, labels))
+        subject=args.subject, dof_names=list(batch.dof_names), tracked_dofs=tracked,
+        calibration_trials=labels, calibration_fit=batch_metrics(batch, output, labels,
+                                                                 mean_over=tracked))
     report_outcome(outcome, document)
     out_dir = Path(args.out_dir)
     write_text_atomic(out_dir / "history.tsv", history_tsv(outcome.history))
@@ -125,6 +174,16 @@ def _execute(args: argparse.Namespace) -> int:
     if document.get("method") not in (None, args.method):
         raise ConfigError(describe(args.parameters, f"holds {document['method']} parameters, not "
                                    f"{args.method}", "pass the matching --method"))
+    # The calibration trials' model outputs, for the figures (which read results and never run
+    # the model); metrics.json keeps the calibration fit that calibrate computed.
+    if args.calibration_inputs:
+        fitted = load_trials(args.calibration_inputs, mtu_names=list(document["mtus"]))
+        fit_params = muscle_parameters_from_document(document, fitted.mtu_names,
+                                                     source=args.parameters)
+        write_execution(out_dir / "execution", fitted,
+                        execute(fit_params, fitted, tendon=document.get("tendon", "elastic"),
+                                emd_s=float(document.get("emd_s", 0.015))),
+                        _trial_labels(args.calibration_inputs))
     if not args.inputs:
         log.warning("subject %s has no validation trials: no execution metrics. Set role "
                     "validation on some dynamic trials in trials.tsv to validate the "
@@ -136,13 +195,18 @@ def _execute(args: argparse.Namespace) -> int:
         return 0
     batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
     params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
+    from pipeline.calibrate.run import resolve_device
+
     output = execute(params, batch, tendon=document.get("tendon", "elastic"),
-                     emd_s=float(document.get("emd_s", 0.015)))
+                     emd_s=float(document.get("emd_s", 0.015)),
+                     objective=document.get("objective"),
+                     device=resolve_device(config.get("calibration", {})))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
-    validation = batch_metrics(batch, output, labels)
+    tracked = document.get("tracked_dofs") or list(batch.dof_names)
+    validation = batch_metrics(batch, output, labels, mean_over=tracked)
     metrics.update({"n_validation_trials": len(labels), **validation,
-                    "dof_names": list(batch.dof_names)})
+                    "dof_names": list(batch.dof_names), "tracked_dofs": tracked})
     write_json_atomic(out_dir / "metrics.json", metrics)
     log.info("validation: mean RMSE %.4g N*m, mean R2 %.4g over %d trial(s)",
              validation["mean_rmse_nm"], validation["mean_r2"] or float("nan"), len(labels))
@@ -166,19 +230,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--inputs", nargs="+", required=True,
                         help="nms_inputs.npz files of the calibration trials")
     parser.add_argument("--seed", type=int, default=None, help="default calibration.seed")
+    parser.add_argument("--initial-parameters", default=None,
+                        help="per-MTU initial values (.csv, .json; subjects.tsv column "
+                             "initial_parameters)")
     parser.add_argument("--tendon", choices=("stiff", "elastic"), default=None,
                         help="override calibration.tendon")
     parser.add_argument("--max-iterations", type=int, default=None,
-                        help="override calibration.optimiser.max_iterations")
+                        help="override calibration.optimiser.max_iterations (adamw) and "
+                             "max_evaluations (least_squares)")
     parser.add_argument("--max-evaluations", type=int, default=None,
                         help="override calibration.annealing.max_evaluations")
-    parser.add_argument("--refine-evaluations", type=int, default=0,
-                        help="gradient: after AdamW, refine by bounded least squares with at "
-                             "most this many evaluations (0: off)")
+    parser.add_argument("--ceinms-subject", default=None,
+                        help="start from this CEINMS subject XML's per-muscle values (fibre and "
+                             "tendon slack lengths, forces, activation parameters, strengths); "
+                             "relative bounds are taken relative to them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser = add_command(subparsers, "execute", _execute,
-                         "run the calibrated model on validation trials; write metrics.json")
+                         "run the calibrated model on validation (metrics.json) and calibration "
+                         "trials; write each trial's model outputs under execution/")
     _common(parser)
     parser.add_argument("--parameters", required=True, help="parameters.json from calibrate")
     parser.add_argument("--inputs", nargs="*", default=[],
                         help="nms_inputs.npz files of the validation trials (may be none)")
+    parser.add_argument("--calibration-inputs", nargs="*", default=[],
+                        help="nms_inputs.npz files of the calibration trials (model outputs "
+                             "only: the figures plot them)")

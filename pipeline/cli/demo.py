@@ -20,7 +20,7 @@ def _demo_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"{directory / 'config.yaml'}: already exists. Fix: choose a new "
                           "folder, delete this one, or pass --force to overwrite it")
     generate_demo_study(directory, seed=args.seed, small=args.small)
-    log.info("next: python -m pipeline validate-study %s; snakemake --cores N --directory %s",
+    log.info("next: nms-pipeline validate-study %s; nms-pipeline run %s --cores N",
              directory, directory)
     return 0
 

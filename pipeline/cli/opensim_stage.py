@@ -7,42 +7,38 @@ calls one function of :mod:`pipeline.osim.tools` and sends OpenSim's own log to 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+import numpy as np
+
+from pipeline import __version__, resources
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
-from pipeline.logs import route_opensim_log
-from pipeline.provenance import study_provenance
+from pipeline.provenance import config_sha256, study_provenance
 
 log = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_DIRS = (PROJECT_ROOT / "data_templates", PROJECT_ROOT / "data_templates" / "opensim")
 
 
 def _study(args: argparse.Namespace) -> Any:
     from pipeline.study import load_study
 
-    route_opensim_log(getattr(args, "log", None))
     return load_study(args.study, check_files=False)
 
 
 def _template(value: str | None, study_root: Path) -> Path | None:
-    """A setting naming a file: absolute, relative to the study, or in data_templates/."""
+    """A setting naming a file: absolute, relative to the study, or a packaged template."""
     if not value:
         return None
     candidates = [Path(value)] if Path(value).is_absolute() else [
-        study_root / value, *(d / value for d in TEMPLATE_DIRS)]
+        study_root / value, resources.template_dir() / value,
+        resources.opensim_template_dir() / value]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise ConfigError(describe(study_root / "config.yaml", f"file {value!r} not found (looked "
-                               f"in the study folder and data_templates/)",
+                               f"in the study folder and the packaged templates)",
                                "correct the path in opensim.scale / models.<model>"))
 
 
@@ -133,15 +129,46 @@ def _id(args: argparse.Namespace) -> None:
     run_inverse_dynamics(args.model, args.ik, out_sto=args.out,
                          external_loads=args.external_loads, grf=args.grf,
                          cutoff_hz=float(study.config["opensim"]["id"]["cutoff_hz"]))
+    _warn_implausible_moments(args.out, float(study.subject(args.subject)["mass_kg"]),
+                              f"{args.subject}/{args.trial}")
+
+
+#: Peak joint moments above this per kg of body mass hint at a units or mass mistake (walking
+#: peaks near 1.5-2 N m/kg, sprinting and jumping near 3-4).
+MAX_MOMENT_NM_PER_KG = 5.0
+
+
+def _warn_implausible_moments(sto: str | Path, mass_kg: float, trial: str) -> None:
+    import numpy as np
+
+    from pipeline.io.opensim_files import read_storage
+
+    table = read_storage(sto)
+    for i, label in enumerate(table.labels):
+        if not label.endswith("_moment") or not len(table.times_s):
+            continue
+        peak = float(np.nanmax(np.abs(table.values[:, i])))
+        if peak > MAX_MOMENT_NM_PER_KG * mass_kg:
+            log.warning("%s: trial %s, %s peaks at %.1f N m = %.1f N m/kg, above the plausible "
+                        "%.0f N m/kg for a %.1f kg subject. Fix: check mass_kg in subjects.tsv, "
+                        "the C3D units (POINT:UNITS, force-plate units) and the force-plate "
+                        "assignment", sto, trial, label, peak, peak / mass_kg,
+                        MAX_MOMENT_NM_PER_KG, mass_kg)
 
 
 def _muscle_analysis(args: argparse.Namespace) -> None:
     from pipeline.osim.muscle_analysis import run_muscle_analysis
 
     study = _study(args)
-    mtus = list(study.model_setup(args.subject).get("excitations") or {}) or None
+    mtus = (args.muscles or list(study.model_setup(args.subject).get("excitations") or {})
+            or None)
+    window = None
+    if args.start_s is not None or args.end_s is not None:
+        window = (-np.inf if args.start_s is None else args.start_s,
+                  np.inf if args.end_s is None else args.end_s)
     run_muscle_analysis(args.model, args.ik, out_dir=args.out_dir, mtu_names=mtus,
-                        coordinate_names=_dofs(study, args.subject))
+                        coordinate_names=args.coordinates or _dofs(study, args.subject),
+                        time_range_s=window)
 
 
 def _collect(args: argparse.Namespace) -> None:
@@ -156,14 +183,22 @@ def _collect(args: argparse.Namespace) -> None:
                                            "fill models.<model>.excitations"))
     row = study.trial(args.subject, args.trial)
     window = analysis_window(args.events, start_s=row.get("start_s"), end_s=row.get("end_s"))
-    config_text = json.dumps(study.config, sort_keys=True, default=str)
     meta = {"subject": args.subject, "trial": args.trial, "role": row.get("role"),
             "model": study.subject(args.subject)["model"], "package_version": __version__,
-            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            "config_sha256": config_sha256(study.config),
             "ik": args.ik, "events": args.events}
     trial = collect_nms_trial(args.emg, args.id, args.muscle_analysis_dir,
                               excitations=excitations, dofs=_dofs(study, args.subject),
                               window_s=window, meta=meta)
+    from pipeline.study_data_checks import MIN_CALIBRATION_FRAMES
+
+    if row.get("role") in ("calibration", "validation") and (
+            len(trial.time_s) < MIN_CALIBRATION_FRAMES):
+        raise MuscleAnalysisError(describe(
+            args.events or study.root / "trials.tsv", f"trial {args.subject}/{args.trial} "
+            f"({row.get('role')}) has {len(trial.time_s)} frame(s) in its analysis window, fewer "
+            f"than the {MIN_CALIBRATION_FRAMES} needed to calibrate",
+            "widen start_s/end_s in trials.tsv, check the trial's events, or set role none"))
     write_nms_trial(args.out, trial)
     log.info("NMS inputs of %s/%s: %d MTUs x %d DOFs x %d frames -> %s", args.subject,
              args.trial, len(trial.mtu_names), len(trial.dof_names), len(trial.time_s),
@@ -207,6 +242,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ik", required=True)
     p.add_argument("--out-dir", required=True,
                    help="folder for mtu_length.sto and moment_arm_<coord>.sto")
+    p.add_argument("--start-s", type=float, default=None,
+                   help="analyse frames from this time on (default: the first)")
+    p.add_argument("--end-s", type=float, default=None,
+                   help="analyse frames up to this time (default: the last)")
+    p.add_argument("--muscles", nargs="+", default=None,
+                   help="MTUs to analyse (default: those of models.<model>.excitations)")
+    p.add_argument("--coordinates", nargs="+", default=None,
+                   help="coordinates for moment arms (default: models.<model>.dofs)")
 
     p = add_command(subparsers, "collect", _collect,
                     "collect a trial's EMG, lengths, moment arms and ID moments (NMS inputs)")
@@ -214,6 +257,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--emg", required=True, help="EMG excitations (.sto, columns = EMG names)")
     p.add_argument("--ik", default=None, help="coordinates (.mot; recorded as a source only)")
     p.add_argument("--id", required=True, help="ID generalized forces (.sto)")
-    p.add_argument("--muscle-analysis-dir", required=True)
+    p.add_argument("--muscle-analysis-dir", required=True,
+                   help="muscle-analysis output folder, or a folder of OpenSim AnalyzeTool "
+                        "MuscleAnalysis outputs (*_Length.sto, *_MomentArm_<coordinate>.sto)")
     p.add_argument("--events", default=None, help='events.json ({"windows": [[t0, t1], ...]})')
     p.add_argument("--out", required=True, help="NMS input file (.npz)")

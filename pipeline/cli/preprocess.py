@@ -42,13 +42,16 @@ def _trial_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_markers(args: argparse.Namespace) -> None:
-    from pipeline.io.c3d import read_c3d
+    from pipeline.io.c3d import read_c3d, require_markers
     from pipeline.io.opensim_files import write_trc
     from pipeline.signals.markers import process_markers
+    from pipeline.study_data_checks import MIN_CALIBRATION_FRAMES as MIN_DYNAMIC_FRAMES
 
     study = _study(args)
     cfg = study.config["markers"]
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
+    static = study.trial(args.subject, args.trial)["kind"] == "static"
+    require_markers(recording, min_frames=1 if static else MIN_DYNAMIC_FRAMES)
     table = process_markers(
         recording, lab_frame=study.config["lab_frame"], cutoff_hz=cfg["cutoff_hz"],
         filter_order=cfg["filter_order"], correct_double_pass=cfg["correct_double_pass"],
@@ -58,7 +61,7 @@ def cmd_markers(args: argparse.Namespace) -> None:
 
 
 def cmd_forceplates(args: argparse.Namespace) -> None:
-    from pipeline.io.c3d import read_c3d
+    from pipeline.io.c3d import read_c3d, require_markers
     from pipeline.io.opensim_files import write_storage
     from pipeline.osim.external_loads import write_external_loads
     from pipeline.signals.grf import ground_reactions
@@ -67,6 +70,8 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
     cfg = study.config["force_plates"]
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
     override = cfg.get("assignment", {}).get(f"{args.subject}/{args.trial}")
+    if override is None:  # the automatic plate -> foot assignment needs the foot markers
+        require_markers(recording)
     grf = ground_reactions(
         recording, lab_frame=study.config["lab_frame"], threshold_n=cfg["threshold_n"],
         cutoff_hz=cfg["cutoff_hz"], filter_order=cfg["filter_order"],
@@ -88,6 +93,11 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import envelope_table
 
     study = _study(args)
+    if args.emg_sto:
+        table = _raw_emg_envelopes(study, args)
+        write_storage(args.out, table)
+        log.info("wrote %s (%d channels, from %s)", args.out, len(table.labels), args.emg_sto)
+        return
     channels = study.model_setup(args.subject)["emg_channels"]
     path = study.c3d_path(args.subject, args.trial)
     recording = read_c3d(path)
@@ -100,11 +110,28 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     log.info("wrote %s (%d channels)", args.out, len(table.labels))
 
 
+def _raw_emg_envelopes(study: Any, args: argparse.Namespace) -> Any:
+    """Envelopes of a given raw EMG ``.sto`` (``emg.input: raw``), processed like C3D EMG."""
+    import numpy as np
+
+    from pipeline.cli.given_files import emg_names
+    from pipeline.io.c3d import Analogs
+    from pipeline.osim.given import raw_emg_table
+    from pipeline.signals.emg import envelope_table
+
+    names = emg_names(study.model_setup(args.subject))
+    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=names)
+    analogs = Analogs(tuple(names), rate_hz, ("",) * len(names), np.asarray(raw.data))
+    return envelope_table(analogs, {n: n for n in names}, first_time_s=float(raw.time_s[0]),
+                          options=study.config["emg"], file=args.emg_sto)
+
+
 def cmd_emg_maxima(args: argparse.Namespace) -> None:
     from pipeline.io.opensim_files import read_storage
     from pipeline.signals.emg import envelope_maxima
 
     study = _study(args)
+    study.subject(args.subject)  # an unknown subject is named as such
     mvc = study.trials_of(args.subject, kind="mvc")
     source = "mvc" if mvc else "dynamic"
     if not mvc:
@@ -128,7 +155,13 @@ def cmd_emg_normalise(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import normalise
 
     maxima = json.loads(Path(args.maxima).read_text(encoding="utf-8"))["maxima"]
-    times = read_trc(args.markers_trc).times_s
+    if args.markers_trc:
+        times = read_trc(args.markers_trc).times_s
+    elif args.time_base:
+        times = read_storage(args.time_base).times_s
+    else:
+        raise ConfigError(describe(None, "emg-normalise needs a time base",
+                                   "pass --markers-trc or --time-base"))
     table = normalise(read_storage(args.envelope), maxima, times_s=times, file=args.envelope)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels, %d rows)", args.out, len(table.labels), len(times))
@@ -179,6 +212,8 @@ def register(subparsers: Any) -> None:
     p = add_command(subparsers, "emg-envelope", cmd_emg_envelope,
                     "C3D EMG -> un-normalised linear envelopes .sto")
     _trial_args(p)
+    p.add_argument("--emg-sto", default=None,
+                   help="raw EMG .sto given by the study (columns = EMG names) instead of the C3D")
     p.add_argument("--out", required=True, help="output .sto")
 
     p = add_command(subparsers, "emg-maxima", cmd_emg_maxima,
@@ -192,7 +227,9 @@ def register(subparsers: Any) -> None:
                     "envelope / maxima on the marker time base, clipped to [0, 1] -> emg.sto")
     p.add_argument("--envelope", required=True, help="emg_envelope.sto of the trial")
     p.add_argument("--maxima", required=True, help="emg_maxima.json of the subject")
-    p.add_argument("--markers-trc", required=True, help="markers.trc giving the time base")
+    p.add_argument("--markers-trc", default=None, help="markers.trc giving the time base")
+    p.add_argument("--time-base", default=None,
+                   help="or a .mot/.sto giving the time base (e.g. ik.mot)")
     p.add_argument("--out", required=True, help="output emg.sto")
 
     p = add_command(subparsers, "events", cmd_events,

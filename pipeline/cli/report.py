@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError
 from pipeline.study import load_study
@@ -58,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "report", _report,
                          "build the self-contained HTML report (figures embedded) of a study")
     parser.add_argument("--study", default=".", help="study folder (default: .)")
-    parser.add_argument("--out", default="results/report.html",
-                        help="HTML file to write (default: results/report.html)")
+    parser.add_argument("--out", default=layout.REPORT,
+                        help=f"HTML file to write (default: {layout.REPORT})")
     parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None,
                         help="calibration methods to report (default: calibration.methods)")

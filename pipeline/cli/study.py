@@ -7,9 +7,10 @@ import logging
 import shutil
 from pathlib import Path
 
+from pipeline import resources
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError
-from pipeline.study import TEMPLATE_DIR, load_study
+from pipeline.study import load_study
 
 log = logging.getLogger(__name__)
 TEMPLATE_FILES = ("config.yaml", "subjects.tsv", "trials.tsv")
@@ -24,7 +25,7 @@ def new_study(directory: Path) -> list[Path]:
                           "delete the study files you want to replace")
     directory.mkdir(parents=True, exist_ok=True)
     for name, target in zip(TEMPLATE_FILES, targets, strict=True):
-        shutil.copyfile(TEMPLATE_DIR / name, target)
+        shutil.copyfile(resources.template_dir() / name, target)
     return targets
 
 
@@ -33,13 +34,14 @@ def _new_study(args: argparse.Namespace) -> int:
     new_study(directory)
     log.info("wrote %s/{%s}", directory, ",".join(TEMPLATE_FILES))
     log.info("next: edit them, put your C3D files under %s, then run "
-             "`python -m pipeline validate-study %s` and "
-             "`snakemake --cores N --directory %s`", directory, directory, directory)
+             "`nms-pipeline validate-study %s` and `nms-pipeline run %s --cores N`",
+             directory, directory, directory)
     return 0
 
 
 def _validate_study(args: argparse.Namespace) -> int:
-    study = load_study(args.directory, check_files=not args.skip_files)
+    study = load_study(args.directory, check_files=not args.skip_files,
+                       check_data=not args.skip_files)
     n_trials = len(study.trials)
     log.info("%s: valid (%d subject(s), %d trial(s))", study.root, len(study.subjects), n_trials)
     return 0
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "write commented config.yaml, subjects.tsv and trials.tsv templates")
     parser.add_argument("directory", help="study folder to create")
     parser = add_command(subparsers, "validate-study", _validate_study,
-                         "validate a study's config and sheets against the schemas")
+                         "validate a study's config, sheets and data files, listing every problem")
     parser.add_argument("directory", help="study folder")
     parser.add_argument("--skip-files", action="store_true",
-                        help="do not check that C3D files exist")
+                        help="do not open the data files (C3D, models, marker sets)")

@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 def _config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(merged config, model setup)`` of ``--study``/``--subject``, else the defaults."""
-    from pipeline.study import DEFAULT_CONFIG, MODEL_SETUP_DEFAULTS, load_study, read_yaml
+    from pipeline import resources
+    from pipeline.study import MODEL_SETUP_DEFAULTS, load_study, read_yaml
 
     if args.study is None:
-        return read_yaml(DEFAULT_CONFIG), dict(MODEL_SETUP_DEFAULTS)
+        return read_yaml(resources.default_config()), dict(MODEL_SETUP_DEFAULTS)
     if args.subject is None:
         raise ConfigError(describe(None, "--study was given without --subject",
                                    "pass --subject <name from subjects.tsv>"))

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 LENGTH_TO_M = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}
 FORCE_TO_N = {"n": 1.0, "kn": 1e3}
 MOMENT_TO_NM = {"nmm": 1e-3, "nm": 1.0, "n.mm": 1e-3, "n.m": 1.0, "n*mm": 1e-3, "n*m": 1.0}
+#: Markers farther than this from the lab origin mean the units are wrong (e.g. m read as mm).
+MAX_MARKER_DISTANCE_M = 10.0
 # Expected channel count per plate type; type 3 (Kistler) has 8 raw channels.
 PLATE_CHANNELS = {1: 6, 2: 6, 3: 8, 4: 6}
 
@@ -178,21 +180,60 @@ def _load(path: Path) -> dict[str, Any]:
                                 "re-export the trial; the file is corrupt or truncated")) from exc
 
 
-def read_c3d(path: str | Path) -> C3DRecording:
-    """Read ``path`` into a :class:`C3DRecording` (SI units, lab frame); raise C3DError."""
-    path = Path(path)
+def load_checked(path: Path) -> dict[str, Any]:
+    """ezc3d's reading of ``path``, refused when truncated or without frames."""
     c3d = _load(path)
-    params = c3d["parameters"]
-    points = np.asarray(c3d["data"]["points"], dtype=float)
-    n_frames = points.shape[2]
-    expected = _header_frames(path, params)
+    n_frames = np.asarray(c3d["data"]["points"]).shape[2]
+    expected = _header_frames(path, c3d["parameters"])
     if expected is not None and n_frames < expected:
         raise C3DError(describe(path, f"truncated: the header announces {expected} frames but "
                                 f"only {n_frames} are in the file",
                                 "re-export or re-copy the trial (the copy is incomplete)"))
     if n_frames == 0:
         raise C3DError(describe(path, "contains no frames", "re-export the trial with data"))
+    return c3d
+
+
+def _check_marker_range(path: Path, markers: Markers) -> None:
+    """Refuse coordinates no lab can record: a units mistake, not a measurement."""
+    if not markers.labels or not np.isfinite(markers.xyz_m).any():
+        return
+    distance = np.linalg.norm(markers.xyz_m, axis=2)
+    far = np.nanmax(distance)
+    if far > MAX_MARKER_DISTANCE_M:
+        frame, index = np.unravel_index(np.nanargmax(distance), distance.shape)
+        raise C3DError(describe(
+            path, f"marker {markers.labels[index]} is {far:.3g} m from the lab origin at frame "
+            f"{frame + 1} (more than {MAX_MARKER_DISTANCE_M:g} m): the POINT:UNITS of the file "
+            "do not match its data", "re-export the trial with correct POINT:UNITS (mm or m)"))
+
+
+def require_markers(recording: C3DRecording, *, min_frames: int = 1) -> None:
+    """Refuse a recording without marker data (no markers, or every sample missing)."""
+    path, markers = recording.path, recording.markers
+    if not markers.labels:
+        raise C3DError(describe(path, "has no markers", "export the trial with its marker "
+                                "trajectories (or use it as an mvc trial)"))
+    if not np.isfinite(markers.xyz_m).any():
+        raise C3DError(describe(path, f"has no marker data: every sample of its "
+                                f"{len(markers.labels)} markers is missing (NaN, or exactly zero "
+                                "as some systems write gaps)", "re-export the trial with its "
+                                "labelled trajectories"))
+    if markers.n_frames < min_frames:
+        raise C3DError(describe(path, f"has {markers.n_frames} frame(s); a dynamic trial needs at "
+                                f"least {min_frames} to be filtered and calibrated",
+                                "export the whole movement, or remove the trial from trials.tsv"))
+
+
+def read_c3d(path: str | Path) -> C3DRecording:
+    """Read ``path`` into a :class:`C3DRecording` (SI units, lab frame); raise C3DError."""
+    path = Path(path)
+    c3d = load_checked(path)
+    params = c3d["parameters"]
+    points = np.asarray(c3d["data"]["points"], dtype=float)
     markers = _markers(path, c3d, points)
+    _check_marker_range(path, markers)
+    n_frames = markers.n_frames
     analogs = _analogs(path, c3d, n_frames)
     header = c3d["header"]["points"]
     first_frame = int(header.get("first_frame", 0))

@@ -14,6 +14,9 @@ array                  shape                   meaning
 ``moment_arm_m``       (muscle, dof, time)     moment arm, m (0 where the MTU does not cross)
 ``id_moment_nm``       (dof, time)             inverse-dynamics joint moment, N·m
 ``meta_json``          ()                      JSON: subject, trial, role, units, sources
+``excitation_before``  (muscle, n_before)      optional: excitation on the same time step just
+                                               before ``time_s[0]`` (EMG recorded before the
+                                               window, for the electromechanical delay)
 =====================  ======================  =========================================
 """
 
@@ -50,6 +53,7 @@ class NMSTrial:
     moment_arm_m: np.ndarray
     id_moment_nm: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    excitation_before: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_t, n_m, n_d = len(self.time_s), len(self.mtu_names), len(self.dof_names)
@@ -63,11 +67,10 @@ class NMSTrial:
             actual = np.shape(getattr(self, name))
             if actual != shape:
                 raise ValueError(f"NMSTrial.{name} has shape {actual}, expected {shape}")
-
-    @property
-    def sample_rate_hz(self) -> float:
-        return float(1.0 / np.median(np.diff(self.time_s)))
-
+        before = self.excitation_before
+        if before is not None and (np.ndim(before) != 2 or np.shape(before)[0] != n_m):
+            raise ValueError(f"NMSTrial.excitation_before has shape {np.shape(before)}, "
+                             f"expected ({n_m}, n_before)")
 
 def write_nms_trial(path: str | Path, trial: NMSTrial) -> None:
     """Write ``trial`` to ``path`` (``.npz``) atomically."""
@@ -84,6 +87,8 @@ def write_nms_trial(path: str | Path, trial: NMSTrial) -> None:
                 moment_arm_m=np.asarray(trial.moment_arm_m, dtype=float),
                 id_moment_nm=np.asarray(trial.id_moment_nm, dtype=float),
                 meta_json=np.asarray(json.dumps(meta)),
+                **({} if trial.excitation_before is None else
+                   {"excitation_before": np.asarray(trial.excitation_before, dtype=float)}),
             )
 
 
@@ -101,6 +106,8 @@ def read_nms_trial(path: str | Path) -> NMSTrial:
                 moment_arm_m=data["moment_arm_m"],
                 id_moment_nm=data["id_moment_nm"],
                 meta=json.loads(str(data["meta_json"])),
+                excitation_before=(data["excitation_before"] if "excitation_before" in data
+                                   else None),
             )
     except (OSError, KeyError, ValueError) as exc:
         raise CalibrationError(

@@ -47,9 +47,10 @@ class StorageTable:
         return self.values[:, self.labels.index(label)]
 
 
-def _matrix_text(matrix: np.ndarray, first_columns: list[str] | None = None) -> str:
+def _matrix_text(matrix: np.ndarray, first_columns: list[str] | None = None, *,
+                 float_format: str = FLOAT_FORMAT) -> str:
     buffer = io.StringIO()
-    np.savetxt(buffer, matrix, fmt=FLOAT_FORMAT, delimiter="\t")
+    np.savetxt(buffer, matrix, fmt=float_format, delimiter="\t")
     text = buffer.getvalue().replace("nan", "NaN")
     if first_columns is None:
         return text
@@ -97,8 +98,10 @@ def read_trc(path: str | Path) -> MarkerTable:
     return MarkerTable(labels, data[:, 1], xyz, rate)
 
 
-def write_storage(path: str | Path, table: StorageTable) -> None:
-    """Write an OpenSim storage file (``.mot`` or ``.sto``, version 1 header) atomically."""
+def write_storage(path: str | Path, table: StorageTable, *,
+                  float_format: str = FLOAT_FORMAT) -> None:
+    """Write an OpenSim storage file (``.mot`` or ``.sto``, version 1 header) atomically
+    (``float_format="%.17g"`` writes every double exactly)."""
     path = Path(path)
     n_rows, n_columns = len(table.times_s), len(table.labels) + 1
     head = [
@@ -112,7 +115,8 @@ def write_storage(path: str | Path, table: StorageTable) -> None:
     ]
     data = np.column_stack([table.times_s, np.asarray(table.values).reshape(n_rows, -1)])
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(head) + "\n" + _matrix_text(data), encoding="utf-8")
+        tmp.write_text("\n".join(head) + "\n" + _matrix_text(data, float_format=float_format),
+                       encoding="utf-8")
 
 
 def read_storage(path: str | Path) -> StorageTable:

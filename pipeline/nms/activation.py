@@ -11,19 +11,25 @@ with ``d`` the electromechanical delay in samples. Muscle activation:
 
 whose removable singularity at ``A = 0`` (limit ``a = u``) is evaluated with a series.
 
-The filter is applied exactly but without a loop over samples: the recursion factors into two
-first-order filters with poles ``-C1`` and ``-C2``, so its output is the excitation convolved with
-``alpha (-C1)^n * (-C2)^n``, done as one zero-padded FFT product (no circular wrap-around). It is
-differentiable w.r.t. the excitation and the per-muscle C1 and C2 through torch's FFT autograd.
+On the CPU the recursion runs as written (:mod:`pipeline.nms._iir`, a compiled loop with exact
+forward- and reverse-mode derivatives). On other devices it is applied without a loop over samples:
+the recursion factors into two first-order filters with poles ``-C1`` and ``-C2``, so its output is
+the excitation convolved with ``alpha (-C1)^n * (-C2)^n``, done as one zero-padded FFT product (no
+circular wrap-around), differentiable through torch's FFT autograd. Both are exact (a test keeps
+them equal).
 
-Initial conditions: the filter starts in steady state with the first excitation sample
-(``u_{-1} = u_{-2} = e_0`` and ``e_{i-d} = e_0`` for ``i < d``). The filter's gain at zero frequency
-is one, so a constant excitation gives the same constant neural activation.
+Initial conditions: the delayed excitation ``e_{i-d}`` for ``i < d`` is the EMG recorded before
+the window (``before``, the samples just before the first one) when the recording has it, and the
+first excitation sample ``e_0`` where it does not. The filter starts in steady state with the first
+delayed sample (``u_{-1} = u_{-2} = e_{-d}``). The filter's gain at zero frequency is one, so a
+constant excitation gives the same constant neural activation.
 """
 
 from __future__ import annotations
 
 import torch
+
+from pipeline.nms._iir import RecursiveFilter
 
 __all__ = ["activation", "delay_samples", "muscle_activation", "neural_activation"]
 
@@ -39,15 +45,36 @@ def delay_samples(*, emd_s: float, dt_s: float) -> int:
     return round(emd_s / dt_s)
 
 
-def _delayed(excitation: torch.Tensor, delay: int) -> torch.Tensor:
-    """Shift along time by ``delay`` samples, holding the first sample before the start."""
+def _delayed(excitation: torch.Tensor, delay: int,
+             before: torch.Tensor | None = None) -> torch.Tensor:
+    """Shift along time by ``delay`` samples. The samples before the start come from ``before``
+    (``(..., muscle, n_before)``, the last one just before the first excitation sample) where it
+    reaches back far enough; earlier ones repeat the earliest sample known."""
     if delay == 0:
         return excitation
     n_time = excitation.shape[-1]
-    if delay >= n_time:
-        return excitation[..., :1].expand(excitation.shape)
-    head = excitation[..., :1].expand(*excitation.shape[:-1], delay)
-    return torch.cat([head, excitation[..., : n_time - delay]], dim=-1)
+    if before is None or before.shape[-1] == 0:
+        known = excitation
+    else:  # NaN: not recorded there (hold the first excitation sample instead)
+        before = before.expand(*excitation.shape[:-1], before.shape[-1])
+        held = torch.where(torch.isnan(before), excitation[..., :1].expand_as(before), before)
+        known = torch.cat([held, excitation], dim=-1)
+    n_before = known.shape[-1] - n_time
+    if delay > n_before:
+        pad = known[..., :1].expand(*excitation.shape[:-1], delay - n_before)
+        known = torch.cat([pad, known], dim=-1)
+        n_before = delay
+    start = n_before - delay
+    return known[..., start:start + n_time]
+
+
+def _powers(base: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """``base ** steps`` for whole ``steps >= 0``, as ``sign * exp(steps log|base|)``: forward-mode
+    autodiff of a tensor power runs through a Python decomposition that imports torch's compiler
+    (seconds of start-up); this form has native forward and reverse derivatives."""
+    magnitude = torch.exp(steps * torch.log(base.abs()))
+    odd = torch.remainder(steps, 2.0) == 1.0
+    return torch.where(odd & (base < 0.0), -magnitude, magnitude)
 
 
 def neural_activation(
@@ -57,6 +84,7 @@ def neural_activation(
     *,
     dt_s: float,
     emd_s: float,
+    before: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply the CEINMS second-order recursive filter with electromechanical delay.
 
@@ -66,15 +94,23 @@ def neural_activation(
             stable for ``|C| < 1``).
         dt_s: sample interval in seconds.
         emd_s: electromechanical delay in seconds, rounded to whole samples.
+        before: ``(..., muscle, n_before)`` excitations recorded just before the window, on the
+            same time step (None or empty: none recorded).
 
     Returns:
         ``(..., muscle, time)`` neural activation ``u``.
     """
     delay = delay_samples(emd_s=emd_s, dt_s=dt_s)
     n_time = excitation.shape[-1]
-    delayed = _delayed(excitation, delay)
-    initial = excitation[..., :1]
+    delayed = _delayed(excitation, delay, before)
+    initial = delayed[..., :1]
     deviation = delayed - initial
+    if excitation.device.type == "cpu":
+        shape = deviation.shape
+        rows = [c.expand(shape[:-1]).reshape(-1) for c in (1.0 + c1 + c2 + c1 * c2, c1 + c2,
+                                                            c1 * c2)]
+        filtered = RecursiveFilter.apply(deviation.reshape(-1, shape[-1]), *rows)
+        return initial + filtered.reshape(shape)
     n_fft = 3 * n_time
     steps = torch.arange(n_time, dtype=excitation.dtype, device=excitation.device)
     pole1 = (-c1).unsqueeze(-1)
@@ -82,8 +118,8 @@ def neural_activation(
     alpha = (1.0 + c1 + c2 + c1 * c2).unsqueeze(-1)
     spectrum = (
         torch.fft.rfft(deviation, n=n_fft)
-        * torch.fft.rfft(alpha * pole1**steps, n=n_fft)
-        * torch.fft.rfft(pole2**steps, n=n_fft)
+        * torch.fft.rfft(alpha * _powers(pole1, steps), n=n_fft)
+        * torch.fft.rfft(_powers(pole2, steps), n=n_fft)
     )
     return initial + torch.fft.irfft(spectrum, n=n_fft)[..., :n_time]
 
@@ -122,7 +158,9 @@ def activation(
     *,
     dt_s: float,
     emd_s: float,
+    before: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Excitation ``(..., muscle, time)`` to muscle activation of the same shape."""
-    neural = neural_activation(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s)
+    """Excitation ``(..., muscle, time)`` to muscle activation of the same shape (``before``:
+    see :func:`neural_activation`)."""
+    neural = neural_activation(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s, before=before)
     return muscle_activation(neural, shape_factor)

@@ -121,13 +121,14 @@ def make_reference_problem(
         return torch.as_tensor(x, dtype=dtype, device=device)
 
     params = MuscleParameters(**{name: tensor(value) for name, value in truth.items()})
-    signals = {
+    signals: dict[str, torch.Tensor] = {
         "excitation": tensor(excitation),
         "mtu_length_m": tensor(mtu_length),
         "moment_arm_m": tensor(moment_arm),
     }
     with torch.no_grad():
-        output = simulate(params, **signals, dt_s=dt_s, tendon=tendon, emd_s=emd_s)
+        output = simulate(params, signals["excitation"], signals["mtu_length_m"],
+                          signals["moment_arm_m"], dt_s=dt_s, tendon=tendon, emd_s=emd_s)
     norm = output.normalized_fiber_length
     low, high = float(norm.min()), float(norm.max())
     if low < 0.5 or high > 1.5:

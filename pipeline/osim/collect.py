@@ -19,9 +19,12 @@ import numpy as np
 from pipeline.errors import ConfigError, IDError, MuscleAnalysisError, describe
 from pipeline.io.nms_inputs import NMSTrial
 from pipeline.osim.muscle_analysis import read_muscle_analysis
-from pipeline.osim.tools import read_table
+from pipeline.osim.tools import Table, read_table
 
 log = logging.getLogger(__name__)
+
+#: EMG kept from before the window for the electromechanical delay (calibration.emd_s <= 0.2 s).
+LEAD_S = 0.2
 
 
 def analysis_window(events_path: str | Path | None, *, start_s: float | None = None,
@@ -82,20 +85,13 @@ def collect_nms_trial(
     arms = geometry.moment_arm_m[rows][:, :, keep]
 
     emg = read_table(emg_path, error_cls=ConfigError, fix="rerun the C3D/EMG stage")
-    excitation = np.full((len(mtus), len(time_s)), np.nan)
-    for i, mtu in enumerate(mtus):
-        mapping = excitations[mtu] or {}
-        if not mapping:
-            continue
-        total = np.zeros(len(time_s))
-        for emg_name, weight in mapping.items():
-            if emg_name not in emg.labels:
-                raise ConfigError(describe(
-                    emg_path, f"EMG {emg_name!r} (mapped to MTU {mtu}) is not a column "
-                    f"(columns: {', '.join(emg.labels)})",
-                    "correct models.<model>.excitations or models.<model>.emg_channels"))
-            total += float(weight) * _interp(time_s, emg.time_s, emg.column(emg_name))
-        excitation[i] = total
+    excitation = _mapped_excitation(emg, emg_path, time_s, excitations)
+    # EMG recorded before the window (up to LEAD_S, on the same time step) for the delay.
+    step = float(np.median(np.diff(time_s))) if len(time_s) > 1 else 0.0
+    n_lead = int(np.floor(LEAD_S / step + 1e-9)) if step > 0 else 0
+    lead_t = time_s[0] - step * np.arange(n_lead, 0, -1)
+    lead_t = lead_t[lead_t >= emg.time_s[0] - 1e-9]
+    before = _mapped_excitation(emg, emg_path, lead_t, excitations)
     if np.isnan(excitation[[bool(excitations[m]) for m in mtus]]).any():
         raise ConfigError(describe(
             emg_path, f"EMG covers [{emg.time_s[0]:.3f}, {emg.time_s[-1]:.3f}] s, not the "
@@ -106,6 +102,7 @@ def collect_nms_trial(
         log.warning("%s: mapped excitations reach %.3f > 1; clipped to [0, 1] (check the "
                     "weights and MVC normalisation)", emg_path, above)
     excitation = np.where(np.isnan(excitation), np.nan, np.clip(excitation, 0.0, 1.0))
+    before = np.where(np.isnan(before), np.nan, np.clip(before, 0.0, 1.0))
 
     inverse = read_table(id_path, error_cls=IDError, fix="rerun the ID step")
     moments = np.empty((len(dofs), len(time_s)))
@@ -123,6 +120,7 @@ def collect_nms_trial(
     full_meta = {
         **(meta or {}),
         "window_s": [float(time_s[0]), float(time_s[-1])],
+        "emg_before_window_s": float(before.shape[1] * step),
         "excitation_mapping": {m: dict(excitations[m] or {}) for m in mtus},
         "sources": {"emg": str(emg_path), "id": str(id_path),
                     "muscle_analysis": str(muscle_analysis_dir)},
@@ -130,4 +128,24 @@ def collect_nms_trial(
     }
     return NMSTrial(time_s=time_s, mtu_names=mtus, dof_names=tuple(dofs),
                     excitation=excitation, mtu_length_m=lengths, moment_arm_m=arms,
-                    id_moment_nm=moments, meta=full_meta)
+                    id_moment_nm=moments, meta=full_meta, excitation_before=before)
+
+
+def _mapped_excitation(emg: Table, emg_path: Path, time_s: np.ndarray,
+                       excitations: Mapping[str, Mapping[str, float]]) -> np.ndarray:
+    """``(muscle, time)`` weighted sums of EMG columns at ``time_s`` (NaN: no EMG mapped, or
+    outside the recording)."""
+    excitation = np.full((len(excitations), len(time_s)), np.nan)
+    for i, (mtu, mapping) in enumerate(excitations.items()):
+        if not mapping:
+            continue
+        total = np.zeros(len(time_s))
+        for emg_name, weight in mapping.items():
+            if emg_name not in emg.labels:
+                raise ConfigError(describe(
+                    emg_path, f"EMG {emg_name!r} (mapped to MTU {mtu}) is not a column "
+                    f"(columns: {', '.join(emg.labels)})",
+                    "correct models.<model>.excitations or models.<model>.emg_channels"))
+            total += float(weight) * _interp(time_s, emg.time_s, emg.column(emg_name))
+        excitation[i] = total
+    return excitation

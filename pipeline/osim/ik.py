@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IKError, describe
-from pipeline.osim.scale import _apply_weights, marker_tasks, read_markers, replace_tasks
+from pipeline.osim.scale import (
+    apply_marker_weights,
+    marker_tasks,
+    read_markers,
+    replace_tasks,
+)
 from pipeline.osim.tools import (
     load_model,
     print_setup,
@@ -89,8 +94,8 @@ def run_inverse_kinematics(
     if task_set is not None:
         replace_tasks(tasks, task_set, keep)
     elif setup_template is None:
-        _apply_weights(tasks, dict.fromkeys(model_markers, 1.0), None)
-    _apply_weights(tasks, dict(task_weights or {}), None)
+        apply_marker_weights(tasks, dict.fromkeys(model_markers, 1.0))
+    apply_marker_weights(tasks, dict(task_weights or {}))
     _check_tasks(trc_path, marker_tasks(tasks), set(model_markers), set(markers.names))
     if setup_template is None:
         tool.set_accuracy(float(accuracy))

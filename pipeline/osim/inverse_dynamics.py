@@ -74,6 +74,7 @@ def run_inverse_dynamics(
         time_range_s = (float(coordinates.time_s[0]), float(coordinates.time_s[-1]))
 
     loads = None
+    grf_path: Path | None = None
     keep: list[Any] = [model]
     if external_loads is not None:
         external_loads = Path(external_loads).resolve()
@@ -89,9 +90,9 @@ def run_inverse_dynamics(
         keep.append(loads)
         if grf is None:
             grf = external_loads.parent / loads.getDataFileName().strip()
-        grf = Path(grf).resolve()
-        if not grf.is_file():
-            raise IDError(describe(grf, "GRF data file does not exist", "rerun the C3D stage"))
+        grf_path = Path(grf).resolve()
+        if not grf_path.is_file():
+            raise IDError(describe(grf_path, "GRF data file does not exist", "rerun the C3D stage"))
         _check_bodies(model, loads, external_loads)
 
     tool = (osim.InverseDynamicsTool(str(setup_template), False) if setup_template
@@ -116,7 +117,7 @@ def run_inverse_dynamics(
             staged_coordinates = stage / COORDINATES_NAME
         else:
             staged_coordinates = coordinates_path
-        _configure(tool, loads, stage, model_path, staged_coordinates, grf, out_sto.name,
+        _configure(tool, loads, stage, model_path, staged_coordinates, grf_path, out_sto.name,
                    stage)
         log.info("ID of %s with %s (low-pass %s Hz, loads %s)", coordinates_path, model_path,
                  cutoff_hz, external_loads)
@@ -138,7 +139,7 @@ def run_inverse_dynamics(
         if not np.all(np.isfinite(result.data)):
             raise IDError(describe(coordinates_path, "inverse dynamics produced NaN or inf",
                                    "check the kinematics and GRF for gaps"))
-        _configure(tool, loads, out_dir, model_path, coordinates_path, grf, out_sto.name,
+        _configure(tool, loads, out_dir, model_path, coordinates_path, grf_path, out_sto.name,
                    stage, "final_")
         moves += [(stage / f"final_{SETUP_NAME}", out_dir / SETUP_NAME), (staged_sto, out_sto)]
         if loads is not None:

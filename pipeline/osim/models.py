@@ -17,7 +17,7 @@ Public API::
     functional_range(name), reference_pose(name), coordinate_names(name)
     mtu_parameters(name)                generic Fmax, l0, lts, pennation of each MTU
     check_model_file(path)              load + initSystem, or ModelError
-    template_path(name, kind)           data_templates/opensim/<name>_<kind>.xml
+    template_path(name, kind)           the packaged OpenSim template <name>_<kind>.xml
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from types import ModuleType
 
 import opensim
 
+from pipeline import layout, resources
 from pipeline.errors import ModelError, describe
 from pipeline.fileio import atomic_path
 from pipeline.osim import models_arm, models_leg
@@ -63,7 +64,6 @@ _DEFAULT_DOFS = {
     "demo-arm": ("shoulder_elev", "shoulder_rot", "elbow_flex"),
     "demo-leg": ("hip_flexion_r", "knee_angle_r", "ankle_angle_r"),
 }
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "data_templates" / "opensim"
 #: Built-in variants: name -> (base model, build options). A variant shares its base model's
 #: muscles, markers, DOFs and OpenSim templates. ``demo-arm-dumbbell``: ``demo-arm`` holding a
 #: 3 kg dumbbell in the hand (the demo study's arm subject; the load makes the arm's moments
@@ -135,7 +135,7 @@ def resolve_model(
     """
     study_root = Path(study_root)
     if is_builtin(name_or_path):
-        default_cache = study_root / "results" / "generic_models"
+        default_cache = study_root / layout.GENERIC_MODELS
         cache = Path(cache_dir) if cache_dir is not None else default_cache
         target = cache / f"{name_or_path}.osim"
         data = _model_xml(name_or_path)
@@ -238,4 +238,4 @@ def mtu_parameters(name: str) -> dict[str, dict[str, float]]:
 def template_path(name: str, kind: str) -> Path:
     """Path of an OpenSim template for a built-in model (kind: measurements, ik_tasks, ...)."""
     _module(name)
-    return TEMPLATE_DIR / f"{_base(name)}_{kind}.xml"
+    return resources.opensim_template_dir() / f"{_base(name)}_{kind}.xml"

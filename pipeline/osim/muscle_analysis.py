@@ -197,7 +197,7 @@ def compute_muscle_geometry(model: Any, coordinates: Table, *, mtu_names: Sequen
         set_frame(int(k))
         frame_arms(int(k), everything)
     crossing_mask = np.abs(arms[:, :, samples]).max(axis=2) > CROSSING_THRESHOLD_M
-    pairs = [list(np.flatnonzero(crossing_mask[:, j])) for j in range(n_d)]
+    pairs = [np.flatnonzero(crossing_mask[:, j]).tolist() for j in range(n_d)]
     arms[:] = 0.0
     for k in range(n_t):
         set_frame(k)
@@ -218,10 +218,15 @@ def _q_indices(model: Any, state: Any) -> dict[str, int]:
     for i in range(coords.getSize()):
         coordinate = coords.get(i)
         original = coordinate.getValue(work)
+        locked = coordinate.getLocked(work)
+        if locked:  # OpenSim ignores setValue on a locked coordinate
+            coordinate.setLocked(work, False)
         coordinate.setValue(work, original + 0.123, False)
         now = np.array([work.getQ().get(k) for k in range(work.getNQ())])
         changed = np.flatnonzero(np.abs(now - base) > 1e-12)
         coordinate.setValue(work, original, False)
+        if locked:
+            coordinate.setLocked(work, True)
         if len(changed) != 1:
             raise MuscleAnalysisError(describe(None, f"cannot locate coordinate "
                                                f"{coordinate.getName()} in the state",
@@ -244,6 +249,11 @@ def run_muscle_analysis(model_path: str | Path, coordinates_path: str | Path, *,
     table = read_table(coordinates_path, error_cls=MuscleAnalysisError, fix="rerun the IK step")
     if time_range_s is not None:
         table = table.window(*time_range_s)
+        if len(table.time_s) < 2:
+            raise MuscleAnalysisError(describe(
+                coordinates_path, f"fewer than 2 frames in the time window "
+                f"[{time_range_s[0]:g}, {time_range_s[1]:g}] s", "check the trial's start_s/end_s "
+                "(or --start-s/--end-s) against the kinematics' time range"))
     names = list(mtu_names) if mtu_names is not None else muscle_names(model)
     geometry = compute_muscle_geometry(model, table, mtu_names=names,
                                        coordinate_names=coordinate_names,
@@ -262,7 +272,7 @@ def run_muscle_analysis(model_path: str | Path, coordinates_path: str | Path, *,
         analysis = osim.MuscleAnalysis()
         analysis.setMuscles(array_str(geometry.mtu_names))
         analysis.setCoordinates(array_str(geometry.coordinate_names))
-        analysis.setComputeMoments(False)
+        analysis.setComputeMoments(True)  # OpenSim writes moment arms only with moments
         tool.getAnalysisSet().cloneAndAppend(analysis)
         tool.setName("muscle_analysis")
         tool.setModelFilename(rel(model_path, out_dir))
@@ -280,19 +290,41 @@ def run_muscle_analysis(model_path: str | Path, coordinates_path: str | Path, *,
     return geometry
 
 
+def muscle_analysis_files(out_dir: str | Path,
+                          coordinate_names: Sequence[str]) -> tuple[Path, dict[str, Path]]:
+    """The length file and the moment-arm file per coordinate in ``out_dir``: this project's
+    (``mtu_length.sto``, ``moment_arm_<coord>.sto``) or OpenSim AnalyzeTool's MuscleAnalysis
+    outputs (``<prefix>_Length.sto``, ``<prefix>_MomentArm_<coord>.sto``)."""
+    out_dir = Path(out_dir)
+    if (out_dir / LENGTH_NAME).is_file():
+        return out_dir / LENGTH_NAME, {c: out_dir / moment_arm_name(c) for c in coordinate_names}
+    found = sorted(out_dir.glob("*_Length.sto"))
+    if len(found) != 1:
+        cause = (f"neither {LENGTH_NAME} nor an OpenSim MuscleAnalysis *_Length.sto" if not found
+                 else f"several MuscleAnalysis length files ({', '.join(f.name for f in found)})")
+        raise MuscleAnalysisError(describe(out_dir, cause, "rerun the muscle-analysis step, or "
+                                           "give one AnalyzeTool MuscleAnalysis result per folder"))
+    prefix = found[0].name[: -len("_Length.sto")]
+    return found[0], {c: out_dir / f"{prefix}_MomentArm_{c}.sto" for c in coordinate_names}
+
+
 def read_muscle_analysis(out_dir: str | Path, *,
                          coordinate_names: Sequence[str]) -> MuscleGeometry:
-    """Read what :func:`run_muscle_analysis` wrote."""
+    """Read what :func:`run_muscle_analysis` wrote, or OpenSim's own MuscleAnalysis outputs
+    (:func:`muscle_analysis_files`; lengths and moment arms in m)."""
     out_dir = Path(out_dir)
-    fix = "rerun the muscle-analysis step"
-    length = read_table(out_dir / LENGTH_NAME, error_cls=MuscleAnalysisError, fix=fix)
+    fix = ("rerun the muscle-analysis step, or run OpenSim's MuscleAnalysis with these "
+           "coordinates in its coordinate list")
+    length_path, arm_paths = muscle_analysis_files(out_dir, coordinate_names)
+    length = read_table(length_path, error_cls=MuscleAnalysisError, fix=fix)
     arms = []
     for coord in coordinate_names:
-        arm = read_table(out_dir / moment_arm_name(coord), error_cls=MuscleAnalysisError, fix=fix)
-        if arm.labels != length.labels or len(arm.time_s) != len(length.time_s):
-            raise MuscleAnalysisError(describe(out_dir / moment_arm_name(coord),
-                                               "does not match mtu_length.sto", fix))
-        arms.append(arm.data.T)
+        arm = read_table(arm_paths[coord], error_cls=MuscleAnalysisError, fix=fix)
+        if len(arm.time_s) != len(length.time_s) or not set(length.labels) <= set(arm.labels):
+            raise MuscleAnalysisError(describe(arm_paths[coord],
+                                               f"does not match {length_path.name}", fix))
+        arms.append(np.column_stack([arm.column(m) for m in length.labels]).T
+                    if length.labels else np.zeros((0, len(length.time_s))))
     moment_arm = (np.stack(arms, axis=1) if arms
                   else np.zeros((len(length.labels), 0, len(length.time_s))))
     return MuscleGeometry(length.time_s, length.labels, tuple(coordinate_names),

@@ -121,7 +121,9 @@ def replace_tasks(tasks: Any, task_set: str | Path, keep: list[Any]) -> None:
         tasks.cloneAndAppend(loaded.get(i))
 
 
-def _apply_weights(task_set: Any, weights: Mapping[str, float], file: Path | None) -> None:
+def apply_marker_weights(task_set: Any, weights: Mapping[str, float]) -> None:
+    """Set the weight of each named marker task of an IKTaskSet (adding missing tasks); a task
+    with weight 0 is not applied. Shared by scaling (marker placement) and IK."""
     import opensim as osim
 
     for marker, weight in weights.items():
@@ -181,6 +183,9 @@ def scale_model(
     generic_model, static_trc = Path(generic_model).resolve(), Path(static_trc).resolve()
     out_model, report_path = Path(out_model).resolve(), Path(report_path).resolve()
     out_dir = out_model.parent
+    # A rerun that fails must not leave the previous run's side files beside its error.
+    for stale in (SCALE_SET_NAME, SCALED_ONLY_NAME, STATIC_POSE_NAME, SETUP_NAME):
+        (out_dir / stale).unlink(missing_ok=True)
     generic = load_model(generic_model, error_cls=ScalingError,
                          fix="check the model column of subjects.tsv")
     markers = read_markers(static_trc)
@@ -218,8 +223,8 @@ def scale_model(
         names = (marker_names_in_file(marker_set) if marker_set is not None
                  else [generic.getMarkerSet().get(i).getName()
                        for i in range(generic.getMarkerSet().getSize())])
-        _apply_weights(tasks, dict.fromkeys(names, 1.0), None)
-    _apply_weights(tasks, dict(task_weights or {}), None)
+        apply_marker_weights(tasks, dict.fromkeys(names, 1.0))
+    apply_marker_weights(tasks, dict(task_weights or {}))
 
     model_markers = set(marker_names_in_file(marker_set) if marker_set is not None else
                         [generic.getMarkerSet().get(i).getName()

@@ -27,6 +27,13 @@ class Signals:
             return None
         return np.asarray(self.values[self.names.index(name)], dtype=float)
 
+    def column(self, name: str) -> np.ndarray:
+        """The signal called ``name``, which must be present (see :meth:`get`)."""
+        signal = self.get(name)
+        if signal is None:
+            raise KeyError(f"no signal {name!r} (have {', '.join(self.names)})")
+        return signal
+
     def has_data(self, name: str) -> bool:
         signal = self.get(name)
         return signal is not None and bool(np.isfinite(signal).any())

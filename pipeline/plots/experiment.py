@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 
 from pipeline.plots.data import Signals, TrialRecording
@@ -105,18 +106,18 @@ def grf_figure(trials: Sequence[TrialRecording]) -> Figure:
         for i, (plate, columns) in enumerate(sorted(grf_columns(grf).items())):
             style = PLATE_STYLE[i % len(PLATE_STYLE)]
             for axis, column in sorted(columns["force"].items()):
-                force_ax.plot(grf.time_s, grf.get(column), color=AXIS_COLOR[axis],
+                force_ax.plot(grf.time_s, grf.column(column), color=AXIS_COLOR[axis],
                               linestyle=style, label=f"{plate}: {AXIS_NAME[axis]}")
             if "y" in columns["force"]:
-                peak = float(np.nanmax(grf.get(columns["force"]["y"])))
+                peak = float(np.nanmax(grf.column(columns["force"]["y"])))
                 record(fig, f"{trial.name}/{plate}/peak_vertical_n", peak)
             loaded = np.ones(len(grf.time_s), dtype=bool)
             if "y" in columns["force"]:
-                loaded = np.abs(grf.get(columns["force"]["y"])) > 0  # COP is 0 when unloaded
+                loaded = np.abs(grf.column(columns["force"]["y"])) > 0  # COP is 0 when unloaded
             for axis, column in sorted(columns["cop"].items()):
                 if axis == "y":
                     continue  # COP height is the plate surface: constant
-                cop = np.where(loaded, grf.get(column), np.nan)
+                cop = np.where(loaded, grf.column(column), np.nan)
                 cop_ax.plot(grf.time_s, cop, color=AXIS_COLOR[axis], linestyle=style,
                             label=f"{plate}: {AXIS_NAME[axis]}")
         force_ax.set_title(f"{trial.name} ({trial.role}): ground reaction force")
@@ -128,7 +129,7 @@ def grf_figure(trials: Sequence[TrialRecording]) -> Figure:
                 empty_panel(ax, "no columns")
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
-    labels: dict[str, object] = {}
+    labels: dict[str, Artist] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             labels.setdefault(label, handle)

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import layout
 from pipeline.errors import PipelineError, describe
 from pipeline.io.nms_inputs import read_nms_trial
 from pipeline.io.opensim_files import read_storage
 from pipeline.plots.data import MethodResult, Signals, TrialRecording, TrialResult
-from pipeline.plots.predict import predict_trials
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,12 @@ class ResultsError(PipelineError):
     """A result file needed for figures or the report is missing or malformed."""
 
 
-def subject_dir(root: Path, subject: str) -> Path:
-    return Path(root) / "results" / subject
-
-
 def method_dir(root: Path, subject: str, method: str) -> Path:
-    return subject_dir(root, subject) / "calibration" / method
+    return Path(root) / layout.method_dir(subject, method)
 
 
 def trial_dir(root: Path, subject: str, trial: str) -> Path:
-    return subject_dir(root, subject) / "trials" / trial
+    return Path(root) / layout.trial_dir(subject, trial)
 
 
 def read_json(path: Path, *, required: bool = True) -> dict:
@@ -96,7 +92,8 @@ def per_trial_metrics(metrics: Mapping) -> dict[str, dict[str, dict[str, float]]
 
     Accepts the trials under a ``"trials"`` key or at the top level beside the means.
     """
-    trials = metrics.get("trials") if isinstance(metrics.get("trials"), Mapping) else metrics
+    nested = metrics.get("trials")
+    trials = nested if isinstance(nested, Mapping) else metrics
     out = {}
     for trial, block in trials.items():
         if isinstance(block, Mapping):
@@ -144,24 +141,19 @@ def load_method(root: Path, subject: str, method: str,
                 trial_roles: Mapping[str, str]) -> MethodResult:
     """Everything the figures need from one calibration method of one subject.
 
-    Trials without execution files (the workflow executes validation trials only) get model
-    outputs from :func:`pipeline.plots.predict.predict_trials`.
+    Model outputs come from the execution step's files (``execution/<trial>/``, written for the
+    calibration and the validation trials); a trial without them is plotted without outputs.
     """
     base = method_dir(root, subject, method)
     parameters = read_json(base / "parameters.json")
     metrics = read_json(base / "metrics.json")
     by_trial = all_trial_metrics(metrics)
-    nms_paths = {t: trial_dir(root, subject, t) / "nms_inputs.npz" for t in trial_roles}
-    unexecuted = {t: p for t, p in nms_paths.items()
-                  if p.exists() and not (base / "execution" / t / "moments.sto").exists()}
-    predicted = predict_trials(parameters, unexecuted)
+    nms_paths = {t: Path(root) / layout.nms_inputs(subject, t) for t in trial_roles}
     trials = []
     for trial, role in trial_roles.items():
         id_moments, excitations = nms_signals(nms_paths[trial])
         execution = base / "execution" / trial
         signals = {key: read_signals(execution / name) for key, name in EXECUTION_FILES.items()}
-        for key, value in predicted.get(trial, {}).items():
-            signals[key] = signals[key] or value
         if signals["fiber_lengths"] is not None:
             signals["fiber_lengths"] = normalise_fiber_lengths(signals["fiber_lengths"],
                                                                parameters)

@@ -56,7 +56,7 @@ def excitation_activation_figure(trial: TrialResult, *, method: str = "") -> Fig
                     color=COLORS["synthesised"], linestyle="--", linewidth=1.0)
             source = "synthesised"
         if trial.activations is not None and trial.activations.has_data(mtu):
-            activation = trial.activations.get(mtu)
+            activation = trial.activations.column(mtu)
             ax.plot(trial.activations.time_s, activation, color=COLORS["predicted"])
             record(fig, f"{mtu}/peak_activation", float(np.nanmax(activation)))
         note = {"recorded": "", "synthesised": " (synthesised)", "none": " (no EMG)"}[source]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,10 +19,14 @@ matplotlib.use("Agg")
 
 import matplotlib as mpl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.rcsetup import cycler  # noqa: E402
 
 from pipeline.fileio import atomic_path  # noqa: E402
 
-RC_PARAMS: dict[str, Any] = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+RC_PARAMS: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9.0,
     "axes.titlesize": 9.0,
@@ -33,7 +37,7 @@ RC_PARAMS: dict[str, Any] = {
     "axes.grid": True,
     "grid.color": "#dddddd",
     "grid.linewidth": 0.6,
-    "axes.prop_cycle": mpl.cycler(color=[
+    "axes.prop_cycle": cycler(color=[
         "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
         "#000000"]),
     "legend.fontsize": 8.0,

@@ -15,6 +15,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from pipeline import layout
 from pipeline.fileio import write_json_atomic
 from pipeline.plots.calibration import loss_figure, method_comparison_figure, parameters_figure
 from pipeline.plots.experiment import grf_figure, marker_error_figure
@@ -130,7 +131,7 @@ def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
         entries.append({"file": path.name, "title": job.title, "caption": job.caption,
                         "method": job.method, "annotations": _json_safe(annotations_of(fig))})
     figure_inputs = sorted(p for m in methods for p in
-                           (study.root / "results" / subject / "calibration" / m).glob("*.json"))
+                           (study.root / layout.method_dir(subject, m)).glob("*.json"))
     manifest = {"subject": subject, "methods": list(methods), "figures": entries,
                 "provenance": study_provenance(study.config, figure_inputs)}
     write_json_atomic(out_dir / MANIFEST, manifest)

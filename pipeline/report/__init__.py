@@ -14,8 +14,8 @@ from html import escape
 from pathlib import Path
 
 import pipeline
+from pipeline import layout
 from pipeline.fileio import write_text_atomic
-from pipeline.plots.load import subject_dir
 from pipeline.plots.subject import MANIFEST
 from pipeline.provenance import config_sha256, git_commit
 from pipeline.report.html import page, subject_section, summary_table
@@ -42,7 +42,7 @@ def build_report(study: Study, *, methods: Sequence[str]) -> str:
     rows = study_summary(study.root, subjects, methods)
     sections = []
     for subject in subjects:
-        figure_dir = subject_dir(study.root, subject) / "figures"
+        figure_dir = study.root / layout.figures_dir(subject)
         manifest = _manifest(figure_dir)
         n_figures = len(manifest.get("figures", [])) if manifest else 0
         log.info("report: %s: embedding %d figure(s) from %s", subject, n_figures, figure_dir)

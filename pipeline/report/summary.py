@@ -108,7 +108,7 @@ def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
         subject=subject, method=method, per_dof=per_dof,
         mean_rmse_nm=_float(metrics.get("mean_rmse_nm")), mean_r2=_float(metrics.get("mean_r2")),
         wall_s=_float(parameters.get("wall_s")),
-        iterations=int(iterations) if _float(iterations) is not None else None,
+        iterations=int(count) if (count := _float(iterations)) is not None else None,
         at_bound=at_bound_parameters(parameters), flags=identifiability_flags(parameters),
         pairs=correlated_pairs(parameters),
         n_parameters=(parameters.get("identifiability") or {}).get("n_parameters"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,36 @@ log = logging.getLogger(__name__)
 
 # Envelopes are stored at no less than this rate (the 5 Hz envelope keeps its peak).
 ENVELOPE_MIN_RATE_HZ = 200.0
+#: A channel whose envelope peak is below this fraction of the median peak of the trial's
+#: channels is flat or dead (electrode off, amplifier channel unplugged).
+DEAD_FRACTION = 0.02
+#: A channel that sits at its extreme value for more than this fraction of samples is clipped.
+SATURATED_FRACTION = 0.01
+
+
+def channel_warnings(names: list[str], labels: list[str], raw: np.ndarray,
+                     envelope: np.ndarray, /) -> list[str]:
+    """One line per flat/dead or saturated channel (``raw`` and ``envelope``: sample x channel)."""
+    warnings = []
+    if not len(raw):
+        return warnings
+    peaks = np.nanmax(np.abs(envelope), axis=0)
+    median = float(np.median(peaks)) if len(peaks) > 1 else 0.0
+    for i, (name, label) in enumerate(zip(names, labels, strict=True)):
+        if median > 0 and peaks[i] < DEAD_FRACTION * median:
+            warnings.append(f"EMG {name!r} (channel {label!r}) is flat or dead: its envelope "
+                            f"peak is {peaks[i] / median:.2%} of the median channel's. Fix: "
+                            "check the electrode, or remove the channel from "
+                            "models.<model>.emg_channels (synergy-hybrid can synthesise it)")
+        column = raw[:, i]
+        extreme = np.nanmax(np.abs(column))
+        if extreme > 0:
+            at_extreme = np.mean(np.abs(column) >= extreme * (1 - 1e-9))
+            if at_extreme > SATURATED_FRACTION:
+                warnings.append(f"EMG {name!r} (channel {label!r}) is saturated: {at_extreme:.1%}"
+                                f" of its samples sit at +-{extreme:g}. Fix: lower the "
+                                "amplifier gain and record again")
+    return warnings
 
 
 def select_channels(analogs: Analogs, channel_map: Mapping[str, str], /, *,
@@ -38,7 +69,17 @@ def select_channels(analogs: Analogs, channel_map: Mapping[str, str], /, *,
                                 f"file; its analog channels are {list(analogs.labels)}",
                                 "correct models.<model>.emg_channels in config.yaml"))
     idx = [stripped[label.strip()] for label in channel_map]
-    return list(channel_map.values()), analogs.values[:, idx]
+    raw = analogs.values[:, idx]
+    for column, label in enumerate(channel_map):
+        bad = ~np.isfinite(raw[:, column])
+        if bad.any():
+            first, last = np.flatnonzero(bad)[[0, -1]] / analogs.rate_hz
+            raise C3DError(describe(file, f"EMG channel {label!r} has {int(bad.sum())} NaN "
+                                    f"sample(s) between {first:.3f} s and {last:.3f} s from the "
+                                    "start of the recording", "re-export the trial with the "
+                                    "channel complete, or remove it from "
+                                    "models.<model>.emg_channels"))
+    return list(channel_map.values()), raw
 
 
 def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
@@ -65,7 +106,7 @@ def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
 
 
 def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first_time_s: float,
-                   options: Mapping[str, object], file: str | Path | None = None,
+                   options: Mapping[str, Any], file: str | Path | None = None,
                    min_rate_hz: float = ENVELOPE_MIN_RATE_HZ) -> StorageTable:
     """Un-normalised envelopes of the mapped channels, decimated to >= ``min_rate_hz``.
 
@@ -75,13 +116,15 @@ def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first
     names, raw = select_channels(analogs, channel_map, file=file)
     env = emg_envelope(
         raw, rate_hz=analogs.rate_hz, file=file,
-        bandpass_hz=tuple(options.get("bandpass_hz", (30.0, 300.0))),  # type: ignore[arg-type]
-        bandpass_order=int(options.get("bandpass_order", 3)),  # type: ignore[arg-type]
-        lowpass_hz=float(options.get("lowpass_hz", 5.0)),  # type: ignore[arg-type]
-        lowpass_order=int(options.get("lowpass_order", 4)),  # type: ignore[arg-type]
+        bandpass_hz=tuple(options.get("bandpass_hz", (30.0, 300.0))),
+        bandpass_order=int(options.get("bandpass_order", 3)),
+        lowpass_hz=float(options.get("lowpass_hz", 5.0)),
+        lowpass_order=int(options.get("lowpass_order", 4)),
         remove_offset=bool(options.get("remove_offset", True)),
         correct_double_pass=bool(options.get("correct_double_pass", False)),
     )
+    for warning in channel_warnings(names, list(channel_map), raw, env):
+        log.warning("%s: %s", file, warning)
     step = max(1, int(analogs.rate_hz // min_rate_hz))
     times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz
     return StorageTable(tuple(names), times[::step], env[::step], name="emg_envelope")
@@ -107,6 +150,13 @@ def normalise(envelope: StorageTable, maxima: Mapping[str, float], /, *, times_s
             raise ConfigError(describe(file, f"no positive normalisation maximum for EMG {name!r}",
                                        "include a trial with this channel among the subject's "
                                        "MVC (or dynamic) trials"))
-        columns.append(np.interp(times_s, envelope.times_s, envelope.values[:, i]) / peak)
+        column = np.interp(times_s, envelope.times_s, envelope.values[:, i]) / peak
+        above = column > 1.0
+        if above.any():
+            log.warning("%s: EMG %r reaches %.2f after normalisation (%.1f%% of samples above 1, "
+                        "clipped to 1): the normalisation trials do not hold its maximum. Fix: "
+                        "record a maximal contraction for it in an mvc trial", file, name,
+                        float(np.nanmax(column)), 100.0 * float(np.mean(above)))
+        columns.append(column)
     values = np.clip(np.column_stack(columns), 0.0, 1.0) if columns else np.zeros((len(times_s), 0))
     return StorageTable(envelope.labels, np.asarray(times_s), values, name="emg")

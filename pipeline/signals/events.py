@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.signal import find_peaks
@@ -92,7 +93,7 @@ def trial_windows(*, source: str, events: Sequence[Event],
                   stance: Mapping[str, list[tuple[float, float]]] | None,
                   kinematics: tuple[np.ndarray, np.ndarray] | None, start_s: float | None,
                   end_s: float | None, min_cycle_s: float,
-                  file: str | None = None) -> dict[str, object]:
+                  file: str | None = None) -> dict[str, Any]:
     """The events JSON: ``{"windows": [[t0, t1], ...], "source": ..., "stance": {...}}``.
 
     ``stance`` maps a plate number to its stance phases (None when the trial has no plates);

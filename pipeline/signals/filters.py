@@ -102,7 +102,7 @@ def butter_lowpass(x: np.ndarray, /, cutoff_hz: float, *, rate_hz: float, order:
 def butter_bandpass(x: np.ndarray, /, band_hz: tuple[float, float], *, rate_hz: float,
                     order: int = 3, correct_double_pass: bool = False) -> np.ndarray:
     """Zero-lag band-pass along axis 0, NaN-aware."""
-    sos = design_sos(tuple(band_hz), rate_hz=rate_hz, order=order, btype="bandpass",
+    sos = design_sos((band_hz[0], band_hz[1]), rate_hz=rate_hz, order=order, btype="bandpass",
                      correct_double_pass=correct_double_pass)
     return filtfilt_nan(sos, x)
 

@@ -157,9 +157,9 @@ def plate_wrench(plate: ForcePlate, /, *, threshold_n: float, cutoff_hz: float |
         x, y, tz = filtfilt_nan(sos, np.column_stack([x, y, tz])).T
     loaded = (-force[:, 2] > threshold_n) & loaded_raw & np.isfinite(x) & np.isfinite(y)
     centre = plate.corners_m.mean(axis=0)
-    zeros = np.zeros(n)
-    cop_plate = np.column_stack([x, y, zeros])
-    free_plate = np.column_stack([zeros, zeros, tz])
+    flat = np.zeros(n)
+    cop_plate = np.column_stack([x, y, flat])
+    free_plate = np.column_stack([flat, flat, tz])
     mask = loaded[:, None]
     return PlateWrench(
         number=plate.number, rate_hz=plate.rate_hz,

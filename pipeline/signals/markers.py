@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import numpy as np
-
 from pipeline.io.c3d import C3DRecording
 from pipeline.io.opensim_files import MarkerTable
 from pipeline.signals.filters import butter_lowpass
@@ -32,13 +30,3 @@ def process_markers(recording: C3DRecording, /, *, lab_frame: Mapping[str, str],
                               order=filter_order, correct_double_pass=correct_double_pass)
     xyz_os = rotate(filtered.reshape(xyz.shape), lab_to_opensim(lab_frame))
     return MarkerTable(markers.labels, recording.marker_times_s, xyz_os, markers.rate_hz)
-
-
-def marker_positions(table: MarkerTable, names: list[str] | tuple[str, ...]) -> np.ndarray | None:
-    """(frame, 3) trajectory of the first of ``names`` present with data, else None."""
-    for name in names:
-        if name in table.labels:
-            xyz = table.xyz_m[:, table.labels.index(name)]
-            if np.isfinite(xyz).any():
-                return xyz
-    return None

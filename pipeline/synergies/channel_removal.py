@@ -65,7 +65,11 @@ def _zeroed(batch: TrialBatch, names: Sequence[str]) -> TrialBatch:
     idx = [batch.mtu_names.index(m) for m in names]
     excitation = batch.excitation.clone()
     excitation[:, idx] = 0.0
-    return dataclasses.replace(batch, excitation=excitation)
+    before = batch.excitation_before
+    if before is not None:  # a removed channel has no EMG before the window either
+        before = before.clone()
+        before[:, idx] = float("nan")
+    return dataclasses.replace(batch, excitation=excitation, excitation_before=before)
 
 
 def _objective(template: Objective, batch: TrialBatch) -> Objective:

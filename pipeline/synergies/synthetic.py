@@ -17,6 +17,7 @@ import torch
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.synthetic import SyntheticProblem, make_problem
+from pipeline.nms.model import TendonModel
 
 __all__ = ["SynergyProblem", "make_synergy_problem"]
 
@@ -43,7 +44,7 @@ def _smooth_positive(rng: np.random.Generator, shape: tuple[int, ...], *, width:
 
 def make_synergy_problem(*, n_mtus: int = 10, n_dofs: int = 2, n_synergies: int = 3,
                          n_calibration: int = 3, n_validation: int = 2, n_samples: int = 300,
-                         tendon: str = "stiff", seed: int = 0) -> SynergyProblem:
+                         tendon: TendonModel = "stiff", seed: int = 0) -> SynergyProblem:
     """A reference problem whose excitations come from ``n_synergies`` known synergies.
 
     Each MTU loads mainly on synergy ``m % n_synergies`` (weighting 0.6-1) and slightly on the

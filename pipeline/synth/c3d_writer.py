@@ -70,7 +70,8 @@ class AnalogChannel:
     values: np.ndarray  # (analog sample,)
 
 
-def _int_parameter(c3d: ezc3d.c3d, group: str, name: str, value: np.ndarray) -> None:
+def _int_parameter(c3d: ezc3d.c3d, group: str, name: str,
+                   value: Sequence[int] | np.ndarray) -> None:
     c3d.add_parameter(group, name, np.asarray(value, dtype=float))
     c3d["parameters"][group][name]["type"] = ezc3d.ezc3d.INT
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.nms.model import MuscleParameters, simulate
+from pipeline.nms.model import MuscleParameters, TendonModel, simulate
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def solve_excitations(
     *,
     dt_s: float,
     emd_s: float,
-    tendon: str = "elastic",
+    tendon: TendonModel = "elastic",
     knot_spacing_s: float = 0.25,
     effort_weight: float = 2e-4,
     smooth_weight: float = 1e-9,

@@ -69,12 +69,3 @@ def split_ground_reaction(pelvis_residuals: dict[str, np.ndarray], *, pelvis_ori
         cop = np.stack([cop_x, np.zeros(n), np.full(n, foot_z_m[side])], axis=1)
         loads.append(FootLoad(side, force, cop, np.zeros((n, 3))))
     return loads[0], loads[1]
-
-
-def cop_within_foot(load: FootLoad, *, heel_x_m: np.ndarray, toe_x_m: np.ndarray) -> bool:
-    """Whether the COP stays between heel and toe (warns otherwise)."""
-    inside = (load.cop_m[:, 0] >= heel_x_m) & (load.cop_m[:, 0] <= toe_x_m)
-    if not np.all(inside):
-        log.warning("foot %s: COP leaves the foot in %d of %d frames", load.side,
-                    int(np.sum(~inside)), inside.size)
-    return bool(np.all(inside))

@@ -212,6 +212,3 @@ class SquatBuilder:
             return {**angles, "pelvis_tx": tx, "pelvis_ty": ty}
 
         return trajectory
-
-    def standing_trajectory(self) -> Trajectory:
-        return static_trajectory(self.standing)

@@ -27,12 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipeline.nms.model import TendonModel
 from pipeline.osim.models import build_model
 from pipeline.synth import emg
 from pipeline.synth.excitations import solve_excitations, target_patterns
 from pipeline.synth.ground import FootLoad, split_ground_reaction
 from pipeline.synth.kinematics import ModelEvaluator, Motion, PointLoad
 from pipeline.synth.motions import (
+    ArmTask,
+    Squat,
     SquatBuilder,
     Trajectory,
     arm_trajectory,
@@ -94,7 +97,7 @@ MAX_DRAWS = 5
 
 
 def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: float,
-                     tendon: str, initial: dict[str, float]) -> SubjectData:
+                     tendon: TendonModel, initial: dict[str, float]) -> SubjectData:
     """Run the consistency chain for every trial of ``plan`` (see the module docstring)."""
     start = time.perf_counter()
     model = build_model(plan.model)
@@ -110,8 +113,12 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
     for trial in plan.trials:
         if trial.kind == "dynamic":
             if squats is not None:
+                if not isinstance(trial.task, Squat):
+                    raise ValueError(f"trial {trial.name}: a leg plan needs a Squat task")
                 traj = squats.trajectory(trial.task, duration_s=plan.duration_s)
             else:
+                if not isinstance(trial.task, ArmTask):
+                    raise ValueError(f"trial {trial.name}: an arm plan needs an ArmTask")
                 full = {name: 0.0 for name in ev.coordinate_names}
                 arm = arm_trajectory(trial.task, duration_s=plan.duration_s)
                 traj = _with_defaults(arm, full)
@@ -169,7 +176,7 @@ def _with_defaults(traj: Trajectory, defaults: dict[str, float]) -> Trajectory:
 
 
 def _solve(ev: ModelEvaluator, plan: SubjectPlan, true: SubjectMuscles, dynamic: list[TrialData],
-           *, emd_s: float, tendon: str, rng: np.random.Generator) -> float:
+           *, emd_s: float, tendon: TendonModel, rng: np.random.Generator) -> float:
     """Solve the excitations of ``dynamic`` (filled in place); return the worst residual RMS /
     peak over trials and DOFs."""
     geometry = [ev.mtu_geometry(d.motion, plan.muscles, plan.dofs) for d in dynamic]

@@ -91,3 +91,21 @@ def test_unknown_emg_and_dof_are_named(trial: dict[str, Path]) -> None:
     with pytest.raises(IDError, match="no column wrist_moment or wrist_force"):
         collect_nms_trial(folder / "emg.sto", folder / "id.sto", folder / "ma",
                           excitations={"biceps_long": {"biceps": 1.0}}, dofs=("wrist",))
+
+
+def test_emg_before_the_window_is_kept_for_the_delay(trial: dict[str, Path]) -> None:
+    folder = trial["folder"]
+    nms = collect_nms_trial(folder / "emg.sto", folder / "id.sto", folder / "ma",
+                            excitations=MAPPING, dofs=DOFS, window_s=(0.5, 1.5))
+    before = nms.excitation_before
+    assert before.shape == (3, 20)  # 0.2 s at the 0.01 s kinematics step
+    t = 0.5 - 0.01 * np.arange(20, 0, -1)
+    np.testing.assert_allclose(before[0], 0.2 + 0.1 * np.sin(2 * np.pi * t), atol=1e-9)
+    assert np.all(np.isnan(before[2]))
+    # At the start of the recording there is nothing before the window.
+    first = collect_nms_trial(folder / "emg.sto", folder / "id.sto", folder / "ma",
+                              excitations=MAPPING, dofs=DOFS, window_s=(0.0, 1.0))
+    assert first.excitation_before.shape == (3, 0)
+    path = folder / "lead.npz"
+    write_nms_trial(path, nms)
+    np.testing.assert_array_equal(read_nms_trial(path).excitation_before, before)

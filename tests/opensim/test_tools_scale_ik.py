@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,12 +74,19 @@ def arm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "truth": truth, "time": time_s}
 
 
-def test_scale_of_the_models_own_markers_is_identity(arm) -> None:
+@pytest.fixture(scope="module")
+def scaled(arm) -> tuple[Path, Any]:
+    """The arm scaled to its own markers: (output folder, scale result); shared by the tests."""
     out = arm["folder"] / "model"
     result = scale_model(arm["model"], arm["static"], out_model=out / "scaled.osim",
                          report_path=out / "scale_report.json", mass_kg=80.0,
                          measurement_set=models.template_path(NAME, "measurements"),
                          task_set=models.template_path(NAME, "ik_tasks"))
+    return out, result
+
+
+def test_scale_of_the_models_own_markers_is_identity(scaled) -> None:
+    out, result = scaled
     report = json.loads((out / "scale_report.json").read_text())
     assert report == result.report
     for factors in report["scale_factors"].values():
@@ -89,10 +97,8 @@ def test_scale_of_the_models_own_markers_is_identity(arm) -> None:
         p.name for p in out.iterdir()}
 
 
-def test_ik_recovers_the_true_coordinates(arm) -> None:
-    model = arm["folder"] / "model" / "scaled.osim"
-    if not model.is_file():
-        pytest.skip("needs the scaled model of the previous test")
+def test_ik_recovers_the_true_coordinates(arm, scaled) -> None:
+    model = scaled[0] / "scaled.osim"
     out = arm["folder"] / "trial" / "ik.mot"
     result = run_inverse_kinematics(model, arm["dynamic"], out_mot=out,
                                     task_set=models.template_path(NAME, "ik_tasks"),

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import resources
 from pipeline.io.nms_inputs import NMSTrial, write_nms_trial
 from pipeline.io.opensim_files import StorageTable, write_storage
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "data_templates"
+TEMPLATES = resources.template_dir()
 MTUS = ("delt_ant", "delt_med", "biceps_long", "biceps_short", "triceps_long", "triceps_lateral")
 DOFS = ("shoulder_elev", "elbow_flex")
 TRIALS = {"flex1": "calibration", "flex2": "validation"}

@@ -75,22 +75,3 @@ def test_report_tolerates_a_missing_method_output(report: tuple[Path, str],
     (root / "results/s01/calibration/gradient/metrics.json").unlink()
     html = build_report(load_study(root, check_files=False), methods=["gradient"])
     assert "no metrics.json" in html and "No figures found" in html
-
-
-def test_rule_inputs_cover_every_method_and_trial(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from pipeline.report.inputs import figure_inputs, report_inputs
-
-    root = make_study(tmp_path / "study", subjects=SUBJECTS, methods=("gradient", "annealing"))
-    study = load_study(root, check_files=False)
-    files = figure_inputs(study, ["gradient", "annealing"], SimpleNamespace(subject="s02"))
-    assert files["annealing_history"] == "results/s02/calibration/annealing/history.tsv"
-    assert files["nms_inputs"] == ["results/s02/trials/flex1/nms_inputs.npz",
-                                   "results/s02/trials/flex2/nms_inputs.npz"]
-    assert "grf" not in files  # demo-arm has no force plates
-    for value in files.values():
-        for path in [value] if isinstance(value, str) else value:
-            assert (root / path).exists(), path
-    report = report_inputs(study, ["gradient"], SimpleNamespace())
-    assert report["figures"] == ["results/s01/figures", "results/s02/figures"]

@@ -1,5 +1,6 @@
-"""The real workflow on the small demo study: figures, report, provenance, identical reruns and
-dry-run selectivity, on the shared run of the small demo study (tests/conftest.py)."""
+"""The real workflow on the small demo study: figures, report, provenance and identical reruns,
+on the shared run of the small demo study (tests/conftest.py). Which jobs a change reruns:
+tests/workflow/test_rerun_matrix.py."""
 
 from __future__ import annotations
 
@@ -8,35 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from test_rerun import planned_rules
 from workflow_helpers import run_snakemake
 
 from pipeline.plots.load import all_trial_metrics, read_json
 from pipeline.study import load_study
-
-UPSTREAM_RULES = {"markers", "forceplates", "emg_envelope", "emg_maxima", "emg_normalise",
-                  "events", "scale", "ik", "inverse_dynamics", "muscle_analysis",
-                  "collect_nms_inputs"}
-DOWNSTREAM_OF_CALIBRATION = {"calibrate", "calibrate_synergy_hybrid", "execute", "figures",
-                             "report", "all"}
 
 pytestmark = pytest.mark.slow
 
 
 def _snakemake(study: Path, *args: str) -> str:
     return run_snakemake(study, *args)
-
-
-def _set_config(study: Path, dotted: str, value: object) -> None:
-    path = study / "config.yaml"
-    config = yaml.safe_load(path.read_text()) or {}
-    node = config
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def _values(study: Path) -> dict[str, float]:
@@ -98,16 +80,3 @@ def test_rerun_gives_identical_parameters(demo_study: Path, tmp_path: Path) -> N
     _snakemake(demo_study, str(target.relative_to(demo_study)), "--forcerun", "calibrate")
     assert _values(demo_study) == before
     _snakemake(demo_study)  # bring execution, figures and report up to date for later tests
-
-
-def test_changed_optimiser_setting_reruns_only_calibration_onwards(demo_study: Path) -> None:
-    assert planned_rules(_snakemake(demo_study, "-n")) == set()
-    original = (demo_study / "config.yaml").read_text()
-    _set_config(demo_study, "calibration.optimiser.max_iterations", 1234)
-    try:
-        planned = planned_rules(_snakemake(demo_study, "-n"))
-    finally:
-        (demo_study / "config.yaml").write_text(original)
-    assert "calibrate" in planned
-    assert planned <= DOWNSTREAM_OF_CALIBRATION, planned
-    assert not planned & UPSTREAM_RULES

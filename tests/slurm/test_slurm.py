@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import resources
+
 pytestmark = pytest.mark.slurm
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-PROFILE = PROJECT_ROOT / "config" / "profiles" / "slurm"
+PROFILE = resources.profile_dir("slurm")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # Short status-check delay for tests (the profile's default suits a real cluster); still well
 # under a third of MinJobAge=300 set by start_slurm.sh.

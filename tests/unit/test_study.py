@@ -32,10 +32,16 @@ def test_template_study_validates(template_study: Path) -> None:
     assert [r["trial"] for r in study.trials_of("s01", role="calibration")] == ["flex1"]
     assert study.trial("s01", "flex2")["end_s"] == pytest.approx(8.0)
     assert study.static_trial("s01")["trial"] == "static"
-    # the study's values override the defaults, the rest comes from config/config.yaml
+    # the study's values override the defaults, the rest comes from the packaged defaults
     assert study.config["calibration"]["tendon"] == "elastic"
     assert study.config["emg"]["bandpass_hz"] == [30.0, 300.0]
     assert study.model_setup("s01")["dofs"] == ["shoulder_elev", "elbow_flex"]
+
+
+def test_initial_value_of_a_fixed_parameter_is_not_checked(template_study: Path) -> None:
+    """damping is not calibrated by default: its initial value outside the bounds is harmless."""
+    _edit_config(template_study, {"calibration": {"initial": {"damping": 5.0}}})
+    load_study(template_study, check_data=True)
 
 
 def test_deep_merge_does_not_mutate() -> None:
@@ -101,6 +107,47 @@ BAD_CASES = [
      ["calibration.groups.flexors", "['bicep_short'] is not an MTU of any model"]),
     ("bandpass_reversed", lambda s: _edit_config(s, {"emg": {"bandpass_hz": [300.0, 30.0]}}),
      ["emg.bandpass_hz", "is not below high"]),
+    ("emg_lowpass_above_nyquist", lambda s: _edit_config(s, {"emg": {"lowpass_hz": 600.0}}),
+     ["emg.lowpass_hz", "Nyquist frequency (500 Hz)", "c3d/s01/mvc1.c3d (trials.tsv row 6)"]),
+    ("id_cutoff_above_ik_rate", lambda s: _edit_config(s, {"opensim": {"id": {"cutoff_hz": 55}}}),
+     ["opensim.id.cutoff_hz", "IK (marker-rate)", "50 Hz"]),
+    ("emg_label_not_in_c3d", lambda s: _edit_sheet(s, "config.yaml", '"EMG1": delt_ant',
+                                                    '"EMG_1": delt_ant'),
+     ["emg_channels: channel 'EMG_1' is not an analog label of c3d/s01/mvc1.c3d",
+      "did you mean 'EMG1'?", "EMG1, EMG2, EMG3, EMG4"]),
+    ("start_beyond_end_of_recording", lambda s: _edit_sheet(s, "trials.tsv", "	0.5	8.0",
+                                                             "	12.0	14.0"),
+     ["trials.tsv row 8: start_s 12 s lies outside the recording of c3d/s01/flex2.c3d",
+      "0 to 8.99 s"]),
+    ("window_too_short", lambda s: _edit_sheet(s, "trials.tsv", "	0.5	8.0", "	0.5	0.54"),
+     ["trials.tsv row 8", "5 marker frame(s), fewer than the 20 needed to calibrate"]),
+    ("zero_span_bound", lambda s: _edit_config(
+        s, {"calibration": {"bounds": {"strength": {"lower": 1.0, "upper": 1.0}}}}),
+     ["calibration.bounds.strength", "zero span", "remove strength from"]),
+    ("dof_not_in_model", lambda s: _edit_config(
+        s, {"models": {"demo-arm": {"dofs": ["shoulder_elev", "elbow_flexion"]}}}),
+     ["models.demo-arm.dofs: 'elbow_flexion' is not a coordinate", "did you mean 'elbow_flex'"]),
+    ("mtu_not_in_model", lambda s: _edit_config(
+        s, {"models": {"demo-arm": {"excitations": {"biceps_lng": {"biceps": 1.0}}}}}),
+     ["excitations: 'biceps_lng' is not a muscle", "did you mean 'biceps_long'"]),
+    ("dof_no_mtu_crosses", lambda s: (
+        _edit_sheet(s, "subjects.tsv", "\tdemo-arm", "\tdemo-leg"),
+        _edit_config(s, {"models": {"demo-leg": {
+            "emg_channels": {"EMG1": "rf"}, "excitations": {"rect_fem_r": {"rf": 1.0}},
+            "dofs": ["knee_angle_r", "ankle_angle_r"]}}})),
+     ["models.demo-leg.dofs: no MTU under excitations crosses 'ankle_angle_r'"]),
+    ("marker_set_missing", lambda s: _edit_config(
+        s, {"opensim": {"scale": {"marker_set": "markers/lab.xml"}}}),
+     ["opensim.scale.marker_set", "'markers/lab.xml' not found"]),
+    ("measurement_set_not_xml", lambda s: (
+        (s / "meas.xml").write_text("not xml <"),
+        _edit_config(s, {"opensim": {"scale": {"measurement_set": "meas.xml"}}})),
+     ["opensim.scale.measurement_set", "meas.xml cannot be parsed as XML"]),
+    ("model_file_not_osim_xml", lambda s: (
+        (s / "my.osim").write_text("<OpenSimDocument><Model></Model></OpenSimDocument>"),
+        _edit_sheet(s, "subjects.tsv", "	demo-arm", "	my.osim"),
+        _edit_config(s, {"models": {"my.osim": {"dofs": ["elbow_flex"]}}})),
+     ["model file my.osim has no coordinates"]),
 ]
 
 
@@ -109,7 +156,7 @@ BAD_CASES = [
 def test_bad_study_is_refused(template_study: Path, breaker, fragments: list[str]) -> None:
     breaker(template_study)
     with pytest.raises(ConfigError) as info:
-        load_study(template_study)
+        load_study(template_study, check_data=True)
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, message

@@ -23,12 +23,29 @@ def test_snakemake_lint_is_clean(template_study: Path) -> None:
     assert "Congratulations, your workflow is in a good condition!" in output, output
 
 
+def planned_jobs(output: str) -> dict[str, int]:
+    """The ``job count`` table of a dry run (``--quiet rules``) as {rule: number of jobs}."""
+    jobs = {}
+    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            break
+        jobs[fields[0]] = int(fields[1])
+    return jobs
+
+
 def test_dry_run_plans_contract_outputs(template_study: Path) -> None:
+    """The template study (one demo-arm subject: static, mvc1, flex1 for calibration, flex2 for
+    validation; gradient only) plans one job per trial and stage it needs, and no force plates."""
     result = _run(["-n", "--cores", "1", "--quiet", "rules"], template_study)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    for rule in ("markers", "scale", "ik", "id", "collect", "calibrate", "execute", "report"):
-        assert rule in output, f"rule {rule} not planned:\n{output}"
+    jobs = planned_jobs(output)
+    expected = {"markers": 3, "emg_envelope": 3, "emg_maxima": 1, "emg_normalise": 2, "events": 2,
+                "scale": 1, "ik": 2, "inverse_dynamics": 2, "muscle_analysis": 2,
+                "collect_nms_inputs": 2, "calibrate": 1, "execute": 1, "figures": 1, "report": 1}
+    assert {rule: jobs.get(rule) for rule in expected} == expected, output
+    assert "forceplates" not in jobs, output
 
 
 def test_invalid_study_stops_workflow_with_clear_message(template_study: Path) -> None:
@@ -37,3 +54,57 @@ def test_invalid_study_stops_workflow_with_clear_message(template_study: Path) -
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "trials.tsv row 8: file c3d/s01/flex2.c3d does not exist" in output
+
+
+def test_rule_threads_reach_torch(template_study: Path) -> None:
+    """A profile's set-threads (the SLURM profile's) becomes calibrate's --threads, which the CLI
+    hands to torch.set_num_threads."""
+    result = _run(["-n", "--cores", "4", "--printshellcmds", "--set-threads", "calibrate=3",
+                   "--until", "calibrate"], template_study)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    commands = [line for line in output.splitlines() if " calibrate --study" in line]
+    assert commands and all("--threads 3" in line for line in commands), output
+
+
+def planned_files(output: str) -> dict[str, list[tuple[set[str], set[str]]]]:
+    """{rule: [(inputs, outputs) of each job]} from a dry run's job listing."""
+    jobs: dict[str, list[tuple[set[str], set[str]]]] = {}
+    rule = None
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+            jobs.setdefault(rule, []).append((set(), set()))
+        elif rule and line.strip().startswith(("input:", "output:")):
+            key, _, files = line.strip().partition(":")
+            jobs[rule][-1][0 if key == "input" else 1].update(f.strip() for f in files.split(","))
+    return jobs
+
+
+def test_rules_read_and_write_the_layout(template_study: Path) -> None:
+    """The input functions of common.smk and the rules' outputs name the paths of
+    pipeline.layout, for every calibration method (the one place the package reads them from)."""
+    from pipeline import layout
+
+    config = template_study / "config.yaml"
+    config.write_text(config.read_text().replace("methods: [gradient]",
+                                                 "methods: [gradient, annealing]"))
+    result = _run(["-n", "--cores", "1"], template_study)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    jobs = planned_files(output)
+    methods, modelled = ("gradient", "annealing"), ("flex1", "flex2")
+    method_files = {layout.method_file("s01", m, f) for m in methods for f in layout.METHOD_FILES}
+    (figures,) = jobs["figures"]
+    assert figures == (method_files
+                       | {layout.nms_inputs("s01", t) for t in modelled}
+                       | {layout.trial_file("s01", t, "_ik_marker_errors.sto") for t in modelled},
+                       {layout.figures_dir("s01")})
+    (report,) = jobs["report"]
+    assert report == (method_files | {layout.figures_dir("s01")}, {layout.REPORT})
+    calibrate_outputs = set().union(*(outputs for _, outputs in jobs["calibrate"]))
+    assert {layout.method_file("s01", m, "calibrated.osim") for m in methods} <= calibrate_outputs
+    execute_inputs = set().union(*(inputs for inputs, _ in jobs["execute"]))
+    assert {layout.nms_inputs("s01", t) for t in modelled} <= execute_inputs
+    (scale,) = jobs["scale"]
+    assert layout.scaled_model("s01") in scale[1]

@@ -12,13 +12,14 @@ import torch
 from osim_helpers import build_osim
 
 from pipeline.__main__ import main
-from pipeline.calibrate.execute import read_sto
 from pipeline.calibrate.export import read_muscle_properties, write_calibrated_osim
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient, history_tsv
 from pipeline.calibrate.run import calibrate
 from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem, perturbed_start
 from pipeline.errors import CalibrationError
-from pipeline.io.nms_inputs import NMSTrial, write_nms_trial
+from pipeline.io.nms_inputs import NMSTrial, read_nms_trial, write_nms_trial
+from pipeline.io.opensim_files import read_storage
+from pipeline.study import load_study
 
 MUSCLES = {"flexor": (0.10, 0.20, 500.0, 0.1), "extensor": (0.12, 0.15, 700.0, 0.2)}
 
@@ -88,7 +89,7 @@ def test_nan_guard_restores_and_then_raises() -> None:
     result = calibrate_gradient(flaky, problem.spec, options=opts)
     assert np.isfinite(result.loss) and result.iterations == 30
     assert history_tsv(result.history).splitlines()[0] == (
-        "iteration\tloss\ttracking\tpenalty\tlr\telapsed_s")
+        "iteration\tloss\ttracking\tpenalty\tlr\ttemperature\telapsed_s")
 
     def broken(p: torch.Tensor):
         terms = objective.terms(p)
@@ -139,7 +140,15 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
         assert {"value", "initial", "lower", "upper", "at_bound", "se"} <= set(entry[key])
     assert {"package_version", "config_sha256", "seed", "input_sha256"} <= set(doc["provenance"])
     assert "flags" in doc["identifiability"] and doc["wall_s"] > 0
-    assert (out / "history.tsv").read_text().startswith("iteration\tloss")
+    history = np.atleast_1d(np.genfromtxt(out / "history.tsv", names=True, delimiter="\t"))
+    if method == "annealing":  # one row per temperature, cooling from t0 by rt; no learning rate
+        config = load_study(template_study, check_files=False).config
+        annealing = config["calibration"]["annealing"]
+        assert np.all(np.isnan(history["lr"]))
+        np.testing.assert_allclose(history["temperature"], annealing["t0"] * annealing["rt"]
+                                   ** np.arange(len(history)), rtol=1e-9)
+    else:  # AdamW rows have a learning rate; no temperature anywhere
+        assert np.all(np.isnan(history["temperature"])) and np.isfinite(history["lr"][0])
     import opensim
 
     model = opensim.Model(str(out / "calibrated.osim"))
@@ -148,15 +157,24 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
     assert muscle.getMaxIsometricForce() == pytest.approx(entry["max_isometric_force_n"]["value"])
 
     assert main(["execute", *common, "--parameters", str(out / "parameters.json"),
-                 "--inputs", *val]) == 0
+                 "--inputs", *val, "--calibration-inputs", *cal]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["trials"]["val0"]["elbow_flexion"]) == {"rmse_nm", "r2"}
     assert metrics["mean_rmse_nm"] >= 0 and metrics["mean_r2"] <= 1
     assert "cal0" in metrics["calibration"]["trials"]
-    labels, data = read_sto(out / "execution" / "val0" / "moments.sto")
-    assert labels == ["time", "elbow_flexion"] and data.shape == (80, 2)
+    executed = read_storage(out / "execution" / "val0" / "moments.sto")
+    assert executed.labels == ("elbow_flexion",) and executed.values.shape == (80, 1)
     for stem in ("forces", "activations", "fiber_lengths"):
         assert (out / "execution" / "val0" / f"{stem}.sto").exists()
+    # The calibration trials are executed too (the figures read them): their moments reproduce
+    # the calibration fit that calibrate reported.
+    for k, path in enumerate(cal):
+        moments = read_storage(out / "execution" / f"cal{k}" / "moments.sto").column(
+            "elbow_flexion")
+        reference = read_nms_trial(path).id_moment_nm[0]
+        rmse = float(np.sqrt(np.mean((moments - reference) ** 2)))
+        fit = metrics["calibration"]["trials"][f"cal{k}"]["elbow_flexion"]["rmse_nm"]
+        assert rmse == pytest.approx(fit, rel=1e-6, abs=1e-9)
 
 
 def test_execute_without_validation_trials_warns(template_study: Path, tmp_path: Path) -> None:

@@ -96,3 +96,64 @@ def test_delay_validation() -> None:
     assert delay_samples(emd_s=0.035, dt_s=0.01) == 4
     with pytest.raises(ValueError):
         delay_samples(emd_s=0.01, dt_s=0.0)
+
+
+def loop_with_history(excitation: np.ndarray, before: np.ndarray, c1: float, c2: float,
+                      delay: int) -> np.ndarray:
+    """The recursion with e_{i-d} taken from the EMG recorded before the window (``before``,
+    its last sample just before the first); earlier samples hold the earliest one known, and
+    the filter starts in steady state with the first delayed sample."""
+    known = np.concatenate([before, excitation])
+    n_before = before.size
+
+    def e(i: int) -> float:
+        return known[max(0, n_before + i - delay)]
+
+    beta1, beta2 = c1 + c2, c1 * c2
+    alpha = 1.0 + beta1 + beta2
+    u1 = u2 = e(0)
+    out = np.empty_like(excitation)
+    for i in range(excitation.size):
+        u = alpha * e(i) - beta1 * u1 - beta2 * u2
+        out[i] = u
+        u1, u2 = u, u1
+    return out
+
+
+@pytest.mark.parametrize(("n_before", "emd_s"), [(40, 0.015), (5, 0.015), (0, 0.015),
+                                                 (40, 0.0)])
+def test_delay_uses_emg_recorded_before_the_window(n_before: int, emd_s: float) -> None:
+    rng = np.random.default_rng(4)
+    dt_s, n_time = 0.001, 120
+    signal = np.clip(np.cumsum(rng.normal(0, 0.05, 200 + n_time)) + 0.4, 0, 1)
+    before, excitation = signal[200 - n_before:200], signal[200:]
+    c1, c2 = -0.6, -0.3
+    delay = delay_samples(emd_s=emd_s, dt_s=dt_s)
+    got = neural_activation(torch.tensor(excitation)[None, None], torch.tensor([c1]),
+                            torch.tensor([c2]), dt_s=dt_s, emd_s=emd_s,
+                            before=torch.tensor(before)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(got, loop_with_history(excitation, before, c1, c2, delay),
+                               atol=1e-12)
+    if n_before >= delay > 0:  # a real history differs from repeating the first sample
+        held = loop_reference(excitation, c1, c2, delay)
+        assert np.abs(got - held)[:delay].max() > 1e-4
+    # NaN (not recorded) before the window means: hold the first sample.
+    nan_before = torch.full((1, 1, 7), float("nan"), dtype=torch.float64)
+    held_out = neural_activation(torch.tensor(excitation)[None, None], torch.tensor([c1]),
+                                 torch.tensor([c2]), dt_s=dt_s, emd_s=emd_s,
+                                 before=nan_before)[0, 0].numpy()
+    np.testing.assert_allclose(held_out, loop_reference(excitation, c1, c2, delay), atol=1e-12)
+
+
+def test_delay_with_history_gradcheck() -> None:
+    rng = np.random.default_rng(5)
+    excitation = torch.tensor(rng.uniform(0.1, 0.6, (2, 2, 30)), requires_grad=True)
+    before = torch.tensor(rng.uniform(0.1, 0.6, (2, 2, 4)), requires_grad=True)
+    c1 = torch.tensor([-0.5, -0.3], dtype=torch.float64, requires_grad=True)
+    c2 = torch.tensor([-0.4, -0.6], dtype=torch.float64, requires_grad=True)
+    shape = torch.tensor([-1.0, -2.0], dtype=torch.float64, requires_grad=True)
+
+    def f(e, b, a1, a2, s):
+        return activation(e, a1, a2, s, dt_s=0.01, emd_s=0.03, before=b)
+
+    assert torch.autograd.gradcheck(f, (excitation, before, c1, c2, shape))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,14 +65,55 @@ def test_shapes_outputs_and_physics() -> None:
                   "tendon_force_n", "tendon_strain", "normalized_fiber_length",
                   "normalized_fiber_velocity"):
         assert getattr(out, field).shape == (2, 5, 120), field
-    manual = (problem.moment_arm_m * out.force_n[:, :, None, :]).sum(dim=1)
-    torch.testing.assert_close(out.moments_nm, manual)
     assert 0.5 < float(out.normalized_fiber_length.min()) < float(
         out.normalized_fiber_length.max()) < 1.5
     assert float(out.tendon_strain.min()) > 0.0  # active muscles keep their tendons taut
     # Elastic: tendon force and fibre force along the tendon agree after the start transient.
     gap = (out.tendon_force_n - out.force_n)[..., 5:].abs().max()
     assert float(gap) < 0.01 * float(out.force_n.abs().max())
+
+
+@pytest.mark.parametrize("tendon", ["stiff", "elastic"])
+def test_isometric_steady_state_matches_the_hill_model(tendon: str) -> None:
+    """Full excitation held at a constant MTU length: once activation has settled to 1, each
+    muscle's force is F_max * strength * (f_L * cos(alpha) + f_PE * cos(alpha)) at zero velocity,
+    with OpenSim's DeGrooteFregly2016 curves at the fibre length the tendon model implies, and
+    each DOF's moment is the moment-arm-weighted sum of those forces."""
+    import opensim
+
+    dgf = opensim.DeGrooteFregly2016Muscle()
+    n = 400
+    params = MuscleParameters(**{k: torch.tensor(v, dtype=torch.float64) for k, v in {
+        "c1": [-0.5, -0.3], "c2": [-0.4, -0.2], "shape_factor": [-1.0, -2.0],
+        "optimal_fiber_length_m": [0.10, 0.08], "tendon_slack_length_m": [0.20, 0.25],
+        "strength": [1.2, 0.8], "damping": [0.01, 0.01],
+        "max_isometric_force_n": [800.0, 1500.0], "pennation_at_optimal_rad": [0.0, 0.2]}.items()})
+    # MTU lengths that put the stiff-tendon fibre at 0.95 and 1.1 optimal lengths.
+    l0, ls, alpha0 = (params.optimal_fiber_length_m.numpy(), params.tendon_slack_length_m.numpy(),
+                      params.pennation_at_optimal_rad.numpy())
+    norm = np.array([0.95, 1.1])
+    height = l0 * np.sin(alpha0)
+    mtu = ls + np.sqrt((norm * l0) ** 2 - height**2)
+    arms = np.array([[0.03, -0.01], [-0.02, 0.04]])  # (muscle, dof)
+    out = simulate(params, torch.ones(1, 2, n, dtype=torch.float64),
+                   torch.as_tensor(np.repeat(mtu[None, :, None], n, axis=2)),
+                   torch.as_tensor(np.repeat(arms[None, :, :, None], n, axis=3)),
+                   dt_s=0.01, tendon=tendon)
+    final = {name: getattr(out, name)[0, :, -1].numpy() for name in
+             ("activation", "fiber_length_m", "force_n", "fiber_velocity_mps")}
+    np.testing.assert_allclose(final["activation"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(final["fiber_velocity_mps"], 0.0, atol=1e-6)
+    if tendon == "stiff":
+        np.testing.assert_allclose(final["fiber_length_m"], norm * l0, rtol=1e-9)
+    fiber = final["fiber_length_m"] / l0
+    cos_alpha = np.sqrt(1.0 - (height / final["fiber_length_m"]) ** 2)
+    multiplier = np.array([dgf.calcActiveForceLengthMultiplier(float(x))
+                           + dgf.calcPassiveForceMultiplier(float(x)) for x in fiber])
+    expected_force = (params.max_isometric_force_n * params.strength).numpy() * multiplier \
+        * cos_alpha
+    np.testing.assert_allclose(final["force_n"], expected_force, rtol=1e-6)
+    np.testing.assert_allclose(out.moments_nm[0, :, -1].numpy(), arms.T @ expected_force,
+                               rtol=1e-6)
 
 
 def test_float32_and_stiff_close_to_elastic() -> None:

@@ -1,0 +1,322 @@
+"""CEINMS 0.9's calibration objective (``calibration.objective: ceinms``), on the project's model.
+
+CEINMS's ``minimizeTorqueError`` (the only objective of CEINMScalibrate 0.9), for trials ``i``
+with ``N_i`` samples and the tracked DOFs ``d``:
+
+    F = sum_i sum_d [ SSE_id / var_id + P_i ] / N_i
+
+* ``SSE_id = sum_t (M_ID - M)^2``; ``var_id`` is the sample variance (``N_i - 1`` denominator) of
+  the ID moment of DOF ``d`` *in trial i alone* (the default objective pools all trials);
+* DOFs are summed, not averaged, and ``P_i`` is added once per tracked DOF;
+* ``P_i = sum_t sum_m p(l_m / l0_m)`` with ``p(x) = 100 (x - 1)^2`` where ``|x - 1| > 0.5`` and 0
+  elsewhere: the *whole* deviation from 1 is squared once outside the band, so the penalty jumps
+  from 0 to 25 at 0.5 and 1.5 (the default objective squares only the distance outside the band,
+  and adds a tendon-strain penalty). The elastic tendon of CEINMS adds no such smooth term.
+
+The model differs from the default in two CEINMS details, applied with a stiff tendon:
+
+* activation-dependent optimal fibre length (Huijing 1995): the active force-length curve is read
+  at ``l / (l0 (1 + gamma (1 - a)))`` with ``gamma = percentageChange`` (CEINMS default 0.15);
+  the passive curve, the pennation and the penalty use ``l0``;
+* the normalised fibre velocity is clipped to [-1, 1] (``|v / l0| <= vmax``) before the
+  force-velocity curve and the damping term;
+* the activation dynamics run through the EMG recorded before the window
+  (``excitation_before`` of the NMS inputs), as CEINMS runs them over the excitation rows that
+  precede the first MTU sample, so the filter's state at the window's start is the recording's.
+
+With the elastic tendon the fibre equilibrium (:mod:`pipeline.nms.tendon`) has no activation
+dependent optimal fibre length, so there this objective needs ``ceinms_percentage_change: 0`` (set
+CEINMS's ``percentageChange`` to 0 to compare) and runs the project's elastic model unchanged
+(CEINMS's equilibrium-elastic tendon adds a penalty of 100 where its root search fails; none
+here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.calibrate.losses import LossTerms, Objective
+from pipeline.calibrate.problem import TrialBatch
+from pipeline.calibrate.spec import ParameterSpec
+from pipeline.errors import ConfigError, describe
+from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves, simulate
+from pipeline.nms.activation import activation as compute_activation
+from pipeline.nms.mtu import cos_pennation, time_derivative
+from pipeline.nms.tendon import stiff_fiber_kinematics, tendon_strain
+
+#: CEINMS's ``percentageChange`` default (subject ``mtuDefault``).
+DEFAULT_PERCENTAGE_CHANGE = 0.15
+#: CEINMS's fibre-length penalty: weight and half-width of the free band around l/l0 = 1.
+PENALTY_WEIGHT = 100.0
+PENALTY_HALF_WIDTH = 0.5
+
+
+def simulate_ceinms(params: MuscleParameters, batch: TrialBatch, *, emd_s: float,
+                    percentage_change: float = DEFAULT_PERCENTAGE_CHANGE) -> ModelOutput:
+    """The stiff-tendon model with CEINMS's shifted active curve and clipped fibre velocity."""
+    act = ceinms_activation(params, batch, emd_s=emd_s)
+    l0 = params.optimal_fiber_length_m.unsqueeze(-1)
+    geometry = {"optimal_fiber_length_m": params.optimal_fiber_length_m,
+                "tendon_slack_length_m": params.tendon_slack_length_m,
+                "pennation_at_optimal_rad": params.pennation_at_optimal_rad}
+    length, _ = stiff_fiber_kinematics(batch.mtu_length_m, **geometry, dt_s=batch.dt_s)
+    along_tendon = batch.mtu_length_m - params.tendon_slack_length_m.unsqueeze(-1)
+    velocity = along_tendon / length * trial_time_derivative(batch.mtu_length_m, batch)
+    norm_length = length / l0
+    norm_velocity = torch.clamp(
+        velocity / (curves.MAX_CONTRACTION_VELOCITY_PER_S * l0), -1.0, 1.0)
+    shifted_l0 = l0 * (1.0 + percentage_change * (1.0 - act))
+    normalised = (curves.active_force_length(length / shifted_l0)
+                  * curves.force_velocity(norm_velocity) * act
+                  + curves.passive_force_length(norm_length)
+                  + params.damping.unsqueeze(-1) * norm_velocity)
+    cos_phi = cos_pennation(length, optimal_fiber_length_m=params.optimal_fiber_length_m,
+                            pennation_at_optimal_rad=params.pennation_at_optimal_rad)
+    force = (params.max_isometric_force_n * params.strength).unsqueeze(-1) * normalised * cos_phi
+    moments = torch.einsum("tmdn,tmn->tdn", batch.moment_arm_m, force)
+    return ModelOutput(moments_nm=moments, activation=act, fiber_length_m=length,
+                       fiber_velocity_mps=velocity, normalized_fiber_length=norm_length,
+                       normalized_fiber_velocity=norm_velocity, force_n=force,
+                       tendon_force_n=force,
+                       tendon_strain=tendon_strain(batch.mtu_length_m, length, **geometry))
+
+
+def ceinms_activation(params: MuscleParameters, batch: TrialBatch, *,
+                      emd_s: float) -> torch.Tensor:
+    """Activation ``(trial, muscle, time)`` run, as CEINMS does, through the excitation recorded
+    before the window (``batch.excitation_before``; NaN, i.e. not recorded, holds the first
+    window sample) and then through the window: the filter's state at the window's start comes
+    from that history, not from a steady state."""
+    before = batch.excitation_before
+    if before is None or before.shape[-1] == 0:
+        return compute_activation(batch.excitation, params.c1, params.c2, params.shape_factor,
+                                  dt_s=batch.dt_s, emd_s=emd_s)
+    first = batch.excitation[..., :1].expand_as(before)
+    history = torch.cat([torch.where(torch.isnan(before), first, before), batch.excitation],
+                        dim=-1)
+    act = compute_activation(history, params.c1, params.c2, params.shape_factor,
+                             dt_s=batch.dt_s, emd_s=emd_s)
+    return act[..., before.shape[-1]:]
+
+
+def trial_time_derivative(signal: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
+    """``d signal / dt`` ``(trial, ..., time)`` of each trial on its own valid samples, as CEINMS
+    sees each trial alone: the padded trials' last valid sample gets the one-sided stencil
+    instead of a central difference reaching into the padding."""
+    deriv = time_derivative(signal, dt_s=batch.dt_s)
+    n_time = signal.shape[-1]
+    fixes = []
+    for k, n in enumerate(batch.lengths()):
+        if 3 <= n < n_time:
+            last = (3.0 * signal[k, ..., n - 1] - 4.0 * signal[k, ..., n - 2]
+                    + signal[k, ..., n - 3]) / (2.0 * batch.dt_s)
+            fixes.append((k, n - 1, last))
+    if not fixes:
+        return deriv
+    deriv = deriv.clone()
+    for k, i, value in fixes:
+        deriv[k, ..., i] = value
+    return deriv
+
+
+def trial_variances(batch: TrialBatch) -> np.ndarray:
+    """``(trial, dof)`` sample variance (``n - 1``) of each trial's ID moments (valid samples);
+    1 where a DOF's moment is constant in a trial."""
+    moments = batch.id_moment_nm.numpy()
+    mask = batch.mask.numpy()
+    out = np.ones(moments.shape[:2])
+    for k in range(moments.shape[0]):
+        values = moments[k][:, mask[k]]
+        var = np.var(values, axis=1, ddof=1)
+        out[k] = np.where(var > 1e-12, var, 1.0)
+    return out
+
+
+def fibre_length_penalty(norm_fiber_length: torch.Tensor, *, band_tolerance: float = 0.0,
+                         ) -> torch.Tensor:
+    """CEINMS's per-sample penalty ``100 (x - 1)^2`` where ``|x - 1| > 0.5 + band_tolerance``,
+    else 0 (``band_tolerance`` 0: exactly CEINMS)."""
+    deviation = norm_fiber_length - 1.0
+    outside = deviation.abs() > PENALTY_HALF_WIDTH + band_tolerance
+    return torch.where(outside, PENALTY_WEIGHT * deviation**2, torch.zeros_like(deviation))
+
+
+class CeinmsObjective(Objective):
+    """:class:`~pipeline.calibrate.losses.Objective` with CEINMS's loss (module docstring).
+
+    The prior (``prior_weight``) is kept as in the default objective (0 = as CEINMS).
+    ``band_tolerance`` widens the penalty's free band (0 = CEINMS): the penalty jumps by 25 at
+    the band's edge, where annealing tends to park fibres, so a solution read back from a
+    decimal file may need a tolerance of a few ulps to be judged as its optimiser saw it.
+    """
+
+    def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: str = "stiff",
+                 emd_s: float = DEFAULT_EMD_S,
+                 percentage_change: float = DEFAULT_PERCENTAGE_CHANGE,
+                 prior_weight: float = 0.0, band_tolerance: float = 0.0) -> None:
+        if tendon not in ("stiff", "elastic"):
+            raise ConfigError(describe("config.yaml", f"calibration.tendon: unknown {tendon!r}",
+                                       "use stiff or elastic"))
+        if tendon == "elastic" and percentage_change != 0.0:
+            raise ConfigError(describe(
+                "config.yaml", "calibration.objective: ceinms with tendon: elastic needs "
+                f"ceinms_percentage_change: 0, got {percentage_change}",
+                "set calibration.tendon: stiff, or calibration.ceinms_percentage_change: 0 "
+                "(and CEINMS's percentageChange 0) for the elastic tendon"))
+        super().__init__(spec, data, tendon="stiff" if tendon == "stiff" else "elastic",
+                         emd_s=emd_s, normalise_by_variance=False, prior_weight=prior_weight)
+        self.percentage_change = float(percentage_change)
+        self.band_tolerance = float(band_tolerance)
+        mask = data.mask.to(torch.float64)
+        self.n_samples = mask.sum(dim=1)  # (trial,)
+        #: (trial, dof) weights 1 / var_id
+        self.trial_dof_weights = torch.as_tensor(1.0 / trial_variances(data), dtype=torch.float64)
+
+    def simulate(self, p: torch.Tensor, data: TrialBatch | None = None) -> ModelOutput:
+        if self.tendon != "stiff":
+            return super().simulate(p, data)
+        return simulate_ceinms(self.muscle_parameters(p), data or self.data, emd_s=self.emd_s,
+                               percentage_change=self.percentage_change)
+
+    def _sample_weights(self) -> torch.Tensor:
+        """``(trial, time)``: 1 / N_i on valid samples, 0 on padding."""
+        return self.data.mask.to(torch.float64) / self.n_samples[:, None]
+
+    def terms_from_output(self, out: ModelOutput, p: torch.Tensor | None = None) -> LossTerms:
+        err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
+        weights = self._sample_weights()
+        tracking = (err2 * self.trial_dof_weights[:, :, None] * weights[:, None, :]).sum()
+        pen = fibre_length_penalty(out.normalized_fiber_length,
+                                   band_tolerance=self.band_tolerance).sum(dim=1)
+        penalty = len(self.data.dof_names) * (pen * weights).sum()
+        if p is not None:
+            penalty = penalty + (self.prior_residuals(p) ** 2).sum()
+        return LossTerms(tracking + penalty, tracking, penalty)
+
+    def _tracking_residuals(self, out: ModelOutput) -> torch.Tensor:
+        err = self.data.id_moment_nm - out.moments_nm
+        scale = torch.sqrt(self.trial_dof_weights[:, :, None]
+                           * self._sample_weights()[:, None, :])
+        valid = self.data.mask[:, None, :].expand_as(err)
+        return (err * scale)[valid]
+
+    def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
+        """Residuals whose sum of squares is the total loss: tracking, fibre-length penalty
+        (``sqrt(100 n_dofs / N_i) |x - 1|`` outside the band), prior."""
+        out = self.simulate(p)
+        return torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
+                          self.prior_residuals(p)])
+
+    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (scipy
+        sparse: tracking rows dense, penalty rows where a fibre is outside the band).
+
+        Forward-mode derivatives, one pass per free parameter kind: a muscle's parameters move
+        only that muscle's force and fibre length, so a unit tangent on every MTU's value of a
+        kind gives each MTU's column at once; entries shared by several MTUs (strength groups,
+        global activation parameters) sum their MTUs' columns.
+        """
+        import torch.autograd.forward_ad as fwad
+        from scipy import sparse
+
+        data, spec = self.data, self.spec
+        p = p.detach()
+        params = self.muscle_parameters(p)
+        n_trials, n_mtus, n_time = data.excitation.shape
+        n_dofs = len(data.dof_names)
+        with torch.no_grad():
+            out = self._simulate_params(params)
+        residuals = torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
+                               self.prior_residuals(p)])
+        scale = torch.sqrt(self.trial_dof_weights[:, :, None]
+                           * self._sample_weights()[:, None, :])  # (trial, dof, time)
+        valid_track = data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
+        valid_pen = data.mask[:, None, :].expand(n_trials, n_mtus, n_time)
+        deviation = out.normalized_fiber_length - 1.0
+        outside = deviation.abs() > PENALTY_HALF_WIDTH + self.band_tolerance
+        root_w = torch.sqrt(n_dofs * PENALTY_WEIGHT * self._sample_weights())[:, None, :]
+        slope = (torch.sign(deviation) * outside * root_w)[valid_pen]
+        active = torch.nonzero(slope).reshape(-1)
+        mtu_of_row = torch.arange(n_mtus)[None, :, None].expand(n_trials, n_mtus, n_time)
+        mtu_of_row = mtu_of_row[valid_pen][active]
+        offsets = spec.slices()
+        track = torch.zeros(int(valid_track.sum()), spec.n_free, dtype=torch.float64)
+        rows, cols, vals = [], [], []
+        for kind in spec.free_kinds:
+            field = _FIELDS[kind]
+            with fwad.dual_level():
+                dual = fwad.make_dual(getattr(params, field),
+                                      torch.ones_like(getattr(params, field)))
+                tangent_out = self._simulate_params(params.replace(**{field: dual}))
+                d_force = fwad.unpack_dual(tangent_out.force_n).tangent
+                d_length = fwad.unpack_dual(tangent_out.normalized_fiber_length).tangent
+            index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
+            free = getattr(spec.blocks[kind], "free_mask",
+                           np.ones(len(spec.blocks[kind].entry_names), dtype=bool))
+            column = torch.full((len(free),), -1, dtype=torch.long)
+            column[torch.as_tensor(free)] = torch.arange(int(free.sum())) + offsets[kind].start
+            per_mtu = torch.zeros(n_trials, n_dofs, n_time, n_mtus, dtype=torch.float64)
+            if d_force is not None:
+                per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m, d_force)
+                            * scale[..., None])
+            cols_of_mtu = column[index]  # (muscle,): free column or -1
+            keep = cols_of_mtu >= 0
+            track.index_add_(1, cols_of_mtu[keep], per_mtu[valid_track][:, keep])
+            if d_length is not None and active.numel():
+                d_x = d_length[valid_pen][active]
+                col = cols_of_mtu[mtu_of_row]
+                use = col >= 0
+                rows.append(active[use])
+                cols.append(col[use])
+                vals.append((slope[active] * d_x)[use])
+        n_pen = int(valid_pen.sum())
+        if rows:
+            pen_block = sparse.csr_matrix((torch.cat(vals).numpy(), (torch.cat(rows).numpy(),
+                                                                    torch.cat(cols).numpy())),
+                                          shape=(n_pen, spec.n_free))
+        else:
+            pen_block = sparse.csr_matrix((n_pen, spec.n_free))
+        if self.prior_weight > 0.0 and spec.n_free:
+            prior_block = sparse.diags((self.prior_weight / spec.n_free) ** 0.5
+                                       / (spec.upper - spec.lower), format="csr")
+        else:
+            prior_block = sparse.csr_matrix((spec.n_free, spec.n_free))
+        jacobian = sparse.vstack([sparse.csr_matrix(track.numpy()), pen_block, prior_block],
+                                 format="csr")
+        return residuals, jacobian
+
+    def _simulate_params(self, params: MuscleParameters) -> ModelOutput:
+        if self.tendon != "stiff":
+            data = self.data
+            return simulate(params, data.excitation, data.mtu_length_m, data.moment_arm_m,
+                            dt_s=data.dt_s, tendon="elastic", emd_s=self.emd_s)
+        return simulate_ceinms(params, self.data, emd_s=self.emd_s,
+                               percentage_change=self.percentage_change)
+
+    def _penalty_rows(self, out: ModelOutput) -> torch.Tensor:
+        deviation = out.normalized_fiber_length - 1.0
+        outside = deviation.abs() > PENALTY_HALF_WIDTH + self.band_tolerance
+        root_w = torch.sqrt(len(self.data.dof_names) * PENALTY_WEIGHT
+                            * self._sample_weights())[:, None, :]
+        pen = torch.where(outside, deviation.abs(), torch.zeros_like(deviation)) * root_w
+        return pen[self.data.mask[:, None, :].expand_as(pen)]
+
+
+#: Parameter kind -> field of :class:`~pipeline.nms.MuscleParameters`.
+_FIELDS = {"c1": "c1", "c2": "c2", "shape_factor": "shape_factor",
+           "optimal_fiber_length": "optimal_fiber_length_m",
+           "tendon_slack_length": "tendon_slack_length_m", "strength": "strength",
+           "damping": "damping"}
+
+
+def percentage_change_from_config(calibration: Mapping[str, Any]) -> float:
+    value = float(calibration.get("ceinms_percentage_change", DEFAULT_PERCENTAGE_CHANGE))
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(describe("config.yaml", f"calibration.ceinms_percentage_change "
+                                   f"{value} is outside [0, 1)",
+                                   "use CEINMS's percentageChange, usually 0.15"))
+    return value

@@ -1,0 +1,82 @@
+"""Subcommands ``run`` (the whole workflow on a study, from any folder) and ``defaults``.
+
+``run`` validates the study, then runs Snakemake on the Snakefile shipped inside the package with
+the study as working directory, so an installed package needs no clone. Options it does not know
+are Snakemake's and are passed on unchanged::
+
+    nms-pipeline run my_study --cores 4
+    nms-pipeline run my_study --cores 4 --dry-run
+    nms-pipeline run my_study --profile slurm --until calibrate
+
+The package never imports Snakemake; it runs it with the interpreter that runs this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline import resources
+from pipeline.cli._common import add_command
+from pipeline.errors import ConfigError, describe
+
+log = logging.getLogger(__name__)
+
+
+def profile_path(profile: str) -> Path:
+    """A profile folder as given, else the packaged profile of that name (``slurm``)."""
+    given = Path(profile)
+    if given.is_dir():
+        if not (given / "config.yaml").is_file():
+            raise ConfigError(describe(given, "not a Snakemake profile (no config.yaml)",
+                                       "give a folder holding a profile's config.yaml, or the "
+                                       "name of a packaged profile such as slurm"))
+        return given.resolve()
+    return resources.profile_dir(profile)
+
+
+def snakemake_command(study: Path, *, cores: str | None, profile: str | None,
+                      snakemake_args: list[str]) -> list[str]:
+    """The Snakemake command line that runs the packaged workflow on ``study``."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(resources.snakefile()),
+               "--directory", str(study.resolve())]
+    if profile is not None:
+        command += ["--profile", str(profile_path(profile))]
+    if cores is not None:
+        command += ["--cores", cores]
+    elif profile is None:
+        command += ["--cores", "all"]
+    return command + snakemake_args
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.study import load_study
+
+    study = load_study(args.study)
+    extra = [a for a in args.extra if a != "--"]
+    command = snakemake_command(study.root, cores=args.cores, profile=args.profile,
+                                snakemake_args=extra)
+    log.info("running: %s", shlex.join(command))
+    return subprocess.call(command)
+
+
+def _defaults(args: argparse.Namespace) -> int:
+    sys.stdout.write(resources.default_config().read_text(encoding="utf-8"))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(subparsers, "run", _run,
+                         "run the workflow on a study (other options are passed to Snakemake)")
+    parser.add_argument("study", help="study folder (config.yaml, subjects.tsv, trials.tsv)")
+    parser.add_argument("-c", "--cores", default=None,
+                        help="CPU cores for local jobs (default: all; none with a profile)")
+    parser.add_argument("--profile", default=None,
+                        help="Snakemake profile: a folder, or a packaged one (slurm)")
+    parser.set_defaults(pass_through=True)
+    add_command(subparsers, "defaults", _defaults,
+                "print the commented default config.yaml (what a study's config overrides)")

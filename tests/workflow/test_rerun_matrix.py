@@ -1,0 +1,274 @@
+"""Reruns on the real Snakefile: a change reruns exactly the jobs that read it, and their
+downstream jobs (and the default target), and nothing else; a copied or moved study plans nothing.
+
+Works on a copy of the finished small demo study (tests/conftest.py) with dry runs only: each
+case changes one value, asserts the dry run's job list (rule -> number of jobs) and restores the
+study. Add a row to CASES when a rule starts reading a new setting (pipeline/rule_params.py).
+
+The small demo study: subjects arm01 (demo-arm-dumbbell, no force plates) and leg01 (demo-leg,
+force plates), each with a static, an mvc and three dynamic trials (two calibration, one
+validation); methods gradient and synergy_hybrid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import run_snakemake
+
+pytestmark = pytest.mark.slow
+
+Change = Callable[[Path], None]
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> number of jobs a ``snakemake -n`` run would execute (its job-stats table)."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:")[-1].split("\n\n")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table,
+                                                              re.MULTILINE)
+            if m.group(1) != "total"}
+
+
+def tail(n_subjects: int) -> dict[str, int]:
+    """Calibration, validation, figures of ``n_subjects`` subjects, the report and the default
+    target."""
+    return {"calibrate": n_subjects, "execute": n_subjects,
+            "calibrate_synergy_hybrid": n_subjects, "figures": n_subjects, "report": 1,
+            "default": 1}
+
+
+def opensim(n_trials: int) -> dict[str, int]:
+    """IK onwards for ``n_trials`` dynamic trials."""
+    return {"ik": n_trials, "inverse_dynamics": n_trials, "muscle_analysis": n_trials,
+            "collect_nms_inputs": n_trials}
+
+
+def set_config(dotted: str, value: object) -> Change:
+    def change(study: Path) -> None:
+        path = study / "config.yaml"
+        config = yaml.safe_load(path.read_text()) or {}
+        node = config
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value(node.get(leaf)) if callable(value) else value
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return change
+
+
+def set_cell(sheet: str, key: tuple[str, ...], column: str, value: str) -> Change:
+    """Set a cell of subjects.tsv (key: subject) or trials.tsv (key: subject, trial)."""
+    def change(study: Path) -> None:
+        path = study / sheet
+        lines = path.read_text().splitlines()
+        header_at = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+        header = lines[header_at].split("\t")
+        for i in range(header_at + 1, len(lines)):
+            cells = lines[i].split("\t") + [""] * len(header)
+            if tuple(cells[:len(key)]) == key:
+                cells[header.index(column)] = value
+                lines[i] = "\t".join(cells[:len(header)])
+                break
+        else:
+            raise AssertionError(f"no row {key} in {sheet}")
+        path.write_text("\n".join(lines) + "\n")
+    return change
+
+
+def touch(relative: str) -> Change:
+    def change(study: Path) -> None:
+        now = time.time() + 5
+        os.utime(study / relative, (now, now))
+    return change
+
+
+def point_trial_at_copy(study: Path) -> None:
+    shutil.copy2(study / "c3d/arm01/abduction1.c3d", study / "c3d/arm01/abduction1_copy.c3d")
+    set_cell("trials.tsv", ("arm01", "abduction1"), "file",
+             "c3d/arm01/abduction1_copy.c3d")(study)
+
+
+def swap_first_two_emg_names(setup: dict) -> dict:
+    labels = list(setup)
+    swapped = dict(setup)
+    swapped[labels[0]], swapped[labels[1]] = setup[labels[1]], setup[labels[0]]
+    return swapped
+
+
+def first_mtu_without_emg(excitations: dict) -> dict:
+    first = next(iter(excitations))
+    return {**excitations, first: {}}
+
+
+MARKERS = {"markers": 8, "scale": 2, "emg_normalise": 6, **opensim(6), **tail(2)}
+PLATES = {"forceplates": 3, "events": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3,
+          **tail(1)}
+EMG = {"emg_envelope": 8, "emg_maxima": 2, "emg_normalise": 6, "collect_nms_inputs": 6,
+       **tail(2)}
+EVENTS = {"events": 6, "collect_nms_inputs": 6, **tail(2)}
+SCALE_ARM = {"scale": 1, **opensim(3), **tail(1)}
+TRIAL_C3D = {"markers": 1, "emg_envelope": 1, "events": 1, "emg_normalise": 1, **opensim(1),
+             **tail(1)}
+
+# (id, change, expected jobs)
+CASES: list[tuple[str, Change, dict[str, int]]] = [
+    *[(f"markers.{key}", set_config(f"markers.{key}", value), MARKERS)
+      for key, value in [("cutoff_hz", 5.0), ("filter_order", 2),
+                         ("correct_double_pass", False), ("max_gap_s", 0.2),
+                         ("long_gap", "warn")]],
+    ("lab_frame", set_config("lab_frame", {"x": "-x", "y": "+z", "z": "+y"}),
+     {**MARKERS, "forceplates": 3}),
+    *[(f"force_plates.{key}", set_config(f"force_plates.{key}", value), PLATES)
+      for key, value in [("cutoff_hz", 5.0), ("threshold_n", 30.0), ("filter_order", 2),
+                         ("correct_double_pass", False)]],
+    ("force_plates.foot_markers", set_config("force_plates.foot_markers.left", ["LHEE"]),
+     {"forceplates": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3, **tail(1)}),
+    ("force_plates.assignment", set_config("force_plates.assignment",
+                                           {"leg01/squat1": {"1": "right"}}),
+     {"forceplates": 1, "inverse_dynamics": 1, "collect_nms_inputs": 1, **tail(1)}),
+    ("opensim.id.cutoff_hz", set_config("opensim.id.cutoff_hz", 5.0),
+     {"inverse_dynamics": 6, "collect_nms_inputs": 6, **tail(2)}),
+    *[(f"emg.{key}", set_config(f"emg.{key}", value), EMG)
+      for key, value in [("bandpass_hz", [25.0, 400.0]), ("bandpass_order", 2),
+                         ("lowpass_hz", 4.0), ("lowpass_order", 2), ("remove_offset", False),
+                         ("correct_double_pass", True)]],
+    ("events.source", set_config("events.source", "kinematics"), EVENTS),
+    ("events.min_cycle_s", set_config("events.min_cycle_s", 0.3), EVENTS),
+    ("opensim.scale.max_marker_error_m", set_config("opensim.scale.max_marker_error_m", 0.05),
+     {"scale": 2, **opensim(6), **tail(2)}),
+    ("opensim.ik.max_rms_error_m", set_config("opensim.ik.max_rms_error_m", 0.03),
+     {**opensim(6), **tail(2)}),
+    ("opensim.ik.task_weights", set_config("opensim.ik.task_weights", {"dummy": 2.0}),
+     {"scale": 2, **opensim(6), **tail(2)}),
+    ("models.emg_channels", set_config("models.demo-leg.emg_channels",
+                                       swap_first_two_emg_names),
+     {"emg_envelope": 4, "emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3,
+      **tail(1)}),
+    ("models.excitations", set_config("models.demo-leg.excitations", first_mtu_without_emg),
+     {"collect_nms_inputs": 3, **tail(1)}),
+    ("models.dofs", set_config("models.demo-leg.dofs", ["hip_flexion_r", "knee_angle_r"]),
+     {"muscle_analysis": 3, "collect_nms_inputs": 3, **tail(1)}),
+    ("models.unrecorded", set_config("models.demo-leg.unrecorded", ["gracilis_r"]),
+     {"calibrate_synergy_hybrid": 1, "figures": 1, "report": 1, "default": 1}),
+    ("calibration.optimiser", set_config("calibration.optimiser.max_iterations", 123),
+     tail(2)),
+    ("calibration.emd_s", set_config("calibration.emd_s", 0.02), tail(2)),
+    ("calibration.methods", set_config("calibration.methods", ["gradient"]),
+     {"figures": 2, "report": 1, "default": 1}),
+    ("synergies.restarts", set_config("synergies.restarts", 3),
+     {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
+    ("subjects.mass_kg", set_cell("subjects.tsv", ("arm01",), "mass_kg", "19.0"), SCALE_ARM),
+    ("subjects.height_m", set_cell("subjects.tsv", ("arm01",), "height_m", "1.75"),
+     SCALE_ARM),
+    ("trials.start_s", set_cell("trials.tsv", ("arm01", "abduction1"), "start_s", "0.2"),
+     {"events": 1, "muscle_analysis": 1, "collect_nms_inputs": 1, **tail(1)}),
+    ("trials.end_s of a validation trial", set_cell("trials.tsv", ("leg01", "squat3"),
+                                                    "end_s", "2.0"),
+     {"events": 1, "muscle_analysis": 1, "collect_nms_inputs": 1, "execute": 1,
+      "calibrate_synergy_hybrid": 1,
+      "figures": 1, "report": 1, "default": 1}),
+    ("trials.start_s of the static trial", set_cell("trials.tsv", ("arm01", "static"),
+                                                    "start_s", "0.1"), SCALE_ARM),
+    ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
+     {"collect_nms_inputs": 1, **tail(1)}),
+    ("trials.file", point_trial_at_copy, TRIAL_C3D),
+    ("c3d file content", touch("c3d/arm01/abduction1.c3d"), TRIAL_C3D),
+    ("c3d file of the static trial", touch("c3d/arm01/static.c3d"),
+     {"markers": 1, **SCALE_ARM}),
+]
+
+
+@pytest.fixture(scope="module")
+def study(small_demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the finished small demo study (file times kept, as ``cp -a`` does)."""
+    copy = tmp_path_factory.mktemp("rerun_matrix") / "study"
+    shutil.copytree(small_demo_run, copy, symlinks=True)
+    return copy
+
+
+def _dry_run(study: Path) -> dict[str, int]:
+    return planned_jobs(run_snakemake(study, "-n"))
+
+
+def _snapshot(study: Path) -> tuple[dict[Path, bytes], dict[Path, float], set[Path]]:
+    texts = {p: p.read_bytes() for p in (study / n for n in
+                                         ("config.yaml", "subjects.tsv", "trials.tsv"))}
+    times = {p: p.stat().st_mtime for p in (study / "c3d").rglob("*.c3d")}
+    return texts, times, set((study / "c3d").rglob("*"))
+
+
+def _restore(study: Path, snapshot: tuple[dict[Path, bytes], dict[Path, float],
+                                          set[Path]]) -> None:
+    texts, times, files = snapshot
+    for path, data in texts.items():
+        path.write_bytes(data)
+    for path, mtime in times.items():
+        os.utime(path, (mtime, mtime))
+    for path in set((study / "c3d").rglob("*")) - files:
+        path.unlink()
+
+
+def test_copied_and_moved_study_plans_nothing(study: Path) -> None:
+    assert _dry_run(study) == {}
+    moved = study.parent / "moved"
+    study.rename(moved)
+    try:
+        assert _dry_run(moved) == {}
+    finally:
+        moved.rename(study)
+
+
+@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_change_reruns_exactly_its_readers(study: Path, change: Change,
+                                           expected: dict[str, int]) -> None:
+    snapshot = _snapshot(study)
+    try:
+        change(study)
+        planned = _dry_run(study)
+    finally:
+        _restore(study, snapshot)
+    assert planned == expected
+
+
+def _marker_set_file(model: Path, target: Path) -> None:
+    """The model's own markers as an OpenSim MarkerSet file."""
+    import xml.etree.ElementTree as ET
+
+    marker_set = ET.parse(model).getroot().find(".//MarkerSet")
+    assert marker_set is not None
+    document = ET.Element("OpenSimDocument", Version="40000")
+    document.append(marker_set)
+    ET.ElementTree(document).write(target, encoding="utf-8", xml_declaration=True)
+
+
+def test_user_model_and_marker_set_files_rerun_scale(
+        study: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The subject's own .osim and the marker-set file are inputs of its scale job."""
+    copy = tmp_path_factory.mktemp("user_files") / "study"
+    shutil.copytree(study, copy, symlinks=True)
+    generic = copy / "results/generic_models/demo-arm-dumbbell.osim"
+    (copy / "models").mkdir()
+    shutil.copy(generic, copy / "models/arm.osim")
+    _marker_set_file(generic, copy / "markers.xml")
+    set_cell("subjects.tsv", ("arm01",), "model", "models/arm.osim")(copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["models"]["models/arm.osim"] = config["models"].pop("demo-arm-dumbbell")
+    config.setdefault("opensim", {}).setdefault("scale", {})["marker_set"] = "markers.xml"
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(copy, "--touch")  # record the new settings as if the jobs had run
+    assert _dry_run(copy) == {}
+    touch("markers.xml")(copy)
+    assert _dry_run(copy) == {"scale": 2, **opensim(6), **tail(2)}
+    run_snakemake(copy, "--touch")
+    touch("models/arm.osim")(copy)
+    assert _dry_run(copy) == SCALE_ARM
