@@ -114,8 +114,9 @@ def opensim_forward(path, q0, qd0, sines, times_s, *, accuracy: float = 1e-12) -
     import opensim
 
     model = opensim.Model(str(path))
-    for force in model.getForceSet():
-        force.set_appliesForce(False)
+    # remove the forces (not just switch them off: muscles would still integrate their states)
+    model.updForceSet().clearAndDestroy()
+    model.updControllerSet().clearAndDestroy()
     state = model.initSystem()
     from pipeline.dynamics.build import coordinate_order
 
