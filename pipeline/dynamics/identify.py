@@ -213,3 +213,28 @@ def equation_error_residuals(problem: EquationError, objective) -> Callable:
         return torch.cat(parts)
 
     return residuals
+
+
+def solve_equation_error(residuals: Callable[[torch.Tensor], torch.Tensor], spec, p0, /, *,
+                         max_evaluations: int = 60, tolerance: float = 1e-12) -> np.ndarray:
+    """Bounded Gauss-Newton (scipy's trust-region reflective) on ``residuals`` from ``p0``.
+
+    The Jacobian is by finite differences: the elastic tendon's custom autograd function has no
+    forward-mode rule, and the muscle parameters are few.
+    """
+    from scipy.optimize import least_squares
+
+    span = spec.upper - spec.lower
+    x0 = np.clip(np.asarray(p0, dtype=float), spec.lower + 1e-9 * span, spec.upper - 1e-9 * span)
+
+    def fun(p: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            r = residuals(torch.as_tensor(p, dtype=torch.float64)).numpy()
+        return np.nan_to_num(r, nan=1e6, posinf=1e6, neginf=-1e6)
+
+    result = least_squares(fun, x0, bounds=(spec.lower, spec.upper), method="trf",
+                           x_scale=span, ftol=tolerance, xtol=tolerance, gtol=tolerance,
+                           max_nfev=max_evaluations)
+    log.info("equation-error least squares: loss %.6g after %d evaluations",
+             2.0 * result.cost, result.nfev)
+    return np.asarray(result.x, dtype=float)

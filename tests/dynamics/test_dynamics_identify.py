@@ -11,7 +11,6 @@ opensim = pytest.importorskip("opensim")
 from dynamics_helpers import model_path, quiet_opensim  # noqa: E402
 
 from pipeline.calibrate.losses import Objective  # noqa: E402
-from pipeline.calibrate.refine import refine_least_squares  # noqa: E402
 from pipeline.calibrate.synthetic import (  # noqa: E402
     make_problem,
     perturbed_start,
@@ -24,6 +23,7 @@ from pipeline.dynamics.identify import (  # noqa: E402
     EquationError,
     MotionTrials,
     equation_error_residuals,
+    solve_equation_error,
 )
 from pipeline.errors import CalibrationError  # noqa: E402
 
@@ -66,13 +66,13 @@ def test_noise_free_recovery_of_muscle_and_identifiable_inertial_parameters(arm_
     assert problem.anchored_by == "external loads"
     assert problem.identifiability.rank == 16  # of 40: the thorax is welded to ground
     p0 = perturbed_start(prob.spec, prob.truth, seed=1)
-    result = refine_least_squares(equation_error_residuals(problem, objective), prob.spec, p0,
-                                  max_evaluations=60)
-    muscle_error_pct = np.concatenate(list(recovery_errors(prob.spec, result.p,
+    p = solve_equation_error(equation_error_residuals(problem, objective), prob.spec, p0,
+                             max_evaluations=60)
+    muscle_error_pct = np.concatenate(list(recovery_errors(prob.spec, p,
                                                            prob.truth).values()))
     assert muscle_error_pct.mean() < 0.05
     with torch.no_grad():
-        moments = objective.simulate(torch.tensor(result.p)).moments_nm.transpose(1, 2)
+        moments = objective.simulate(torch.tensor(p)).moments_nm.transpose(1, 2)
     fit = problem.fit_inertia(moments[problem.mask])
     truth = problem.basis @ pi_true.reshape(-1)
     estimate = problem.basis @ fit.pi.reshape(-1)
