@@ -43,7 +43,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "assignment",
     ),
     "emg_envelope": ("config.emg", "setup.emg_channels"),
-    "emg_maxima": ("config.emg.normalisation",),
+    "emg_maxima": (),
     "emg_normalise": (),
     "events": (
         "config.events",
