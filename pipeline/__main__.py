@@ -17,6 +17,7 @@ import pkgutil
 import sys
 
 from pipeline import __version__, cli
+from pipeline._threads import pin_blas_threads
 from pipeline.errors import PipelineError, describe_os_error
 from pipeline.logs import setup_logging
 
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before build_parser: the subcommand modules' imports may load numpy's BLAS.
+    pin_blas_threads(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):

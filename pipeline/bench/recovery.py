@@ -33,15 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-dofs", type=int, default=2)
     parser.add_argument("--n-samples", type=int, default=300)
     parser.add_argument("--tendon", choices=("elastic", "stiff"), default="elastic")
+    parser.add_argument("--optimiser", choices=("least_squares", "adamw"),
+                        default="least_squares", help="calibration.optimiser.method")
+    parser.add_argument("--max-evaluations", type=int, default=200,
+                        help="least-squares residual evaluations at most")
     parser.add_argument("--max-iterations", type=int, default=500, help="AdamW iterations")
     parser.add_argument("--refine-evaluations", type=int, default=100,
-                        help="least-squares refinement evaluations (0: AdamW only)")
+                        help="adamw: least-squares refinement evaluations (0: AdamW only)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 
 def recover(seed: int, *, n_mtus: int, n_dofs: int, n_samples: int, tendon: TendonModel,
-            noise: float,
-            max_iterations: int, refine_evaluations: int) -> dict:
+            noise: float, max_iterations: int, refine_evaluations: int,
+            optimiser: str = "least_squares", max_evaluations: int = 200) -> dict:
     import numpy as np
 
     from pipeline.calibrate.gradient import GradientOptions
@@ -51,11 +55,13 @@ def recover(seed: int, *, n_mtus: int, n_dofs: int, n_samples: int, tendon: Tend
     problem = make_problem(n_mtus=n_mtus, n_dofs=n_dofs, n_calibration=3, n_validation=1,
                            n_samples=n_samples, tendon=tendon, seed=seed, noise=noise)
     p0 = perturbed_start(problem.spec, problem.truth, rel_sd=0.1, seed=seed + 100)
-    options = GradientOptions(max_iterations=max_iterations, learning_rate=0.05, lr_decay=0.995,
-                              patience=50, min_delta=1e-4, progress=False, log_every=0)
+    options = GradientOptions(method=optimiser, max_evaluations=max_evaluations,
+                              max_iterations=max_iterations, learning_rate=0.05, lr_decay=0.995,
+                              patience=50, min_delta=1e-4, polish_iterations=refine_evaluations,
+                              progress=False, log_every=0)
     outcome = calibrate(problem.spec, problem.calibration, problem.config, method="gradient",
                         seed=seed, p0=p0, gradient_options=options, analyse=False,
-                        progress=False, refine_evaluations=refine_evaluations)
+                        progress=False)
     errors = recovery_errors(problem.spec, outcome.p, problem.truth)
     start = recovery_errors(problem.spec, p0, problem.truth)
     all_err = np.concatenate(list(errors.values()))
@@ -78,7 +84,8 @@ def run(args: argparse.Namespace) -> dict:
     runs = [recover(seed, n_mtus=args.n_mtus, n_dofs=args.n_dofs, n_samples=args.n_samples,
                     tendon=args.tendon, noise=args.noise_scale if args.noise else 0.0,
                     max_iterations=args.max_iterations,
-                    refine_evaluations=args.refine_evaluations) for seed in range(args.seeds)]
+                    refine_evaluations=args.refine_evaluations, optimiser=args.optimiser,
+                    max_evaluations=args.max_evaluations) for seed in range(args.seeds)]
     kinds = runs[0]["per_parameter"].keys()
     return {
         "mean_abs_pct_error": float(np.mean([r["mean_abs_pct_error"] for r in runs])),

@@ -7,8 +7,9 @@ Modules (import them directly; this package imports nothing heavy on its own):
 * :mod:`~pipeline.calibrate.problem` - NMS input files checked and batched
   (:func:`~pipeline.calibrate.problem.load_trials`);
 * :mod:`~pipeline.calibrate.losses` - the objective (tracking + penalties);
-* :mod:`~pipeline.calibrate.gradient` - AdamW calibration; :mod:`~pipeline.calibrate.refine` -
-  optional least-squares refinement; :mod:`~pipeline.calibrate.annealing` - the CEINMS baseline;
+* :mod:`~pipeline.calibrate.least_squares` - bounded least squares with exact Jacobians
+  (default); :mod:`~pipeline.calibrate.gradient` - AdamW calibration;
+  :mod:`~pipeline.calibrate.annealing` - the CEINMS baseline;
 * :mod:`~pipeline.calibrate.run` - :func:`~pipeline.calibrate.run.calibrate`, one calibration end to
   end (optimise, identifiability, parameters.json document);
 * :mod:`~pipeline.calibrate.identifiability` - Gauss-Newton standard errors and correlations;

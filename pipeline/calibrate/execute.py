@@ -53,22 +53,28 @@ def muscle_parameters_from_document(document: Mapping[str, Any], mtu_names: Sequ
 
 def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
             emd_s: float = DEFAULT_EMD_S, objective: Mapping[str, Any] | None = None,
-            ) -> ModelOutput:
-    """Run the model without gradients on every trial of ``batch``.
+            device: str | torch.device | None = None) -> ModelOutput:
+    """Run the model without gradients on every trial of ``batch`` (all trials in one pass, on
+    ``device`` when given, e.g. ``cuda``; the outputs come back on the CPU).
 
     ``objective`` is ``parameters.json``'s ``objective``: parameters calibrated with
     ``{"name": "ceinms", ...}`` and a stiff tendon run in CEINMS's model variant
     (:func:`pipeline.calibrate.ceinms_objective.simulate_ceinms`).
     """
+    if device is not None:
+        params = params.to(device=device)
+        batch = batch.to(device)
     with torch.no_grad():
         if objective and objective.get("name") == "ceinms" and tendon == "stiff":
             from pipeline.calibrate.ceinms_objective import simulate_ceinms
 
-            return simulate_ceinms(params, batch, emd_s=emd_s,
-                                   percentage_change=float(objective["percentage_change"]))
-        return simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
-                        dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s,
-                        excitation_before=batch.excitation_before)
+            out = simulate_ceinms(params, batch, emd_s=emd_s,
+                                  percentage_change=float(objective["percentage_change"]))
+        else:
+            out = simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
+                           dt_s=batch.dt_s, tendon=tendon, emd_s=emd_s,
+                           excitation_before=batch.excitation_before)
+    return ModelOutput(*(x.cpu() for x in out))
 
 
 def batch_metrics(batch: TrialBatch, output: ModelOutput,

@@ -7,10 +7,13 @@ returned. A non-finite loss or gradient restores the best parameters, halves the
 restarts the optimiser's moments; after ``max_nan_restarts`` such events it raises
 :class:`~pipeline.errors.CalibrationError` with what to change.
 
-Then an L-BFGS polish (``polish_iterations`` objective evaluations, 0 = off) refines the AdamW
-optimum on the same objective. AdamW finds the basin cheaply from a poor start but crawls near the
-optimum (its step is ~learning rate, whatever the curvature); L-BFGS uses curvature and typically
-lowers the loss by another one to two orders of magnitude in a few hundred evaluations.
+Then, for objectives that are not plain residual sets (the synergy-hybrid calibration), an L-BFGS
+polish (``polish_iterations`` objective evaluations, 0 = off) refines the AdamW optimum on the same
+objective. The NMS calibration instead refines with the bounded least-squares solver of
+:mod:`pipeline.calibrate.least_squares` (``polish=False`` here; see
+:func:`pipeline.calibrate.run.calibrate`), which is also its default method. AdamW finds the basin
+cheaply from a poor start but crawls near the optimum (its step is ~learning rate, whatever the
+curvature); curvature-aware methods finish in far fewer evaluations.
 """
 
 from __future__ import annotations
@@ -42,21 +45,24 @@ TermsFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tenso
 class GradientOptions:
     """``calibration.optimiser`` of the config (plus options the config does not expose)."""
 
+    method: str = "least_squares"  #: least_squares | adamw (NMS calibration)
+    max_evaluations: int = 200  #: least_squares: residual evaluations at most
+    tolerance: float = 1e-10  #: least_squares: relative tolerance on loss, step and gradient
     learning_rate: float = 0.1
     lr_decay: float = 0.99
     weight_decay: float = 0.0
     max_iterations: int = 500
     patience: int = 50
     min_delta: float = 1e-3
-    polish_iterations: int = 500
+    polish_iterations: int = 500  #: evaluations of the refinement after AdamW (0 = off)
     max_nan_restarts: int = 5
     log_every: int = 50
     progress: bool = True
 
     @classmethod
     def from_config(cls, cfg: dict, **overrides) -> GradientOptions:
-        keys = ("learning_rate", "lr_decay", "weight_decay", "max_iterations", "patience",
-                "min_delta", "polish_iterations")
+        keys = ("method", "max_evaluations", "tolerance", "learning_rate", "lr_decay",
+                "weight_decay", "max_iterations", "patience", "min_delta", "polish_iterations")
         return cls(**{**{k: cfg[k] for k in keys if k in cfg}, **overrides})
 
 
@@ -73,7 +79,7 @@ class GradientResult:
 
 def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
                        options: GradientOptions | None = None, seed: int = 0,
-                       p0: np.ndarray | None = None) -> GradientResult:
+                       p0: np.ndarray | None = None, polish: bool = True) -> GradientResult:
     """Minimise ``terms(p)[0]`` over the free physical parameters of ``spec``.
 
     Args:
@@ -82,6 +88,7 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
         options: optimiser settings.
         seed: seeds torch (the optimiser itself is deterministic).
         p0: start point (default ``spec.initial``).
+        polish: run the L-BFGS polish after AdamW (``options.polish_iterations`` evaluations).
     """
     opts = options or GradientOptions()
     torch.manual_seed(seed)
@@ -152,7 +159,7 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
     finally:
         bar.close()
     polish_evaluations = 0
-    if opts.polish_iterations > 0:
+    if polish and opts.polish_iterations > 0:
         n_rows = len(history)
         best_z, best_loss = _polish(terms, spec, best_z, best_loss, opts, history, start)
         polish_evaluations = len(history) - n_rows

@@ -4,10 +4,11 @@ For residuals ``r(p)`` (``(n_res,)``) at the calibrated physical parameters ``p`
 
     J = dr/dp,   sigma^2 = |r|^2 / (n_res - n_par),   C = sigma^2 (J^T J)^+
 
-The Jacobian is computed by automatic differentiation (forward mode, ``torch.func.jacfwd``, since
-``n_par << n_res``; reverse mode ``jacrev`` in chunks when forward mode is unsupported). When
-neither transform runs through the model (custom autograd functions without functorch rules),
-central finite differences are used and the log says so.
+Calibration passes the exact Jacobian of its tracking residuals (the least-squares solver's last
+one, or :meth:`~pipeline.calibrate.losses.Objective.residuals_and_jacobian`: column-compressed
+forward mode, both tendon models). For other residual functions it is computed by automatic
+differentiation (``torch.func.jacfwd``, reverse mode ``jacrev`` in chunks when forward mode is
+unsupported, central finite differences as the last resort, and the log says so).
 
 Residuals of a moment-tracking fit are time series: EMG-envelope and inverse-dynamics errors are
 correlated over a few tenths of a second, so the independent-residual formula above understates
@@ -74,7 +75,7 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def jacobian(fn: ResidualFn, p: torch.Tensor, /, *, fd_rel_step: float = 1e-6,
+def _jacobian(fn: ResidualFn, p: torch.Tensor, /, *, fd_rel_step: float = 1e-6,
              ) -> tuple[torch.Tensor, str]:
     """``(dr/dp, method)`` with ``method`` one of ``jacfwd``, ``jacrev``, ``finite_differences``."""
     p = p.detach().clone()
@@ -128,7 +129,8 @@ def autocorrelation_time(residuals: np.ndarray, series: np.ndarray) -> float:
 
 def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str] | tuple[str, ...],
             max_relative_se: float = 0.1, max_abs_correlation: float = 0.95,
-            rcond: float = 1e-13, series: np.ndarray | None = None) -> Identifiability:
+            rcond: float = 1e-13, series: np.ndarray | None = None,
+            jacobian: np.ndarray | None = None) -> Identifiability:
     """Standard errors and correlations of ``p`` for the residual function ``fn``.
 
     Args:
@@ -139,13 +141,18 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
         rcond: eigenvalue floor relative to the largest eigenvalue of the scaled ``J^T J``.
         series: ``(n_res,)`` time-series label of each residual (see the module docstring);
             ``None`` treats the residuals as independent.
+        jacobian: ``dr/dp`` at ``p`` when the caller has it (e.g. the least-squares solver's
+            exact Jacobian); otherwise computed by :func:`jacobian`.
     """
     p_t = torch.as_tensor(p, dtype=torch.float64).detach()
     with torch.no_grad():
         residuals = fn(p_t).reshape(-1)
-    jac_t, method = jacobian(fn, p_t)
-    jac = jac_t.reshape(residuals.numel(), p_t.numel()).double().numpy()
-    res = residuals.double().numpy()
+    if jacobian is None:
+        jac, method = _jacobian(fn, p_t)
+    else:
+        jac, method = torch.as_tensor(np.asarray(jacobian)), "exact_forward_mode"
+    jac = jac.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
+    res = residuals.double().cpu().numpy()
     n_res, n_par = jac.shape
     scale = np.maximum(np.abs(p_t.numpy()), 1e-12)
     js = jac * scale

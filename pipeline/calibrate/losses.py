@@ -13,7 +13,7 @@ An optional prior (``prior_weight`` > 0, config ``calibration.prior_weight``) ad
 over the free parameters: a Gaussian prior at the initial (scaled-model) values whose width is the
 bounds' span. With noisy EMG it keeps parameters the data cannot determine near the generic model
 (a maximum a posteriori estimate) while well-determined parameters move; it is part of the
-objective, so every optimiser (AdamW, L-BFGS, annealing) minimises the same function.
+objective, so every optimiser (least squares, AdamW, annealing) minimises the same function.
 
 The same code serves gradient calibration (with autograd), annealing (under ``torch.no_grad``) and
 execution.
@@ -89,19 +89,21 @@ class Objective:
         if dof_weights is None:
             dof_weights = (variance_weights(data) if normalise_by_variance
                            else np.ones(len(data.dof_names)))
-        self.dof_weights = torch.as_tensor(dof_weights, dtype=torch.float64)
+        #: where the model runs: the device of the data (``calibration.device``)
+        self.device = data.excitation.device
+        self.dof_weights = torch.as_tensor(dof_weights, dtype=torch.float64, device=self.device)
         mask = data.mask.to(torch.float64)
         #: (trial, time) weights 1/N_i on valid samples, 0 on padding.
         self.time_weights = mask / mask.sum(dim=1, keepdim=True)
         self._fixed = {
             "max_isometric_force_n": torch.as_tensor(spec.muscles.max_isometric_force_n,
-                                                     dtype=torch.float64),
+                                                     dtype=torch.float64, device=self.device),
             "pennation_at_optimal_rad": torch.as_tensor(spec.muscles.pennation_angle_rad,
-                                                        dtype=torch.float64),
+                                                        dtype=torch.float64, device=self.device),
         }
 
     def muscle_parameters(self, p: torch.Tensor) -> MuscleParameters:
-        full = self.spec.expand(p)
+        full = self.spec.expand(p.to(self.device))
         return MuscleParameters(
             c1=full["c1"], c2=full["c2"], shape_factor=full["shape_factor"],
             optimal_fiber_length_m=full["optimal_fiber_length"],
@@ -119,10 +121,12 @@ class Objective:
     def prior_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """``(n_free,)`` residuals whose sum of squares is the prior term (zeros when off)."""
         if self.prior_weight == 0.0 or p.numel() == 0:
-            return torch.zeros_like(p)
+            return torch.zeros_like(p, device=self.device)
         scale = (self.prior_weight / p.numel()) ** 0.5
-        centre = torch.as_tensor(self.spec.initial, dtype=p.dtype)
-        span = torch.as_tensor(self.spec.upper - self.spec.lower, dtype=p.dtype)
+        p = p.to(self.device)
+        centre = torch.as_tensor(self.spec.initial, dtype=p.dtype, device=self.device)
+        span = torch.as_tensor(self.spec.upper - self.spec.lower, dtype=p.dtype,
+                               device=self.device)
         return scale * (p - centre) / span
 
     def terms_from_output(self, out: ModelOutput, p: torch.Tensor | None = None) -> LossTerms:
@@ -158,30 +162,98 @@ class Objective:
         valid = self.data.mask[:, None, :].expand_as(err)
         return (err * scale)[valid]
 
+    @property
+    def n_tracking_residuals(self) -> int:
+        """Number of tracking residuals (the first entries of :meth:`all_residuals`)."""
+        return int(self.data.mask.sum()) * len(self.data.dof_names)
+
     def residual_series(self) -> np.ndarray:
         """``(n_res,)`` label of the (trial, DOF) time series of each :meth:`residuals` entry
         (consecutive entries with one label are consecutive samples)."""
         n_trials, n_dofs, n_time = self.data.id_moment_nm.shape
         labels = torch.arange(n_trials * n_dofs).reshape(n_trials, n_dofs, 1)
         labels = labels.expand(n_trials, n_dofs, n_time)
-        valid = self.data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
+        valid = self.data.mask[:, None, :].cpu().expand(n_trials, n_dofs, n_time)
         return labels[valid].numpy()
 
     def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
-        """Residuals ``(n_res,)`` whose sum of squares is the total loss (tracking, then the
-        fibre-length and tendon-strain penalties as ``sqrt(w) * distance outside the range``,
-        then the prior)."""
+        """Residuals ``(n_res,)`` whose sum of squares is the total loss: tracking, then one
+        residual per (trial, MTU) for each operating-range penalty (the root of its time-weighted
+        sum over samples, so the residual count stays small), then the prior."""
         out = self.simulate(p)
-        valid = self.data.mask[:, None, :]
         parts = [self._tracking_residuals(out)]
-        root_tw = torch.sqrt(self.time_weights)[:, None, :]
         for key, x in (("fiber_length", out.normalized_fiber_length),
                        ("tendon_strain", out.tendon_strain)):
-            rng = self.penalties[key]
-            dist = torch.relu(rng.lower - x) + torch.relu(x - rng.upper)
-            parts.append((dist * root_tw * rng.weight**0.5)[valid.expand_as(x)])
+            parts.append(_root(self._penalty_sums(key, x)[0]).reshape(-1))
         parts.append(self.prior_residuals(p))
         return torch.cat(parts)
+
+    def _penalty_sums(self, key: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sum_t w tw dist^2, w tw signed distance)`` of one penalty: ``(trial, MTU)`` and
+        ``(trial, MTU, time)`` (the signed distance is positive above the range)."""
+        rng = self.penalties[key]
+        signed = torch.relu(x - rng.upper) - torch.relu(rng.lower - x)
+        weighted = signed * (rng.weight * self.time_weights[:, None, :])
+        return (weighted * signed).sum(dim=2), weighted
+
+    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)``.
+
+        Column-compressed forward mode (:mod:`pipeline.nms.tangents`): a muscle's parameters
+        touch only that muscle's force, fibre length and tendon strain, so one tangent per
+        parameter kind gives every column; shared entries (strength groups, global activation
+        parameters) sum the columns of the MTUs that share them. A penalty residual that is zero
+        (inside its range on every sample) gets a zero row (its square is smooth there).
+        """
+        from pipeline.nms.tangents import parameter_tangents
+
+        data, spec = self.data, self.spec
+        kinds = spec.free_kinds
+        fields = [_FIELDS[k] for k in kinds]
+        values, tangents = parameter_tangents(
+            self.muscle_parameters(p.detach()), data.excitation, data.mtu_length_m,
+            dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s, fields=fields,
+            excitation_before=data.excitation_before)
+        n_trials, n_mtus, _ = values.force_n.shape
+        scale = torch.sqrt(self.dof_weights[None, :, None] / len(data.dof_names)
+                           * self.time_weights[:, None, :])
+        moments = (data.moment_arm_m * values.force_n.unsqueeze(2)).sum(dim=1)
+        valid = data.mask[:, None, :].expand_as(moments)
+        parts = [((data.id_moment_nm - moments) * scale)[valid]]
+        n_free = spec.n_free
+        n_track = int(valid.sum())
+        jac = torch.zeros(n_track + 2 * n_trials * n_mtus + n_free, n_free, dtype=torch.float64)
+        # free column of each MTU's entry of each kind (-1: that entry is fixed)
+        columns = {k: _mtu_columns(spec, k) for k in kinds}
+        keep = {k: columns[k] >= 0 for k in kinds}
+        for kind, field in zip(kinds, fields, strict=True):
+            # d moment[t, d, n] / d theta[m] = arm[t, m, d, n] * d force[t, m, n] / d theta[m]
+            per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
+                        * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
+            per_mtu = per_mtu.cpu()
+            jac[:n_track].index_add_(1, columns[kind][keep[kind]],
+                                     per_mtu.cpu().double()[:, keep[kind]])
+        row = n_track
+        for key, attr in (("fiber_length", "normalized_fiber_length"),
+                          ("tendon_strain", "tendon_strain")):
+            sums, weighted = self._penalty_sums(key, getattr(values, attr))
+            root = _root(sums)
+            parts.append(root.reshape(-1))
+            inverse = torch.where(root > 0.0, 1.0 / torch.where(root > 0.0, root, 1.0), 0.0)
+            rows = slice(row, row + n_trials * n_mtus)
+            for kind, field in zip(kinds, fields, strict=True):
+                # d r[t, m] / d theta[m] = sum_n w tw signed * d x / d theta[m] / r[t, m]
+                slope = (weighted * getattr(tangents[field], attr)).sum(dim=2) * inverse
+                per_mtu = torch.zeros(n_trials, n_mtus, n_mtus, dtype=torch.float64)
+                per_mtu.diagonal(dim1=1, dim2=2).copy_(slope.cpu().double())
+                jac[rows].index_add_(1, columns[kind][keep[kind]],
+                                     per_mtu.reshape(n_trials * n_mtus, n_mtus)[:, keep[kind]])
+            row += n_trials * n_mtus
+        parts.append(self.prior_residuals(p.detach()))
+        if self.prior_weight > 0.0 and n_free:
+            diag = (self.prior_weight / n_free) ** 0.5 / (spec.upper - spec.lower)
+            jac[row:].diagonal().copy_(torch.as_tensor(diag))
+        return torch.cat([x.reshape(-1) for x in parts]), jac.numpy()
 
     def loss_numpy(self, p: np.ndarray) -> float:
         """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model
@@ -193,10 +265,32 @@ class Objective:
                 return float("inf")
 
 
+def _mtu_columns(spec: ParameterSpec, kind: str) -> torch.Tensor:
+    """``(muscle,)`` column in the free vector of each MTU's entry of ``kind`` (-1 if fixed)."""
+    block = spec.blocks[kind]
+    free = np.asarray(block.free_mask, dtype=bool)
+    column = np.full(free.size, -1, dtype=np.int64)
+    column[free] = np.arange(int(free.sum())) + spec.slices()[kind].start
+    return torch.as_tensor(column[np.asarray(block.index)], dtype=torch.long)
+
+
+def _root(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(x)`` for ``x >= 0`` with a zero (not an infinite) derivative at 0."""
+    positive = x > 0.0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, 1.0)), 0.0)
+
+
+#: Spec parameter kinds -> fields of :class:`~pipeline.nms.MuscleParameters`.
+_FIELDS = {"c1": "c1", "c2": "c2", "shape_factor": "shape_factor",
+           "optimal_fiber_length": "optimal_fiber_length_m",
+           "tendon_slack_length": "tendon_slack_length_m", "strength": "strength",
+           "damping": "damping"}
+
+
 def variance_weights(data: TrialBatch) -> np.ndarray:
     """``1 / var`` of each DOF's ID moment over all valid samples (1 for a constant DOF)."""
-    moments = data.id_moment_nm.numpy()
-    mask = data.mask.numpy()
+    moments = data.id_moment_nm.cpu().numpy()
+    mask = data.mask.cpu().numpy()
     weights = np.ones(moments.shape[1])
     for d in range(moments.shape[1]):
         values = moments[:, d][mask]

@@ -60,6 +60,14 @@ class TrialBatch:
                                    moment_arm_m=self.moment_arm_m[:, :, idx],
                                    id_moment_nm=self.id_moment_nm[:, idx])
 
+    def to(self, device: str | torch.device) -> TrialBatch:
+        """A copy with every tensor on ``device`` (e.g. ``cuda``)."""
+        moved = {k: getattr(self, k).to(device) for k in (
+            "excitation", "mtu_length_m", "moment_arm_m", "id_moment_nm", "mask")}
+        if self.excitation_before is not None:
+            moved["excitation_before"] = self.excitation_before.to(device)
+        return dataclasses.replace(self, **moved)
+
     def lengths(self) -> list[int]:
         return [len(t) for t in self.time_s]
 

@@ -20,9 +20,10 @@ from pipeline.calibrate import identifiability as ident
 from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
+from pipeline.calibrate.incremental import IncrementalLoss
+from pipeline.calibrate.least_squares import solve_least_squares
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
-from pipeline.calibrate.refine import refine_least_squares
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S
@@ -30,6 +31,7 @@ from pipeline.nms import DEFAULT_EMD_S
 log = logging.getLogger(__name__)
 
 METHODS = ("gradient", "annealing")
+OPTIMISERS = ("least_squares", "adamw")
 
 
 @dataclass
@@ -46,19 +48,25 @@ class CalibrationOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     identifiability: ident.Identifiability | None = None
     converged: bool = True
-    polish_evaluations: int = 0  #: gradient: L-BFGS evaluations after the AdamW iterations
-    #: Why the optimiser stopped: patience / max_iterations (gradient), converged / max_evaluations
-    #: (annealing). ``converged`` is True only when its stopping rule was met.
+    polish_evaluations: int = 0  #: adamw: least-squares evaluations after the AdamW iterations
+    #: Why the optimiser stopped: gtol / ftol / xtol / max_evaluations (least squares), patience /
+    #: max_iterations (adamw), converged / max_evaluations (annealing). ``converged`` is True only
+    #: when its stopping rule was met.
     stopped: str = ""
+    optimiser: str = ""  #: gradient: least_squares | adamw
+    #: Jacobian of the tracking residuals at ``p`` from the solver (reused by the analysis)
+    tracking_jacobian: np.ndarray | None = None
 
     def document(self, *, provenance: dict | None = None, **extra: Any) -> dict[str, Any]:
         ident_json = self.identifiability.to_json() if self.identifiability else {}
         se = self.identifiability.standard_errors if self.identifiability else None
-        counts = {"iterations": self.iterations}
+        counts: dict[str, Any] = {"iterations": self.iterations}
         if self.method == "annealing":
             counts["evaluations"] = self.iterations
-        elif self.polish_evaluations:
-            counts["polish_evaluations"] = self.polish_evaluations
+        else:
+            counts["optimiser"] = self.optimiser
+            if self.polish_evaluations:
+                counts["polish_evaluations"] = self.polish_evaluations
         return parameters_document(
             self.spec, self.p, method=self.method, tendon=self.objective.tendon,
             standard_errors=se, identifiability=ident_json, provenance=provenance,
@@ -107,8 +115,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
               method: str = "gradient", seed: int | None = None, p0: np.ndarray | None = None,
               gradient_options: GradientOptions | None = None,
               annealing_options: AnnealingOptions | None = None,
-              analyse: bool = True, progress: bool = True,
-              refine_evaluations: int = 0) -> CalibrationOutcome:
+              analyse: bool = True, progress: bool = True) -> CalibrationOutcome:
     """Calibrate the free parameters of ``spec`` on ``batch`` with ``method``.
 
     Args:
@@ -117,45 +124,72 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         p0: physical start point (default the spec's initial values).
         gradient_options, annealing_options: override the config's optimiser settings.
         analyse: run the identifiability analysis at the optimum.
-        refine_evaluations: after AdamW, refine by bounded least squares with at most this many
-            residual evaluations (:mod:`pipeline.calibrate.refine`; 0 = off).
+
+    The gradient method runs ``calibration.optimiser.method``: ``least_squares`` (default;
+    :mod:`pipeline.calibrate.least_squares`) or ``adamw`` (:mod:`pipeline.calibrate.gradient`)
+    followed by the same least-squares solver as its refinement (``polish_iterations``
+    evaluations, 0 = off).
     """
     if method not in METHODS:
         raise ConfigError(describe(None, f"unknown calibration method {method!r}",
                                    f"use one of {', '.join(METHODS)}"))
     seed = int(calibration.get("seed", 0) if seed is None else seed)
     torch.manual_seed(seed)
+    device = resolve_device(calibration)
+    if device.type != "cpu":
+        batch = batch.to(device)
     objective = make_objective(spec, batch, calibration)
     log.info("calibrating %d parameters (%s) of %d MTUs on %d trial(s), %d DOF(s), %s tendon, "
              "method %s", spec.n_free, ", ".join(spec.free_kinds), len(spec.mtu_names),
              batch.n_trials, len(batch.dof_names), objective.tendon, method)
     start_p = spec.initial if p0 is None else np.asarray(p0, dtype=float)
     polish_evaluations = 0
+    tracking_jacobian = None
+    optimiser = ""
     if method == "gradient":
         opts = gradient_options or GradientOptions.from_config(
             calibration.get("optimiser", {}), progress=progress)
-        result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed, p0=start_p)
-        p, iterations, wall, history = result.p, result.iterations, result.wall_s, result.history
-        polish_evaluations = result.polish_evaluations
-        # Converged only when AdamW met its stopping rule (no improvement for `patience`
-        # iterations), not when it ran out of iterations.
-        converged, stopped = result.stopped == "patience", result.stopped
-        if refine_evaluations > 0:
-            refined = refine_least_squares(objective.all_residuals, spec, p,
-                                           max_evaluations=refine_evaluations)
-            p, wall = refined.p, wall + refined.wall_s
-            with torch.no_grad():
-                t = objective.terms(torch.as_tensor(p, dtype=torch.float64))
-            history.append({"iteration": iterations + refined.evaluations,
-                            "loss": float(t.total), "tracking": float(t.tracking),
-                            "penalty": float(t.penalty), "lr": float("nan"), "elapsed_s": wall})
+        optimiser = opts.method
+        if optimiser not in OPTIMISERS:
+            raise ConfigError(describe("config.yaml", f"calibration.optimiser.method "
+                                       f"{optimiser!r} is unknown",
+                                       f"use one of {', '.join(OPTIMISERS)}"))
+        if optimiser == "least_squares":
+            solved = solve_least_squares(objective, start_p, max_evaluations=opts.max_evaluations,
+                                         tolerance=opts.tolerance)
+            p, iterations, wall, history = solved.p, solved.evaluations, solved.wall_s, \
+                solved.history
+            tracking_jacobian = solved.tracking_jacobian
+            converged, stopped = solved.stopped != "max_evaluations", solved.stopped
+        else:
+            result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed,
+                                        p0=start_p, polish=False)
+            p, iterations, wall, history = result.p, result.iterations, result.wall_s, \
+                result.history
+            # Converged only when AdamW met its stopping rule (no improvement for `patience`
+            # iterations), not when it ran out of iterations.
+            converged, stopped = result.stopped == "patience", result.stopped
+            if opts.polish_iterations > 0:
+                solved = solve_least_squares(
+                    objective, p, max_evaluations=opts.polish_iterations,
+                    tolerance=opts.tolerance, history=history,
+                    iteration_offset=history[-1]["iteration"] if history else 0,
+                    elapsed_offset_s=wall)
+                p, wall = solved.p, wall + solved.wall_s
+                polish_evaluations = solved.evaluations
+                tracking_jacobian = solved.tracking_jacobian
     else:
         opts_a = annealing_options or AnnealingOptions.from_config(
             calibration.get("annealing", {}))
         x0 = spec.normalise(start_p)
 
+        # The default objective re-simulates only the MTUs a move touches; other objectives
+        # (e.g. CEINMS's model variant) are evaluated whole.
+        loss_of = (IncrementalLoss(objective) if type(objective) is Objective
+                   else objective.loss_numpy)
+
         def normalised_loss(x: np.ndarray) -> float:
-            return objective.loss_numpy(spec.denormalise(x))
+            return loss_of(spec.denormalise(x))
 
         started = time.perf_counter()
 
@@ -183,17 +217,44 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
         terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))
     outcome = CalibrationOutcome(method, spec, objective, p, float(terms.total),
                                  float(terms.tracking), float(terms.penalty), iterations, wall,
-                                 history, None, converged, polish_evaluations, stopped)
+                                 history, None, converged, polish_evaluations, stopped,
+                                 optimiser, tracking_jacobian)
     if analyse:
-        outcome.identifiability = analyse_identifiability(objective, p, calibration)
+        outcome.identifiability = analyse_identifiability(objective, p, calibration,
+                                                          jacobian=tracking_jacobian)
     return outcome
 
 
+def resolve_device(calibration: Mapping[str, Any]) -> torch.device:
+    """``calibration.device`` (``cpu`` by default, ``cuda`` or ``cuda:N`` for a GPU), checked."""
+    name = str(calibration.get("device", "cpu") or "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(describe("config.yaml", f"calibration.device {name!r} is not a device "
+                                   f"({exc})", "use cpu, cuda or cuda:N")) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(describe("config.yaml", f"calibration.device is {name!r} but this "
+                                   "machine has no CUDA GPU visible to torch",
+                                   "set calibration.device: cpu, or run on a GPU node with a "
+                                   "CUDA build of torch"))
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(describe("config.yaml", f"calibration.device {name!r} is not "
+                                   "supported", "use cpu, cuda or cuda:N"))
+    return device
+
+
 def analyse_identifiability(objective: Objective, p: np.ndarray,
-                            calibration: Mapping[str, Any]) -> ident.Identifiability:
+                            calibration: Mapping[str, Any], *,
+                            jacobian: np.ndarray | None = None) -> ident.Identifiability:
+    """Identifiability at ``p`` from the tracking residuals' Jacobian (``jacobian``, e.g. the
+    solver's last one, or the exact column-compressed one computed here)."""
     cfg = calibration.get("identifiability", {})
     labels = [f"{entry}.{kind}" for kind, entry in objective.spec.labels]
-    result = ident.analyse(objective.residuals, p, labels=labels,
+    if jacobian is None:
+        full = objective.residuals_and_jacobian(torch.as_tensor(p, dtype=torch.float64))[1]
+        jacobian = full[:objective.n_tracking_residuals]
+    result = ident.analyse(objective.residuals, p, labels=labels, jacobian=jacobian,
                            series=objective.residual_series(),
                            max_relative_se=float(cfg.get("max_relative_se", 0.1)),
                            max_abs_correlation=float(cfg.get("max_abs_correlation", 0.95)))
@@ -206,8 +267,12 @@ def report_outcome(outcome: CalibrationOutcome, document: Mapping[str, Any]) -> 
              outcome.method, outcome.loss, outcome.tracking, outcome.penalty, outcome.iterations,
              "evaluations" if outcome.method == "annealing" else "iterations", outcome.wall_s)
     if not outcome.converged:
-        key = ("calibration.annealing.max_evaluations" if outcome.method == "annealing"
-               else "calibration.optimiser.max_iterations")
+        if outcome.method == "annealing":
+            key = "calibration.annealing.max_evaluations"
+        elif outcome.stopped == "max_evaluations":
+            key = "calibration.optimiser.max_evaluations"
+        else:
+            key = "calibration.optimiser.max_iterations"
         log.warning("%s calibration did not meet its stopping rule (stopped at %s after %d); "
                     "parameters.json says converged: false. Fix: raise %s", outcome.method,
                     outcome.stopped, outcome.iterations, key)

@@ -118,7 +118,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                                                          batch.mtu_names))
     gradient_options = annealing_options = None
     if args.method == "gradient":
-        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
+        overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations,
+                                                            "max_evaluations": args.max_iterations}
         gradient_options = GradientOptions.from_config(
             {**cfg.get("optimiser", {}), **overrides}, progress=not args.no_progress)
     else:
@@ -127,11 +128,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         annealing_options = AnnealingOptions.from_config({**cfg.get("annealing", {}), **overrides})
     outcome = calibrate(spec, fit_batch, cfg, method=args.method, seed=seed,
                         gradient_options=gradient_options, annealing_options=annealing_options,
-                        progress=not args.no_progress,
-                        refine_evaluations=args.refine_evaluations)
+                        progress=not args.no_progress)
     labels = _trial_labels(args.inputs)
     with torch.no_grad():
         output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64))
+        output = type(output)(*(x.cpu() for x in output))  # from calibration.device
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),
         subject=args.subject, dof_names=list(batch.dof_names), tracked_dofs=tracked,
@@ -194,9 +195,12 @@ def _execute(args: argparse.Namespace) -> int:
         return 0
     batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
     params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
+    from pipeline.calibrate.run import resolve_device
+
     output = execute(params, batch, tendon=document.get("tendon", "elastic"),
                      emd_s=float(document.get("emd_s", 0.015)),
-                     objective=document.get("objective"))
+                     objective=document.get("objective"),
+                     device=resolve_device(config.get("calibration", {})))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
     tracked = document.get("tracked_dofs") or list(batch.dof_names)
@@ -232,12 +236,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tendon", choices=("stiff", "elastic"), default=None,
                         help="override calibration.tendon")
     parser.add_argument("--max-iterations", type=int, default=None,
-                        help="override calibration.optimiser.max_iterations")
+                        help="override calibration.optimiser.max_iterations (adamw) and "
+                             "max_evaluations (least_squares)")
     parser.add_argument("--max-evaluations", type=int, default=None,
                         help="override calibration.annealing.max_evaluations")
-    parser.add_argument("--refine-evaluations", type=int, default=0,
-                        help="gradient: after AdamW, refine by bounded least squares with at "
-                             "most this many evaluations (0: off)")
     parser.add_argument("--ceinms-subject", default=None,
                         help="start from this CEINMS subject XML's per-muscle values (fibre and "
                              "tendon slack lengths, forces, activation parameters, strengths); "

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 log = logging.getLogger(__name__)
 
 NUMPY = SimpleNamespace(exp=np.exp, sqrt=np.sqrt, asinh=np.arcsinh)
-TORCH = SimpleNamespace(exp=torch.exp, sqrt=torch.sqrt, asinh=torch.asinh)
+TORCH = SimpleNamespace(exp=torch.exp, sqrt=torch.sqrt, asinh=curves.asinh)
 
 _B = curves.ACTIVE_FL_COEFFICIENTS
 _KPE_E0 = curves.PASSIVE_KPE / curves.PASSIVE_STRAIN_AT_ONE
@@ -163,6 +163,21 @@ def _adjoint_loops(grad_length, grad_velocity, jac_l, jac_v, inv_dt, bar_l_out, 
         bar_l_out[k] = bar_l
 
 
+def _tangent_loops(tl_init, forcing, jac_l, jac_v, inv_dt, tl_out, tv_out):
+    n_steps, n = forcing.shape
+    for k in range(n):
+        tl = tl_init[k]
+        tv = 0.0
+        tl_out[0, k] = tl
+        tv_out[0, k] = 0.0
+        for i in range(n_steps):
+            t_d = jac_l[i, k] * tl + jac_v[i, k] * tv + forcing[i, k]
+            tl = tl + t_d
+            tv = t_d * inv_dt
+            tl_out[i + 1, k] = tl
+            tv_out[i + 1, k] = tv
+
+
 def _equilibrium_loops(a, lmt, l0, lts, damping, sin_phi0, k_tendon, out):
     for k in range(a.shape[0]):
         w2 = (l0[k] * sin_phi0[k]) ** 2
@@ -195,6 +210,7 @@ if numba is not None:
     _scalar_residual = _jit(_scalar_residual)
     _integrate_jit = _jit(_integrate_loops)
     _adjoint_jit = _jit(_adjoint_loops)
+    _tangent_jit = _jit(_tangent_loops)
     _equilibrium_jit = _jit(_equilibrium_loops)
 
 
@@ -255,6 +271,40 @@ def adjoint(grad_length, grad_velocity, jac_l, jac_v, *, dt_s):
         bar_l = grad_length[i] + bar_l + bar_d * jac_l[i]
         bar_v = grad_velocity[i] + bar_d * jac_v[i]
     return bar_l, grad_increment
+
+
+def tangent(tl_init, forcing, jac_l, jac_v, *, dt_s):
+    """Forward-mode (tangent) recursion of :func:`integrate`.
+
+    The tangent of ``dl_i`` is ``jac_l[i] tl_i + jac_v[i] tv_i + forcing[i]``, where ``forcing``
+    collects the partials of the increment w.r.t. everything but the state times those inputs'
+    tangents; then ``tl_{i+1} = tl_i + t(dl_i)`` and ``tv_{i+1} = t(dl_i) / h``.
+
+    Args:
+        tl_init: ``(n,)`` tangent of the initial length (the initial velocity is fixed at 0).
+        forcing, jac_l, jac_v: ``(time - 1, n)``.
+
+    Returns:
+        ``(tangent_length, tangent_velocity)``, each ``(time, n)``.
+    """
+    inv_dt = 1.0 / dt_s
+    n_steps, n = forcing.shape
+    tl_out = np.empty((n_steps + 1, n))
+    tv_out = np.empty((n_steps + 1, n))
+    if numba is not None:
+        _tangent_jit(tl_init, forcing, jac_l, jac_v, inv_dt, tl_out, tv_out)
+        return tl_out, tv_out
+    tl = np.array(tl_init, dtype=float)
+    tv = np.zeros(n)
+    tl_out[0] = tl
+    tv_out[0] = 0.0
+    for i in range(n_steps):
+        t_d = jac_l[i] * tl + jac_v[i] * tv + forcing[i]
+        tl = tl + t_d
+        tv = t_d * inv_dt
+        tl_out[i + 1] = tl
+        tv_out[i + 1] = tv
+    return tl_out, tv_out
 
 
 def static_equilibrium(a, lmt, l0, lts, damping, sin_phi0, *, k_tendon):

@@ -11,10 +11,12 @@ with ``d`` the electromechanical delay in samples. Muscle activation:
 
 whose removable singularity at ``A = 0`` (limit ``a = u``) is evaluated with a series.
 
-The filter is applied exactly but without a loop over samples: the recursion factors into two
-first-order filters with poles ``-C1`` and ``-C2``, so its output is the excitation convolved with
-``alpha (-C1)^n * (-C2)^n``, done as one zero-padded FFT product (no circular wrap-around). It is
-differentiable w.r.t. the excitation and the per-muscle C1 and C2 through torch's FFT autograd.
+On the CPU the recursion runs as written (:mod:`pipeline.nms._iir`, a compiled loop with exact
+forward- and reverse-mode derivatives). On other devices it is applied without a loop over samples:
+the recursion factors into two first-order filters with poles ``-C1`` and ``-C2``, so its output is
+the excitation convolved with ``alpha (-C1)^n * (-C2)^n``, done as one zero-padded FFT product (no
+circular wrap-around), differentiable through torch's FFT autograd. Both are exact (a test keeps
+them equal).
 
 Initial conditions: the delayed excitation ``e_{i-d}`` for ``i < d`` is the EMG recorded before
 the window (``before``, the samples just before the first one) when the recording has it, and the
@@ -26,6 +28,8 @@ constant excitation gives the same constant neural activation.
 from __future__ import annotations
 
 import torch
+
+from pipeline.nms._iir import RecursiveFilter
 
 __all__ = ["activation", "delay_samples", "muscle_activation", "neural_activation"]
 
@@ -64,6 +68,15 @@ def _delayed(excitation: torch.Tensor, delay: int,
     return known[..., start:start + n_time]
 
 
+def _powers(base: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """``base ** steps`` for whole ``steps >= 0``, as ``sign * exp(steps log|base|)``: forward-mode
+    autodiff of a tensor power runs through a Python decomposition that imports torch's compiler
+    (seconds of start-up); this form has native forward and reverse derivatives."""
+    magnitude = torch.exp(steps * torch.log(base.abs()))
+    odd = torch.remainder(steps, 2.0) == 1.0
+    return torch.where(odd & (base < 0.0), -magnitude, magnitude)
+
+
 def neural_activation(
     excitation: torch.Tensor,
     c1: torch.Tensor,
@@ -92,6 +105,12 @@ def neural_activation(
     delayed = _delayed(excitation, delay, before)
     initial = delayed[..., :1]
     deviation = delayed - initial
+    if excitation.device.type == "cpu":
+        shape = deviation.shape
+        rows = [c.expand(shape[:-1]).reshape(-1) for c in (1.0 + c1 + c2 + c1 * c2, c1 + c2,
+                                                            c1 * c2)]
+        filtered = RecursiveFilter.apply(deviation.reshape(-1, shape[-1]), *rows)
+        return initial + filtered.reshape(shape)
     n_fft = 3 * n_time
     steps = torch.arange(n_time, dtype=excitation.dtype, device=excitation.device)
     pole1 = (-c1).unsqueeze(-1)
@@ -99,8 +118,8 @@ def neural_activation(
     alpha = (1.0 + c1 + c2 + c1 * c2).unsqueeze(-1)
     spectrum = (
         torch.fft.rfft(deviation, n=n_fft)
-        * torch.fft.rfft(alpha * pole1**steps, n=n_fft)
-        * torch.fft.rfft(pole2**steps, n=n_fft)
+        * torch.fft.rfft(alpha * _powers(pole1, steps), n=n_fft)
+        * torch.fft.rfft(_powers(pole2, steps), n=n_fft)
     )
     return initial + torch.fft.irfft(spectrum, n=n_fft)[..., :n_time]
 

@@ -71,7 +71,15 @@ _PASSIVE_OFFSET = math.exp(
     PASSIVE_KPE * (PASSIVE_MIN_NORM_FIBER_LENGTH - 1.0) / PASSIVE_STRAIN_AT_ONE
 )
 _PASSIVE_DENOMINATOR = math.exp(PASSIVE_KPE) - _PASSIVE_OFFSET
-_ACTIVE_FL_TORCH = torch.from_numpy(ACTIVE_FL_COEFFICIENTS)
+_ACTIVE_FL_FLOATS = tuple(tuple(float(b) for b in row) for row in ACTIVE_FL_COEFFICIENTS)
+
+
+def asinh(x: torch.Tensor) -> torch.Tensor:
+    """``asinh(x)`` as ``sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))``: exact to rounding and,
+    in float64 on the CPU, several times faster than ``torch.asinh``."""
+    magnitude = x.abs()
+    square = x * x
+    return torch.copysign(torch.log1p(magnitude + square / (1.0 + torch.sqrt(1.0 + square))), x)
 
 
 def tendon_stiffness_exponent(strain_at_one_norm_force: float = TENDON_STRAIN_AT_ONE) -> float:
@@ -89,12 +97,12 @@ def active_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     ``l~ = 0.1495``, where the term is exactly 0 in the limit; avoid that single point).
     Range: (0, 1]; equals 1 at ``l~ = 1``. Any shape; returns the input's shape.
     """
-    coefficients = _ACTIVE_FL_TORCH.to(dtype=norm_fiber_length.dtype,
-                                       device=norm_fiber_length.device)
-    total = torch.zeros_like(norm_fiber_length)
-    for b1, b2, b3, b4 in coefficients:
-        width = b3 + b4 * norm_fiber_length
-        total = total + b1 * torch.exp(-0.5 * (norm_fiber_length - b2) ** 2 / width**2)
+    total = None
+    for b1, b2, b3, b4 in _ACTIVE_FL_FLOATS:
+        q = (norm_fiber_length - b2) / (b3 + b4 * norm_fiber_length) if b4 else (
+            (norm_fiber_length - b2) * (1.0 / b3))
+        term = b1 * torch.exp(-0.5 * q * q)
+        total = term if total is None else total + term
     return total
 
 
@@ -116,7 +124,7 @@ def force_velocity(norm_fiber_velocity: torch.Tensor) -> torch.Tensor:
     ``fv(-1) = 0``, ``fv(0) = 1``, ``fv(1) = 1.794``. ``asinh`` is the closed form of OpenSim's
     ``log(x + sqrt(x^2 + 1))``.
     """
-    return FV_D1 * torch.asinh(FV_D2 * norm_fiber_velocity + FV_D3) + FV_D4
+    return FV_D1 * asinh(FV_D2 * norm_fiber_velocity + FV_D3) + FV_D4
 
 
 def force_velocity_inverse(force_velocity_multiplier: torch.Tensor) -> torch.Tensor:

@@ -164,7 +164,7 @@ def simulate(
         tendon_force = max_force * curves.tendon_force_length(
             1.0 + strain, strain_at_one_norm_force=tendon_strain_at_one_norm_force
         )
-    moments = torch.einsum("tmdn,tmn->tdn", moment_arm_m, force)
+    moments = (moment_arm_m * force.unsqueeze(2)).sum(dim=1)  # faster than einsum's bmm here
     return ModelOutput(
         moments_nm=moments,
         activation=act,

@@ -52,10 +52,25 @@ def stiff_fiber_kinematics(
     dt_s: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fibre length and velocity ``(..., muscle, time)`` with an inextensible tendon."""
+    return stiff_fiber_state(mtu_length_m, time_derivative(mtu_length_m, dt_s=dt_s),
+                             optimal_fiber_length_m=optimal_fiber_length_m,
+                             tendon_slack_length_m=tendon_slack_length_m,
+                             pennation_at_optimal_rad=pennation_at_optimal_rad)
+
+
+def stiff_fiber_state(
+    mtu_length_m: torch.Tensor,
+    mtu_velocity_mps: torch.Tensor,
+    *,
+    optimal_fiber_length_m: torch.Tensor,
+    tendon_slack_length_m: torch.Tensor,
+    pennation_at_optimal_rad: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pointwise part of :func:`stiff_fiber_kinematics`, given the MTU velocity."""
     along_tendon = mtu_length_m - tendon_slack_length_m.unsqueeze(-1)
     thickness = _thickness(optimal_fiber_length_m, pennation_at_optimal_rad)
     fiber_length = torch.sqrt(along_tendon**2 + thickness**2)
-    fiber_velocity = along_tendon / fiber_length * time_derivative(mtu_length_m, dt_s=dt_s)
+    fiber_velocity = along_tendon / fiber_length * mtu_velocity_mps
     return fiber_length, fiber_velocity
 
 
@@ -78,8 +93,34 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
+def _local_jacobians(length, velocity, act_np, lmt_np, params, *, dt_s, k_tendon):
+    """Partials of every increment ``dl_i`` (``(time - 1, n)`` each) w.r.t. ``l_i``, ``v_i``,
+    ``a_i``, ``a_{i+1}``, ``lmt_i``, ``lmt_{i+1}``, ``l0``, ``l_ts``, ``d``, ``sin(phi0)``: torch
+    autograd on the step evaluated batched over all time steps (the step is elementwise, so one
+    backward pass with unit cotangents gives every partial exactly)."""
+    n_steps = length.shape[0] - 1
+    with torch.enable_grad():
+        leaves = [
+            torch.from_numpy(x).requires_grad_()
+            for x in (length[:-1], velocity[:-1], act_np[:-1], act_np[1:], lmt_np[:-1],
+                      lmt_np[1:])
+        ]
+        leaves += [
+            torch.from_numpy(np.broadcast_to(p, (n_steps, p.shape[0])).copy()).requires_grad_()
+            for p in params
+        ]
+        step = _rosenbrock.increment(_rosenbrock.TORCH, *leaves, dt_s=dt_s, k_tendon=k_tendon)
+        # Summed to a scalar: explicit grad_outputs would make torch import sympy (0.7 s).
+        partials = torch.autograd.grad(step.sum(), leaves)
+    return [p.numpy() for p in partials]
+
+
 class _RosenbrockFiber(torch.autograd.Function):
-    """``(l_init (n,), a (n, T), l_mt (n, T), l0, l_ts, d, sin_phi0 (n,)) -> (l, v) (n, T)``."""
+    """``(l_init (n,), a (n, T), l_mt (n, T), l0, l_ts, d, sin_phi0 (n,)) -> (l, v) (n, T)``.
+
+    Reverse mode (``backward``): the discrete adjoint. Forward mode (``jvp``): the tangent
+    recursion of the same update (:func:`pipeline.nms._rosenbrock.tangent`), exact too.
+    """
 
     @staticmethod
     def forward(ctx, l_init, act, lmt, l0, lts, damping, sin_phi0, dt_s, k_tendon):
@@ -98,25 +139,19 @@ class _RosenbrockFiber(torch.autograd.Function):
         return tuple(o.to(dtype=act.dtype, device=act.device) for o in out)
 
     @staticmethod
+    def _jacobians(ctx) -> list[np.ndarray]:
+        if getattr(ctx, "local_jacobians", None) is None:
+            length, velocity, act_np, lmt_np, params = ctx.numpy_state
+            ctx.local_jacobians = _local_jacobians(length, velocity, act_np, lmt_np, params,
+                                                   dt_s=ctx.dt_s, k_tendon=ctx.k_tendon)
+        return ctx.local_jacobians
+
+    @staticmethod
     def backward(ctx, grad_length, grad_velocity):
-        length, velocity, act_np, lmt_np, params = ctx.numpy_state
-        dt_s, k_tendon = ctx.dt_s, ctx.k_tendon
+        length = ctx.numpy_state[0]
+        dt_s = ctx.dt_s
         n_steps = length.shape[0] - 1
-        with torch.enable_grad():
-            leaves = [
-                torch.from_numpy(x).requires_grad_()
-                for x in (length[:-1], velocity[:-1], act_np[:-1], act_np[1:], lmt_np[:-1],
-                          lmt_np[1:])
-            ]
-            leaves += [
-                torch.from_numpy(np.broadcast_to(p, (n_steps, p.shape[0])).copy()).requires_grad_()
-                for p in params
-            ]
-            step = _rosenbrock.increment(
-                _rosenbrock.TORCH, *leaves, dt_s=dt_s, k_tendon=k_tendon
-            )
-            partials = torch.autograd.grad(step, leaves, grad_outputs=torch.ones_like(step))
-        jac = [p.numpy() for p in partials]
+        jac = _RosenbrockFiber._jacobians(ctx)
         grad_l_np = np.ascontiguousarray(_to_numpy(grad_length).T)
         grad_v_np = np.ascontiguousarray(_to_numpy(grad_velocity).T)
         bar_l_init, bar_step = _rosenbrock.adjoint(grad_l_np, grad_v_np, jac[0], jac[1], dt_s=dt_s)
@@ -137,6 +172,26 @@ class _RosenbrockFiber(torch.autograd.Function):
         grads = [torch.from_numpy(np.ascontiguousarray(g)).to(dtype=dtype, device=device)
                  for g in grads]
         return (*grads, None, None)
+
+    @staticmethod
+    def jvp(ctx, t_l_init, t_act, t_lmt, t_l0, t_lts, t_damping, t_sin_phi0, _dt, _k):
+        length = ctx.numpy_state[0]
+        n = length.shape[1]
+        jac = _RosenbrockFiber._jacobians(ctx)
+        forcing = np.zeros_like(jac[0])
+        for tangent, now, after in ((t_act, jac[2], jac[3]), (t_lmt, jac[4], jac[5])):
+            if tangent is not None:
+                t_np = _to_numpy(tangent).T
+                forcing += now * t_np[:-1] + after * t_np[1:]
+        for tangent, partial in zip((t_l0, t_lts, t_damping, t_sin_phi0), jac[6:], strict=True):
+            if tangent is not None:
+                forcing += partial * _to_numpy(tangent)[None, :]
+        tl_init = np.zeros(n) if t_l_init is None else np.ascontiguousarray(_to_numpy(t_l_init))
+        t_length, t_velocity = _rosenbrock.tangent(tl_init, forcing, jac[0], jac[1],
+                                                   dt_s=ctx.dt_s)
+        dtype, device = ctx.like
+        return tuple(torch.from_numpy(np.ascontiguousarray(t.T)).to(dtype=dtype, device=device)
+                     for t in (t_length, t_velocity))
 
 
 def elastic_fiber_kinematics(

@@ -167,7 +167,7 @@ def _write_sheets(root: Path, subjects: list[SubjectData], rows: list[tuple]) ->
 #:   the prior the fit moves them to explain noise (with per-muscle strengths they ended further
 #:   from the truth than the scaled model, and held-out R^2 dropped by ~0.05); with it, every
 #:   calibrated type ends closer to the truth than the scaled model.
-#: * optimiser: the config defaults (AdamW then the L-BFGS polish).
+#: * optimiser: the config defaults (bounded least squares with exact Jacobians).
 #: * EMG: band-pass 20-450 Hz and a 3 Hz envelope: the demo's excitations vary below 2 Hz, and
 #:   the wider band and lower cut-off halve the envelope noise of the 5 Hz default.
 DEMO_CALIBRATION: dict[str, Any] = {
