@@ -148,10 +148,10 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
     with torch.no_grad():
         residuals = fn(p_t).reshape(-1)
     if jacobian is None:
-        jac, method = _jacobian(fn, p_t)
+        jac_t, method = _jacobian(fn, p_t)
     else:
-        jac, method = torch.as_tensor(np.asarray(jacobian)), "exact_forward_mode"
-    jac = jac.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
+        jac_t, method = torch.as_tensor(np.asarray(jacobian)), "exact_forward_mode"
+    jac = jac_t.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
     res = residuals.double().cpu().numpy()
     n_res, n_par = jac.shape
     scale = np.maximum(np.abs(p_t.numpy()), 1e-12)

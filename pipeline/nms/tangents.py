@@ -20,7 +20,7 @@ use, seconds of start-up). Tests hold the result equal to reverse-mode autograd.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -91,7 +91,7 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
         raise ValueError(f"no tangents for {unknown}; use any of {FIELDS}")
-    like = {"dtype": excitation.dtype, "device": excitation.device}
+    like: dict[str, Any] = {"dtype": excitation.dtype, "device": excitation.device}
     shape = excitation.shape
     n_trials, n_muscles, n_time = shape
 
@@ -207,7 +207,7 @@ def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Elastic fibre length and velocity; fills the tangents of both for ``fields``."""
     shape = act.shape
-    like = {"dtype": act.dtype, "device": act.device}
+    like: dict[str, Any] = {"dtype": act.dtype, "device": act.device}
     k_tendon = curves.tendon_stiffness_exponent(tendon_strain_at_one_norm_force)
     length, velocity = elastic_fiber_kinematics(
         act, mtu_length_m, optimal_fiber_length_m=p["optimal_fiber_length_m"],
@@ -234,8 +234,8 @@ def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str
                   for x in (length_np[0], act_np[0], *params[:3])]
         g = _rosenbrock.residual_and_partials(
             _rosenbrock.TORCH, leaves[0], torch.zeros_like(leaves[0]), leaves[1],
-            torch.from_numpy(lmt_np[0]), *leaves[2:], torch.from_numpy(params[3]),
-            k_tendon=k_tendon)[0]
+            torch.from_numpy(lmt_np[0]), leaves[2], leaves[3], leaves[4],
+            torch.from_numpy(params[3]), k_tendon=k_tendon)[0]
         g_partials = [x.numpy() for x in torch.autograd.grad(g.sum(), leaves)]
     direct = {"optimal_fiber_length_m": 0, "tendon_slack_length_m": 1, "damping": 2}
     for f in fields:
