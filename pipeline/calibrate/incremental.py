@@ -6,7 +6,8 @@ muscle's outputs at the last evaluated point, simulates only the MTUs whose para
 from it (one MTU for a per-muscle parameter, a group for a shared strength or a global activation
 parameter), splices them in, and sums the moments and the loss with the objective's own
 :meth:`~pipeline.calibrate.losses.Objective.terms_from_output`. The loss is the objective's, to
-rounding: the same model code runs on a subset of independent muscles.
+rounding: the same model runs on a subset of independent muscles. On the CPU (with numba) it runs
+as compiled loops (:mod:`pipeline.nms.compiled`), free of small-tensor dispatch costs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 import torch
 
 from pipeline.calibrate.losses import MODEL_FAILURES, Objective
-from pipeline.nms import ModelOutput, simulate
+from pipeline.nms import ModelOutput, compiled, curves, simulate
+from pipeline.nms.activation import _delayed, delay_samples
+from pipeline.nms.mtu import time_derivative
 
 _PER_MUSCLE = ("activation", "fiber_length_m", "fiber_velocity_mps", "normalized_fiber_length",
                "normalized_fiber_velocity", "force_n", "tendon_force_n", "tendon_strain")
@@ -36,6 +39,18 @@ class IncrementalLoss:
                                      np.flatnonzero(block.free_mask), strict=True):
                 touches[column, np.asarray(block.index) == entry] = True
         self._touches = touches
+        self._compiled = compiled.AVAILABLE and objective.device.type == "cpu"
+        if self._compiled:
+            data = objective.data
+            delayed = _delayed(data.excitation, delay_samples(emd_s=objective.emd_s,
+                                                              dt_s=data.dt_s),
+                               data.excitation_before)
+            self._signals = {
+                "drive": (delayed - delayed[..., :1]).numpy(),
+                "initial": delayed[..., 0].contiguous().numpy(),
+                "mtu_length_m": data.mtu_length_m.contiguous().numpy(),
+                "mtu_velocity_mps": time_derivative(data.mtu_length_m, dt_s=data.dt_s).numpy(),
+            }
         self._p: np.ndarray | None = None
         self._state: dict[str, torch.Tensor] = {}
         self.full_evaluations = 0
@@ -65,7 +80,34 @@ class IncrementalLoss:
             return
         full = objective.muscle_parameters(torch.as_tensor(p, dtype=torch.float64))
         everything = muscles.size == self._touches.shape[1]
-        if everything:
+        if self._compiled:
+            values = {k: v.numpy() for k, v in full.as_dict().items()}
+            take = slice(None) if everything else muscles
+            subset = {k: np.ascontiguousarray(v[take]) for k, v in values.items()}
+            signals = {k: np.ascontiguousarray(v[:, take]) for k, v in self._signals.items()}
+            out = compiled.simulate_values(subset, **signals, dt_s=data.dt_s,
+                                           tendon=objective.tendon)
+            if not np.all(np.isfinite(out["force_n"])):
+                raise FloatingPointError("the model is not finite at this point")
+            l0 = subset["optimal_fiber_length_m"][:, None]
+            out["normalized_fiber_velocity"] = out["fiber_velocity_mps"] / (
+                curves.MAX_CONTRACTION_VELOCITY_PER_S * l0)
+            if objective.tendon == "stiff":
+                out["tendon_force_n"] = out["force_n"]
+            else:
+                out["tendon_force_n"] = ((subset["max_isometric_force_n"]
+                                          * subset["strength"])[:, None]
+                                         * curves.tendon_force_length(
+                                             torch.from_numpy(1.0 + out["tendon_strain"])
+                                         ).numpy())
+            if everything:
+                self._state = {name: torch.from_numpy(out[name]) for name in _PER_MUSCLE}
+                self.full_evaluations += 1
+            else:
+                for name in _PER_MUSCLE:
+                    self._state[name][:, muscles] = torch.from_numpy(out[name])
+                self.partial_evaluations += 1
+        elif everything:
             out = simulate(full, data.excitation, data.mtu_length_m, data.moment_arm_m,
                            dt_s=data.dt_s, tendon=objective.tendon, emd_s=objective.emd_s,
                            excitation_before=data.excitation_before)
@@ -73,14 +115,14 @@ class IncrementalLoss:
             self.full_evaluations += 1
         else:
             idx = torch.as_tensor(muscles, dtype=torch.long)
-            subset = full.__class__(**{k: v[idx] for k, v in full.as_dict().items()})
+            subset_params = full.__class__(**{k: v[idx] for k, v in full.as_dict().items()})
             before = (None if data.excitation_before is None
                       else data.excitation_before[:, idx])
-            out = simulate(subset, data.excitation[:, idx], data.mtu_length_m[:, idx],
-                           data.moment_arm_m[:, idx], dt_s=data.dt_s, tendon=objective.tendon,
-                           emd_s=objective.emd_s, excitation_before=before)
+            out_t = simulate(subset_params, data.excitation[:, idx], data.mtu_length_m[:, idx],
+                             data.moment_arm_m[:, idx], dt_s=data.dt_s, tendon=objective.tendon,
+                             emd_s=objective.emd_s, excitation_before=before)
             for name in _PER_MUSCLE:
-                self._state[name][:, idx] = getattr(out, name)
+                self._state[name][:, idx] = getattr(out_t, name)
             self.partial_evaluations += 1
         self._p = p.copy()
 
