@@ -94,18 +94,21 @@ def file_sha256(path: str | Path) -> str:
 
 
 def git_commit(directory: str | Path | None = None) -> str | None:
-    """The project's ``HEAD`` commit (git run in the package's parent folder), or None when the
-    package is not in a git checkout or git is not installed."""
+    """The project's ``HEAD`` commit, or None when ``directory`` (default: the package's parent
+    folder) is not the root of a git checkout, or git is not installed. An installed package
+    sits in site-packages, which may lie inside some other repository (a lab's study folder with
+    its virtual environment): that repository's commit is not the code's, so it gives None."""
     cwd = Path(directory) if directory is not None else PACKAGE_DIR.parent
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                                text=True, timeout=10, check=False)
+        result = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    if result.returncode != 0 or len(commit) != 40:
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) != 2 or len(lines[1]) != 40:
         return None
-    return commit
+    top, commit = lines
+    return commit if Path(top).resolve() == cwd.resolve() else None
 
 
 def provenance(config: Mapping[str, Any], *, seed: int, inputs: Iterable[str | Path]) -> dict:

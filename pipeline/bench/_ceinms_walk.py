@@ -6,7 +6,9 @@
 come from the project's muscle analysis on the IK, everything is resampled to ``RATE_HZ``, and
 the excitations are the envelopes delayed by ``EMD_S`` (taken from the EMG recorded before each
 sample, so both tools run with no further delay). The walk is split into a calibration window
-and a held-out validation window.
+and a held-out validation window. Each window's NMS inputs carry the ``WARMUP_S`` of excitation
+before it (``excitation_before``), which CEINMS gets as its leading excitation rows: both tools
+run the activation dynamics through the same history.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ MODEL = "subject_walk_scaled.osim"
 RATE_HZ = 200.0
 EMD_S = 0.015
 #: Excitation recorded before the first MTU sample that CEINMS's activation runs over.
-WARMUP_S = 0.3
+WARMUP_S = 0.45
 WINDOWS = {"calibration": (0.50, 1.30), "validation": (1.30, 1.79)}
 #: MTU -> {EMG envelope: weight}
 EXCITATIONS = {
@@ -85,14 +87,16 @@ def build_walk_inputs(shared_data: str | Path) -> WalkInputs:
                                            file=folder / "coordinates.sto")
         moments = np.stack([np.interp(time_s, ident.time_s, ident.column(f"{d}_moment"))
                             for d in DOFS])
+        n_warm = round(WARMUP_S * RATE_HZ)
+        before_s = time_s[0] - np.arange(n_warm, 0, -1) / RATE_HZ
         trials[role] = NMSTrial(
             time_s=time_s, mtu_names=mtus, dof_names=DOFS, excitation=excitation_at(time_s),
+            excitation_before=excitation_at(before_s),
             mtu_length_m=geometry.mtu_length_m, moment_arm_m=geometry.moment_arm_m,
             id_moment_nm=moments, meta={"subject": "rajagopal", "trial": f"walk_{role}",
                                         "role": role, "source": str(folder)})
-        n_warm = round(WARMUP_S * RATE_HZ)
-        warm_t[role] = np.concatenate([time_s[0] - np.arange(n_warm, 0, -1) / RATE_HZ, time_s])
-        warm_e[role] = np.concatenate([excitation_at(warm_t[role][:n_warm]),
+        warm_t[role] = np.concatenate([before_s, time_s])
+        warm_e[role] = np.concatenate([trials[role].excitation_before,
                                        trials[role].excitation], axis=1)
     return WalkInputs(folder / MODEL, trials, warm_t, warm_e)
 
@@ -101,5 +105,7 @@ def subset(trial: NMSTrial, mtus: tuple[str, ...], dofs: tuple[str, ...]) -> NMS
     """The trial restricted to some MTUs and DOFs."""
     m = [trial.mtu_names.index(n) for n in mtus]
     d = [trial.dof_names.index(n) for n in dofs]
+    before = None if trial.excitation_before is None else trial.excitation_before[m]
     return NMSTrial(trial.time_s, mtus, dofs, trial.excitation[m], trial.mtu_length_m[m],
-                    trial.moment_arm_m[m][:, d], trial.id_moment_nm[d], dict(trial.meta))
+                    trial.moment_arm_m[m][:, d], trial.id_moment_nm[d], dict(trial.meta),
+                    excitation_before=before)

@@ -26,14 +26,16 @@ HELP = "time MTU lengths + moment arms: 80 MTUs x 5 coordinates x 1000 frames (R
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+#: The shared data folder beside a clone, seen from the clone's root (where benchmarks run).
+DEFAULT_DATA = Path("..") / "shared" / "data"
 COORDINATES = ("hip_flexion_r", "hip_adduction_r", "hip_rotation_r", "knee_angle_r",
                "ankle_angle_r")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA),
-                        help="shared data folder holding opensim-core/rajagopal-walk")
+                        help="shared data folder holding opensim-core/rajagopal-walk "
+                             "(default: ../shared/data)")
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--compare", action="store_true",
                         help="also time Muscle.computeMomentArm on 20 frames")

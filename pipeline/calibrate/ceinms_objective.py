@@ -19,7 +19,10 @@ The model differs from the default in two CEINMS details, applied with a stiff t
   at ``l / (l0 (1 + gamma (1 - a)))`` with ``gamma = percentageChange`` (CEINMS default 0.15);
   the passive curve, the pennation and the penalty use ``l0``;
 * the normalised fibre velocity is clipped to [-1, 1] (``|v / l0| <= vmax``) before the
-  force-velocity curve and the damping term.
+  force-velocity curve and the damping term;
+* the activation dynamics run through the EMG recorded before the window
+  (``excitation_before`` of the NMS inputs), as CEINMS runs them over the excitation rows that
+  precede the first MTU sample, so the filter's state at the window's start is the recording's.
 
 With the elastic tendon the fibre equilibrium (:mod:`pipeline.nms.tendon`) has no activation
 dependent optimal fibre length, so there this objective needs ``ceinms_percentage_change: 0`` (set
@@ -55,8 +58,7 @@ PENALTY_HALF_WIDTH = 0.5
 def simulate_ceinms(params: MuscleParameters, batch: TrialBatch, *, emd_s: float,
                     percentage_change: float = DEFAULT_PERCENTAGE_CHANGE) -> ModelOutput:
     """The stiff-tendon model with CEINMS's shifted active curve and clipped fibre velocity."""
-    act = compute_activation(batch.excitation, params.c1, params.c2, params.shape_factor,
-                             dt_s=batch.dt_s, emd_s=emd_s)
+    act = ceinms_activation(params, batch, emd_s=emd_s)
     l0 = params.optimal_fiber_length_m.unsqueeze(-1)
     geometry = {"optimal_fiber_length_m": params.optimal_fiber_length_m,
                 "tendon_slack_length_m": params.tendon_slack_length_m,
@@ -81,6 +83,24 @@ def simulate_ceinms(params: MuscleParameters, batch: TrialBatch, *, emd_s: float
                        normalized_fiber_velocity=norm_velocity, force_n=force,
                        tendon_force_n=force,
                        tendon_strain=tendon_strain(batch.mtu_length_m, length, **geometry))
+
+
+def ceinms_activation(params: MuscleParameters, batch: TrialBatch, *,
+                      emd_s: float) -> torch.Tensor:
+    """Activation ``(trial, muscle, time)`` run, as CEINMS does, through the excitation recorded
+    before the window (``batch.excitation_before``; NaN, i.e. not recorded, holds the first
+    window sample) and then through the window: the filter's state at the window's start comes
+    from that history, not from a steady state."""
+    before = batch.excitation_before
+    if before is None or before.shape[-1] == 0:
+        return compute_activation(batch.excitation, params.c1, params.c2, params.shape_factor,
+                                  dt_s=batch.dt_s, emd_s=emd_s)
+    first = batch.excitation[..., :1].expand_as(before)
+    history = torch.cat([torch.where(torch.isnan(before), first, before), batch.excitation],
+                        dim=-1)
+    act = compute_activation(history, params.c1, params.c2, params.shape_factor,
+                             dt_s=batch.dt_s, emd_s=emd_s)
+    return act[..., before.shape[-1]:]
 
 
 def trial_time_derivative(signal: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
@@ -147,8 +167,8 @@ class CeinmsObjective(Objective):
                 f"ceinms_percentage_change: 0, got {percentage_change}",
                 "set calibration.tendon: stiff, or calibration.ceinms_percentage_change: 0 "
                 "(and CEINMS's percentageChange 0) for the elastic tendon"))
-        super().__init__(spec, data, tendon=tendon, emd_s=emd_s, normalise_by_variance=False,
-                         prior_weight=prior_weight)
+        super().__init__(spec, data, tendon="stiff" if tendon == "stiff" else "elastic",
+                         emd_s=emd_s, normalise_by_variance=False, prior_weight=prior_weight)
         self.percentage_change = float(percentage_change)
         self.band_tolerance = float(band_tolerance)
         mask = data.mask.to(torch.float64)

@@ -17,7 +17,8 @@ Readers by file suffix:
 * ``.csv``: one row per MTU, a column ``mtu`` and any of the keys above;
 * ``.json``: ``{"mtus": {mtu: {key: number or {"value": number}}}}``, so a previous run's
   ``parameters.json`` works (its ``max_isometric_force_n.generic_n``, the force at strength 1,
-  is used with its ``strength_coefficient``).
+  is used with its ``strength_coefficient``);
+* ``.xml``: a CEINMS 0.9 subject (:func:`pipeline.interop.ceinms_params.initial_values`).
 
 Other formats plug in with :func:`register_reader` (suffix -> function(path) -> values); a
 reader raises :class:`~pipeline.errors.ConfigError` naming the file, the cause and the fix.
@@ -148,5 +149,13 @@ def read_json_values(path: Path) -> InitialValues:
     return values
 
 
+def read_ceinms_subject_values(path: Path) -> InitialValues:
+    """A CEINMS subject XML's per-MTU values."""
+    from pipeline.interop.ceinms_params import initial_values
+
+    return initial_values(path)
+
+
 register_reader(".csv", read_csv_values)
 register_reader(".json", read_json_values)
+register_reader(".xml", read_ceinms_subject_values)

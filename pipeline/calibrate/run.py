@@ -267,8 +267,12 @@ def report_outcome(outcome: CalibrationOutcome, document: Mapping[str, Any]) -> 
              outcome.method, outcome.loss, outcome.tracking, outcome.penalty, outcome.iterations,
              "evaluations" if outcome.method == "annealing" else "iterations", outcome.wall_s)
     if not outcome.converged:
-        key = ("calibration.annealing.max_evaluations" if outcome.method == "annealing"
-               else "calibration.optimiser.max_iterations")
+        if outcome.method == "annealing":
+            key = "calibration.annealing.max_evaluations"
+        elif outcome.stopped == "max_evaluations":
+            key = "calibration.optimiser.max_evaluations"
+        else:
+            key = "calibration.optimiser.max_iterations"
         log.warning("%s calibration did not meet its stopping rule (stopped at %s after %d); "
                     "parameters.json says converged: false. Fix: raise %s", outcome.method,
                     outcome.stopped, outcome.iterations, key)

@@ -34,6 +34,19 @@ def test_git_commit_is_the_project_head_or_none(tmp_path: Path) -> None:
     assert git_commit(tmp_path) is None  # not a repository
 
 
+def test_git_commit_of_an_enclosing_repository_is_not_the_code_s(tmp_path: Path) -> None:
+    """An installed package's folder inside someone else's repository reports no commit."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "lab"], cwd=tmp_path, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    site_packages = tmp_path / "venv" / "lib" / "site-packages"
+    site_packages.mkdir(parents=True)
+    assert git_commit(tmp_path) == head
+    assert git_commit(site_packages) is None
+
+
 def test_config_hash_ignores_key_order_and_sees_values() -> None:
     reordered = {"markers": {"cutoff_hz": 6.0},
                  "calibration": {"seed": 0, "optimiser": {"learning_rate": 0.05,

@@ -351,3 +351,23 @@ def test_read_only_output_folder(template_study: Path,
         assert_clean(run_cli(capsys, template_study, [
             "--log", str(results / "markers.log"), "validate-study", str(template_study)]),
             "markers.log", "read-only")
+
+
+def test_snakemake_prints_the_problems_not_a_stack(template_study: Path) -> None:
+    """Under Snakemake an invalid study stops before the first job with the same lines."""
+    import sys
+
+    from project_paths import PROJECT_ROOT
+
+    (template_study / "c3d/s01/flex2.c3d").unlink()
+    before = _files(template_study)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile",
+                             str(PROJECT_ROOT / "Snakefile"), "--cores", "1", "--directory",
+                             str(template_study)], capture_output=True, text=True,
+                            check=False, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "trials.tsv row 8: file c3d/s01/flex2.c3d does not exist. Fix:" in output
+    for noise in ("Traceback", "ConfigError in file", "common.smk", "line "):
+        assert noise not in output, output
+    assert {f for f in _files(template_study) - before if not f.startswith(".snakemake")} == set()

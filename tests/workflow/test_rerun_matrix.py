@@ -170,10 +170,11 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("subjects.height_m", set_cell("subjects.tsv", ("arm01",), "height_m", "1.75"),
      SCALE_ARM),
     ("trials.start_s", set_cell("trials.tsv", ("arm01", "abduction1"), "start_s", "0.2"),
-     {"events": 1, "collect_nms_inputs": 1, **tail(1)}),
+     {"events": 1, "muscle_analysis": 1, "collect_nms_inputs": 1, **tail(1)}),
     ("trials.end_s of a validation trial", set_cell("trials.tsv", ("leg01", "squat3"),
                                                     "end_s", "2.0"),
-     {"events": 1, "collect_nms_inputs": 1, "execute": 1, "calibrate_synergy_hybrid": 1,
+     {"events": 1, "muscle_analysis": 1, "collect_nms_inputs": 1, "execute": 1,
+      "calibrate_synergy_hybrid": 1,
       "figures": 1, "report": 1, "default": 1}),
     ("trials.start_s of the static trial", set_cell("trials.tsv", ("arm01", "static"),
                                                     "start_s", "0.1"), SCALE_ARM),
@@ -237,3 +238,37 @@ def test_change_reruns_exactly_its_readers(study: Path, change: Change,
     finally:
         _restore(study, snapshot)
     assert planned == expected
+
+
+def _marker_set_file(model: Path, target: Path) -> None:
+    """The model's own markers as an OpenSim MarkerSet file."""
+    import xml.etree.ElementTree as ET
+
+    marker_set = ET.parse(model).getroot().find(".//MarkerSet")
+    assert marker_set is not None
+    document = ET.Element("OpenSimDocument", Version="40000")
+    document.append(marker_set)
+    ET.ElementTree(document).write(target, encoding="utf-8", xml_declaration=True)
+
+
+def test_user_model_and_marker_set_files_rerun_scale(
+        study: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The subject's own .osim and the marker-set file are inputs of its scale job."""
+    copy = tmp_path_factory.mktemp("user_files") / "study"
+    shutil.copytree(study, copy, symlinks=True)
+    generic = copy / "results/generic_models/demo-arm-dumbbell.osim"
+    (copy / "models").mkdir()
+    shutil.copy(generic, copy / "models/arm.osim")
+    _marker_set_file(generic, copy / "markers.xml")
+    set_cell("subjects.tsv", ("arm01",), "model", "models/arm.osim")(copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["models"]["models/arm.osim"] = config["models"].pop("demo-arm-dumbbell")
+    config.setdefault("opensim", {}).setdefault("scale", {})["marker_set"] = "markers.xml"
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(copy, "--touch")  # record the new settings as if the jobs had run
+    assert _dry_run(copy) == {}
+    touch("markers.xml")(copy)
+    assert _dry_run(copy) == {"scale": 2, **opensim(6), **tail(2)}
+    run_snakemake(copy, "--touch")
+    touch("models/arm.osim")(copy)
+    assert _dry_run(copy) == SCALE_ARM

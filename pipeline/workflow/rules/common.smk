@@ -15,8 +15,9 @@ from pipeline.study import load_study
 
 try:
     # Every check that needs no job (sheets, config, C3D contents, model files) runs here, so
-    # a mistake is reported before the first job, as one line per problem and no stack.
-    STUDY = load_study(".", check_data=True)
+    # a mistake is reported before the first job, as one line per problem and no stack. A job
+    # that a cluster runs re-reads this file: the data were checked before it was submitted.
+    STUDY = load_study(".", check_data=not (workflow.remote_exec or workflow.subprocess_exec))
 except PipelineError as exc:
     print(f"Invalid study, nothing was run:\n{exc}", file=sys.stderr)
     sys.exit(2)

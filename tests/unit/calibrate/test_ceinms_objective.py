@@ -51,7 +51,10 @@ def _small_case() -> tuple[TrialBatch, MuscleProperties]:
         arm = np.zeros((3, 2, n))
         arm[0, 0], arm[1, 0], arm[1, 1], arm[2, 1] = 0.04, -0.03, 0.02, 0.05 + 0.01 * t
         moments = rng.normal(size=(2, n)).cumsum(axis=1) * 3.0
-        trials.append(NMSTrial(t, muscles.mtu_names, ("q0", "q1"), exc, lmt, arm, moments))
+        # the first trial has 12 samples of EMG before its window (activation history)
+        before = rng.uniform(0.0, 0.9, size=(3, 12)) if n == 50 else None
+        trials.append(NMSTrial(t, muscles.mtu_names, ("q0", "q1"), exc, lmt, arm, moments,
+                               excitation_before=before))
     return batch_trials(trials, ["a", "b"]), muscles
 
 
@@ -62,7 +65,12 @@ def _reference_loss(batch: TrialBatch, values: dict[str, np.ndarray], fmax: np.n
     tracking = penalty = 0.0
     for k, time_s in enumerate(batch.time_s):
         n = len(time_s)
-        exc = batch.excitation[k].numpy()[:, :n]
+        window = batch.excitation[k].numpy()[:, :n]
+        lead = (np.zeros((window.shape[0], 0)) if batch.excitation_before is None
+                else batch.excitation_before[k].numpy())
+        lead = np.where(np.isnan(lead), window[:, :1], lead)  # not recorded: hold e_0
+        exc = np.concatenate([lead, window], axis=1)  # CEINMS runs through the history
+        n_lead = lead.shape[1]
         lmt = batch.mtu_length_m[k].numpy()[:, :n]
         arm = batch.moment_arm_m[k].numpy()[..., :n]
         measured = batch.id_moment_nm[k].numpy()[:, :n]
@@ -73,14 +81,16 @@ def _reference_loss(batch: TrialBatch, values: dict[str, np.ndarray], fmax: np.n
             l0, lts = values["optimal_fiber_length"][m], values["tendon_slack_length"][m]
             beta1, beta2 = c1 + c2, c1 * c2
             alpha = 1 + beta1 + beta2
-            u_1 = u_2 = exc[m, 0]  # the project's initial state: steady state at e_0
+            u_1 = u_2 = exc[m, 0]  # steady state at the first recorded sample
+            activation = []
+            for j in range(exc.shape[1]):
+                u = alpha * exc[m, max(j - delay, 0)] - beta1 * u_1 - beta2 * u_2
+                u_2, u_1 = u_1, u
+                activation.append((math.exp(shape * u) - 1) / (math.exp(shape) - 1))
             w = l0 * math.sin(phi0[m])
             dlmt = np.gradient(lmt[m], DT, edge_order=2)
             for i in range(n):
-                e = exc[m, max(i - delay, 0)]
-                u = alpha * e - beta1 * u_1 - beta2 * u_2
-                u_2, u_1 = u_1, u
-                a = (math.exp(shape * u) - 1) / (math.exp(shape) - 1)
+                a = activation[n_lead + i]
                 length = math.sqrt((lmt[m, i] - lts) ** 2 + w**2)
                 cos_phi = math.sqrt(length**2 - w**2) / length
                 v_norm = min(max(cos_phi * dlmt[i] / l0, -10.0), 10.0) / 10.0
@@ -143,9 +153,12 @@ def test_ceinms_model_gradcheck() -> None:
 
 
 def test_zero_shift_equals_plain_stiff_model_within_velocity_band() -> None:
+    import dataclasses
+
     from pipeline.nms import simulate
 
     batch, muscles = _small_case()
+    batch = dataclasses.replace(batch, excitation_before=None)  # the same activation start
     spec = build_spec(muscles, CALIBRATION)
     params = make_objective(spec, batch, CALIBRATION).muscle_parameters(
         torch.as_tensor(spec.initial))

@@ -88,4 +88,5 @@ def test_bench_storage_files_hold_the_nms_inputs(bench_inputs: Path, problem: st
     first = len(excitation) - len(trial.time_s)
     assert first > 0 and excitation[first, 0] == pytest.approx(trial.time_s[0], abs=1e-9)
     np.testing.assert_array_equal(excitation[first:, 1:].T, trial.excitation)
+    np.testing.assert_array_equal(excitation[:first, 1:].T, trial.excitation_before)
     assert excitation[:, 1:].min() >= 0.0 and excitation[:, 1:].max() <= 1.0

@@ -218,6 +218,9 @@ def test_initial_values_reader(subject_path: Path) -> None:
                                   "max_isometric_force_n": 6195.0, "strength": 1.2, "c1": -0.61,
                                   "c2": -0.33, "shape_factor": -1.7, "damping": 0.05}
     assert values["gasmed_r"]["damping"] == 0.1  # the subject's default
+    from pipeline.calibrate.initial_values import read_initial_values
+
+    assert read_initial_values(subject_path) == values  # subjects.tsv initial_parameters
 
 
 def test_start_value_outside_bounds_is_refused(subject_path: Path) -> None:
