@@ -124,8 +124,11 @@ class IncrementalLoss:
             take = slice(None) if everything else muscles
             subset = {k: np.ascontiguousarray(v[take]) for k, v in values.items()}
             signals = {k: np.ascontiguousarray(v[:, take]) for k, v in self._signals.items()}
-            values_out = compiled.simulate_values(subset, **signals, dt_s=data.dt_s,
-                                                  tendon=objective.tendon)
+            values_out = compiled.simulate_values(
+                subset, drive=signals["drive"], initial=signals["initial"],
+                mtu_length_m=signals["mtu_length_m"],
+                mtu_velocity_mps=signals["mtu_velocity_mps"], dt_s=data.dt_s,
+                tendon=objective.tendon)
             if not np.all(np.isfinite(values_out["force_n"])):
                 raise FloatingPointError("the model is not finite at this point")
             # The loss needs only these (see _loss).

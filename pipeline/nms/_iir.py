@@ -22,7 +22,7 @@ import torch
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 
 def _filter_loops(x, alpha, beta1, beta2, reverse, out):
@@ -51,7 +51,7 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
     out = np.empty_like(x)
     coefficients = [np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2)]
     if numba is not None:
-        _filter_jit(x, *coefficients, bool(reverse), out)
+        _filter_jit(x, *coefficients, bool(reverse), out)  # type: ignore[call-arg]
         return out
     a, b1, b2 = coefficients
     u1 = np.zeros(x.shape[0])

@@ -19,7 +19,7 @@ from pipeline.nms import _rosenbrock, curves
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 AVAILABLE = numba is not None
 
