@@ -147,9 +147,10 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
         assert np.all(np.isnan(history["lr"]))
         np.testing.assert_allclose(history["temperature"], annealing["t0"] * annealing["rt"]
                                    ** np.arange(len(history)), rtol=1e-9)
-    else:  # no temperature anywhere; AdamW rows have a learning rate, least-squares rows none
-        assert np.all(np.isnan(history["temperature"]))
-        assert doc["optimiser"] == "least_squares" and np.all(np.isnan(history["lr"]))
+    else:  # least squares (the default): no learning rate, no temperature; the loss falls
+        assert np.all(np.isnan(history["temperature"])) and np.all(np.isnan(history["lr"]))
+        assert doc["optimiser"] == "least_squares"
+        assert history["loss"][-1] < history["loss"][0]
     import opensim
 
     model = opensim.Model(str(out / "calibrated.osim"))
