@@ -148,14 +148,14 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
     with torch.no_grad():
         residuals = fn(p_t).reshape(-1)
     if jacobian is None:
-        jac_t, method = _jacobian(fn, p_t)
+        jac, method = _jacobian(fn, p_t)
     else:
-        jac_t, method = torch.as_tensor(np.asarray(jacobian)), "exact_forward_mode"
-    jac = jac_t.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
+        jac, method = torch.as_tensor(np.asarray(jacobian)), "exact_forward_mode"
+    jac_np = jac.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
     res = residuals.double().cpu().numpy()
-    n_res, n_par = jac.shape
+    n_res, n_par = jac_np.shape
     scale = np.maximum(np.abs(p_t.numpy()), 1e-12)
-    js = jac * scale
+    js = jac_np * scale
     hessian = js.T @ js
     eigval, eigvec = np.linalg.eigh(hessian)
     top = max(float(eigval.max()), np.finfo(float).tiny)

@@ -102,10 +102,7 @@ def active_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
         q = (norm_fiber_length - b2) / (b3 + b4 * norm_fiber_length) if b4 else (
             (norm_fiber_length - b2) * (1.0 / b3))
         terms.append(b1 * torch.exp(-0.5 * q * q))
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
+    return terms[0] + terms[1] + terms[2]
 
 
 def passive_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:

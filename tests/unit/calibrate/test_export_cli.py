@@ -149,6 +149,7 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
                                    ** np.arange(len(history)), rtol=1e-9)
     else:  # least squares (the default): no learning rate, no temperature; the loss falls
         assert np.all(np.isnan(history["temperature"])) and np.all(np.isnan(history["lr"]))
+        assert doc["optimiser"] == "least_squares"
         assert history["loss"][-1] < history["loss"][0]
     import opensim
 
