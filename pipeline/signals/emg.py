@@ -34,7 +34,7 @@ SATURATED_FRACTION = 0.01
 def channel_warnings(names: list[str], labels: list[str], raw: np.ndarray,
                      envelope: np.ndarray, /) -> list[str]:
     """One line per flat/dead or saturated channel (``raw`` and ``envelope``: sample x channel)."""
-    warnings = []
+    warnings: list[str] = []
     if not len(raw):
         return warnings
     peaks = np.nanmax(np.abs(envelope), axis=0)
