@@ -8,6 +8,8 @@ values it reads changes) and takes every file its CLI step reads as an ``input``
 :data:`STEP_READS` lists, per step, the values its CLI subcommand reads, one source a line:
 
 - ``config.<dotted.key>``: a key of the merged config (a missing key reads as ``null``);
+  ``config.<section>!<key>,<key>``: the section without the keys named after ``!`` (e.g. the
+  calibration settings without ``methods``, which picks the jobs rather than their content);
 - ``setup.<key>``: a key of the subject's model setup (``models.<model>`` merged onto the
   defaults, :meth:`pipeline.study.Study.model_setup`);
 - ``subject.<column>``: a cell of the subject's row in subjects.tsv;
@@ -45,7 +47,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "setup.foot_bodies",
     ),
     "emg_envelope": ("config.emg", "setup.emg_channels", "setup.drop_emg"),
-    "emg_maxima": ("config.emg.normalisation",),
+    "emg_maxima": (),
     "emg_normalise": (),
     "events": (
         "config.events",
@@ -83,7 +85,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "trial.end_s",
         "trial.role",
     ),
-    "calibrate": ("config.calibration", "setup.tracked_dofs", "setup.calibrated_mtus"),
+    "calibrate": ("config.calibration!methods", "setup.tracked_dofs", "setup.calibrated_mtus"),
     # Given OpenSim files (pipeline/workflow/rules/given.smk): the names they are checked for.
     "import_model": ("mtus", "setup.dofs"),
     "import_markers": (),
@@ -92,8 +94,9 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "import_id": ("setup.dofs",),
     "import_emg": ("setup.excitations", "setup.emg_channels"),
     "execute": (),
-    "calibrate_synergy_hybrid": ("config.calibration", "config.synergies", "setup.unrecorded"),
-    "channel_removal": ("config.calibration", "config.synergies", "setup.unrecorded"),
+    "calibrate_synergy_hybrid": ("config.calibration!methods", "config.synergies",
+                                 "setup.unrecorded"),
+    "channel_removal": ("config.calibration!methods", "config.synergies", "setup.unrecorded"),
     "figures": ("config.calibration.methods", "config.calibration.penalties",
                 "config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates"),
     "report": ("config.calibration.methods",),
@@ -107,7 +110,11 @@ def step_reads(study: Any, step: str, subject: str | None = None,
     for source in STEP_READS[step]:
         kind, _, key = source.partition(".")
         if kind == "config":
-            values[source] = lookup(study.config, key)
+            key, _, excluded = key.partition("!")
+            value = lookup(study.config, key)
+            if excluded and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k not in excluded.split(",")}
+            values[source] = value
         elif kind == "setup":
             values[source] = study.model_setup(subject).get(key)
         elif kind == "subject":

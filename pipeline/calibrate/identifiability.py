@@ -151,11 +151,11 @@ def analyse(fn: ResidualFn, p: np.ndarray | torch.Tensor, /, *, labels: list[str
         jac, method = _jacobian(fn, p_t)
     else:
         jac, method = torch.as_tensor(np.asarray(jacobian)), "exact_forward_mode"
-    jac = jac.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
+    jac_np = jac.reshape(residuals.numel(), p_t.numel()).double().cpu().numpy()
     res = residuals.double().cpu().numpy()
-    n_res, n_par = jac.shape
+    n_res, n_par = jac_np.shape
     scale = np.maximum(np.abs(p_t.numpy()), 1e-12)
-    js = jac * scale
+    js = jac_np * scale
     hessian = js.T @ js
     eigval, eigvec = np.linalg.eigh(hessian)
     top = max(float(eigval.max()), np.finfo(float).tiny)

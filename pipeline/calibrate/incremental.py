@@ -6,7 +6,8 @@ muscle's outputs at the last evaluated point, simulates only the MTUs whose para
 from it (one MTU for a per-muscle parameter, a group for a shared strength or a global activation
 parameter), splices them in, and sums the moments and the loss with the objective's own
 :meth:`~pipeline.calibrate.losses.Objective.terms_from_output`. The loss is the objective's, to
-rounding: the same model code runs on a subset of independent muscles.
+rounding: the same model runs on a subset of independent muscles. On the CPU (with numba) it runs
+as compiled loops (:mod:`pipeline.nms.compiled`), free of small-tensor dispatch costs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.calibrate.losses import MODEL_FAILURES, Objective
-from pipeline.nms import ModelOutput, simulate
+from pipeline.calibrate.losses import _FIELDS, MODEL_FAILURES, Objective
+from pipeline.nms import ModelOutput, compiled, simulate
+from pipeline.nms.activation import _delayed, delay_samples
+from pipeline.nms.mtu import time_derivative
 
 _PER_MUSCLE = ("activation", "fiber_length_m", "fiber_velocity_mps", "normalized_fiber_length",
                "normalized_fiber_velocity", "force_n", "tendon_force_n", "tendon_strain")
@@ -36,6 +39,21 @@ class IncrementalLoss:
                                      np.flatnonzero(block.free_mask), strict=True):
                 touches[column, np.asarray(block.index) == entry] = True
         self._touches = touches
+        self._compiled = compiled.AVAILABLE and objective.device.type == "cpu"
+        if self._compiled:
+            data = objective.data
+            delayed = _delayed(data.excitation, delay_samples(emd_s=objective.emd_s,
+                                                              dt_s=data.dt_s),
+                               data.excitation_before)
+            self._signals = {
+                "drive": (delayed - delayed[..., :1]).numpy(),
+                "initial": delayed[..., 0].contiguous().numpy(),
+                "mtu_length_m": data.mtu_length_m.contiguous().numpy(),
+                "mtu_velocity_mps": time_derivative(data.mtu_length_m, dt_s=data.dt_s).numpy(),
+            }
+            self._np = {"id": data.id_moment_nm.numpy(), "arm": data.moment_arm_m.numpy(),
+                        "dof_w": objective.dof_weights.numpy(),
+                        "time_w": objective.time_weights.numpy()}
         self._p: np.ndarray | None = None
         self._state: dict[str, torch.Tensor] = {}
         self.full_evaluations = 0
@@ -54,17 +72,77 @@ class IncrementalLoss:
             except MODEL_FAILURES:
                 self._p = None  # the cached state may be half updated
                 return float("inf")
-            out = self._output()
-            total = float(self.objective.terms_from_output(out, torch.as_tensor(p)).total)
+            if self._compiled:
+                total = self._loss(p)
+            else:
+                out = self._output()
+                total = float(self.objective.terms_from_output(out, torch.as_tensor(p)).total)
         return total if np.isfinite(total) else float("inf")
+
+    def _parameters(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-MTU parameter arrays at ``p`` (numpy twin of ``Objective.muscle_parameters``)."""
+        spec = self.objective.spec
+        slices = spec.slices()
+        out = {"max_isometric_force_n": spec.muscles.max_isometric_force_n,
+               "pennation_at_optimal_rad": spec.muscles.pennation_angle_rad}
+        for kind, field in _FIELDS.items():
+            block = spec.blocks[kind]
+            values = np.array(block.initial, dtype=float)
+            if kind in slices:
+                values[np.asarray(block.free_mask, dtype=bool)] = p[slices[kind]]
+            out[field] = values[np.asarray(block.index)]
+        return out
+
+    def _loss(self, p: np.ndarray) -> float:
+        """``Objective.terms_from_output(...).total`` in numpy (a test keeps them equal)."""
+        objective, arrays, state = self.objective, self._np, self._state
+        moments = np.einsum("tmdn,tmn->tdn", arrays["arm"], state["force_n"].numpy())
+        err2 = (arrays["id"] - moments) ** 2
+        tracking = float(((err2 * arrays["dof_w"][None, :, None]).mean(axis=1)
+                          * arrays["time_w"]).sum())
+        penalty = 0.0
+        for key, name in (("fiber_length", "normalized_fiber_length"),
+                          ("tendon_strain", "tendon_strain")):
+            rng = objective.penalties[key]
+            x = state[name].numpy()
+            dist = np.maximum(rng.lower - x, 0.0) ** 2 + np.maximum(x - rng.upper, 0.0) ** 2
+            penalty += float((rng.weight * dist.sum(axis=1) * arrays["time_w"]).sum())
+        if objective.prior_weight > 0.0 and p.size:
+            spec = objective.spec
+            penalty += objective.prior_weight / p.size * float(
+                (((p - spec.initial) / (spec.upper - spec.lower)) ** 2).sum())
+        return tracking + penalty
 
     def _update(self, p: np.ndarray, muscles: np.ndarray) -> None:
         objective, data = self.objective, self.objective.data
         if muscles.size == 0:
             self._p = p.copy()
             return
-        full = objective.muscle_parameters(torch.as_tensor(p, dtype=torch.float64))
         everything = muscles.size == self._touches.shape[1]
+        if self._compiled:
+            values = self._parameters(p)
+            take = slice(None) if everything else muscles
+            subset = {k: np.ascontiguousarray(v[take]) for k, v in values.items()}
+            signals = {k: np.ascontiguousarray(v[:, take]) for k, v in self._signals.items()}
+            values_out = compiled.simulate_values(
+                subset, drive=signals["drive"], initial=signals["initial"],
+                mtu_length_m=signals["mtu_length_m"],
+                mtu_velocity_mps=signals["mtu_velocity_mps"], dt_s=data.dt_s,
+                tendon=objective.tendon)
+            if not np.all(np.isfinite(values_out["force_n"])):
+                raise FloatingPointError("the model is not finite at this point")
+            # The loss needs only these (see _loss).
+            needed = ("force_n", "normalized_fiber_length", "tendon_strain")
+            if everything:
+                self._state = {name: torch.from_numpy(values_out[name]) for name in needed}
+                self.full_evaluations += 1
+            else:
+                for name in needed:
+                    self._state[name][:, muscles] = torch.from_numpy(values_out[name])
+                self.partial_evaluations += 1
+            self._p = p.copy()
+            return
+        full = objective.muscle_parameters(torch.as_tensor(p, dtype=torch.float64))
         if everything:
             out = simulate(full, data.excitation, data.mtu_length_m, data.moment_arm_m,
                            dt_s=data.dt_s, tendon=objective.tendon, emd_s=objective.emd_s,
@@ -73,14 +151,14 @@ class IncrementalLoss:
             self.full_evaluations += 1
         else:
             idx = torch.as_tensor(muscles, dtype=torch.long)
-            subset = full.__class__(**{k: v[idx] for k, v in full.as_dict().items()})
+            subset_params = full.__class__(**{k: v[idx] for k, v in full.as_dict().items()})
             before = (None if data.excitation_before is None
                       else data.excitation_before[:, idx])
-            out = simulate(subset, data.excitation[:, idx], data.mtu_length_m[:, idx],
-                           data.moment_arm_m[:, idx], dt_s=data.dt_s, tendon=objective.tendon,
-                           emd_s=objective.emd_s, excitation_before=before)
+            out_t = simulate(subset_params, data.excitation[:, idx], data.mtu_length_m[:, idx],
+                             data.moment_arm_m[:, idx], dt_s=data.dt_s, tendon=objective.tendon,
+                             emd_s=objective.emd_s, excitation_before=before)
             for name in _PER_MUSCLE:
-                self._state[name][:, idx] = getattr(out, name)
+                self._state[name][:, idx] = getattr(out_t, name)
             self.partial_evaluations += 1
         self._p = p.copy()
 

@@ -136,8 +136,8 @@ def read_json_values(path: Path) -> InitialValues:
         if not isinstance(entry, dict):
             raise ConfigError(describe(path, f"mtus.{mtu} is not a mapping", "give key: value"))
         out: dict[str, float] = {}
-        for key, value in entry.items():
-            key = ALIASES.get(key, key)
+        for raw_key, value in entry.items():
+            key = ALIASES.get(str(raw_key), str(raw_key))
             if key == "pennation_at_optimal_rad":
                 continue  # written by parameters.json; the model's pennation is kept
             if key == "max_isometric_force_n" and isinstance(value, Mapping) \

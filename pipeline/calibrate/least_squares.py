@@ -82,8 +82,8 @@ def solve_least_squares(objective: Objective, p0: np.ndarray, /, *, max_evaluati
     def fun(p: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             try:
-                r = objective.all_residuals(torch.as_tensor(p, dtype=torch.float64))
-                r = r.detach().cpu().numpy()
+                r = objective.all_residuals(torch.as_tensor(p, dtype=torch.float64)).detach()\
+                    .cpu().numpy()
             except MODEL_FAILURES as exc:
                 log.debug("least squares: model failed at a trial point (%s)", exc)
                 r = np.full(n_res, 1e6)

@@ -112,11 +112,9 @@ class Objective:
 
     def simulate(self, p: torch.Tensor, data: TrialBatch | None = None) -> ModelOutput:
         data = data or self.data
-        # EMG before the window (delay) belongs to the recorded excitations: not to replaced ones.
-        before = data.excitation_before if data.excitation is self.data.excitation else None
         return simulate(self.muscle_parameters(p), data.excitation, data.mtu_length_m,
                         data.moment_arm_m, dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s,
-                        excitation_before=before)
+                        excitation_before=data.excitation_before)
 
     def prior_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """``(n_free,)`` residuals whose sum of squares is the prior term (zeros when off)."""

@@ -173,7 +173,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
                 solved = solve_least_squares(
                     objective, p, max_evaluations=opts.polish_iterations,
                     tolerance=opts.tolerance, history=history,
-                    iteration_offset=history[-1]["iteration"] if history else 0,
+                    iteration_offset=int(history[-1]["iteration"]) if history else 0,
                     elapsed_offset_s=wall)
                 p, wall = solved.p, wall + solved.wall_s
                 polish_evaluations = solved.evaluations

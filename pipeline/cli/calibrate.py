@@ -131,7 +131,9 @@ def _calibrate(args: argparse.Namespace) -> int:
                         progress=not args.no_progress)
     labels = _trial_labels(args.inputs)
     with torch.no_grad():
-        output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64))
+        # Every DOF, tracked or not, on the objective's device.
+        output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64),
+                                            batch.to(outcome.objective.device))
         output = type(output)(*(x.cpu() for x in output))  # from calibration.device
     document = outcome.document(
         provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs]),

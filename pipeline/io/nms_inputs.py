@@ -87,7 +87,8 @@ def write_nms_trial(path: str | Path, trial: NMSTrial) -> None:
                 moment_arm_m=np.asarray(trial.moment_arm_m, dtype=float),
                 id_moment_nm=np.asarray(trial.id_moment_nm, dtype=float),
                 meta_json=np.asarray(json.dumps(meta)),
-                **({} if trial.excitation_before is None else
+                # numpy's stub lets a ** mapping reach allow_pickle: bool; these are all arrays.
+                **({} if trial.excitation_before is None else  # type: ignore[arg-type]
                    {"excitation_before": np.asarray(trial.excitation_before, dtype=float)}),
             )
 

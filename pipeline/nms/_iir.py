@@ -22,7 +22,7 @@ import torch
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 
 def _filter_loops(x, alpha, beta1, beta2, reverse, out):
@@ -51,7 +51,7 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
     out = np.empty_like(x)
     coefficients = [np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2)]
     if numba is not None:
-        _filter_jit(x, *coefficients, bool(reverse), out)
+        _filter_jit(x, *coefficients, bool(reverse), out)  # type: ignore[call-arg]
         return out
     a, b1, b2 = coefficients
     u1 = np.zeros(x.shape[0])
@@ -71,7 +71,18 @@ def _delay(u: np.ndarray, samples: int) -> np.ndarray:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
+    t = t.detach()
+    if t.dtype != torch.float64 or t.device.type != "cpu":  # .to() costs even when a no-op
+        t = t.to(device="cpu", dtype=torch.float64)
+    return t.numpy()
+
+
+def _like(ctx, array: np.ndarray) -> torch.Tensor:
+    out = torch.from_numpy(array)
+    dtype, device = ctx.like
+    if dtype != torch.float64 or device.type != "cpu":
+        out = out.to(dtype=dtype, device=device)
+    return out
 
 
 class RecursiveFilter(torch.autograd.Function):
@@ -84,7 +95,7 @@ class RecursiveFilter(torch.autograd.Function):
         u = run_filter(x_np, a, b1, b2)
         ctx.state = (x_np, u, a, b1, b2)
         ctx.like = (x.dtype, x.device)
-        return torch.from_numpy(u).to(dtype=x.dtype, device=x.device)
+        return _like(ctx, u)
 
     @staticmethod
     def backward(ctx, grad_u):
@@ -93,9 +104,7 @@ class RecursiveFilter(torch.autograd.Function):
         lam = run_filter(_np(grad_u), ones, b1, b2, reverse=True)
         grads = (a[:, None] * lam, (lam * x_np).sum(axis=1),
                  -(lam * _delay(u, 1)).sum(axis=1), -(lam * _delay(u, 2)).sum(axis=1))
-        dtype, device = ctx.like
-        return tuple(torch.from_numpy(np.ascontiguousarray(g)).to(dtype=dtype, device=device)
-                     for g in grads)
+        return tuple(_like(ctx, np.ascontiguousarray(g)) for g in grads)
 
     @staticmethod
     def jvp(ctx, t_x, t_alpha, t_beta1, t_beta2):
@@ -109,6 +118,4 @@ class RecursiveFilter(torch.autograd.Function):
             forcing -= _np(t_beta1)[:, None] * _delay(u, 1)
         if t_beta2 is not None:
             forcing -= _np(t_beta2)[:, None] * _delay(u, 2)
-        tangent = run_filter(forcing, np.ones_like(a), b1, b2)
-        dtype, device = ctx.like
-        return torch.from_numpy(tangent).to(dtype=dtype, device=device)
+        return _like(ctx, run_filter(forcing, np.ones_like(a), b1, b2))

@@ -97,13 +97,12 @@ def active_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     ``l~ = 0.1495``, where the term is exactly 0 in the limit; avoid that single point).
     Range: (0, 1]; equals 1 at ``l~ = 1``. Any shape; returns the input's shape.
     """
-    total = None
+    terms = []
     for b1, b2, b3, b4 in _ACTIVE_FL_FLOATS:
         q = (norm_fiber_length - b2) / (b3 + b4 * norm_fiber_length) if b4 else (
             (norm_fiber_length - b2) * (1.0 / b3))
-        term = b1 * torch.exp(-0.5 * q * q)
-        total = term if total is None else total + term
-    return total
+        terms.append(b1 * torch.exp(-0.5 * q * q))
+    return terms[0] + terms[1] + terms[2]
 
 
 def passive_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,7 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
         raise ValueError(f"no tangents for {unknown}; use any of {FIELDS}")
-    like = {"dtype": excitation.dtype, "device": excitation.device}
+    dtype, device = excitation.dtype, excitation.device
     shape = excitation.shape
     n_trials, n_muscles, n_time = shape
 
@@ -105,7 +105,7 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
         return x.reshape(shape)
 
     p = {name: value.detach() for name, value in params.as_dict().items()}
-    zero = torch.zeros(shape, **like)
+    zero = torch.zeros(shape, dtype=dtype, device=device)
 
     # Activation: the filter's tangents in c1 and c2, then the pointwise non-linearity.
     neural = neural_activation(excitation, p["c1"], p["c2"], dt_s=dt_s, emd_s=emd_s,
@@ -124,7 +124,8 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
             forcing = ((1.0 + rows[other])[:, None] * drive_np - _iir._delay(filtered, 1)
                        - rows[other][:, None] * _iir._delay(filtered, 2))
             tangent = _iir.run_filter(forcing, np.ones_like(beta1), beta1, beta2)
-            neural_tangent[field] = torch.from_numpy(tangent).to(**like).reshape(-1)
+            neural_tangent[field] = torch.from_numpy(tangent).to(dtype=dtype, device=device)\
+                .reshape(-1)
     (act_partials,) = _pointwise_partials(
         lambda neural, shape_factor: (muscle_activation(neural, shape_factor),),
         {"neural": flat(neural), "shape_factor": per_sample(p["shape_factor"])},
@@ -207,7 +208,7 @@ def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Elastic fibre length and velocity; fills the tangents of both for ``fields``."""
     shape = act.shape
-    like = {"dtype": act.dtype, "device": act.device}
+    dtype, device = act.dtype, act.device
     k_tendon = curves.tendon_stiffness_exponent(tendon_strain_at_one_norm_force)
     length, velocity = elastic_fiber_kinematics(
         act, mtu_length_m, optimal_fiber_length_m=p["optimal_fiber_length_m"],
@@ -234,8 +235,8 @@ def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str
                   for x in (length_np[0], act_np[0], *params[:3])]
         g = _rosenbrock.residual_and_partials(
             _rosenbrock.TORCH, leaves[0], torch.zeros_like(leaves[0]), leaves[1],
-            torch.from_numpy(lmt_np[0]), *leaves[2:], torch.from_numpy(params[3]),
-            k_tendon=k_tendon)[0]
+            torch.from_numpy(lmt_np[0]), leaves[2], leaves[3], leaves[4],
+            torch.from_numpy(params[3]), k_tendon=k_tendon)[0]
         g_partials = [x.numpy() for x in torch.autograd.grad(g.sum(), leaves)]
     direct = {"optimal_fiber_length_m": 0, "tendon_slack_length_m": 1, "damping": 2}
     for f in fields:
@@ -252,8 +253,8 @@ def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str
             g_dot += g_partials[2 + direct[f]]
         t_length, t_velocity = _rosenbrock.tangent(-g_dot / g_partials[0], forcing, jac[0],
                                                    jac[1], dt_s=dt_s)
-        length_tangent[f] = torch.from_numpy(np.ascontiguousarray(t_length.T)).to(**like)\
-            .reshape(shape)
-        velocity_tangent[f] = torch.from_numpy(np.ascontiguousarray(t_velocity.T)).to(**like)\
-            .reshape(shape)
+        length_tangent[f] = torch.from_numpy(np.ascontiguousarray(t_length.T))\
+            .to(dtype=dtype, device=device).reshape(shape)
+        velocity_tangent[f] = torch.from_numpy(np.ascontiguousarray(t_velocity.T))\
+            .to(dtype=dtype, device=device).reshape(shape)
     return length.detach(), velocity.detach()

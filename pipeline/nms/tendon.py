@@ -90,7 +90,10 @@ def tendon_strain(
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
+    tensor = tensor.detach()
+    if tensor.dtype != torch.float64 or tensor.device.type != "cpu":  # .to() costs when a no-op
+        tensor = tensor.to(device="cpu", dtype=torch.float64)
+    return tensor.numpy()
 
 
 def _local_jacobians(length, velocity, act_np, lmt_np, params, *, dt_s, k_tendon):

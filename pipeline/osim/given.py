@@ -118,7 +118,7 @@ def place_grf(mot_src: str | Path, xml_src: str | Path, *, mot_out: str | Path,
         raise IDError(describe(xml_src, f"not a readable XML file ({exc})", fix)) from exc
     loads = tree.getroot().find("ExternalLoads")
     forces = loads.findall("./objects/ExternalForce") if loads is not None else []
-    if not forces:
+    if loads is None or not forces:
         raise IDError(describe(xml_src, "has no ExternalLoads with ExternalForce objects", fix))
     grf = read_table(mot_src, error_cls=IDError, fix="give the GRF as an OpenSim .mot")
     missing = []

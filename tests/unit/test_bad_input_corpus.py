@@ -371,3 +371,28 @@ def test_snakemake_prints_the_problems_not_a_stack(template_study: Path) -> None
     for noise in ("Traceback", "ConfigError in file", "common.smk", "line "):
         assert noise not in output, output
     assert {f for f in _files(template_study) - before if not f.startswith(".snakemake")} == set()
+
+
+def test_failed_scale_rerun_leaves_no_previous_side_files(tmp_path: Path) -> None:
+    """A scale rerun that fails removes the previous run's scale_set.xml, scaled_only.osim,
+    static_pose.mot and setup_scale.xml, so they cannot pass for the new run's."""
+    from pipeline.errors import ScalingError
+    from pipeline.osim.scale import (
+        SCALE_SET_NAME,
+        SCALED_ONLY_NAME,
+        SETUP_NAME,
+        STATIC_POSE_NAME,
+        scale_model,
+    )
+
+    out_dir = tmp_path / "results/s01/model"
+    out_dir.mkdir(parents=True)
+    stale = [out_dir / n for n in (SCALE_SET_NAME, SCALED_ONLY_NAME, STATIC_POSE_NAME,
+                                   SETUP_NAME)]
+    for path in stale:
+        path.write_text("previous run")
+    with pytest.raises(ScalingError, match="model file does not exist"):
+        scale_model(tmp_path / "missing.osim", tmp_path / "static.trc",
+                    out_model=out_dir / "scaled.osim", report_path=out_dir / "report.json",
+                    mass_kg=70.0)
+    assert not [p.name for p in stale if p.exists()]

@@ -251,7 +251,8 @@ def test_calibrated_models_hold_the_calibrated_parameters(study: Path, truth: di
         for subject in truth["subjects"]:
             base = study / "results" / subject / "calibration" / method
             document = json.loads((base / "parameters.json").read_text())
-            muscles = opensim.Model(str(base / "calibrated.osim")).getMuscles()
+            model = opensim.Model(str(base / "calibrated.osim"))  # keep: muscles view into it
+            muscles = model.getMuscles()
             for mtu, entry in document["mtus"].items():
                 for key, getter in OSIM_GETTERS.items():
                     in_model = getattr(muscles.get(mtu), getter)()

@@ -100,10 +100,25 @@ def add_cycles_column(key: tuple[str, str], value: str) -> Change:
     return change
 
 
-def touch(relative: str) -> Change:
+def edit_file(relative: str) -> Change:
+    """Change a file's content (an XML comment; for a C3D, one marker sample moved by 1 mm).
+
+    Touching is not enough: Snakemake does not rerun when a newer input has the same checksum.
+    """
     def change(study: Path) -> None:
+        path = study / relative
+        if path.suffix == ".c3d":
+            import ezc3d
+
+            c3d = ezc3d.c3d(str(path))
+            points = c3d["data"]["points"]
+            points[0, 0, 0] += 1.0
+            c3d["data"]["points"] = points
+            c3d.write(str(path))
+        else:
+            path.write_text(path.read_text() + "\n<!-- edited -->\n")
         now = time.time() + 5
-        os.utime(study / relative, (now, now))
+        os.utime(path, (now, now))
     return change
 
 
@@ -207,8 +222,8 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
      {"collect_nms_inputs": 1, **tail(1)}),
     ("trials.file", point_trial_at_copy, TRIAL_C3D),
-    ("c3d file content", touch("c3d/arm01/abduction1.c3d"), TRIAL_C3D),
-    ("c3d file of the static trial", touch("c3d/arm01/static.c3d"),
+    ("c3d file content", edit_file("c3d/arm01/abduction1.c3d"), TRIAL_C3D),
+    ("c3d file of the static trial", edit_file("c3d/arm01/static.c3d"),
      {"markers": 1, **SCALE_ARM}),
 ]
 
@@ -226,8 +241,9 @@ def _dry_run(study: Path) -> dict[str, int]:
 
 
 def _snapshot(study: Path) -> tuple[dict[Path, bytes], dict[Path, float], set[Path]]:
-    texts = {p: p.read_bytes() for p in (study / n for n in
-                                         ("config.yaml", "subjects.tsv", "trials.tsv"))}
+    names = ("config.yaml", "subjects.tsv", "trials.tsv")
+    texts = {p: p.read_bytes() for p in [*(study / n for n in names),
+                                         *(study / "c3d").rglob("*.c3d")]}
     times = {p: p.stat().st_mtime for p in (study / "c3d").rglob("*.c3d")}
     return texts, times, set((study / "c3d").rglob("*"))
 
@@ -293,8 +309,8 @@ def test_user_model_and_marker_set_files_rerun_scale(
     (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(copy, "--touch")  # record the new settings as if the jobs had run
     assert _dry_run(copy) == {}
-    touch("markers.xml")(copy)
+    edit_file("markers.xml")(copy)
     assert _dry_run(copy) == {"scale": 2, **opensim(6), **tail(2)}
     run_snakemake(copy, "--touch")
-    touch("models/arm.osim")(copy)
+    edit_file("models/arm.osim")(copy)
     assert _dry_run(copy) == SCALE_ARM

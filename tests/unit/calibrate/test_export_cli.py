@@ -147,8 +147,10 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
         assert np.all(np.isnan(history["lr"]))
         np.testing.assert_allclose(history["temperature"], annealing["t0"] * annealing["rt"]
                                    ** np.arange(len(history)), rtol=1e-9)
-    else:  # AdamW rows have a learning rate; no temperature anywhere
-        assert np.all(np.isnan(history["temperature"])) and np.isfinite(history["lr"][0])
+    else:  # least squares (the default): no learning rate, no temperature; the loss falls
+        assert np.all(np.isnan(history["temperature"])) and np.all(np.isnan(history["lr"]))
+        assert doc["optimiser"] == "least_squares"
+        assert history["loss"][-1] < history["loss"][0]
     import opensim
 
     model = opensim.Model(str(out / "calibrated.osim"))

@@ -125,8 +125,8 @@ def test_initial_values_from_csv_json_and_a_registered_reader(tmp_path: Path, pr
     (tmp_path / "bad.csv").write_text("mtu,fiber\nmtu00,1\n")
     with pytest.raises(ConfigError, match="unknown key 'fiber'"):
         iv.read_initial_values(tmp_path / "bad.csv")
-    with pytest.raises(ConfigError, match="no reader for .xml"):
-        iv.read_initial_values(tmp_path / "subject.xml")
+    with pytest.raises(ConfigError, match="no reader for .abc"):
+        iv.read_initial_values(tmp_path / "subject.abc")
     iv.register_reader(".txt", lambda path: {"mtu02": {"tendon_slack_length_m": 0.3}})
     try:
         (tmp_path / "s.txt").write_text("")

@@ -1,0 +1,1 @@
+"""Differentiable skeletal dynamics of OpenSim models in torch and motion-driven identification."""

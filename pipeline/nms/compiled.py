@@ -1,0 +1,139 @@
+"""The model's forward pass as compiled loops, for optimisers that only need values (annealing).
+
+Same formulas as :func:`pipeline.nms.simulate` (activation filter and non-linearity, stiff or
+elastic fibre kinematics, DeGrooteFregly2016 curves, force along the tendon, tendon strain), run
+element by element in numba with no tensor dispatch: a 14-parameter problem costs a fraction of a
+millisecond per evaluation instead of milliseconds of small-tensor overhead. No derivatives. A test
+keeps it equal to :func:`pipeline.nms.simulate`. Without numba, :data:`AVAILABLE` is False and
+callers use the torch model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pipeline.nms import _rosenbrock, curves
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    numba = None  # type: ignore[assignment]
+
+AVAILABLE = numba is not None
+
+_B = curves.ACTIVE_FL_COEFFICIENTS
+_KPE_E0 = curves.PASSIVE_KPE / curves.PASSIVE_STRAIN_AT_ONE
+_P_OFF = math.exp(curves.PASSIVE_KPE * (curves.PASSIVE_MIN_NORM_FIBER_LENGTH - 1.0)
+                  / curves.PASSIVE_STRAIN_AT_ONE)
+_P_DEN = math.exp(curves.PASSIVE_KPE) - _P_OFF
+_VMAX = curves.MAX_CONTRACTION_VELOCITY_PER_S
+_D1, _D2, _D3, _D4 = curves.FV_D1, curves.FV_D2, curves.FV_D3, curves.FV_D4
+_SERIES = 1e-3
+
+
+def _phi(x):
+    if abs(x) < _SERIES:
+        return 1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0)))
+    return math.expm1(x) / x
+
+
+def _activation_loops(drive, initial, c1, c2, shape, out):
+    n_trials, n_mtus, n_time = drive.shape
+    for t in range(n_trials):
+        for m in range(n_mtus):
+            alpha = 1.0 + c1[m] + c2[m] + c1[m] * c2[m]
+            beta1 = c1[m] + c2[m]
+            beta2 = c1[m] * c2[m]
+            a_shape = shape[m]
+            denominator = _phi(a_shape)
+            u1 = 0.0
+            u2 = 0.0
+            for n in range(n_time):
+                u = alpha * drive[t, m, n] - beta1 * u1 - beta2 * u2
+                u2 = u1
+                u1 = u
+                neural = initial[t, m] + u
+                out[t, m, n] = neural * _phi(a_shape * neural) / denominator
+
+
+def _force_loops(act, length, velocity, lmt, l0, lts, sin_phi0, fmax, strength, damping,
+                 force, norm_length, strain):
+    n_trials, n_mtus, n_time = act.shape
+    for t in range(n_trials):
+        for m in range(n_mtus):
+            w = l0[m] * sin_phi0[m]
+            scale = fmax[m] * strength[m]
+            for n in range(n_time):
+                fl = length[t, m, n]
+                x = fl / l0[m]
+                lc = math.sqrt(fl * fl - w * w)
+                cos_phi = lc / fl
+                fa = 0.0
+                for k in range(3):
+                    q = (x - _B[k, 1]) / (_B[k, 2] + _B[k, 3] * x)
+                    fa += _B[k, 0] * math.exp(-0.5 * q * q)
+                fp = (math.exp(_KPE_E0 * (x - 1.0)) - _P_OFF) / _P_DEN
+                vn = velocity[t, m, n] / (_VMAX * l0[m])
+                fv = _D1 * math.asinh(_D2 * vn + _D3) + _D4
+                force[t, m, n] = scale * (fa * fv * act[t, m, n] + fp + damping[m] * vn) * cos_phi
+                norm_length[t, m, n] = x
+                strain[t, m, n] = (lmt[t, m, n] - lc) / lts[m] - 1.0
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+    _phi = _jit(_phi)
+    _activation_jit = _jit(_activation_loops)
+    _force_jit = _jit(_force_loops)
+
+
+def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial: np.ndarray,
+                    mtu_length_m: np.ndarray, mtu_velocity_mps: np.ndarray, dt_s: float,
+                    tendon: str,
+                    tendon_strain_at_one_norm_force: float = curves.TENDON_STRAIN_AT_ONE,
+                    ) -> dict[str, np.ndarray]:
+    """Per-muscle outputs ``(trial, muscle, time)``: activation, fibre length and velocity,
+    force along the tendon, normalised fibre length, tendon strain.
+
+    Args:
+        params: ``(muscle,)`` float64 arrays named as :class:`~pipeline.nms.MuscleParameters`'s
+            fields.
+        drive: delayed excitation minus its first sample; initial: that first sample
+            ``(trial, muscle)`` (see :func:`pipeline.nms.activation.neural_activation`).
+        mtu_velocity_mps: time derivative of the MTU length (stiff tendon only).
+    """
+    if not AVAILABLE:
+        raise RuntimeError("the compiled model needs numba")
+    shape = drive.shape
+    act = np.empty(shape)
+    _activation_jit(drive, initial, params["c1"], params["c2"], params["shape_factor"], act)
+    l0, lts = params["optimal_fiber_length_m"], params["tendon_slack_length_m"]
+    sin_phi0 = np.sin(params["pennation_at_optimal_rad"])
+    if tendon == "stiff":
+        along = mtu_length_m - lts[:, None]
+        width = (l0 * sin_phi0)[:, None]
+        length = np.sqrt(along * along + width * width)
+        velocity = along / length * mtu_velocity_mps
+    elif tendon == "elastic":
+        k_tendon = curves.tendon_stiffness_exponent(tendon_strain_at_one_norm_force)
+        n_trials, n_mtus, n_time = shape
+        per_row = [np.ascontiguousarray(np.broadcast_to(v, (n_trials, n_mtus)).reshape(-1))
+                   for v in (l0, lts, params["damping"], sin_phi0)]
+        act_tm = np.ascontiguousarray(act.reshape(-1, n_time).T)
+        lmt_tm = np.ascontiguousarray(mtu_length_m.reshape(-1, n_time).T)
+        start = _rosenbrock.static_equilibrium(act_tm[0].copy(), lmt_tm[0].copy(), *per_row,
+                                               k_tendon=k_tendon)
+        length_tm, velocity_tm = _rosenbrock.integrate(start, act_tm, lmt_tm, *per_row,
+                                                       dt_s=dt_s, k_tendon=k_tendon)
+        length = np.ascontiguousarray(length_tm.T).reshape(shape)
+        velocity = np.ascontiguousarray(velocity_tm.T).reshape(shape)
+    else:
+        raise ValueError(f"tendon must be 'elastic' or 'stiff', got {tendon!r}")
+    force, norm_length, strain = np.empty(shape), np.empty(shape), np.empty(shape)
+    _force_jit(act, length, velocity, mtu_length_m, l0, lts, sin_phi0,
+               params["max_isometric_force_n"], params["strength"], params["damping"],
+               force, norm_length, strain)
+    return {"activation": act, "fiber_length_m": length, "fiber_velocity_mps": velocity,
+            "force_n": force, "normalized_fiber_length": norm_length, "tendon_strain": strain}
