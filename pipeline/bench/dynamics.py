@@ -65,8 +65,10 @@ def bench_model(name: str, path: Path, *, states: int, check_states: int,
 
     skel = load_skeleton(path)
     rng = np.random.default_rng(0)
-    lo = skel.coordinate_ranges[:, 0].numpy()
-    hi = skel.coordinate_ranges[:, 1].numpy()
+    ranges = skel.coordinate_ranges
+    if ranges is None:
+        raise ValueError(f"{path}: the skeleton carries no coordinate ranges to draw states from")
+    lo, hi = ranges[:, 0].numpy(), ranges[:, 1].numpy()
 
     def draw(n):
         span = np.minimum(hi - lo, 4.0)

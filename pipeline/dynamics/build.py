@@ -129,7 +129,7 @@ def skeleton_from_model(model, *, source: str = "") -> Skeleton:
                 continue
             kind = joint.getConcreteClassName()
             names = [joint.get_coordinates(i).getName() for i in range(joint.numCoordinates())]
-            function_based = ()
+            function_based: tuple[int, ...] = ()
             if kind == "CustomJoint":
                 rotations, translations = _custom_axes(joint, index)
                 function_based = tuple(index[name] for name in names)
@@ -153,8 +153,8 @@ def skeleton_from_model(model, *, source: str = "") -> Skeleton:
             pending.remove(joint)
             progress = True
         if not progress:
-            names = ", ".join(j.getName() for j in pending)
-            raise ModelError(describe(where, f"joints {names} do not connect to ground",
+            unplaced = ", ".join(j.getName() for j in pending)
+            raise ModelError(describe(where, f"joints {unplaced} do not connect to ground",
                              "check the joints' parent frames"))
     pis = []
     for body in model.getBodySet():

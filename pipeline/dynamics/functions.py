@@ -10,6 +10,7 @@ piecewise cubics, including OpenSim's linear extrapolation outside the knots.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,7 @@ class Scaled:
     """``scale`` times another function (OpenSim's MultiplierFunction)."""
 
     scale: float
-    inner: object
+    inner: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         value, slope, curvature = self.inner(x)

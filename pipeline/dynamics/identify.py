@@ -122,7 +122,7 @@ class EquationError:
             for b in anchor.mass_bodies or skeleton.bodies:
                 row[body_index[b] * 10] = 1.0
             self.mass_row = (row, float(anchor.body_mass_kg))
-        self.anchored_by = self._check_anchor(known.any(), source)
+        self.anchored_by = self._check_anchor(bool(known.any()), source)
 
     def _check_anchor(self, has_known: bool, source: str | None) -> str:
         if float(self.external.abs().max()) > 0 if self.external.numel() else False:

@@ -19,7 +19,9 @@ Conventions (those of Simbody, so the results compare one to one with OpenSim):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -33,7 +35,7 @@ class AxisMotion:
 
     axis: tuple[float, float, float]
     coordinate: int | None
-    function: object
+    function: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,11 @@ def _axis_constants(axis: tuple[float, float, float], dtype, device):
         k = _skew(a)
         _CONSTANTS[key] = (a, k, k @ k)
     return _CONSTANTS[key]
+
+
+def _slots(n: int) -> list[torch.Tensor]:
+    """``n`` body slots, each filled in tree order (parents first) before it is read."""
+    return cast(list[torch.Tensor], [None] * n)
 
 
 def _mv(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
@@ -226,7 +233,9 @@ def kinematics(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch
     ground = (torch.eye(3, dtype=dtype, device=device).expand(*batch, 3, 3), zero, zero, zero,
               zero, ground_acc)
     n = skeleton.n_bodies
-    out = Kinematics(*([None] * n for _ in range(6)), joint_origin=[], joint_columns=[])
+    out = Kinematics(rotation=_slots(n), origin=_slots(n), angular_velocity=_slots(n),
+                     velocity=_slots(n), angular_acceleration=_slots(n), acceleration=_slots(n),
+                     joint_origin=[], joint_columns=[])
     for joint in skeleton.joints:
         if joint.parent < 0:
             r_gp, p_gp, w_p, v_p, al_p, a_p = ground
@@ -316,7 +325,8 @@ def project(skeleton: Skeleton, kin: Kinematics,
         about_m = moment - torch.cross(kin.joint_origin[j], force, dim=-1)
         for k, (ang, lin) in kin.joint_columns[j].items():
             term = (ang * about_m).sum(-1) + (lin * force).sum(-1)
-            tau[k] = term if tau[k] is None else tau[k] + term
+            previous = tau[k]
+            tau[k] = term if previous is None else previous + term
     zero = torch.zeros(shape[:-1], dtype=moments[0].dtype, device=moments[0].device)
     return torch.stack([zero if t is None else t.expand(shape[:-1]) for t in tau], -1)
 
@@ -395,10 +405,12 @@ def regressor(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch.
     nb = skeleton.n_bodies
     basis = torch.eye(nb * 10, dtype=q.dtype, device=q.device).reshape(nb * 10, nb, 10)
     kin_b = Kinematics(
-        [t.unsqueeze(-3) for t in kin.rotation],
-        *([t.unsqueeze(-2) for t in group] for group in (
-            kin.origin, kin.angular_velocity, kin.velocity, kin.angular_acceleration,
-            kin.acceleration)),
+        rotation=[t.unsqueeze(-3) for t in kin.rotation],
+        origin=[t.unsqueeze(-2) for t in kin.origin],
+        angular_velocity=[t.unsqueeze(-2) for t in kin.angular_velocity],
+        velocity=[t.unsqueeze(-2) for t in kin.velocity],
+        angular_acceleration=[t.unsqueeze(-2) for t in kin.angular_acceleration],
+        acceleration=[t.unsqueeze(-2) for t in kin.acceleration],
         joint_origin=[t.unsqueeze(-2) for t in kin.joint_origin],
         joint_columns=[{k: (a.unsqueeze(-2), b.unsqueeze(-2)) for k, (a, b) in cols.items()}
                        for cols in kin.joint_columns])
