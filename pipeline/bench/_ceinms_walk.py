@@ -61,8 +61,9 @@ def data_folder(shared_data: str | Path) -> Path:
 
 def build_walk_inputs(shared_data: str | Path) -> WalkInputs:
     """Muscle analysis, ID and delayed EMG envelopes on the two windows (see module doc)."""
+    from pipeline.io.opensim_files import Table, read_table
+    from pipeline.osim.model_io import load_model
     from pipeline.osim.muscle_analysis import compute_muscle_geometry
-    from pipeline.osim.tools import Table, load_model, read_table
 
     folder = data_folder(shared_data)
     model = load_model(folder / MODEL)

@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from pipeline.io.opensim_files import Table, read_table
+    from pipeline.osim.model_io import load_model, muscle_names
     from pipeline.osim.muscle_analysis import compute_muscle_geometry
-    from pipeline.osim.tools import Table, load_model, muscle_names, read_table
 
     folder = Path(args.data) / "opensim-core" / "rajagopal-walk"
     if not folder.is_dir():
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _compare(model: Any, table: Any, geometry: Any, mtus: list[str]) -> dict[str, Any]:
     """Time ``Muscle.computeMomentArm`` (what MuscleAnalysis uses) on 20 frames."""
-    from pipeline.osim.tools import coordinate_values_si
+    from pipeline.osim.coordinates import coordinate_values_si
 
     state = model.initSystem()
     coords = model.getCoordinateSet()

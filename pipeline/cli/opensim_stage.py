@@ -1,7 +1,7 @@
 """OpenSim stage subcommands: scale, ik, id, muscle-analysis, collect.
 
 Each reads the study's settings (``--study``, usually ``.`` since Snakemake runs inside the study),
-calls one function of :mod:`pipeline.osim.tools` and sends OpenSim's own log to ``--log``.
+calls one OpenSim tool function of :mod:`pipeline.osim` and sends OpenSim's own log to ``--log``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _with_added_markers(generic: Path, marker_set: Path | None, added: dict[str,
     """Write a marker set: the model's (or ``marker_set``'s) markers plus ``added`` (marker ->
     body), free markers at the body origin that the marker placer moves onto the static trial."""
     from pipeline.fileio import atomic_path
-    from pipeline.osim.tools import load_model
+    from pipeline.osim.model_io import load_model
 
     model = load_model(generic, error_cls=ScalingError, fix="check the model column of "
                        "subjects.tsv")
@@ -165,8 +165,8 @@ def _derived_measurements(generic: Path, marker_set: Path | None, static_trc: st
     import opensim as osim
 
     from pipeline.osim.measurements import derive_measurements, write_measurement_set
+    from pipeline.osim.model_io import load_model
     from pipeline.osim.scale import read_markers, static_markers
-    from pipeline.osim.tools import load_model
 
     model = load_model(generic, error_cls=ScalingError, fix="check the model column of "
                        "subjects.tsv")

@@ -141,3 +141,84 @@ def read_storage(path: str | Path) -> StorageTable:
     return StorageTable(tuple(c.strip() for c in columns[1:]), data[:, 0], data[:, 1:],
                         name=lines[0].strip() if end > 0 else "",
                         in_degrees=header.get("inDegrees", "no").lower() == "yes")
+
+
+# --------------------------------------------------------------------------------------------
+# Tables read with OpenSim's own Storage, so that old SIMM-style headers work too
+
+
+@dataclass(frozen=True)
+class Table:
+    """A time series: ``data`` has shape (time, column); angles as in the file (``in_degrees``)."""
+
+    time_s: np.ndarray
+    labels: tuple[str, ...]
+    data: np.ndarray
+    in_degrees: bool = False
+
+    def column(self, label: str) -> np.ndarray:
+        return self.data[:, self.labels.index(label)]
+
+    def window(self, t0_s: float, t1_s: float) -> Table:
+        keep = (self.time_s >= t0_s - 1e-9) & (self.time_s <= t1_s + 1e-9)
+        return Table(self.time_s[keep], self.labels, self.data[keep], self.in_degrees)
+
+
+def _coordinate_label(label: str) -> str:
+    """``/jointset/hip_r/hip_flexion_r/value`` -> ``hip_flexion_r``; other labels unchanged."""
+    if label.startswith("/") and label.endswith("/value"):
+        return label.rsplit("/", 2)[-2]
+    return label
+
+
+def read_table(path: str | Path, *, error_cls: type[PipelineError] = PipelineError,
+               fix: str = "rerun the step that writes it") -> Table:
+    """Read a ``.sto``/``.mot`` file. State-path labels (``.../<coord>/value``) become names."""
+    import opensim as osim
+
+    path = Path(path)
+    if not path.is_file():
+        raise error_cls(describe(path, "file does not exist", fix))
+    try:
+        storage = osim.Storage(str(path))
+        labels_os = storage.getColumnLabels()
+        labels = [labels_os.get(i) for i in range(labels_os.getSize())]
+        n_rows, n_cols = storage.getSize(), len(labels) - 1
+        time_s = np.empty(n_rows)
+        data = np.empty((n_rows, n_cols))
+        for i in range(n_rows):
+            row = storage.getStateVector(i)
+            time_s[i] = row.getTime()
+            values = row.getData()
+            data[i] = [values.get(j) for j in range(n_cols)]
+        in_degrees = bool(storage.isInDegrees())
+    except RuntimeError as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise error_cls(describe(path, f"cannot be read as a .sto/.mot table ({first})",
+                                 fix)) from exc
+    if n_rows == 0:
+        raise error_cls(describe(path, "table has no rows", fix))
+    names = [_coordinate_label(lab) for lab in labels[1:]]
+    keep = [i for i, lab in enumerate(labels[1:]) if not lab.endswith(("/speed", "/activation",
+                                                                       "/fiber_length"))]
+    return Table(time_s, tuple(names[i] for i in keep), data[:, keep], in_degrees)
+
+
+def format_table(table: Table, *, name: str = "table") -> str:
+    """Text of a version-1 ``.sto`` file for ``table``."""
+    n_rows, n_cols = table.data.shape
+    header = (f"{name}\nversion=1\nnRows={n_rows}\nnColumns={n_cols + 1}\n"
+              f"inDegrees={'yes' if table.in_degrees else 'no'}\nendheader\n")
+    buffer = io.StringIO()
+    buffer.write(header)
+    buffer.write("\t".join(("time", *table.labels)) + "\n")
+    np.savetxt(buffer, np.column_stack([table.time_s, table.data]), fmt="%.12g",
+               delimiter="\t")
+    return buffer.getvalue()
+
+
+def write_table(path: str | Path, table: Table, *, name: str | None = None) -> None:
+    """Write ``table`` as a ``.sto`` file atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(format_table(table, name=name or path.stem), encoding="utf-8")

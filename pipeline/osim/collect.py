@@ -18,8 +18,8 @@ import numpy as np
 
 from pipeline.errors import ConfigError, IDError, MuscleAnalysisError, describe
 from pipeline.io.nms_inputs import NMSTrial
+from pipeline.io.opensim_files import Table, read_table
 from pipeline.osim.muscle_analysis import read_muscle_analysis
-from pipeline.osim.tools import Table, read_table
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ from pipeline.errors import (
     describe,
 )
 from pipeline.fileio import atomic_path, write_text_atomic
-from pipeline.osim.tools import Table, coordinate_names, load_model, muscle_names, read_table
+from pipeline.io.opensim_files import Table, read_table
+from pipeline.osim.model_io import coordinate_names, load_model, muscle_names
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def place_coordinates(src: str | Path, out: str | Path, *, dofs: Sequence[str]) 
                                "(or no, for radians) before endheader"))
     table = read_table(src, error_cls=IKError, fix="give IK coordinates as an OpenSim .mot/.sto")
     _check_columns(src, table.labels, dofs, IKError, "coordinate")
-    from pipeline.osim.tools import write_table
+    from pipeline.io.opensim_files import write_table
 
     write_table(out, Table(table.time_s, table.labels, table.data, flag == "yes"), name="ik")
 
@@ -203,7 +204,7 @@ def place_envelopes(src: str | Path, out: str | Path, *, emg_names: Sequence[str
                                    " in config.yaml to process raw EMG"))
     if low < 0.0:
         log.info("%s: envelopes dip to %.4g; set to 0", src, low)
-    from pipeline.osim.tools import write_table
+    from pipeline.io.opensim_files import write_table
 
     write_table(out, Table(table.time_s, tuple(emg_names), np.clip(values, 0.0, 1.0)),
                 name="emg")

@@ -16,21 +16,15 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IKError, describe
+from pipeline.io.opensim_files import read_table
+from pipeline.osim.model_io import load_model
 from pipeline.osim.scale import (
     apply_marker_weights,
     marker_tasks,
     read_markers,
     replace_tasks,
 )
-from pipeline.osim.tools import (
-    load_model,
-    print_setup,
-    publish,
-    read_table,
-    rel,
-    staging_dir,
-    working_dir,
-)
+from pipeline.osim.staging import print_setup, publish, rel, staging_dir, working_dir
 
 log = logging.getLogger(__name__)
 

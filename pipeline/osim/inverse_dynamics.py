@@ -16,20 +16,14 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IDError, describe
-from pipeline.osim.tools import (
-    array_str,
+from pipeline.io.opensim_files import format_table, read_table
+from pipeline.osim.coordinates import (
     check_coordinate_ranges,
     consistent_coordinates,
     coordinate_values_si,
-    format_table,
-    load_model,
-    print_setup,
-    publish,
-    read_table,
-    rel,
-    staging_dir,
-    working_dir,
 )
+from pipeline.osim.model_io import load_model
+from pipeline.osim.staging import array_str, print_setup, publish, rel, staging_dir, working_dir
 
 log = logging.getLogger(__name__)
 

@@ -28,21 +28,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import MuscleAnalysisError, describe
-from pipeline.osim.tools import (
-    Table,
-    array_str,
-    check_coordinate_ranges,
-    coordinate_names,
-    coordinate_values_si,
-    format_table,
-    load_model,
-    muscle_names,
-    print_setup,
-    publish,
-    read_table,
-    rel,
-    staging_dir,
-)
+from pipeline.io.opensim_files import Table, format_table, read_table
+from pipeline.osim.coordinates import check_coordinate_ranges, coordinate_values_si
+from pipeline.osim.model_io import coordinate_names, load_model, muscle_names
+from pipeline.osim.staging import array_str, print_setup, publish, rel, staging_dir
 
 log = logging.getLogger(__name__)
 

@@ -20,17 +20,10 @@ import numpy as np
 
 from pipeline.errors import ScalingError, describe
 from pipeline.fileio import write_json_atomic
-from pipeline.osim.tools import (
-    array_double,
-    array_str,
-    coordinate_values_si,
-    load_model,
-    print_setup,
-    publish,
-    read_table,
-    rel,
-    staging_dir,
-)
+from pipeline.io.opensim_files import read_table
+from pipeline.osim.coordinates import coordinate_values_si
+from pipeline.osim.model_io import load_model
+from pipeline.osim.staging import array_double, array_str, print_setup, publish, rel, staging_dir
 
 log = logging.getLogger(__name__)
 

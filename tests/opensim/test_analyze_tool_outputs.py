@@ -15,15 +15,11 @@ opensim = pytest.importorskip("opensim")
 models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import MuscleAnalysisError  # noqa: E402
-from pipeline.osim.tools import (  # noqa: E402
-    Table,
-    collect_nms_trial,
-    load_model,
-    read_muscle_analysis,
-    run_muscle_analysis,
-    working_dir,
-    write_table,
-)
+from pipeline.io.opensim_files import Table, write_table  # noqa: E402
+from pipeline.osim.collect import collect_nms_trial  # noqa: E402
+from pipeline.osim.model_io import load_model  # noqa: E402
+from pipeline.osim.muscle_analysis import read_muscle_analysis, run_muscle_analysis  # noqa: E402
+from pipeline.osim.staging import working_dir  # noqa: E402
 
 NAME = "demo-leg"
 

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("opensim")
 
 from pipeline.errors import ConfigError, IDError, IKError  # noqa: E402
+from pipeline.io.opensim_files import Table, read_table, write_table  # noqa: E402
 from pipeline.osim import given  # noqa: E402
-from pipeline.osim.tools import Table, read_table, write_table  # noqa: E402
 
 TIME = np.arange(0.0, 0.5, 0.01)
 

@@ -14,14 +14,10 @@ models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import ConfigError, IDError  # noqa: E402
 from pipeline.io.nms_inputs import read_nms_trial, write_nms_trial  # noqa: E402
-from pipeline.osim.tools import (  # noqa: E402
-    Table,
-    analysis_window,
-    collect_nms_trial,
-    load_model,
-    run_muscle_analysis,
-    write_table,
-)
+from pipeline.io.opensim_files import Table, write_table  # noqa: E402
+from pipeline.osim.collect import analysis_window, collect_nms_trial  # noqa: E402
+from pipeline.osim.model_io import load_model  # noqa: E402
+from pipeline.osim.muscle_analysis import run_muscle_analysis  # noqa: E402
 
 DOFS = ("shoulder_elev", "elbow_flex")
 MAPPING = {"biceps_long": {"biceps": 1.0}, "brachialis": {"biceps": 0.5, "brachiorad": 0.5},

@@ -12,14 +12,13 @@ opensim = pytest.importorskip("opensim")
 models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import IDError, ModelError, MuscleAnalysisError  # noqa: E402
-from pipeline.osim.tools import (  # noqa: E402
-    Table,
+from pipeline.io.opensim_files import Table, write_table  # noqa: E402
+from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
+from pipeline.osim.model_io import load_model  # noqa: E402
+from pipeline.osim.muscle_analysis import (  # noqa: E402
     compute_muscle_geometry,
-    load_model,
     read_muscle_analysis,
-    run_inverse_dynamics,
     run_muscle_analysis,
-    write_table,
 )
 
 

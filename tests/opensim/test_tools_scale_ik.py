@@ -14,13 +14,11 @@ opensim = pytest.importorskip("opensim")
 models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import IKError, ScalingError  # noqa: E402
-from pipeline.osim.tools import (  # noqa: E402
-    load_model,
-    read_table,
-    run_inverse_dynamics,
-    run_inverse_kinematics,
-    scale_model,
-)
+from pipeline.io.opensim_files import read_table  # noqa: E402
+from pipeline.osim.ik import run_inverse_kinematics  # noqa: E402
+from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
+from pipeline.osim.model_io import load_model  # noqa: E402
+from pipeline.osim.scale import scale_model  # noqa: E402
 
 NAME = "demo-arm"
 

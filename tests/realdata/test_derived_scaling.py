@@ -15,9 +15,9 @@ import numpy as np
 import opensim
 import pytest
 
+from pipeline.io.opensim_files import read_table
 from pipeline.osim.measurements import derive_measurements, pairs_by_body, write_measurement_set
 from pipeline.osim.scale import read_markers, scale_model
-from pipeline.osim.tools import read_table
 
 pytestmark = pytest.mark.slow
 GAIT = "opensim-models-gait2392"

@@ -12,12 +12,10 @@ import pytest
 opensim = pytest.importorskip("opensim")
 
 from pipeline.errors import ScalingError  # noqa: E402
-from pipeline.osim.tools import (  # noqa: E402
-    read_table,
-    run_inverse_dynamics,
-    run_inverse_kinematics,
-    scale_model,
-)
+from pipeline.io.opensim_files import read_table  # noqa: E402
+from pipeline.osim.ik import run_inverse_kinematics  # noqa: E402
+from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
+from pipeline.osim.scale import scale_model  # noqa: E402
 
 MAIN_DOFS = ("hip_flexion_r", "hip_adduction_r", "knee_angle_r", "ankle_angle_r",
              "hip_flexion_l", "hip_adduction_l", "knee_angle_l", "ankle_angle_l")

@@ -18,7 +18,7 @@ from project_paths import PROJECT_ROOT, SHARED_DATA
 from workflow_helpers import run_snakemake
 
 from pipeline.io.nms_inputs import read_nms_trial
-from pipeline.osim.tools import read_table
+from pipeline.io.opensim_files import read_table
 
 pytestmark = pytest.mark.slow
 EXAMPLE = PROJECT_ROOT / "examples" / "motonms-gait2392"

@@ -11,13 +11,10 @@ import pytest
 opensim = pytest.importorskip("opensim")
 
 from pipeline.errors import MuscleAnalysisError  # noqa: E402
-from pipeline.osim.tools import (  # noqa: E402
-    Table,
-    compute_muscle_geometry,
-    load_model,
-    read_table,
-    run_inverse_dynamics,
-)
+from pipeline.io.opensim_files import Table, read_table  # noqa: E402
+from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
+from pipeline.osim.model_io import load_model  # noqa: E402
+from pipeline.osim.muscle_analysis import compute_muscle_geometry  # noqa: E402
 
 COORDS = ("hip_flexion_r", "hip_adduction_r", "hip_rotation_r", "knee_angle_r", "ankle_angle_r")
 # Muscles whose OpenSim paths are consistent (see test_wrapping_inconsistency_is_opensims).
