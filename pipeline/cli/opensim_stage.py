@@ -164,15 +164,16 @@ def _derived_measurements(generic: Path, marker_set: Path | None, static_trc: st
     (pipeline.osim.measurements) to ``out`` and return its path."""
     import opensim as osim
 
+    from pipeline.io.opensim_files import read_trc
     from pipeline.osim.measurements import derive_measurements, write_measurement_set
     from pipeline.osim.model_io import load_model
-    from pipeline.osim.scale import read_markers, static_markers
+    from pipeline.osim.scale import static_markers
 
     model = load_model(generic, error_cls=ScalingError, fix="check the model column of "
                        "subjects.tsv")
     if marker_set is not None:
         model.updateMarkerSet(osim.MarkerSet(str(marker_set)))
-    in_trial = set(static_markers(read_markers(static_trc)))
+    in_trial = set(static_markers(read_trc(static_trc, error_cls=ScalingError)))
     mset = model.getMarkerSet()
     names = [mset.get(i).getName() for i in range(mset.getSize())
              if mset.get(i).getName() in in_trial and mset.get(i).getName() not in exclude]

@@ -78,23 +78,42 @@ def write_trc(path: str | Path, table: MarkerTable, *, orig_start_frame: int = 1
         tmp.write_text("\n".join(head) + "\n" + body, encoding="utf-8")
 
 
-def read_trc(path: str | Path) -> MarkerTable:
-    """Read a ``.trc`` written by :func:`write_trc` or by OpenSim; lengths converted to metres."""
+def read_trc(path: str | Path, *, error_cls: type[PipelineError] = OpenSimFileError,
+             fix: str = "rerun the C3D stage that writes it (`python -m pipeline markers`)"
+             ) -> MarkerTable:
+    """Read a ``.trc`` written by :func:`write_trc` or by OpenSim; lengths converted to metres.
+
+    Reads what OpenSim's ``TRCFileAdapter`` reads: CRLF line endings, padded header values, and
+    missing samples as empty fields, which become ``NaN``; a row cut short is an error.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise error_cls(describe(path, "marker file does not exist", fix))
     lines = path.read_text(encoding="utf-8").splitlines()
     try:
-        keys = lines[1].split("\t")
-        values = lines[2].split("\t")
+        keys = [k.strip() for k in lines[1].split("\t")]
+        values = [v.strip() for v in lines[2].split("\t") if v.strip()]
         header = dict(zip(keys, values, strict=False))
         rate = float(header["DataRate"])
-        scale = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}[header.get("Units", "m").strip().lower()]
-        labels = tuple(x for x in lines[3].split("\t")[2:] if x.strip())
-        rows = [ln for ln in lines[5:] if ln.strip()]
-        data = np.loadtxt(io.StringIO("\n".join(rows)), delimiter="\t", ndmin=2)
+        labels = tuple(x.strip() for x in lines[3].split("\t")[2:] if x.strip())
+        width = 2 + 3 * len(labels)
+        rows = []
+        for number, ln in enumerate(lines[5:], start=6):
+            if not ln.strip():
+                continue
+            fields = ln.split("\t")
+            if len(fields) < width:
+                raise ValueError(f"line {number} has {len(fields)} columns, expected {width}")
+            rows.append([float(x) if x.strip() else np.nan for x in fields[:width]])
+        data = np.array(rows, dtype=float).reshape(len(rows), width)
     except (IndexError, KeyError, ValueError) as exc:
-        raise OpenSimFileError(describe(path, f"not a valid TRC file ({exc})",
-                                        "regenerate it with `python -m pipeline markers`")) from exc
-    xyz = data[:, 2:2 + 3 * len(labels)].reshape(len(data), len(labels), 3) * scale
+        raise error_cls(describe(path, f"not a valid TRC file ({exc})", fix)) from exc
+    units = header.get("Units", "m")
+    scale = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}.get(units.lower())
+    if scale is None:
+        raise error_cls(describe(path, f"unknown marker units {units!r}",
+                                 "write the .trc in mm, cm or m"))
+    xyz = data[:, 2:].reshape(len(data), len(labels), 3) * scale
     return MarkerTable(labels, data[:, 1], xyz, rate)
 
 
@@ -120,7 +139,8 @@ def write_storage(path: str | Path, table: StorageTable, *,
 
 
 def read_storage(path: str | Path) -> StorageTable:
-    """Read a ``.mot``/``.sto`` file (any header before ``endheader``)."""
+    """Read a ``.mot``/``.sto`` file (any header before ``endheader``; ``inDegrees`` as OpenSim
+    reads it)."""
     path = Path(path)
     lines = path.read_text(encoding="utf-8").splitlines()
     try:
@@ -140,7 +160,15 @@ def read_storage(path: str | Path) -> StorageTable:
             from exc
     return StorageTable(tuple(c.strip() for c in columns[1:]), data[:, 0], data[:, 1:],
                         name=lines[0].strip() if end > 0 else "",
-                        in_degrees=header.get("inDegrees", "no").lower() == "yes")
+                        in_degrees=_in_degrees(header))
+
+
+def _in_degrees(header: dict[str, str]) -> bool:
+    """``inDegrees`` as OpenSim's ``Storage`` reads it: an old (SIMM-style) file without a
+    ``version`` line and without ``inDegrees`` holds angles in degrees."""
+    if "inDegrees" in header:
+        return header["inDegrees"].lower() == "yes"
+    return "version" not in header
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IKError, describe
-from pipeline.io.opensim_files import read_table
+from pipeline.io.opensim_files import read_table, read_trc
 from pipeline.osim.model_io import load_model
 from pipeline.osim.scale import (
     apply_marker_weights,
     marker_tasks,
-    read_markers,
     replace_tasks,
 )
 from pipeline.osim.staging import print_setup, publish, rel, staging_dir, working_dir
@@ -74,9 +73,10 @@ def run_inverse_kinematics(
     out_dir = out_mot.parent
     model = load_model(model_path, error_cls=IKError,
                        fix="rerun the scale step (results/<subject>/model/scaled.osim)")
-    markers = read_markers(trc_path, error_cls=IKError)
+    markers = read_trc(trc_path, error_cls=IKError,
+                       fix="run the C3D stage first, or check trials.tsv")
     if time_range_s is None:
-        time_range_s = (float(markers.time_s[0]), float(markers.time_s[-1]))
+        time_range_s = (float(markers.times_s[0]), float(markers.times_s[-1]))
 
     tool = (osim.InverseKinematicsTool(str(setup_template), False) if setup_template
             else osim.InverseKinematicsTool())
@@ -90,7 +90,7 @@ def run_inverse_kinematics(
     elif setup_template is None:
         apply_marker_weights(tasks, dict.fromkeys(model_markers, 1.0))
     apply_marker_weights(tasks, dict(task_weights or {}))
-    _check_tasks(trc_path, marker_tasks(tasks), set(model_markers), set(markers.names))
+    _check_tasks(trc_path, marker_tasks(tasks), set(model_markers), set(markers.labels))
     if setup_template is None:
         tool.set_accuracy(float(accuracy))
         tool.set_constraint_weight(float(constraint_weight))
@@ -130,12 +130,13 @@ def marker_time_range(trc_path: str | Path, *, start_s: float | None = None,
     frames at either end where fewer than ``min_marker_fraction`` of the trial's markers have
     data (a subject entering or leaving the capture volume). One INFO line says what was left
     out; an error names the file when no frame is left."""
-    markers = read_markers(trc_path, error_cls=IKError)
-    t = markers.time_s
+    markers = read_trc(trc_path, error_cls=IKError,
+                       fix="run the C3D stage first, or check trials.tsv")
+    t = markers.times_s
     lo = -np.inf if start_s is None or start_s != start_s else float(start_s)
     hi = np.inf if end_s is None or end_s != end_s else float(end_s)
     in_window = (t >= lo - 1e-9) & (t <= hi + 1e-9)
-    present = np.isfinite(markers.positions_m).all(axis=2).mean(axis=1)
+    present = np.isfinite(markers.xyz_m).all(axis=2).mean(axis=1)
     good = np.flatnonzero(in_window & (present >= min_marker_fraction))
     if good.size < 2:
         raise IKError(describe(

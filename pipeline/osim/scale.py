@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.errors import ScalingError, describe
 from pipeline.fileio import write_json_atomic
-from pipeline.io.opensim_files import read_table
+from pipeline.io.opensim_files import MarkerTable, read_table, read_trc
 from pipeline.osim.coordinates import coordinate_values_si
 from pipeline.osim.model_io import load_model
 from pipeline.osim.staging import array_double, array_str, print_setup, publish, rel, staging_dir
@@ -34,56 +34,19 @@ SCALED_ONLY_NAME = "scaled_only.osim"
 
 
 @dataclass(frozen=True)
-class MarkerData:
-    """Marker trajectories in metres: ``positions_m`` has shape (time, marker, 3)."""
-
-    time_s: np.ndarray
-    names: tuple[str, ...]
-    positions_m: np.ndarray
-
-
-@dataclass(frozen=True)
 class ScaleResult:
     model_path: Path
     report: dict[str, Any]
 
 
-def read_markers(path: str | Path, *, error_cls: type[Exception] = ScalingError) -> MarkerData:
-    """Read a ``.trc`` file with OpenSim's TRC adapter; positions converted to metres."""
-    import opensim as osim
-
-    path = Path(path)
-    if not path.is_file():
-        raise error_cls(describe(path, "marker file does not exist",
-                                 "run the C3D stage first, or check trials.tsv"))
-    try:
-        table = osim.TimeSeriesTableVec3(str(path))
-        units = table.getTableMetaDataAsString("Units") if table.hasTableMetaDataKey(
-            "Units") else "m"
-        names = tuple(table.getColumnLabels())
-        flat_table = table.flatten()  # keep a reference: getMatrix() views into it
-        flat = np.array(flat_table.getMatrix().to_numpy(), dtype=float)
-        time_s = np.array(table.getIndependentColumn(), dtype=float)
-    except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise error_cls(describe(path, f"not a readable .trc file ({first})",
-                                 "rerun the C3D stage that writes it")) from exc
-    factor = {"mm": 1e-3, "cm": 1e-2, "m": 1.0}.get(units.strip().lower())
-    if factor is None:
-        raise error_cls(describe(path, f"unknown marker units {units!r}",
-                                 "write the .trc in mm, cm or m"))
-    positions = flat.reshape(len(time_s), len(names), 3) * factor
-    return MarkerData(time_s, names, positions)
-
-
-def static_markers(markers: MarkerData, time_range_s: tuple[float, float] | None = None, *,
+def static_markers(markers: MarkerTable, time_range_s: tuple[float, float] | None = None, *,
                    min_fraction: float = 0.5) -> list[str]:
     """Markers with data in at least ``min_fraction`` of the static frames in the time range."""
-    t = markers.time_s
+    t = markers.times_s
     keep = np.ones(len(t), dtype=bool) if time_range_s is None else (
         (t >= time_range_s[0] - 1e-9) & (t <= time_range_s[1] + 1e-9))
-    present = np.isfinite(markers.positions_m[keep]).all(axis=2).mean(axis=0)
-    return [n for n, f in zip(markers.names, present, strict=True) if f >= min_fraction]
+    present = np.isfinite(markers.xyz_m[keep]).all(axis=2).mean(axis=0)
+    return [n for n, f in zip(markers.labels, present, strict=True) if f >= min_fraction]
 
 
 def marker_names_in_file(path: str | Path) -> list[str]:
@@ -195,9 +158,10 @@ def scale_model(
         (out_dir / stale).unlink(missing_ok=True)
     generic = load_model(generic_model, error_cls=ScalingError,
                          fix="check the model column of subjects.tsv")
-    markers = read_markers(static_trc)
+    markers = read_trc(static_trc, error_cls=ScalingError,
+                       fix="run the C3D stage first, or check trials.tsv")
     if time_range_s is None:
-        time_range_s = (float(markers.time_s[0]), float(markers.time_s[-1]))
+        time_range_s = (float(markers.times_s[0]), float(markers.times_s[-1]))
 
     tool = osim.ScaleTool(str(setup_template)) if setup_template else osim.ScaleTool()
     tool.setName(subject)
@@ -242,7 +206,7 @@ def scale_model(
     model_markers = set(marker_names_in_file(marker_set) if marker_set is not None else
                         [generic.getMarkerSet().get(i).getName()
                          for i in range(generic.getMarkerSet().getSize())])
-    _check_markers(static_trc, model_markers, set(markers.names),
+    _check_markers(static_trc, model_markers, set(markers.labels),
                    set(marker_tasks(tasks)) | _measurement_markers(scaler.getMeasurementSet()))
 
     with staging_dir(out_dir) as stage:
@@ -283,7 +247,7 @@ def scale_model(
             "scaled_model": str(out_model), "mass_kg": float(mass_kg),
             "time_range_s": list(time_range_s), "max_marker_error_threshold_m":
             float(max_marker_error_m), "unknown_trial_markers":
-            sorted(set(markers.names) - model_markers), "setup": SETUP_NAME,
+            sorted(set(markers.labels) - model_markers), "setup": SETUP_NAME,
         })
         if provenance is not None:
             report["provenance"] = dict(provenance)
@@ -447,7 +411,7 @@ def _check_markers(trc: Path, model_markers: set[str], trial_markers: set[str],
                     ", ".join(unknown_trial))
 
 
-def _marker_errors(model_path: Path, pose_path: Path, markers: MarkerData,
+def _marker_errors(model_path: Path, pose_path: Path, markers: MarkerTable,
                    tasks: dict[str, float], time_range_s: tuple[float, float]) -> dict[str, float]:
     """Distance between each task marker of the model, posed by ``pose_path``, and the trial's
     marker averaged over ``time_range_s`` (what OpenSim's marker placer reports)."""
@@ -458,21 +422,21 @@ def _marker_errors(model_path: Path, pose_path: Path, markers: MarkerData,
     for name, values in coordinate_values_si(model, pose).items():
         coords.get(name).setValue(state, float(values[0]), False)
     model.realizePosition(state)
-    in_window = (markers.time_s >= time_range_s[0] - 1e-9) & (
-        markers.time_s <= time_range_s[1] + 1e-9)
-    mean_m = np.nanmean(markers.positions_m[in_window], axis=0)
+    in_window = (markers.times_s >= time_range_s[0] - 1e-9) & (
+        markers.times_s <= time_range_s[1] + 1e-9)
+    mean_m = np.nanmean(markers.xyz_m[in_window], axis=0)
     errors = {}
     marker_set = model.getMarkerSet()
     for name in tasks:
-        if not marker_set.contains(name) or name not in markers.names:
+        if not marker_set.contains(name) or name not in markers.labels:
             continue
         location = marker_set.get(name).getLocationInGround(state)
         model_xyz = np.array([location.get(k) for k in range(3)])
-        errors[name] = float(np.linalg.norm(model_xyz - mean_m[markers.names.index(name)]))
+        errors[name] = float(np.linalg.norm(model_xyz - mean_m[markers.labels.index(name)]))
     return errors
 
 
-def _report(model_path: Path, stage: Path, markers: MarkerData, tasks: dict[str, float],
+def _report(model_path: Path, stage: Path, markers: MarkerTable, tasks: dict[str, float],
             time_range_s: tuple[float, float]) -> dict[str, Any]:
     """Scale factors, and marker errors of the static pose before and after marker placement.
 

@@ -15,9 +15,9 @@ import numpy as np
 import opensim
 import pytest
 
-from pipeline.io.opensim_files import read_table
+from pipeline.io.opensim_files import read_table, read_trc
 from pipeline.osim.measurements import derive_measurements, pairs_by_body, write_measurement_set
-from pipeline.osim.scale import read_markers, scale_model
+from pipeline.osim.scale import scale_model
 
 pytestmark = pytest.mark.slow
 GAIT = "opensim-models-gait2392"
@@ -67,14 +67,14 @@ def _scale(shared, tmp_path, measurements, name, **options):
 def _ratio(model, markers, pairs) -> float:
     """Mean over pairs of the static distance (averaged over 1-2 s) / the generic distance."""
     state = model.initSystem()
-    keep = (markers.time_s >= 1.0 - 1e-9) & (markers.time_s <= 2.0 + 1e-9)
+    keep = (markers.times_s >= 1.0 - 1e-9) & (markers.times_s <= 2.0 + 1e-9)
     ratios = []
     for a, b in pairs:
         pa = model.getMarkerSet().get(a).getLocationInGround(state)
         pb = model.getMarkerSet().get(b).getLocationInGround(state)
         generic = np.linalg.norm([pa.get(k) - pb.get(k) for k in range(3)])
-        xa = markers.positions_m[keep, markers.names.index(a)]
-        xb = markers.positions_m[keep, markers.names.index(b)]
+        xa = markers.xyz_m[keep, markers.labels.index(a)]
+        xb = markers.xyz_m[keep, markers.labels.index(b)]
         ratios.append(np.mean(np.linalg.norm(xa - xb, axis=1)) / generic)
     return float(np.mean(ratios))
 
@@ -96,7 +96,7 @@ def test_setup_pairs_in_config_reproduce_opensim_reference(shared_data, tmp_path
     for body, factor in measured.items():
         np.testing.assert_allclose(report["bodies"][body]["factors"], [factor] * 3, rtol=2e-5,
                                    err_msg=body)
-    markers = read_markers(shared_data / GAIT / "subject01_static.trc")
+    markers = read_trc(shared_data / GAIT / "subject01_static.trc")
     for body, row in report["bodies"].items():
         assert row["pairs"] == SETUP_PAIRS[body]
         np.testing.assert_allclose(row["factors"][0], _ratio(_generic(shared_data), markers,
@@ -106,7 +106,7 @@ def test_setup_pairs_in_config_reproduce_opensim_reference(shared_data, tmp_path
 
 def test_derived_pairs_span_segments_and_match_opensim(shared_data, tmp_path):
     model = _generic(shared_data)
-    markers = read_markers(shared_data / GAIT / "subject01_static.trc")
+    markers = read_trc(shared_data / GAIT / "subject01_static.trc")
     names = [model.getMarkerSet().get(i).getName() for i in range(model.getMarkerSet().getSize())]
     measurements = derive_measurements(model, names)
     pairs = pairs_by_body(measurements)
@@ -143,6 +143,6 @@ def test_per_axis_scales_along_the_pair_and_static_pose_is_held(shared_data, tmp
     assert np.degrees(pose.column("knee_angle_l")) == pytest.approx(-5.0, abs=0.05)
     assert report["static_pose_deg"] == {"ankle_angle_r": 0.0, "knee_angle_l": -5.0}
     femur = report["bodies"]["femur_r"]["factors"]
-    markers = read_markers(shared_data / GAIT / "subject01_static.trc")
+    markers = read_trc(shared_data / GAIT / "subject01_static.trc")
     np.testing.assert_allclose(femur[1], _ratio(_generic(shared_data), markers,
                                                 [["R.ASIS", "R.Knee.Lat"]]), rtol=1e-4)
