@@ -6,6 +6,7 @@ rate, must give the same envelopes through ``emg-envelope --emg-sto`` as the C3D
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -91,9 +92,11 @@ def test_drop_emg_applies_to_a_raw_sto(walk_study: Path, tmp_path: Path) -> None
         "    drop_emg: [biceps]\n    dofs: [shoulder_elev, elbow_flex]"), encoding="utf-8")
     full, kept = tmp_path / "full.sto", tmp_path / "kept.sto"
     # the dropped channel is left out; the others are unchanged
-    assert _envelope(walk_study, kept, "--emg-sto", str(walk_study / "raw_emg.sto")
-                     ).returncode == 0
+    quality = tmp_path / "quality.json"
+    assert _envelope(walk_study, kept, "--emg-sto", str(walk_study / "raw_emg.sto"),
+                     "--quality", str(quality)).returncode == 0
     assert list(read_storage(kept).labels) == ["delt_ant", "delt_med", "triceps"]
+    assert json.loads(quality.read_text(encoding="utf-8"))["dropped"] == ["biceps"]
     # and the file need not hold the dropped channel at all
     rec = read_c3d(walk_study / "c3d" / "s01" / "flex1.c3d")
     names = ["delt_ant", "delt_med", "triceps"]
