@@ -66,6 +66,7 @@ def _envelope(study: Path, out: Path, *extra: str) -> subprocess.CompletedProces
                 "--out", str(out), *extra)
 
 
+@pytest.mark.slow
 def test_raw_sto_gives_the_c3d_envelopes(walk_study: Path, tmp_path: Path) -> None:
     from_c3d, from_sto = tmp_path / "c3d_env.sto", tmp_path / "sto_env.sto"
     quality = tmp_path / "quality.json"
@@ -85,6 +86,7 @@ def test_raw_sto_gives_the_c3d_envelopes(walk_study: Path, tmp_path: Path) -> No
     assert quality.exists()
 
 
+@pytest.mark.slow
 def test_drop_emg_applies_to_a_raw_sto(walk_study: Path, tmp_path: Path) -> None:
     cfg = walk_study / "config.yaml"
     cfg.write_text(cfg.read_text(encoding="utf-8").replace(
