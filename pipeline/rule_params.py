@@ -34,7 +34,8 @@ from typing import Any
 from pipeline.provenance import lookup, sha256_of
 
 STEP_READS: dict[str, tuple[str, ...]] = {
-    "markers": ("config.lab_frame", "config.markers"),
+    "markers": ("config.lab_frame", "config.markers", "setup.marker_names",
+                "setup.strip_marker_prefix"),
     "forceplates": (
         "config.lab_frame",
         "config.force_plates.threshold_n",
@@ -43,8 +44,9 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "config.force_plates.correct_double_pass",
         "config.force_plates.foot_markers",
         "assignment",
+        "setup.foot_bodies",
     ),
-    "emg_envelope": ("config.emg", "setup.emg_channels"),
+    "emg_envelope": ("config.emg", "setup.emg_channels", "setup.drop_emg"),
     "emg_maxima": (),
     "emg_normalise": (),
     "events": (
@@ -56,23 +58,27 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "setup.force_plates",
         "trial.start_s",
         "trial.end_s",
+        "trial.cycles",
     ),
     "scale": (
         "config.opensim.scale",
         "config.opensim.ik.task_weights",
         "setup.marker_set",
         "setup.measurement_set",
+        "setup.add_markers",
+        "setup.scaling",
         "subject.model",
         "subject.mass_kg",
         "subject.height_m",
         "static.start_s",
         "static.end_s",
     ),
-    "ik": ("config.opensim.ik", "subject.model"),
+    "ik": ("config.opensim.ik", "subject.model", "trial.start_s", "trial.end_s"),
     "inverse_dynamics": ("config.opensim.id",),
     "muscle_analysis": ("mtus", "setup.dofs", "subject.model", "trial.start_s", "trial.end_s"),
     "collect_nms_inputs": (
         "setup.excitations",
+        "setup.drop_emg",
         "setup.dofs",
         "subject.model",
         "trial.start_s",
@@ -92,7 +98,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
                                  "setup.unrecorded"),
     "channel_removal": ("config.calibration!methods", "config.synergies", "setup.unrecorded"),
     "figures": ("config.calibration.methods", "config.calibration.penalties",
-                "config.opensim.ik"),
+                "config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates"),
     "report": ("config.calibration.methods",),
 }
 

@@ -39,6 +39,12 @@ MODEL_SETUP_DEFAULTS: dict[str, Any] = {
     "unrecorded": [],
     "marker_set": None,
     "measurement_set": None,
+    "marker_names": {},
+    "strip_marker_prefix": False,
+    "add_markers": {},
+    "drop_emg": [],
+    "foot_bodies": {"right": "calcn_r", "left": "calcn_l"},
+    "scaling": {"axes": "uniform", "pairs": {}, "static_pose_deg": {}},
 }
 
 

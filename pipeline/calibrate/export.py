@@ -51,18 +51,39 @@ def read_muscle_properties(osim_path: str | Path, mtu_names: Sequence[str]) -> M
                                   "rerun the scaling step")) from exc
     muscles = model.getMuscles()
     values: dict[str, list[float]] = {k: [] for k in ("l0", "lts", "fmax", "phi")}
+    types: dict[str, list[str]] = {}
     for name in mtu_names:
         if muscles.getIndex(name) < 0:
             raise ModelError(describe(path, f"the model has no muscle {name!r} (named in the NMS "
                                       "inputs)", "use the scaled model the inputs came from, or "
                                       "fix the excitation mapping in config.yaml"))
         m = muscles.get(name)
+        types.setdefault(m.getConcreteClassName(), []).append(name)
         values["l0"].append(m.getOptimalFiberLength())
         values["lts"].append(m.getTendonSlackLength())
         values["fmax"].append(m.getMaxIsometricForce())
         values["phi"].append(m.getPennationAngleAtOptimalFiberLength())
+    _log_muscle_types(path, types)
     return MuscleProperties(tuple(mtu_names), *(np.asarray(values[k], dtype=float)
                                                 for k in ("l0", "lts", "fmax", "phi")))
+
+
+_LOGGED_TYPES: set[tuple[str, ...]] = set()
+
+
+def _log_muscle_types(path: Path, types: Mapping[str, list[str]]) -> None:
+    """Say once per process and set of types that calibration uses DeGrooteFregly2016 curves
+    whatever the model's muscle type (its l0, l_ts, Fmax and pennation are read and written
+    back; calibrated.osim keeps the model's types)."""
+    others = sorted(t for t in types if t != "DeGrooteFregly2016Muscle")
+    key = tuple(sorted(types))
+    if not others or key in _LOGGED_TYPES:
+        return
+    _LOGGED_TYPES.add(key)
+    log.info("%s: muscles of type %s (%d MTUs): calibration reads their optimal fibre length, "
+             "tendon slack length, max isometric force and pennation and models them with the "
+             "DeGrooteFregly2016 curves; calibrated.osim keeps the model's muscle types",
+             path.name, ", ".join(others), sum(len(types[t]) for t in others))
 
 
 def write_calibrated_osim(scaled_osim: str | Path, target: str | Path,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -97,25 +98,112 @@ def _scale(args: argparse.Namespace) -> None:
     time_range = None
     if static.get("start_s") is not None and static.get("end_s") is not None:
         time_range = (float(static["start_s"]), float(static["end_s"]))
+    scaling = setup.get("scaling") or {}
+    added = dict(setup.get("add_markers") or {})
+    weights = dict(study.config["opensim"]["ik"].get("task_weights") or {})
+    if added:
+        marker_set = _with_added_markers(_generic_model(study, args.subject), marker_set, added,
+                                         Path(args.out).parent / "marker_set.xml")
+        # Placed from the static trial (the marker placer moves every free marker onto the
+        # data) but not tracked while posing the static: their initial location is a guess.
+        weights.update(dict.fromkeys(added, 0.0))
+    source = "file"
+    if measurement_set is None:
+        measurement_set = _derived_measurements(
+            _generic_model(study, args.subject), marker_set, args.static_trc, scaling,
+            Path(args.out).parent / "measurement_set.xml", exclude=set(added))
+        source = "derived"
     scale_model(
         _generic_model(study, args.subject), args.static_trc, out_model=args.out,
         report_path=args.report, mass_kg=float(row["mass_kg"]),
         height_m=row.get("height_m"), marker_set=marker_set, measurement_set=measurement_set,
         task_set=_builtin_template(model, "ik_tasks"),
-        task_weights=study.config["opensim"]["ik"].get("task_weights") or {},
-        time_range_s=time_range, max_marker_error_m=float(scale_cfg["max_marker_error_m"]),
-        subject=args.subject, provenance=study_provenance(study.config, [args.static_trc]))
+        task_weights=weights, time_range_s=time_range,
+        max_marker_error_m=float(scale_cfg["max_marker_error_m"]),
+        subject=args.subject, provenance=study_provenance(study.config, [args.static_trc]),
+        static_pose_deg=scaling.get("static_pose_deg") or {}, measurement_source=source)
+
+
+def _with_added_markers(generic: Path, marker_set: Path | None, added: dict[str, str],
+                        out: Path) -> Path:
+    """Write a marker set: the model's (or ``marker_set``'s) markers plus ``added`` (marker ->
+    body), free markers at the body origin that the marker placer moves onto the static trial."""
+    from pipeline.fileio import atomic_path
+    from pipeline.osim.tools import load_model
+
+    model = load_model(generic, error_cls=ScalingError, fix="check the model column of "
+                       "subjects.tsv")
+    bodies = {model.getBodySet().get(i).getName() for i in range(model.getBodySet().getSize())}
+    unknown = sorted({b for b in added.values() if b not in bodies})
+    if unknown:
+        raise ConfigError(describe(generic, f"models.<model>.add_markers names bodies the model "
+                                   f"lacks: {', '.join(unknown)}",
+                                   f"use bodies of the model ({', '.join(sorted(bodies))})"))
+    import opensim as osim
+
+    if marker_set is not None:
+        model.updateMarkerSet(osim.MarkerSet(str(marker_set)))
+    markers = model.updMarkerSet()
+    clash = sorted(name for name in added if markers.contains(name))
+    if clash:
+        raise ConfigError(describe(marker_set or generic, f"add_markers names markers the model "
+                                   f"already has: {', '.join(clash)}",
+                                   "map those C3D markers in models.<model>.marker_names instead"))
+    for name, body in added.items():
+        model.addMarker(osim.Marker(name, model.getBodySet().get(body), osim.Vec3(0.0)))
+    model.finalizeConnections()
+    with atomic_path(out) as tmp:
+        markers.printToXML(str(tmp))
+    return out
+
+
+def _derived_measurements(generic: Path, marker_set: Path | None, static_trc: str,
+                          scaling: dict[str, Any], out: Path, *,
+                          exclude: Collection[str] = ()) -> Path:
+    """Write the MeasurementSet derived from the model's markers present in the static trial
+    (pipeline.osim.measurements) to ``out`` and return its path."""
+    import opensim as osim
+
+    from pipeline.osim.measurements import derive_measurements, write_measurement_set
+    from pipeline.osim.scale import read_markers, static_markers
+    from pipeline.osim.tools import load_model
+
+    model = load_model(generic, error_cls=ScalingError, fix="check the model column of "
+                       "subjects.tsv")
+    if marker_set is not None:
+        model.updateMarkerSet(osim.MarkerSet(str(marker_set)))
+    in_trial = set(static_markers(read_markers(static_trc)))
+    mset = model.getMarkerSet()
+    names = [mset.get(i).getName() for i in range(mset.getSize())
+             if mset.get(i).getName() in in_trial and mset.get(i).getName() not in exclude]
+    measurements = derive_measurements(
+        model, names, pairs=scaling.get("pairs") or {}, axes=scaling.get("axes", "uniform"),
+        file=static_trc)
+    if not measurements:
+        raise ScalingError(describe(static_trc, "no marker pair to scale any body with: the "
+                                    "static trial has no two mapped markers on a body",
+                                    "map more C3D markers to model markers in "
+                                    "models.<model>.marker_names, or give "
+                                    "opensim.scale.measurement_set"))
+    for m in measurements:
+        log.info("scaling %s from %s (%s)", ", ".join(m.bodies),
+                 "; ".join(f"{a}-{b}" for a, b in m.pairs), m.source)
+    return write_measurement_set(out, measurements)
 
 
 def _ik(args: argparse.Namespace) -> None:
-    from pipeline.osim.ik import run_inverse_kinematics
+    from pipeline.osim.ik import marker_time_range, run_inverse_kinematics
 
     study = _study(args)
     cfg = study.config["opensim"]["ik"]
     model = study.subject(args.subject)["model"]
+    row = study.trial(args.subject, args.trial)
+    time_range = marker_time_range(
+        args.trc, start_s=row.get("start_s"), end_s=row.get("end_s"),
+        min_marker_fraction=float(cfg.get("min_marker_fraction", 0.75)))
     run_inverse_kinematics(
         args.model, args.trc, out_mot=args.out, task_set=_builtin_template(model, "ik_tasks"),
-        task_weights=cfg.get("task_weights") or {},
+        task_weights=cfg.get("task_weights") or {}, time_range_s=time_range,
         max_rms_error_m=float(cfg["max_rms_error_m"]), on_error=cfg["on_error"])
 
 
@@ -177,7 +265,9 @@ def _collect(args: argparse.Namespace) -> None:
 
     study = _study(args)
     setup = study.model_setup(args.subject)
-    excitations = setup.get("excitations") or {}
+    dropped = set(setup.get("drop_emg") or [])
+    excitations = {mtu: {e: w for e, w in (mapping or {}).items() if e not in dropped}
+                   for mtu, mapping in (setup.get("excitations") or {}).items()}
     if not excitations:
         raise MuscleAnalysisError(describe(study.root / "config.yaml", "no MTUs mapped to EMG",
                                            "fill models.<model>.excitations"))

@@ -52,12 +52,37 @@ def cmd_markers(args: argparse.Namespace) -> None:
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
     static = study.trial(args.subject, args.trial)["kind"] == "static"
     require_markers(recording, min_frames=1 if static else MIN_DYNAMIC_FRAMES)
+    recording = _mapped_markers(study, args.subject, recording)
     table = process_markers(
         recording, lab_frame=study.config["lab_frame"], cutoff_hz=cfg["cutoff_hz"],
         filter_order=cfg["filter_order"], correct_double_pass=cfg["correct_double_pass"],
         max_gap_s=cfg["max_gap_s"], long_gap=cfg["long_gap"])
+    from pipeline.signals.frame_check import check_lab_frame
+
+    check_lab_frame(table.xyz_m, lab_frame=study.config["lab_frame"], file=recording.path)
     write_trc(args.out, table, orig_start_frame=recording.first_frame + 1)
     log.info("wrote %s (%d markers, %d frames)", args.out, len(table.labels), len(table.times_s))
+
+
+def _mapped_markers(study: Any, subject: str, recording: Any) -> Any:
+    """The recording with its markers renamed per ``models.<model>.marker_names`` (unmapped
+    markers dropped; subject prefixes removed with ``strip_marker_prefix``)."""
+    import dataclasses
+
+    from pipeline.signals.marker_names import select_markers
+
+    setup = study.model_setup(subject)
+    names = setup.get("marker_names") or {}
+    strip = bool(setup.get("strip_marker_prefix"))
+    if not names and not strip:
+        return recording
+    markers = recording.markers
+    chosen = select_markers(markers.labels, names=names, strip_marker_prefix=strip,
+                            file=recording.path)
+    idx = list(chosen.indices)
+    selected = dataclasses.replace(markers, labels=chosen.names, xyz_m=markers.xyz_m[:, idx],
+                                   residuals=markers.residuals[:, idx])
+    return dataclasses.replace(recording, markers=selected)
 
 
 def cmd_forceplates(args: argparse.Namespace) -> None:
@@ -77,7 +102,9 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
         cutoff_hz=cfg["cutoff_hz"], filter_order=cfg["filter_order"],
         correct_double_pass=cfg["correct_double_pass"], foot_markers=cfg["foot_markers"],
         assignment=override)
-    bodies = {"r": args.right_body, "l": args.left_body}
+    feet = study.model_setup(args.subject).get("foot_bodies") or {}
+    bodies = {"r": args.right_body or feet.get("right", "calcn_r"),
+              "l": args.left_body or feet.get("left", "calcn_l")}
     write_storage(args.mot, grf.table)
     try:
         write_external_loads(args.xml, datafile=Path(args.mot).name, bodies=bodies)
@@ -93,12 +120,24 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     from pipeline.signals.emg import envelope_table
 
     study = _study(args)
+    setup = study.model_setup(args.subject)
+    dropped = set(setup.get("drop_emg") or [])
+    if dropped:
+        log.info("EMG dropped by models.<model>.drop_emg (their MTUs count as unrecorded): %s",
+                 ", ".join(sorted(dropped)))
     if args.emg_sto:
-        table = _raw_emg_envelopes(study, args)
+        analogs, first_time_s = _raw_emg_analogs(study, args, dropped=dropped)
+        kept = {n: n for n in analogs.labels if n not in dropped}
+        table = envelope_table(analogs, kept, first_time_s=first_time_s,
+                               options=study.config["emg"], file=args.emg_sto)
+        if args.quality:
+            _write_emg_quality(args, study, analogs, first_time_s,
+                               {n: n for n in analogs.labels}, Path(args.emg_sto))
         write_storage(args.out, table)
         log.info("wrote %s (%d channels, from %s)", args.out, len(table.labels), args.emg_sto)
         return
-    channels = study.model_setup(args.subject)["emg_channels"]
+    channels = {label: name for label, name in setup["emg_channels"].items()
+                if name not in dropped}
     path = study.c3d_path(args.subject, args.trial)
     recording = read_c3d(path)
     if not recording.analogs.labels:
@@ -106,24 +145,57 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
                                 "export the trial with its EMG channels"))
     table = envelope_table(recording.analogs, channels, first_time_s=recording.first_time_s,
                            options=study.config["emg"], file=path)
+    if args.quality:
+        _write_emg_quality(args, study, recording.analogs, recording.first_time_s,
+                           setup["emg_channels"], path)
     write_storage(args.out, table)
     log.info("wrote %s (%d channels)", args.out, len(table.labels))
 
 
-def _raw_emg_envelopes(study: Any, args: argparse.Namespace) -> Any:
-    """Envelopes of a given raw EMG ``.sto`` (``emg.input: raw``), processed like C3D EMG."""
+def _write_emg_quality(args: argparse.Namespace, study: Any, analogs: Any, first_time_s: float,
+                       channels: dict[str, str], path: Path) -> None:
+    """emg_quality.json of every configured channel (dropped ones too: the report shows why)."""
+    import numpy as np
+
+    from pipeline.signals.emg import emg_envelope, select_channels
+    from pipeline.signals.emg_quality import trial_quality
+
+    opts = study.config["emg"]
+    names, raw = select_channels(analogs, channels, file=path)
+    env = emg_envelope(raw, rate_hz=analogs.rate_hz, file=path,
+                       bandpass_hz=tuple(opts["bandpass_hz"]),
+                       bandpass_order=int(opts["bandpass_order"]),
+                       lowpass_hz=float(opts["lowpass_hz"]),
+                       lowpass_order=int(opts["lowpass_order"]),
+                       remove_offset=bool(opts["remove_offset"]),
+                       correct_double_pass=bool(opts["correct_double_pass"]))
+    times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz
+    quality = trial_quality(names, list(channels), raw, env, rate_hz=analogs.rate_hz,
+                            times_s=times, options=opts.get("quality") or {},
+                            trial=f"{args.subject}/{args.trial}")
+    quality["dropped"] = sorted(set(study.model_setup(args.subject).get("drop_emg") or []))
+    quality["provenance"] = study_provenance(study.config, [path])
+    write_json_atomic(args.quality, quality)
+
+
+def _raw_emg_analogs(study: Any, args: argparse.Namespace, *,
+                     dropped: set[str]) -> tuple[Any, float]:
+    """The raw EMG ``.sto`` of ``--emg-sto`` as analog channels, and its first time.
+
+    Channels in ``dropped`` (``drop_emg``) need not be in the file; where they are, they come
+    last (for the quality report), and the envelopes leave them out.
+    """
     import numpy as np
 
     from pipeline.cli.given_files import emg_names
     from pipeline.io.c3d import Analogs
     from pipeline.osim.given import raw_emg_table
-    from pipeline.signals.emg import envelope_table
 
     names = emg_names(study.model_setup(args.subject))
-    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=names)
-    analogs = Analogs(tuple(names), rate_hz, ("",) * len(names), np.asarray(raw.data))
-    return envelope_table(analogs, {n: n for n in names}, first_time_s=float(raw.time_s[0]),
-                          options=study.config["emg"], file=args.emg_sto)
+    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=[n for n in names if n not in dropped],
+                                 optional_names=[n for n in names if n in dropped])
+    analogs = Analogs(raw.labels, rate_hz, ("",) * len(raw.labels), np.asarray(raw.data))
+    return analogs, float(raw.time_s[0])
 
 
 def cmd_emg_maxima(args: argparse.Namespace) -> None:
@@ -190,6 +262,16 @@ def cmd_events(args: argparse.Namespace) -> None:
         start_s=_optional_time(row.get("start_s")),
         end_s=_optional_time(row.get("end_s")), min_cycle_s=ev["min_cycle_s"],
         file=str(recording.path))
+    spec = str(row.get("cycles") or "").strip()
+    if spec:
+        from pipeline.signals.events import select_cycles
+
+        result["all_windows"] = result["windows"]
+        result["windows"], result["cycle_numbers"] = select_cycles(
+            result["windows"], spec, file=str(recording.path))
+        result["cycles"] = spec
+        log.info("%s/%s: cycles %s of %d: %s", args.subject, args.trial, spec,
+                 len(result["all_windows"]), result["windows"])
     result["provenance"] = study_provenance(study.config, [recording.path])
     write_json_atomic(args.out, result)
     log.info("wrote %s (%d windows from %s)", args.out, len(result["windows"]), result["source"])
@@ -206,8 +288,10 @@ def register(subparsers: Any) -> None:
     _trial_args(p)
     p.add_argument("--mot", required=True, help="output GRF .mot")
     p.add_argument("--xml", required=True, help="output ExternalLoads .xml")
-    p.add_argument("--right-body", default="calcn_r", help="body the right GRF is applied to")
-    p.add_argument("--left-body", default="calcn_l", help="body the left GRF is applied to")
+    p.add_argument("--right-body", default=None, help="body the right GRF is applied to "
+                   "(default: models.<model>.foot_bodies.right, else calcn_r)")
+    p.add_argument("--left-body", default=None, help="body the left GRF is applied to "
+                   "(default: models.<model>.foot_bodies.left, else calcn_l)")
 
     p = add_command(subparsers, "emg-envelope", cmd_emg_envelope,
                     "C3D EMG -> un-normalised linear envelopes .sto")
@@ -215,6 +299,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--emg-sto", default=None,
                    help="raw EMG .sto given by the study (columns = EMG names) instead of the C3D")
     p.add_argument("--out", required=True, help="output .sto")
+    p.add_argument("--quality", default=None,
+                   help="output JSON of EMG quality per channel (SNR, flags, warnings)")
 
     p = add_command(subparsers, "emg-maxima", cmd_emg_maxima,
                     "maximum envelope per EMG channel over a subject's MVC (or dynamic) trials")

@@ -195,17 +195,33 @@ def load_checked(path: Path) -> dict[str, Any]:
 
 
 def _check_marker_range(path: Path, markers: Markers) -> None:
-    """Refuse coordinates no lab can record: a units mistake, not a measurement."""
+    """Refuse coordinates no lab can record: a units mistake, not a measurement.
+
+    A units mistake moves every marker, so the test is on the typical marker (the median over
+    markers of each one's median distance from the lab origin). Single points far away are
+    usually not trajectories at all (Vicon stores Plug-in Gait angles, moments and powers as
+    POINT data): they are listed once, and the trial is kept.
+    """
     if not markers.labels or not np.isfinite(markers.xyz_m).any():
         return
-    distance = np.linalg.norm(markers.xyz_m, axis=2)
-    far = np.nanmax(distance)
-    if far > MAX_MARKER_DISTANCE_M:
-        frame, index = np.unravel_index(np.nanargmax(distance), distance.shape)
+    distance = np.linalg.norm(markers.xyz_m, axis=2)  # (frame, marker)
+    seen = np.isfinite(distance).any(axis=0)
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(distance[:, seen], axis=0)
+    if float(np.median(typical)) > MAX_MARKER_DISTANCE_M:
+        index = int(np.flatnonzero(seen)[np.argsort(typical)[len(typical) // 2]])
         raise C3DError(describe(
-            path, f"marker {markers.labels[index]} is {far:.3g} m from the lab origin at frame "
-            f"{frame + 1} (more than {MAX_MARKER_DISTANCE_M:g} m): the POINT:UNITS of the file "
-            "do not match its data", "re-export the trial with correct POINT:UNITS (mm or m)"))
+            path, f"markers are typically {float(np.median(typical)):.3g} m from the lab origin "
+            f"(e.g. {markers.labels[index]}; more than {MAX_MARKER_DISTANCE_M:g} m): the "
+            "POINT:UNITS of the file do not match its data",
+            "re-export the trial with correct POINT:UNITS (mm or m)"))
+    far = [markers.labels[i] for i in np.flatnonzero(seen)
+           if np.nanmax(distance[:, i]) > MAX_MARKER_DISTANCE_M]
+    if far:
+        log.info("%s: %d point(s) lie more than %g m from the lab origin and cannot be marker "
+                 "trajectories (model outputs such as angles or moments?): %s; they are only "
+                 "used if a model maps them", path, len(far), MAX_MARKER_DISTANCE_M,
+                 ", ".join(far[:10]) + (" ..." if len(far) > 10 else ""))
 
 
 def require_markers(recording: C3DRecording, *, min_frames: int = 1) -> None:

@@ -129,6 +129,36 @@ def run_inverse_kinematics(
     return IKResult(out_mot, out_dir / ERRORS_NAME, *result)
 
 
+def marker_time_range(trc_path: str | Path, *, start_s: float | None = None,
+                      end_s: float | None = None,
+                      min_marker_fraction: float = 0.75) -> tuple[float, float]:
+    """IK's time range: the trial's window (``start_s``/``end_s``, either may be None) less the
+    frames at either end where fewer than ``min_marker_fraction`` of the trial's markers have
+    data (a subject entering or leaving the capture volume). One INFO line says what was left
+    out; an error names the file when no frame is left."""
+    markers = read_markers(trc_path, error_cls=IKError)
+    t = markers.time_s
+    lo = -np.inf if start_s is None or start_s != start_s else float(start_s)
+    hi = np.inf if end_s is None or end_s != end_s else float(end_s)
+    in_window = (t >= lo - 1e-9) & (t <= hi + 1e-9)
+    present = np.isfinite(markers.positions_m).all(axis=2).mean(axis=1)
+    good = np.flatnonzero(in_window & (present >= min_marker_fraction))
+    if good.size < 2:
+        raise IKError(describe(
+            trc_path, f"fewer than 2 frames in [{max(lo, t[0]):.3f}, {min(hi, t[-1]):.3f}] s "
+            f"have at least {min_marker_fraction:.0%} of the markers",
+            "check the trial's start_s/end_s in trials.tsv, or lower "
+            "opensim.ik.min_marker_fraction"))
+    window = np.flatnonzero(in_window)
+    first, last = int(good[0]), int(good[-1])
+    if first > window[0] or last < window[-1]:
+        log.info("%s: %d frame(s) at the start and %d at the end have fewer than %.0f%% of the "
+                 "markers and are left out: IK runs over [%.3f, %.3f] s", trc_path,
+                 first - int(window[0]), int(window[-1]) - last, 100 * min_marker_fraction,
+                 t[first], t[last])
+    return float(t[first]), float(t[last])
+
+
 def _configure(tool: Any, setup_dir: Path, model_path: Path, trc_path: Path,
                time_range_s: tuple[float, float], mot_name: str) -> None:
     tool.set_model_file(rel(model_path, setup_dir))

@@ -135,6 +135,7 @@ def run_inverse_dynamics(
                                    "(see the OpenSim messages in the log)",
                                    "check that the external loads name bodies of the model and "
                                    "that the GRF and kinematics overlap in time"))
+        _crop(staged_sto, time_range_s)
         result = read_table(staged_sto, error_cls=IDError)
         if not np.all(np.isfinite(result.data)):
             raise IDError(describe(coordinates_path, "inverse dynamics produced NaN or inf",
@@ -177,4 +178,23 @@ def _check_bodies(model: Any, loads: Any, file: Path) -> None:
     if missing:
         raise IDError(describe(file, f"external loads are applied to bodies the model lacks: "
                                f"{', '.join(missing)}",
-                               "name the model's foot bodies in the force-plate settings"))
+                               "name the model's foot bodies in models.<model>.foot_bodies "
+                               "(right: ..., left: ...) in config.yaml"))
+
+
+def _crop(sto: Path, time_range_s: tuple[float, float], *, tol_s: float = 1e-4) -> None:
+    """Drop rows outside the kinematics' time range: with a low-pass, OpenSim's ID resamples
+    the coordinates and can start one frame before a start time that is not at t = 0."""
+    import opensim as osim
+
+    table = read_table(sto, error_cls=IDError)
+    t = np.asarray(table.time_s)
+    outside = (t < time_range_s[0] - tol_s) | (t > time_range_s[1] + tol_s)
+    if not outside.any():
+        return
+    storage = osim.Storage(str(sto))
+    inside = t[~outside]
+    storage.crop(float(inside[0]), float(inside[-1]))
+    storage.printResult(storage, sto.stem, str(sto.parent), -1.0, sto.suffix)
+    log.info("%s: %d row(s) outside the kinematics' time range [%.4f, %.4f] s dropped", sto.name,
+             int(outside.sum()), *time_range_s)

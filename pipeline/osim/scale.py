@@ -83,6 +83,16 @@ def read_markers(path: str | Path, *, error_cls: type[Exception] = ScalingError)
     return MarkerData(time_s, names, positions)
 
 
+def static_markers(markers: MarkerData, time_range_s: tuple[float, float] | None = None, *,
+                   min_fraction: float = 0.5) -> list[str]:
+    """Markers with data in at least ``min_fraction`` of the static frames in the time range."""
+    t = markers.time_s
+    keep = np.ones(len(t), dtype=bool) if time_range_s is None else (
+        (t >= time_range_s[0] - 1e-9) & (t <= time_range_s[1] + 1e-9))
+    present = np.isfinite(markers.positions_m[keep]).all(axis=2).mean(axis=0)
+    return [n for n, f in zip(markers.names, present, strict=True) if f >= min_fraction]
+
+
 def marker_names_in_file(path: str | Path) -> list[str]:
     """Names of the ``<Marker>`` elements of a marker-set (or model) XML file."""
     try:
@@ -169,6 +179,8 @@ def scale_model(
     max_marker_error_m: float = 0.04,
     subject: str = "subject",
     provenance: Mapping[str, Any] | None = None,
+    static_pose_deg: Mapping[str, float] | None = None,
+    measurement_source: str = "file",
 ) -> ScaleResult:
     """Scale ``generic_model`` to the static trial and place its markers.
 
@@ -176,7 +188,9 @@ def scale_model(
     tasks are kept (its files are replaced by the arguments); without it a setup is built from
     ``measurement_set`` (required then) and ``task_set`` (default: every marker, weight 1).
     ``task_weights`` (marker -> weight, 0 disables) override the task weights. ``provenance``
-    goes into the report as is.
+    goes into the report as is. ``static_pose_deg`` (coordinate -> value, degrees for rotations,
+    metres for translations) holds those coordinates at that value in the marker placer's static
+    pose. ``measurement_source`` (file | derived) is recorded per body in the report.
     """
     import opensim as osim
 
@@ -223,8 +237,14 @@ def scale_model(
         names = (marker_names_in_file(marker_set) if marker_set is not None
                  else [generic.getMarkerSet().get(i).getName()
                        for i in range(generic.getMarkerSet().getSize())])
-        apply_marker_weights(tasks, dict.fromkeys(names, 1.0))
+        usable = set(static_markers(markers, time_range_s))
+        absent = [n for n in names if n not in usable]
+        if absent:
+            log.info("%s: model markers not in the static trial or with data in under half of "
+                     "its frames (not used): %s", static_trc, ", ".join(absent))
+        apply_marker_weights(tasks, dict.fromkeys([n for n in names if n in usable], 1.0))
     apply_marker_weights(tasks, dict(task_weights or {}))
+    _fix_coordinates(tasks, generic, dict(static_pose_deg or {}), static_trc)
 
     model_markers = set(marker_names_in_file(marker_set) if marker_set is not None else
                         [generic.getMarkerSet().get(i).getName()
@@ -252,7 +272,19 @@ def scale_model(
         if not staged_model.is_file():
             raise ScalingError(describe(staged_model, "ScaleTool reported success but wrote no "
                                         "model", "check the marker placer settings"))
+        unplaced = _drop_unplaced_markers(staged_model,
+                                          set(static_markers(markers, time_range_s)))
         report = _report(staged_model, stage, markers, marker_tasks(tasks), time_range_s)
+        report["unplaced_markers_removed"] = unplaced
+        report["bodies"] = body_table(report["scale_factors"],
+                                      measurement_pairs(scaler.getMeasurementSet()),
+                                      source=measurement_source)
+        report["warnings"] = [row["warning"] for row in report["bodies"].values()
+                              if row.get("warning")]
+        for message in report["warnings"]:
+            log.warning("%s", message)
+        if static_pose_deg:
+            report["static_pose_deg"] = dict(static_pose_deg)
         report.update({
             "generic_model": str(generic_model), "static_trc": str(static_trc),
             "scaled_model": str(out_model), "mass_kg": float(mass_kg),
@@ -286,6 +318,97 @@ def scale_model(
              report["marker_rms_error_m"] * 1000, report["marker_max_error_m"] * 1000,
              report["max_error_marker"])
     return ScaleResult(out_model, report)
+
+
+FACTOR_RANGE = (0.7, 1.4)
+
+
+def _drop_unplaced_markers(model_path: Path, placed: set[str]) -> list[str]:
+    """Remove from the scaled model the markers the static trial could not place (absent, or
+    with data in under half of its frames): IK would track them at a guessed location."""
+    import opensim as osim
+
+    model = osim.Model(str(model_path))
+    markers = model.updMarkerSet()
+    names = [markers.get(i).getName() for i in range(markers.getSize())]
+    drop = [n for n in names if n not in placed]
+    if not drop:
+        return []
+    for name in drop:
+        markers.remove(markers.get(name))
+    model.finalizeConnections()
+    model.printToXML(str(model_path))
+    log.info("%s: markers without enough static data, removed from the scaled model (not used "
+             "by IK): %s", model_path.name, ", ".join(drop))
+    return drop
+
+
+def measurement_pairs(measurement_set: Any) -> dict[str, list[list[str]]]:
+    """Body -> marker pairs of the applied measurements that scale it."""
+    out: dict[str, list[list[str]]] = {}
+    for i in range(measurement_set.getSize()):
+        meas = measurement_set.get(i)
+        if not meas.getApply():
+            continue
+        pairs = meas.getMarkerPairSet()
+        names = [[pairs.get(j).getMarkerName(0), pairs.get(j).getMarkerName(1)]
+                 for j in range(pairs.getSize())]
+        bodies = meas.getBodyScaleSet()
+        for j in range(bodies.getSize()):
+            listed = out.setdefault(bodies.get(j).getName(), [])
+            listed += [p for p in names if p not in listed]
+    return out
+
+
+def body_table(factors: Mapping[str, list[float]], pairs: Mapping[str, list[list[str]]], *,
+               source: str, factor_range: tuple[float, float] = FACTOR_RANGE
+               ) -> dict[str, dict[str, Any]]:
+    """Per body: scale factors, marker pairs, where the pairs come from, and a warning when a
+    factor is exactly 1 (the body was not scaled) or outside ``factor_range``."""
+    rows: dict[str, dict[str, Any]] = {}
+    lo, hi = factor_range
+    for body, xyz in factors.items():
+        if body == "ground":
+            continue
+        row: dict[str, Any] = {"factors": [float(v) for v in xyz],
+                               "pairs": pairs.get(body, []), "source": source}
+        if all(v == 1.0 for v in xyz):
+            row["warning"] = (f"body {body}: scale factor exactly 1 (not scaled: no marker pair "
+                              "measures it); add a pair in models.<model>.scaling.pairs if its "
+                              "size matters")
+        elif any(v < lo or v > hi for v in xyz):
+            row["warning"] = (f"body {body}: scale factors {', '.join(f'{v:.3f}' for v in xyz)} "
+                              f"outside {lo}-{hi} (pairs "
+                              f"{'; '.join('-'.join(p) for p in row['pairs']) or 'none'}); check "
+                              "those markers' mapping and placement in the static trial, or set "
+                              "the pairs in models.<model>.scaling.pairs")
+        rows[body] = row
+    return rows
+
+
+def _fix_coordinates(tasks: Any, model: Any, values: Mapping[str, float], file: Path) -> None:
+    """Marker-placer coordinate tasks that hold coordinates at the given static-pose values."""
+    import opensim as osim
+
+    coords = model.getCoordinateSet()
+    unknown = sorted(name for name in values if not coords.contains(name))
+    if unknown:
+        raise ScalingError(describe(file, f"static_pose_deg names coordinates the model lacks: "
+                                    f"{', '.join(unknown)}",
+                                    "use coordinate names of the model in "
+                                    "models.<model>.scaling.static_pose_deg"))
+    for name, value in values.items():
+        rotational = coords.get(name).getMotionType() == osim.Coordinate.Rotational
+        task = osim.IKCoordinateTask()
+        task.setName(name)
+        task.setValueType(osim.IKCoordinateTask.ManualValue)
+        task.setValue(math.radians(float(value)) if rotational else float(value))
+        task.setWeight(1.0e4)
+        task.setApply(True)
+        index = tasks.getIndex(name)
+        if index >= 0:
+            tasks.remove(index)
+        tasks.cloneAndAppend(task)
 
 
 def _configure(tool: Any, setup_dir: Path, generic_model: Path, static_trc: Path,

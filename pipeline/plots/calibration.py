@@ -127,8 +127,7 @@ def parameters_figure(parameters: Mapping, *, method: str = "") -> Figure:
               Line2D([], [], marker="o", linestyle="", color=COLORS["flag"],
                      label="at a bound")]
     fig.legend(handles=legend, loc="outside lower center", ncols=5)
-    n_at_bound = sum(bool(e.get("at_bound")) for m in mtus.values() for e in m.values()
-                     if isinstance(e, Mapping))
+    n_at_bound = len(at_bound_list(parameters))
     n_flagged = len({pair for pair in flagged if pair[1] in names})
     record(fig, "n_at_bound", n_at_bound)
     record(fig, "n_poorly_identified", n_flagged)
@@ -277,3 +276,14 @@ def method_comparison_figure(results: Sequence[MethodResult]) -> Figure:
             title += f": gradient is {speedup:.1f}x faster than annealing"
     fig.suptitle(title, x=0.02, ha="left")
     return fig
+
+
+def at_bound_list(parameters: Mapping) -> list[str]:
+    """Calibrated parameters that ended at a bound, as parameters.json counts them (its
+    ``at_bound`` list; the effective max isometric force and fixed parameters excluded)."""
+    if isinstance(parameters.get("at_bound"), list):
+        return [str(item) for item in parameters["at_bound"]]
+    return [f"{mtu}.{name}" for mtu, entry in (parameters.get("mtus") or {}).items()
+            for name, item in entry.items()
+            if isinstance(item, Mapping) and item.get("at_bound") and item.get("calibrated", True)
+            and name != "max_isometric_force_n"]

@@ -18,7 +18,8 @@ _COP = re.compile(r"^(?P<pre>.*?)force(?P<mid>_.+?)?_p(?P<axis>[xyz])$")
 AXIS_COLOR = {"x": "#0072B2", "y": "#000000", "z": "#D55E00"}
 PLATE_STYLE = ("-", "--", ":", "-.")
 SIDE_NAMES = {"l": "left", "r": "right"}
-AXIS_NAME = {"x": "anterior (x)", "y": "vertical (y)", "z": "lateral (z)"}
+# OpenSim's +z points to the subject's right: lateral for the right foot, medial for the left.
+AXIS_NAME = {"x": "anterior (x)", "y": "vertical (y)", "z": "to the right (z)"}
 
 
 def _plate_label(pre: str, mid: str | None) -> str:

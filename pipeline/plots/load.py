@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +180,44 @@ def load_recordings(root: Path, subject: str,
         if marker_errors is not None or grf is not None:
             recordings.append(TrialRecording(trial, role, marker_errors=marker_errors, grf=grf))
     return recordings
+
+
+def load_gait_trials(root: Path, subject: str, trial_roles: Mapping[str, str]) -> list:
+    """:class:`pipeline.plots.gait.GaitTrial` of every dynamic trial: IK, ID, GRF, EMG, the
+    EMG quality flags and the cycle windows of events.json."""
+    from pipeline.plots.gait import GaitTrial
+
+    trials = []
+    for trial, role in trial_roles.items():
+        folder = trial_dir(root, subject, trial)
+        events = read_json(folder / "events.json", required=False)
+        quality = read_json(folder / "emg_quality.json", required=False)
+        windows = tuple((float(a), float(b)) for a, b in events.get("windows") or [])
+        flags = {name: list(q.get("flags") or [])
+                 for name, q in (quality.get("channels") or {}).items()}
+        for name in quality.get("dropped") or []:
+            flags.setdefault(name, []).append("dropped")
+        grf = read_signals(folder / "grf.mot")
+        trials.append(GaitTrial(trial, role, windows, _window_sides(windows, grf),
+                                str(events.get("source", "")),
+                                angles=read_signals(folder / "ik.mot"),
+                                moments=read_signals(folder / "id.sto"), grf=grf,
+                                emg=read_signals(folder / "emg.sto"), emg_flags=flags))
+    return trials
+
+
+def _window_sides(windows: Sequence[tuple[float, float]], grf: Signals | None) -> tuple:
+    """Per window, the foot loaded at its midpoint ("r"/"l", from grf.mot), "" if neither or
+    both."""
+    if grf is None:
+        return tuple("" for _ in windows)
+    sides = []
+    for t0, t1 in windows:
+        mid = 0.5 * (t0 + t1)
+        loaded = []
+        for side in ("r", "l"):
+            force = grf.get(f"ground_force_{side}_vy")
+            if force is not None and np.interp(mid, grf.time_s, force) > 20.0:
+                loaded.append(side)
+        sides.append(loaded[0] if len(loaded) == 1 else "")
+    return tuple(sides)

@@ -19,7 +19,14 @@ from pipeline import layout
 from pipeline.fileio import write_json_atomic
 from pipeline.plots.calibration import loss_figure, method_comparison_figure, parameters_figure
 from pipeline.plots.experiment import grf_figure, marker_error_figure
-from pipeline.plots.load import load_method, load_recordings
+from pipeline.plots.gait import (
+    emg_figure,
+    grf_bw_figure,
+    joint_angles_figure,
+    moments_per_kg_figure,
+    side_of,
+)
+from pipeline.plots.load import load_gait_trials, load_method, load_recordings
 from pipeline.plots.muscles import (
     excitation_activation_figure,
     fiber_length_figure,
@@ -62,6 +69,7 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
     band_cfg = config["calibration"]["penalties"]["fiber_length"]
     band = (float(band_cfg["lower"]), float(band_cfg["upper"]))
     jobs: list[FigureJob] = []
+    jobs += gait_jobs(study, subject, roles)
     results = [load_method(root, subject, m, roles) for m in methods]
     for result in results:
         m, trials = result.method, result.trials
@@ -88,8 +96,9 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
                 continue
             jobs.append(FigureJob(
                 f"excitations_{m}_{trial.name}", f"Excitations and activations: {trial.name} "
-                f"({m})", f"Recorded EMG excitations (black), synthesised excitations (pink, "
-                f"dashed) and model activations (orange) of every MTU in {trial.name} "
+                f"({m})", "Recorded EMG excitations (black), "
+                + ("synthesised excitations (pink, dashed) " if m == "synergy_hybrid" else "")
+                + f"and model activations (orange) of every MTU in {trial.name} "
                 f"({trial.role}).", _bind(excitation_activation_figure, trial, method=m), m))
     jobs.append(FigureJob("loss", "Calibration convergence",
                           "Calibration loss against iteration and wall-clock time for each "
@@ -109,6 +118,43 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
                               "Ground reaction force components and centre of pressure per "
                               "force plate in every dynamic trial with force plates.",
                               _bind(grf_figure, recordings)))
+    return jobs
+
+
+def gait_jobs(study: Study, subject: str, roles: dict[str, str]) -> list[FigureJob]:
+    """Joint angles, moments per kg, GRF in body weights and EMG with quality flags, per cycle
+    (the first figures of a subject's section)."""
+    trials = load_gait_trials(study.root, subject, roles)
+    if not trials:
+        return []
+    mass = float(study.subject(subject)["mass_kg"])
+    dofs = list(study.model_setup(subject).get("dofs") or [])
+    if not dofs:
+        dofs = sorted({n for t in trials if t.angles is not None for n in t.angles.names})[:6]
+    jobs = [
+        FigureJob("angles", "Joint angles per cycle",
+                  "Inverse-kinematics angles (degrees) of the calibrated degrees of freedom, "
+                  "each cycle (events.json window) normalised to 0-100 %; solid: calibration "
+                  "trials, dashed: validation.", _bind(joint_angles_figure, trials, dofs)),
+        FigureJob("moments_per_kg", "Joint moments per kg per cycle",
+                  f"Inverse-dynamics moments divided by body mass ({mass:g} kg), each cycle "
+                  "normalised to 0-100 %. Adult walking peaks: ankle plantarflexion "
+                  "1.2-1.7, knee and hip 0.4-1.2 N·m/kg.",
+                  _bind(moments_per_kg_figure, trials, dofs, mass_kg=mass)),
+    ]
+    if study.model_setup(subject).get("force_plates"):
+        jobs.append(FigureJob("grf_bw", "Ground reaction forces in body weights",
+                              "Anterior (x), vertical (y) and right-ward (z) ground reaction "
+                              "force of each foot in body weights, each cycle normalised to "
+                              "0-100 %. Walking: vertical peaks 1.0-1.3 BW.",
+                              _bind(grf_bw_figure, trials, mass_kg=mass)))
+    sides = {side_of(d) for d in dofs} - {""}
+    emg_side = sides.pop() if len(sides) == 1 else ""
+    jobs.append(FigureJob("emg", "EMG envelopes and quality",
+                          "Normalised EMG envelopes per channel and cycle; a red title names "
+                          "the channel's quality flags (dead, flat, saturated, line_noise, "
+                          "dropped) from emg_quality.json, whose warnings say what to do.",
+                          _bind(emg_figure, trials, side=emg_side)))
     return jobs
 
 

@@ -18,7 +18,13 @@ from pipeline import layout
 from pipeline.fileio import write_text_atomic
 from pipeline.plots.subject import MANIFEST
 from pipeline.provenance import config_sha256, git_commit
-from pipeline.report.html import page, subject_section, summary_table
+from pipeline.report.html import (
+    page,
+    scale_table,
+    subject_section,
+    summary_table,
+    warnings_list,
+)
 from pipeline.report.summary import MethodSummary, study_summary
 from pipeline.study import Study
 
@@ -35,6 +41,29 @@ def _manifest(figure_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _read_optional(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        log.warning("%s: not valid JSON; left out of the report", path)
+        return None
+
+
+def _data_checks(study: Study, subject: str) -> str:
+    """Scale table, scaling warnings and EMG quality warnings of one subject."""
+    base = study.root / layout.subject_dir(subject)
+    scale = _read_optional(base / "model" / "scale_report.json")
+    emg_warnings: list[str] = []
+    for row in study.trials_of(subject, kind="dynamic"):
+        quality = _read_optional(base / "trials" / row["trial"] / "emg_quality.json") or {}
+        emg_warnings += quality.get("warnings") or []
+    return ("<h3>Scaling</h3>" + scale_table(scale)
+            + warnings_list("Scaling warnings", (scale or {}).get("warnings") or [])
+            + "<h3>EMG quality</h3>" + warnings_list("EMG warnings", emg_warnings))
+
+
 def build_report(study: Study, *, methods: Sequence[str]) -> str:
     """The report's HTML text."""
     subjects = study.subject_names
@@ -47,7 +76,8 @@ def build_report(study: Study, *, methods: Sequence[str]) -> str:
         n_figures = len(manifest.get("figures", [])) if manifest else 0
         log.info("report: %s: embedding %d figure(s) from %s", subject, n_figures, figure_dir)
         sections.append(subject_section(subject, study.subject(subject), manifest, figure_dir,
-                                        [r for r in rows if r.subject == subject]))
+                                        [r for r in rows if r.subject == subject],
+                                        preamble=_data_checks(study, subject)))
     commit = git_commit()
     intro = (f"Study <code>{escape(str(study.root))}</code>: {len(subjects)} subject(s), "
              f"calibration method(s) {escape(', '.join(methods))}. Pipeline "

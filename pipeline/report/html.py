@@ -62,7 +62,7 @@ def summary_table(rows: Sequence[MethodSummary]) -> str:
             cells.append(f"<td>{label}</td><td class=num>{_num(rmse, '.3g')}</td>"
                          f"<td class=num>{_num(r2, '.3f')}</td>")
             if i == 0:
-                bound = ", ".join(row.at_bound) or "none"
+                bound = folded_list(row.at_bound)
                 flags = flags_cell(row)
                 note = f"<br><i>{escape(row.missing)}</i>" if row.missing else ""
                 cells.append(
@@ -70,15 +70,26 @@ def summary_table(rows: Sequence[MethodSummary]) -> str:
                     f'<td rowspan="{span}" class=num>'
                     f'{row.iterations if row.iterations is not None else "n/a"}</td>'
                     f'<td rowspan="{span}" class="{"flag" if row.at_bound else "ok"}">'
-                    f"{escape(bound)}</td>"
-                    f'<td rowspan="{span}" class="{"flag" if row.flags else "ok"}">'
+                    f"{bound}</td>"
+                    f'<td rowspan="{span}" class="{flags_class(row)}">'
                     f"{flags}{note}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def folded_list(items: Sequence[str]) -> str:
+    """A count per parameter kind, the full list folded away ("none" when empty)."""
+    if not items:
+        return "none"
+    counts = ", ".join(f"{kind} ×{n}" for kind, n in flag_counts(items).items())
+    return (f"{len(items)} ({escape(counts)})<details><summary>list</summary><small>"
+            f"{escape('; '.join(items))}</small></details>")
+
+
 def flags_cell(row: MethodSummary) -> str:
     """Identifiability flags: a count per parameter kind, the full lists folded away."""
+    if row.n_parameters is None and not row.flags and not row.pairs:
+        return "no analysis ran"
     if not row.flags and not row.pairs:
         return "none"
     total = f" of {row.n_parameters}" if row.n_parameters else ""
@@ -92,6 +103,13 @@ def flags_cell(row: MethodSummary) -> str:
             "</details>")
 
 
+def flags_class(row: MethodSummary) -> str:
+    """Red with flags, grey when no identifiability analysis ran, green when it found none."""
+    if row.flags or row.pairs:
+        return "flag"
+    return "meta" if row.n_parameters is None else "ok"
+
+
 def provenance_line(summary: MethodSummary) -> str:
     p = summary.provenance
     commit = p.get("git_commit", "n/a") or "not a git checkout"
@@ -102,14 +120,55 @@ def provenance_line(summary: MethodSummary) -> str:
             f"{escape(str(p.get('seed', 'n/a')))}</li>")
 
 
+def scale_table(report: Mapping | None) -> str:
+    """Per body: scale factors, the marker pairs that measured them, and the warnings."""
+    if not report:
+        return ("<p class=flag>No scale report "
+                "(results/&lt;subject&gt;/model/scale_report.json).</p>")
+    bodies = report.get("bodies") or {}
+    rows = []
+    for body, row in bodies.items():
+        factors = " ".join(f"{v:.3f}" for v in row.get("factors", []))
+        pairs = "; ".join(" – ".join(p) for p in row.get("pairs", [])) or "none"
+        warn = row.get("warning")
+        rows.append(f"<tr><td>{escape(body)}</td><td class=num>{factors}</td>"
+                    f"<td>{escape(pairs)}</td><td>{escape(str(row.get('source', '')))}</td>"
+                    f'<td class="{"flag" if warn else "ok"}">{escape(warn or "ok")}</td></tr>')
+    rms = report.get("marker_rms_error_m")
+    worst = report.get("marker_max_error_m")
+    head = (f"<p>Static trial marker error of the scaled model before marker placement: RMS "
+            f"{_num(None if rms is None else rms * 1000, '.1f')} mm, largest "
+            f"{_num(None if worst is None else worst * 1000, '.1f')} mm "
+            f"({escape(str(report.get('max_error_marker', 'n/a')))}).")
+    removed = report.get("unplaced_markers_removed") or []
+    if removed:
+        head += (" Markers the static trial could not place (left out of IK): "
+                 f"{escape(', '.join(removed))}.")
+    head += "</p>"
+    return (head + "<table><tr><th>Body</th><th>Scale factors x y z</th><th>Marker pairs</th>"
+            "<th>Pairs from</th><th>Check</th></tr>" + "".join(rows) + "</table>")
+
+
+def warnings_list(title: str, warnings: Sequence[str]) -> str:
+    """A folded list of warnings with their fixes (none: says so)."""
+    if not warnings:
+        return f"<p class=ok>{escape(title)}: none.</p>"
+    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    return (f"<details open><summary class=flag>{escape(title)}: {len(warnings)}</summary>"
+            f"<ul>{items}</ul></details>")
+
+
 def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figure_dir: Path,
-                    summaries: Sequence[MethodSummary]) -> str:
-    """One subject: anthropometrics, provenance per method and every figure with its caption."""
+                    summaries: Sequence[MethodSummary], *, preamble: str = "") -> str:
+    """One subject: anthropometrics, provenance per method, ``preamble`` (scale table, data
+    checks) and every figure with its caption."""
     parts = [f'<section id="subject-{escape(subject)}"><h2>Subject {escape(subject)}</h2>']
     facts = ", ".join(f"{k}: {escape(str(v))}" for k, v in info.items() if k != "subject")
     parts.append(f'<p class="meta">{facts}</p>')
     parts.append("<p class=meta>Provenance:</p><ul class=meta>"
                  + "".join(provenance_line(s) for s in summaries) + "</ul>")
+    if preamble:
+        parts.append(preamble)
     if not manifest:
         parts.append(f"<p class=flag>No figures found in {escape(str(figure_dir))}.</p>")
     else:
@@ -117,7 +176,9 @@ def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figur
         for entry in manifest.get("figures", []):
             if entry.get("method") != current_method:
                 current_method = entry.get("method")
-                heading = f"Method: {current_method}" if current_method else "All methods"
+                seen_method = any("<h3>Method: " in part for part in parts)
+                heading = (f"Method: {current_method}" if current_method
+                           else "All methods" if seen_method else "Movement data")
                 parts.append(f"<h3>{escape(heading)}</h3>")
             path = figure_dir / entry["file"]
             if not path.exists():

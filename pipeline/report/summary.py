@@ -81,10 +81,11 @@ def flag_counts(flags: Sequence[str]) -> dict[str, int]:
 
 
 def at_bound_parameters(parameters: Mapping) -> list[str]:
-    """``"<mtu>/<parameter>"`` of every calibrated value that ended at a bound."""
-    return [f"{mtu}/{name}" for mtu, entry in parameters.get("mtus", {}).items()
-            for name, item in entry.items()
-            if isinstance(item, Mapping) and item.get("at_bound")]
+    """Calibrated values that ended at a bound, counted as parameters.json and the parameters
+    figure count them."""
+    from pipeline.plots.calibration import at_bound_list
+
+    return at_bound_list(parameters)
 
 
 def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:

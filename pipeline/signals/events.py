@@ -129,3 +129,32 @@ def trial_windows(*, source: str, events: Sequence[Event],
         "start_s": start_s,
         "end_s": end_s,
     }
+
+
+def parse_cycles(spec: str, /) -> list[tuple[int, int | None]]:
+    """``"1-2"``, ``"3-"``, ``"1,3"`` -> 1-based inclusive ranges (end None: to the last)."""
+    ranges: list[tuple[int, int | None]] = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        first = int(lo)
+        last = (int(hi) if hi.strip() else None) if sep else first
+        ranges.append((first, last))
+    return ranges
+
+
+def select_cycles(windows: Sequence[Sequence[float]], spec: str, /, *,
+                  file: str | None = None) -> tuple[list[list[float]], list[int]]:
+    """The windows (in time order) whose 1-based numbers ``spec`` (the ``cycles`` column of
+    trials.tsv) selects, and those numbers; an error naming the file when none is selected."""
+    ordered = sorted((list(w) for w in windows), key=lambda w: w[0])
+    chosen = [i + 1 for i in range(len(ordered))
+              if any(i + 1 >= a and (b is None or i + 1 <= b) for a, b in parse_cycles(spec))]
+    if not chosen:
+        raise C3DError(describe(file, f"cycles {spec!r} selects none of the trial's "
+                                f"{len(ordered)} cycle(s)",
+                                "number cycles from 1 in time order (see events.json) in the "
+                                "cycles column of trials.tsv"))
+    return [ordered[i - 1] for i in chosen], chosen

@@ -103,3 +103,15 @@ def test_walking_markers_pipeline(shared_data: Path) -> None:
     table = process_markers(rec, lab_frame=Z_UP, cutoff_hz=6.0, max_gap_s=0.1, long_gap="warn")
     heel = table.xyz_m[:, table.labels.index("RCAL")]
     assert np.nanmin(heel[:, 1]) > -0.05 and np.nanmax(heel[:, 1]) < 0.5  # Y up, near floor
+
+
+def test_plug_in_gait_model_outputs_do_not_refuse_a_real_session(shared_data: Path) -> None:
+    """Vicon stores Plug-in Gait moments and powers as POINT data, some of them more than 10 m
+    'from the origin'. The units check looks at the typical marker, so the session is read; a
+    file whose markers are all scaled by a units mistake is still refused (bad-input corpus)."""
+    path = shared_data / "real-sessions" / "biomechzoo-hc002d" / "HC002D06_straight.c3d"
+    recording = read_c3d(path)
+    distance = np.linalg.norm(recording.markers.xyz_m, axis=2)
+    assert np.nanmax(distance) > 10.0  # the model outputs that used to refuse the file
+    heel = recording.markers.labels.index("RHEE")
+    assert np.nanmedian(distance[:, heel]) < 10.0

@@ -31,7 +31,8 @@ EXPECTED_STEMS = {"moments_gradient", "parameters_gradient", "forces_gradient",
                   "fiber_lengths_gradient", "excitations_gradient_flex1",
                   "excitations_gradient_flex2", "moments_annealing", "parameters_annealing",
                   "forces_annealing", "fiber_lengths_annealing", "excitations_annealing_flex1",
-                  "excitations_annealing_flex2", "loss", "methods", "marker_errors", "grf"}
+                  "excitations_annealing_flex2", "loss", "methods", "marker_errors", "grf",
+                  "angles", "moments_per_kg", "emg"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -75,3 +75,35 @@ def test_report_tolerates_a_missing_method_output(report: tuple[Path, str],
     (root / "results/s01/calibration/gradient/metrics.json").unlink()
     html = build_report(load_study(root, check_files=False), methods=["gradient"])
     assert "no metrics.json" in html and "No figures found" in html
+
+
+def test_every_manifest_figure_is_in_the_html(report: tuple[Path, str]) -> None:
+    import json
+
+    root, html = report
+    for subject in SUBJECTS:
+        folder = root / f"results/{subject}/figures"
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        section = html.split(f'id="subject-{subject}"')[1].split("<section")[0]
+        assert manifest["figures"]
+        for entry in manifest["figures"]:
+            data = base64.b64encode((folder / entry["file"]).read_bytes()).decode("ascii")
+            assert data in section, entry["file"]
+            assert entry["title"].replace("&", "&amp;") in section
+
+
+def test_report_renders_in_headless_chromium(report: tuple[Path, str], tmp_path: Path) -> None:
+    import shutil
+
+    root, _ = report
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (.ci/run installs it: apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--hide-scrollbars", "--window-size=1280,2400",
+                             f"--screenshot={shot}", (root / "results/report.html").as_uri()],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 50_000  # a page with text and figures

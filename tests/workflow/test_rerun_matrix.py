@@ -85,6 +85,22 @@ def set_cell(sheet: str, key: tuple[str, ...], column: str, value: str) -> Chang
     return change
 
 
+def add_cycles_column(key: tuple[str, str], value: str) -> Change:
+    """Add the optional cycles column to trials.tsv, empty but for the row ``key``."""
+    def change(study: Path) -> None:
+        path = study / "trials.tsv"
+        lines = path.read_text().splitlines()
+        header_at = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+        n = len(lines[header_at].split("\t"))
+        lines[header_at] += "\tcycles"
+        for i in range(header_at + 1, len(lines)):
+            cells = (lines[i].split("\t") + [""] * n)[:n]
+            cells.append(value if tuple(cells[:2]) == key else "")
+            lines[i] = "\t".join(cells)
+        path.write_text("\n".join(lines) + "\n")
+    return change
+
+
 def edit_file(relative: str) -> Change:
     """Change a file's content (an XML comment; for a C3D, one marker sample moved by 1 mm).
 
@@ -188,6 +204,16 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("calibration.optimiser", set_config("calibration.optimiser.max_iterations", 123),
      tail(2)),
     ("calibration.emd_s", set_config("calibration.emd_s", 0.02), tail(2)),
+    ("models.strip_marker_prefix", set_config("models.demo-leg.strip_marker_prefix", True),
+     {"markers": 4, "scale": 1, "emg_normalise": 3, **opensim(3), **tail(1)}),
+    ("models.foot_bodies", set_config("models.demo-leg.foot_bodies", {"right": "calcn_r",
+                                                                      "left": "tibia_l"}),
+     {"forceplates": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3, **tail(1)}),
+    ("models.drop_emg", set_config("models.demo-leg.drop_emg", ["gracilis"]),
+     {"emg_envelope": 4, "emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3,
+      **tail(1)}),
+    ("trials.cycles", add_cycles_column(("leg01", "squat1"), "1"),
+     {"events": 1, "collect_nms_inputs": 1, **tail(1)}),
     ("calibration.methods", set_config("calibration.methods", ["gradient"]),
      {"figures": 2, "report": 1, "default": 1}),
     ("synergies.restarts", set_config("synergies.restarts", 3),
@@ -195,12 +221,12 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("subjects.mass_kg", set_cell("subjects.tsv", ("arm01",), "mass_kg", "19.0"), SCALE_ARM),
     ("subjects.height_m", set_cell("subjects.tsv", ("arm01",), "height_m", "1.75"),
      SCALE_ARM),
+    # The window bounds IK, so ID, muscle analysis and the NMS inputs follow.
     ("trials.start_s", set_cell("trials.tsv", ("arm01", "abduction1"), "start_s", "0.2"),
-     {"events": 1, "muscle_analysis": 1, "collect_nms_inputs": 1, **tail(1)}),
+     {"events": 1, **opensim(1), **tail(1)}),
     ("trials.end_s of a validation trial", set_cell("trials.tsv", ("leg01", "squat3"),
                                                     "end_s", "2.0"),
-     {"events": 1, "muscle_analysis": 1, "collect_nms_inputs": 1, "execute": 1,
-      "calibrate_synergy_hybrid": 1,
+     {"events": 1, **opensim(1), "execute": 1, "calibrate_synergy_hybrid": 1,
       "figures": 1, "report": 1, "default": 1}),
     ("trials.start_s of the static trial", set_cell("trials.tsv", ("arm01", "static"),
                                                     "start_s", "0.1"), SCALE_ARM),

@@ -249,6 +249,14 @@ def get_figure_inputs(wildcards):
            if PLANS[(subject, t)].grf is not None]
     if grf:
         files["grf"] = grf
+    # The per-cycle figures (joint angles, moments per kg, GRF in BW, EMG with quality flags),
+    # from the files each trial has.
+    has = {"ik.mot": lambda p: p.ik is not None, "id.sto": lambda p: p.id is not None,
+           "events.json": lambda p: p.events, "emg.sto": lambda p: p.emg is not None,
+           "emg_quality.json": lambda p: p.emg in (plan.C3D, plan.RAW)}
+    for name, present in has.items():
+        files[name] = [layout.trial_file(subject, t, name) for t in dynamic
+                       if present(PLANS[(subject, t)])]
     return files
 
 
@@ -258,4 +266,12 @@ def get_report_inputs(wildcards):
     for subject in STUDY.subject_names:
         for key, path in method_outputs(subject).items():
             files[f"{subject}_{key}"] = path
+        # The scale table and the EMG warnings of each subject's section.
+        if not plan.given(STUDY.subject(subject), "scaled_model"):
+            files[f"{subject}_scale_report"] = (f"{layout.subject_dir(subject)}/model/"
+                                                "scale_report.json")
+        files[f"{subject}_emg_quality"] = [
+            layout.trial_file(subject, r["trial"], "emg_quality.json")
+            for r in STUDY.trials_of(subject, kind="dynamic")
+            if PLANS[(subject, r["trial"])].emg in (plan.C3D, plan.RAW)]
     return files

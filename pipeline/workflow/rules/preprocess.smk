@@ -51,6 +51,7 @@ rule emg_envelope:
         unpack(get_emg_source),
     output:
         sto="results/{subject}/trials/{trial}/emg_envelope.sto",
+        quality="results/{subject}/trials/{trial}/emg_quality.json",
     wildcard_constraints:
         subject=ONLY["emg_envelope"],
     params:
@@ -66,6 +67,7 @@ rule emg_envelope:
     shell:
         "{params.cli} --log {log} emg-envelope --study . --subject {wildcards.subject}"
         " --trial {wildcards.trial} {params.source} --out {output.sto}"
+        " --quality {output.quality}"
 
 
 rule emg_maxima:

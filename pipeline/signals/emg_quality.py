@@ -1,0 +1,150 @@
+"""EMG quality per channel and trial: SNR, dead or flat channels, saturation, line noise, onsets.
+
+- ``snr``: envelope maximum / resting baseline (the envelope's 5th percentile, outside runs of
+  unchanged samples such as a recorder's zero padding: in walking and most tasks every muscle
+  rests for part of the trial). A channel whose ratio stays under
+  ``dead_snr`` carries only its noise floor (electrode off, cable loose, channel not connected).
+- ``flat_share``: share of consecutive raw samples that do not change (a disconnected or
+  zeroed channel); flagged above ``max_flat_share``.
+- ``saturation_share``: share of raw samples at the channel's extreme values (an amplifier or
+  converter clipping at its range); flagged above ``max_saturation_share``.
+- ``line_noise_share``: share of the raw signal's power (10 Hz to Nyquist, Welch) within 1 Hz of
+  the mains frequency and its harmonics; flagged above ``max_line_noise_share``.
+- ``onsets_s``: times the envelope rises through 25 % of its range (baseline to maximum).
+
+Each flag comes with a warning naming the channel and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, float] = {
+    "line_hz": 50.0,
+    "dead_snr": 5.0,
+    "max_flat_share": 0.5,
+    "max_saturation_share": 0.002,
+    "max_line_noise_share": 0.3,
+}
+FIXES = {
+    "dead": "check the electrode and cable; if the channel cannot be recovered, drop it with "
+            "models.<model>.drop_emg (its MTUs then count as unrecorded)",
+    "flat": "the channel does not change: check that it is connected and exported; drop it "
+            "with models.<model>.drop_emg",
+    "saturated": "the signal clips at the amplifier's range: lower the EMG gain for the next "
+                 "session; the envelope peaks of this trial are underestimated",
+    "line_noise": "mains interference: check the reference electrode and skin preparation; "
+                  "the 20 Hz band-pass does not remove it",
+}
+
+
+def line_noise_share(x: np.ndarray, *, rate_hz: float, line_hz: float) -> float:
+    """Share of the power (10 Hz to Nyquist) within 1 Hz of ``line_hz`` and its harmonics."""
+    from scipy.signal import welch
+
+    if line_hz >= rate_hz / 2:
+        return 0.0
+    f, p = welch(x - np.mean(x), fs=rate_hz, nperseg=int(min(len(x), max(256, rate_hz))))
+    band = f >= 10.0
+    total = float(np.sum(p[band]))
+    if total <= 0:
+        return 0.0
+    harmonics = np.arange(line_hz, rate_hz / 2, line_hz)
+    near = np.zeros_like(f, dtype=bool)
+    for h in harmonics:
+        near |= np.abs(f - h) <= 1.0
+    return float(np.sum(p[band & near]) / total)
+
+
+def _changing(x: np.ndarray, *, min_run: int = 10) -> np.ndarray:
+    """Samples outside runs of at least ``min_run`` unchanged values (a recorder's zero
+    padding before or after the EMG): the baseline is measured where the channel records."""
+    same = np.concatenate([[False], np.diff(x) == 0])
+    keep = np.ones(len(x), dtype=bool)
+    start = None
+    for i, flag in enumerate(np.append(same, False)):
+        if flag and start is None:
+            start = i - 1
+        elif not flag and start is not None:
+            if i - start >= min_run:
+                keep[start:i] = False
+            start = None
+    return keep
+
+
+def _onsets(envelope: np.ndarray, times_s: np.ndarray, baseline: float, peak: float) -> list:
+    if peak <= baseline:
+        return []
+    above = envelope >= baseline + 0.25 * (peak - baseline)
+    rises = np.flatnonzero(above[1:] & ~above[:-1]) + 1
+    return [round(float(times_s[i]), 4) for i in rises]
+
+
+def channel_quality(raw: np.ndarray, envelope: np.ndarray, *, rate_hz: float,
+                    times_s: np.ndarray, options: Mapping[str, float] | None = None
+                    ) -> dict[str, Any]:
+    """Quality measures and flags of one channel (``raw`` and ``envelope`` at ``rate_hz``)."""
+    opts = {**DEFAULTS, **dict(options or {})}
+    x = np.asarray(raw, dtype=float)
+    env = np.asarray(envelope, dtype=float)
+    finite = np.isfinite(x)
+    x = x[finite] if finite.any() else np.zeros(1)
+    live = env[_changing(np.asarray(raw, dtype=float))] if env.size else env
+    live = live if live.size else env
+    peak = float(np.nanmax(live)) if live.size else 0.0
+    # The baseline is floored at 0.1 % of the peak (filter ripple can reach zero): SNR <= 1000.
+    baseline = max(float(np.nanpercentile(live, 5)) if live.size else 0.0, 1e-3 * peak)
+    snr = peak / baseline if baseline > 0 else 0.0
+    diffs = np.diff(x)
+    flat = float(np.mean(diffs == 0)) if diffs.size else 1.0
+    span = float(x.max() - x.min())
+    if span > 0:
+        tol = 1e-4 * span
+        saturation = float(np.mean((x >= x.max() - tol) | (x <= x.min() + tol)))
+    else:
+        saturation = 0.0
+    line = line_noise_share(x, rate_hz=rate_hz, line_hz=float(opts["line_hz"])) if span else 0.0
+    flags = []
+    if span == 0 or flat > opts["max_flat_share"]:
+        flags.append("flat")
+    elif snr < opts["dead_snr"]:
+        flags.append("dead")
+    if saturation > opts["max_saturation_share"] and "flat" not in flags:
+        flags.append("saturated")
+    if line > opts["max_line_noise_share"]:
+        flags.append("line_noise")
+    return {"snr": float(snr), "baseline": baseline, "peak": peak,
+            "flat_share": flat, "saturation_share": saturation, "line_noise_share": line,
+            "onsets_s": _onsets(env, times_s, baseline, peak), "flags": flags}
+
+
+def trial_quality(names: Sequence[str], labels: Sequence[str], raw: np.ndarray,
+                  envelope: np.ndarray, *, rate_hz: float, times_s: np.ndarray,
+                  options: Mapping[str, float] | None = None, trial: str = "",
+                  ) -> dict[str, Any]:
+    """Per EMG name (C3D label ``labels[i]``): :func:`channel_quality` plus the warnings."""
+    channels: dict[str, Any] = {}
+    warnings: list[str] = []
+    for i, name in enumerate(names):
+        q = channel_quality(raw[:, i], envelope[:, i], rate_hz=rate_hz, times_s=times_s,
+                            options=options)
+        q["c3d_label"] = labels[i]
+        channels[name] = q
+        for flag in q["flags"]:
+            detail = {"dead": f"SNR {q['snr']:.1f} (envelope peak / resting baseline)",
+                      "flat": f"{q['flat_share']:.0%} of samples unchanged",
+                      "saturated": f"{q['saturation_share']:.2%} of samples at the range limits",
+                      "line_noise": f"{q['line_noise_share']:.0%} of the power at the mains "
+                                    "frequency"}[flag]
+            message = (f"EMG {name} ({labels[i]!r}) in {trial or 'this trial'}: {flag} "
+                       f"({detail}). Fix: {FIXES[flag]}")
+            warnings.append(message)
+            log.warning("%s", message)
+    return {"channels": channels, "warnings": warnings,
+            "options": {**DEFAULTS, **dict(options or {})}}

@@ -1,0 +1,84 @@
+"""EMG quality flags on synthetic channels whose defect is known by construction, and on a real
+session whose dead channels are documented (biomechzoo HC002D: only R Rect, R Hams, R Gast and
+R Tib Ant carry signal)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.signals.emg import emg_envelope
+from pipeline.signals.emg_quality import channel_quality, line_noise_share, trial_quality
+
+RATE = 1000.0
+
+
+def _bursts(rng, n):
+    t = np.arange(n) / RATE
+    gate = (np.sin(2 * np.pi * 1.0 * t) > 0.6).astype(float)  # 1 Hz bursts, rest between
+    return rng.normal(0, 1e-5, n) + gate * rng.normal(0, 5e-4, n)
+
+
+def _quality(raw):
+    env = emg_envelope(raw[:, None], rate_hz=RATE, bandpass_hz=(20, 450), lowpass_hz=5)[:, 0]
+    return channel_quality(raw, env, rate_hz=RATE, times_s=np.arange(len(raw)) / RATE)
+
+
+def test_synthetic_defects_are_flagged_and_clean_signal_is_not():
+    rng = np.random.default_rng(0)
+    n = 5000
+    live = _bursts(rng, n)
+    assert _quality(live)["flags"] == []
+    assert _quality(live)["snr"] > 20
+    onsets = _quality(live)["onsets_s"]
+    # Bursts start where sin(2 pi t) rises through 0.6: t = asin(0.6) / (2 pi) + k.
+    expected = np.arcsin(0.6) / (2 * np.pi) + np.arange(5)
+    assert len(onsets) == 5
+    np.testing.assert_allclose(onsets, expected, atol=0.08)
+    assert _quality(rng.normal(0, 1e-5, n))["flags"] == ["dead"]
+    assert _quality(np.zeros(n))["flags"] == ["flat"]
+    clipped = np.clip(live, -2e-4, 2e-4)
+    assert "saturated" in _quality(clipped)["flags"]
+    t = np.arange(n) / RATE
+    hum = live + 5e-4 * np.sin(2 * np.pi * 50 * t)
+    assert "line_noise" in _quality(hum)["flags"]
+    assert line_noise_share(hum, rate_hz=RATE, line_hz=50) > 0.5
+    assert line_noise_share(live, rate_hz=RATE, line_hz=50) < 0.1
+
+
+def test_warning_names_channel_and_fix(caplog):
+    rng = np.random.default_rng(1)
+    raw = np.column_stack([_bursts(rng, 4000), rng.normal(0, 1e-5, 4000)])
+    env = emg_envelope(raw, rate_hz=RATE, bandpass_hz=(20, 450), lowpass_hz=5)
+    q = trial_quality(["soleus", "tibant"], ["EMG1", "EMG2"], raw, env, rate_hz=RATE,
+                      times_s=np.arange(4000) / RATE, trial="s01/walk1")
+    assert q["channels"]["soleus"]["flags"] == []
+    assert q["channels"]["tibant"]["flags"] == ["dead"]
+    (warning,) = q["warnings"]
+    assert "tibant" in warning and "EMG2" in warning and "s01/walk1" in warning
+    assert "drop_emg" in warning
+
+
+def test_real_dead_channels_flagged(shared_data):
+    import ezc3d
+
+    path = shared_data / "real-sessions" / "biomechzoo-hc002d" / "HC002D06_straight.c3d"
+    c3d = ezc3d.c3d(str(path))  # the raw analogs, as recorded
+    all_labels = [lb.strip() for lb in c3d["parameters"]["ANALOG"]["LABELS"]["value"]]
+    rate = float(c3d["parameters"]["ANALOG"]["RATE"]["value"][0])
+    labels = [lb for lb in all_labels if not lb.startswith(("F", "M"))]
+    raw = np.asarray(c3d["data"]["analogs"][0])[[all_labels.index(lb) for lb in labels]].T
+    env = emg_envelope(raw, rate_hz=rate, bandpass_hz=(30, 300), lowpass_hz=5)
+    q = trial_quality(labels, labels, raw, env, rate_hz=rate,
+                      times_s=np.arange(len(raw)) / rate)
+    flagged = {name for name, c in q["channels"].items() if "dead" in c["flags"]}
+    live = {"R Rect", "R Hams", "R Gast", "R Tib Ant"}
+    assert flagged == set(labels) - live
+    assert all(q["channels"][name]["snr"] > 10 for name in live)
+
+
+@pytest.mark.parametrize("line_hz", [50.0, 60.0])
+def test_line_noise_share_of_a_pure_tone(line_hz):
+    t = np.arange(8000) / RATE
+    assert line_noise_share(np.sin(2 * np.pi * line_hz * t), rate_hz=RATE,
+                            line_hz=line_hz) > 0.95
