@@ -232,13 +232,9 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
                                                     "start_s", "0.1"), SCALE_ARM),
     ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
      {"collect_nms_inputs": 1, **tail(1)}),
-    # kind: the MVC trials (else the dynamic ones) give the EMG maxima; a dynamic trial's IK
-    # marker errors go into the figures even when it is not modelled (role none).
+    # kind: the MVC trials (else the dynamic ones) give the EMG maxima.
     ("trials.kind mvc -> static", set_cell("trials.tsv", ("leg01", "mvc1"), "kind", "static"),
      {"emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3, **tail(1)}),
-    ("trials.kind mvc -> dynamic", set_cell("trials.tsv", ("arm01", "mvc1"), "kind", "dynamic"),
-     {"markers": 1, "ik": 1, "emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3,
-      **tail(1)}),
     ("truth.json", edit_truth,
      {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
     ("trials.file", point_trial_at_copy, TRIAL_C3D),
