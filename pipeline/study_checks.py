@@ -189,6 +189,12 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
             if unknown:
                 problems.append(f"{key}.{sub}: {unknown} not listed under models.{model}.{name}."
                                 f" Fix: list them under {name} first, or correct the names")
+        partial = [sub for sub in ("tracked_dofs", "calibrated_mtus") if setup.get(sub)]
+        if partial and "synergy_hybrid" in config["calibration"]["methods"]:
+            problems.append(f"{key}: {' and '.join(partial)} are not supported by the "
+                            "synergy_hybrid method (it calibrates every MTU on every DOF). "
+                            "Fix: remove synergy_hybrid from calibration.methods, or remove "
+                            f"{' and '.join(partial)}")
         if excitations and not setup.get("dofs"):
             problems.append(f"{key}.dofs: no degrees of freedom to calibrate. Fix: list the "
                             "coordinates whose ID moments are tracked")

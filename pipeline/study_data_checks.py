@@ -213,18 +213,57 @@ def _check_models(root: Path, config: dict[str, Any], subjects: pd.DataFrame) ->
                     problems.append(f"{key}.excitations: {mtu!r} is not a muscle of model "
                                     f"{model}{_did_you_mean(mtu, muscles)}. Fix: use the "
                                     "model's muscle names")
-        if signs is not None:
-            crossed = {dof for mtu in setup.get("excitations") or {}
-                       for dof in signs.get(mtu, {})}
-            for dof in setup.get("dofs") or []:
-                if dof in coordinates and dof not in crossed:
-                    problems.append(f"{key}.dofs: no MTU under excitations crosses {dof!r}, so "
-                                    "its moment cannot be tracked. Fix: remove it from dofs or "
-                                    "add the MTUs that cross it")
+        problems += _uncrossed_dofs(root, model, row, setup, signs, coordinates, key)
         for kind in ("marker_set", "measurement_set"):
             value = setup.get(kind) or config["opensim"]["scale"].get(kind)
             problems += _check_set_file(root, value, kind, model)
     return problems
+
+
+def _uncrossed_dofs(root: Path, model: str, row: pd.Series, setup: dict[str, Any],
+                    signs: dict | None, coordinates: list[str], key: str) -> list[str]:
+    """Tracked DOFs (``tracked_dofs``, else ``dofs``) that no calibrated MTU
+    (``calibrated_mtus``, else ``excitations``) crosses: from the built-in model's moment-arm
+    signs, or from OpenSim's moment arms for a user's ``.osim`` (the model column's file, else
+    the subject's ``scaled_model``)."""
+    dof_key = "tracked_dofs" if setup.get("tracked_dofs") else "dofs"
+    mtu_key = "calibrated_mtus" if setup.get("calibrated_mtus") else "excitations"
+    dofs = list(setup.get(dof_key) or [])
+    mtus = list(setup.get(mtu_key) or [])
+    if not dofs or not mtus:
+        return []
+    where = ""
+    if signs is not None:
+        crossing = {mtu: set(signs.get(mtu, {})) for mtu in mtus}
+    else:
+        path = _user_osim(root, model, row)
+        if path is None:
+            return []
+        from pipeline.osim.crossing import crossed_coordinates
+
+        try:
+            crossing = crossed_coordinates(path, mtus, dofs)
+        except Exception as exc:  # OpenSim raises its own RuntimeError subclasses
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return [f"{key}: model file {path} cannot be loaded by OpenSim ({first}). "
+                    "Fix: open it in the OpenSim GUI, repair it and save it again"]
+        from pipeline.rule_params import study_relative
+
+        where = f" in model file {study_relative(root, path)}"
+        coordinates = _osim_names(path)[0]
+    crossed = set().union(*crossing.values()) if crossing else set()
+    return [f"{key}.{dof_key}: no MTU under {mtu_key} crosses {dof!r}{where}, so its moment "
+            f"cannot be tracked. Fix: remove it from {dof_key} or add the MTUs that cross it"
+            for dof in dofs if dof in coordinates and dof not in crossed]
+
+
+def _user_osim(root: Path, model: str, row: pd.Series) -> Path | None:
+    for value in (model, row.get("scaled_model")):
+        if isinstance(value, str) and value.endswith(".osim"):
+            path = Path(value) if Path(value).is_absolute() else root / value
+            if path.is_file():
+                return path
+    return None
 
 
 def _check_set_file(root: Path, value: str | None, kind: str, model: str) -> list[str]:

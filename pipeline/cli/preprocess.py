@@ -126,9 +126,11 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
         log.info("EMG dropped by models.<model>.drop_emg (their MTUs count as unrecorded): %s",
                  ", ".join(sorted(dropped)))
     if args.emg_sto:
-        table = _raw_emg_envelopes(study, args)
+        analogs, first_time_s = _raw_emg_analogs(study, args, dropped=dropped)
+        kept = {n: n for n in analogs.labels if n not in dropped}
+        table = envelope_table(analogs, kept, first_time_s=first_time_s,
+                               options=study.config["emg"], file=args.emg_sto)
         if args.quality:
-            analogs, first_time_s = _raw_emg_analogs(study, args)
             _write_emg_quality(args, study, analogs, first_time_s,
                                {n: n for n in analogs.labels}, Path(args.emg_sto))
         write_storage(args.out, table)
@@ -176,17 +178,13 @@ def _write_emg_quality(args: argparse.Namespace, study: Any, analogs: Any, first
     write_json_atomic(args.quality, quality)
 
 
-def _raw_emg_envelopes(study: Any, args: argparse.Namespace) -> Any:
-    """Envelopes of a given raw EMG ``.sto`` (``emg.input: raw``), processed like C3D EMG."""
-    from pipeline.signals.emg import envelope_table
+def _raw_emg_analogs(study: Any, args: argparse.Namespace, *,
+                     dropped: set[str]) -> tuple[Any, float]:
+    """The raw EMG ``.sto`` of ``--emg-sto`` as analog channels, and its first time.
 
-    analogs, first_time_s = _raw_emg_analogs(study, args)
-    return envelope_table(analogs, {n: n for n in analogs.labels}, first_time_s=first_time_s,
-                          options=study.config["emg"], file=args.emg_sto)
-
-
-def _raw_emg_analogs(study: Any, args: argparse.Namespace) -> tuple[Any, float]:
-    """The raw EMG ``.sto`` of ``--emg-sto`` as analog channels, and its first time."""
+    Channels in ``dropped`` (``drop_emg``) need not be in the file; where they are, they come
+    last (for the quality report), and the envelopes leave them out.
+    """
     import numpy as np
 
     from pipeline.cli.given_files import emg_names
@@ -194,8 +192,9 @@ def _raw_emg_analogs(study: Any, args: argparse.Namespace) -> tuple[Any, float]:
     from pipeline.osim.given import raw_emg_table
 
     names = emg_names(study.model_setup(args.subject))
-    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=names)
-    analogs = Analogs(tuple(names), rate_hz, ("",) * len(names), np.asarray(raw.data))
+    raw, rate_hz = raw_emg_table(args.emg_sto, emg_names=[n for n in names if n not in dropped],
+                                 optional_names=[n for n in names if n in dropped])
+    analogs = Analogs(raw.labels, rate_hz, ("",) * len(raw.labels), np.asarray(raw.data))
     return analogs, float(raw.time_s[0])
 
 

@@ -210,8 +210,13 @@ def place_envelopes(src: str | Path, out: str | Path, *, emg_names: Sequence[str
                 name="emg")
 
 
-def raw_emg_table(src: str | Path, *, emg_names: Sequence[str]) -> tuple[Table, float]:
-    """Raw EMG columns ``emg_names`` of a ``.sto`` and its sample rate (uniform sampling)."""
+def raw_emg_table(src: str | Path, *, emg_names: Sequence[str],
+                  optional_names: Sequence[str] = ()) -> tuple[Table, float]:
+    """Raw EMG columns ``emg_names`` of a ``.sto`` and its sample rate (uniform sampling).
+
+    ``optional_names`` (e.g. channels dropped by ``drop_emg``) are added after ``emg_names``
+    where the file has them, and are not required.
+    """
     src = Path(src)
     table = read_table(src, error_cls=ConfigError, fix="give raw EMG as an OpenSim .sto")
     _check_columns(src, table.labels, emg_names, ConfigError, "EMG")
@@ -219,8 +224,10 @@ def raw_emg_table(src: str | Path, *, emg_names: Sequence[str]) -> tuple[Table, 
     if len(steps) < 2 or steps.min() <= 0 or steps.max() - steps.min() > 1e-3 * steps.mean():
         raise ConfigError(describe(src, "raw EMG is not uniformly sampled",
                                    "resample it to a constant rate before giving it"))
-    values = np.column_stack([table.column(n) for n in emg_names])
-    return Table(table.time_s, tuple(emg_names), values), float(1.0 / steps.mean())
+    names = [*emg_names, *(n for n in optional_names
+                           if n in table.labels and n not in emg_names)]
+    values = np.column_stack([table.column(n) for n in names])
+    return Table(table.time_s, tuple(names), values), float(1.0 / steps.mean())
 
 
 def _check_columns(src: Path, labels: Sequence[str], wanted: Sequence[str],

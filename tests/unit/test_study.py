@@ -136,6 +136,11 @@ BAD_CASES = [
             "emg_channels": {"EMG1": "rf"}, "excitations": {"rect_fem_r": {"rf": 1.0}},
             "dofs": ["knee_angle_r", "ankle_angle_r"]}}})),
      ["models.demo-leg.dofs: no MTU under excitations crosses 'ankle_angle_r'"]),
+    ("partial_calibration_with_synergy_hybrid", lambda s: _edit_config(
+        s, {"calibration": {"methods": ["gradient", "synergy_hybrid"]},
+            "models": {"demo-arm": {"tracked_dofs": ["elbow_flex"]}}}),
+     ["tracked_dofs are not supported by the synergy_hybrid method",
+      "remove synergy_hybrid from calibration.methods"]),
     ("marker_set_missing", lambda s: _edit_config(
         s, {"opensim": {"scale": {"marker_set": "markers/lab.xml"}}}),
      ["opensim.scale.marker_set", "'markers/lab.xml' not found"]),

@@ -12,6 +12,7 @@ validation); methods gradient and synergy_hybrid.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -122,6 +123,16 @@ def edit_file(relative: str) -> Change:
     return change
 
 
+def edit_truth(study: Path) -> None:
+    """A new key in truth.json (still valid JSON), which calibrate-synergy reads when present."""
+    path = study / "truth.json"
+    truth = json.loads(path.read_text())
+    truth["edited"] = True
+    path.write_text(json.dumps(truth))
+    now = time.time() + 5
+    os.utime(path, (now, now))
+
+
 def point_trial_at_copy(study: Path) -> None:
     shutil.copy2(study / "c3d/arm01/abduction1.c3d", study / "c3d/arm01/abduction1_copy.c3d")
     set_cell("trials.tsv", ("arm01", "abduction1"), "file",
@@ -221,6 +232,11 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
                                                     "start_s", "0.1"), SCALE_ARM),
     ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
      {"collect_nms_inputs": 1, **tail(1)}),
+    # kind: the MVC trials (else the dynamic ones) give the EMG maxima.
+    ("trials.kind mvc -> static", set_cell("trials.tsv", ("leg01", "mvc1"), "kind", "static"),
+     {"emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3, **tail(1)}),
+    ("truth.json", edit_truth,
+     {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
     ("trials.file", point_trial_at_copy, TRIAL_C3D),
     ("c3d file content", edit_file("c3d/arm01/abduction1.c3d"), TRIAL_C3D),
     ("c3d file of the static trial", edit_file("c3d/arm01/static.c3d"),
@@ -242,9 +258,9 @@ def _dry_run(study: Path) -> dict[str, int]:
 
 def _snapshot(study: Path) -> tuple[dict[Path, bytes], dict[Path, float], set[Path]]:
     names = ("config.yaml", "subjects.tsv", "trials.tsv")
-    texts = {p: p.read_bytes() for p in [*(study / n for n in names),
-                                         *(study / "c3d").rglob("*.c3d")]}
-    times = {p: p.stat().st_mtime for p in (study / "c3d").rglob("*.c3d")}
+    inputs = [study / "truth.json", *(study / "c3d").rglob("*.c3d")]  # their times matter
+    texts = {p: p.read_bytes() for p in [*(study / n for n in names), *inputs]}
+    times = {p: p.stat().st_mtime for p in inputs}
     return texts, times, set((study / "c3d").rglob("*"))
 
 

@@ -7,6 +7,7 @@
 # reads as an input, with study-relative paths. Snakemake's params/input/mtime rerun triggers
 # then rerun a job when, and only when, something it reads changed.
 import sys
+from pathlib import Path
 
 from pipeline import layout, plan
 from pipeline.errors import PipelineError
@@ -212,6 +213,15 @@ def get_synergy_inputs(wildcards):
         "trials": [layout.nms_inputs(subject, t) for t in calibration_trials(subject)],
         "validation": [layout.nms_inputs(subject, t) for t in validation_trials(subject)],
     }
+
+
+def get_synergy_calibration_inputs(wildcards):
+    """get_synergy_inputs plus the study's truth.json when there is one: calibrate-synergy
+    reads it (``<study>/truth.json``) for r of the synthesised vs true excitations."""
+    files = get_synergy_inputs(wildcards)
+    if (Path(STUDY.root) / "truth.json").is_file():
+        files["truth"] = study_relative(STUDY.root, "truth.json")
+    return files
 
 
 # ---- input functions for rules/report.smk ----

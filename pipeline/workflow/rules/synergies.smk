@@ -3,12 +3,12 @@
 # call the CLI. STUDY, PIPELINE, calibration_trials and validation_trials come from common.smk.
 # Validation needs the calibrated synergy weightings, so one rule calibrates and validates.
 # The study's truth.json (synthetic studies) is read when present, for r of the synthesised
-# excitations in metrics.json.
+# excitations in metrics.json; it is then an input of calibrate_synergy_hybrid (a change reruns it).
 
 
 rule calibrate_synergy_hybrid:
     input:
-        unpack(get_synergy_inputs),
+        unpack(get_synergy_calibration_inputs),
     output:
         parameters="results/{subject}/calibration/synergy_hybrid/parameters.json",
         metrics="results/{subject}/calibration/synergy_hybrid/metrics.json",
