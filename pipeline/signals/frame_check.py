@@ -3,6 +3,8 @@
 - Up: a person's markers spread more along the vertical than along either horizontal axis
   (head to feet ~1.5 m, shoulder width ~0.4 m) and the body's middle is above the floor. When
   another axis is taller, ``lab_frame.y`` is not the lab's up axis: an error naming that axis.
+  Marker sets smaller than ``min_height_m`` along every axis (a few markers on one segment, a
+  calibration object) say nothing about the up axis and are not checked.
 - Walking direction: in a trial whose markers' centre travels more than ``min_travel_m``
   horizontally, OpenSim's X should be the direction of travel. When most of the travel is along
   Z, ``lab_frame.x`` is the lab's side-to-side axis: a warning with the lab axis to use.
@@ -33,7 +35,7 @@ def _lab_axis(lab_frame: Mapping[str, str], opensim_axis: int, sign: float) -> s
 
 def check_lab_frame(xyz_m: np.ndarray, /, *, lab_frame: Mapping[str, str],
                     file: str | PathLike[str] | None = None,
-                    min_travel_m: float = 0.5) -> dict[str, object]:
+                    min_travel_m: float = 0.5, min_height_m: float = 0.5) -> dict[str, object]:
     """Check ``xyz_m`` (frame, marker, 3; OpenSim frame, NaN when missing); return what was
     found (``travel_m``: centre displacement along X, Y, Z; ``direction``: +x, -x or none)."""
     xyz = np.asarray(xyz_m, dtype=float)
@@ -42,7 +44,8 @@ def check_lab_frame(xyz_m: np.ndarray, /, *, lab_frame: Mapping[str, str],
         return {"direction": "none"}
     spread = np.nanmax(mean_pos, axis=0) - np.nanmin(mean_pos, axis=0)
     tallest = int(np.nanargmax(spread))
-    if tallest != 1 and spread[tallest] > 1.5 * spread[1] and np.isfinite(spread).all():
+    if (tallest != 1 and spread[tallest] > 1.5 * spread[1] and spread[tallest] > min_height_m
+            and np.isfinite(spread).all()):
         up = _lab_axis(lab_frame, tallest, 1.0 if np.nanmean(mean_pos[:, tallest]) > 0 else -1.0)
         raise ConfigError(describe(
             file, f"the markers spread {spread[tallest]:.2f} m along OpenSim {NAMES[tallest]} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
@@ -43,3 +44,16 @@ def test_walking_along_the_side_axis_is_named(shared_data, caplog):
     assert found["direction"] == "z"
     (record,) = [r for r in caplog.records if "lab_frame.x" in r.getMessage()]
     assert 'lab_frame.x to "+z"' in record.getMessage()
+
+
+def test_a_marker_set_too_small_to_tell_up_is_not_checked() -> None:
+    """Markers within a few centimetres (a calibration object, a minimal test file) cannot say
+    which axis is up: no error, whatever lab_frame says; the same shape at body size is refused."""
+    rng = np.random.default_rng(0)
+    small = np.zeros((10, 4, 3))
+    small[:, :, 2] = np.linspace(0.0, 0.03, 4)  # tallest along z, 3 cm
+    small += rng.normal(scale=1e-4, size=small.shape)
+    lab = {"x": "+x", "y": "+y", "z": "+z"}
+    assert check_lab_frame(small, lab_frame=lab)["direction"] == "none"
+    with pytest.raises(ConfigError, match="along OpenSim z"):
+        check_lab_frame(small * 50.0, lab_frame=lab)
