@@ -110,7 +110,14 @@ def test_setups_rerun_from_their_folder(pipeline_run: dict[str, Path], monkeypat
     tool.setOutputGenForceFileName("rerun_id.sto")
     assert tool.run()
     after = read_table(trial / "rerun_id.sto")
-    np.testing.assert_allclose(after.data, before.data, rtol=1e-6, atol=1e-6)
+    # OpenSim's ID with a low-pass resamples the kinematics and may add one row before the IK
+    # start; the pipeline drops rows outside the IK range (logged). Every row it kept is
+    # reproduced by the setup alone.
+    t_after, t_before = np.asarray(after.time_s), np.asarray(before.time_s)
+    keep = (t_after >= t_before[0] - 1e-6) & (t_after <= t_before[-1] + 1e-6)
+    assert (~keep).sum() <= 1
+    np.testing.assert_allclose(t_after[keep], t_before, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(after.data)[keep], before.data, rtol=1e-6, atol=1e-6)
     ik_tool = opensim.InverseKinematicsTool("setup_ik.xml", True)
     ik_tool.setOutputMotionFileName("rerun_ik.mot")
     assert ik_tool.run()
