@@ -96,12 +96,18 @@ def test_rules_read_and_write_the_layout(template_study: Path) -> None:
     methods, modelled = ("gradient", "annealing"), ("flex1", "flex2")
     method_files = {layout.method_file("s01", m, f) for m in methods for f in layout.METHOD_FILES}
     (figures,) = jobs["figures"]
+    # The per-cycle figures read each dynamic trial's IK, ID, events, EMG and EMG quality.
+    per_trial = ("_ik_marker_errors.sto", "ik.mot", "id.sto", "events.json", "emg.sto",
+                 "emg_quality.json")
     assert figures == (method_files
                        | {layout.nms_inputs("s01", t) for t in modelled}
-                       | {layout.trial_file("s01", t, "_ik_marker_errors.sto") for t in modelled},
+                       | {layout.trial_file("s01", t, f) for t in modelled for f in per_trial},
                        {layout.figures_dir("s01")})
     (report,) = jobs["report"]
-    assert report == (method_files | {layout.figures_dir("s01")}, {layout.REPORT})
+    # The report's scale table and EMG warnings read the scale report and EMG quality files.
+    read_by_report = {layout.figures_dir("s01"), "results/s01/model/scale_report.json"}
+    read_by_report |= {layout.trial_file("s01", t, "emg_quality.json") for t in modelled}
+    assert report == (method_files | read_by_report, {layout.REPORT})
     calibrate_outputs = set().union(*(outputs for _, outputs in jobs["calibrate"]))
     assert {layout.method_file("s01", m, "calibrated.osim") for m in methods} <= calibrate_outputs
     execute_inputs = set().union(*(inputs for inputs, _ in jobs["execute"]))
