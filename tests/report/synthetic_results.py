@@ -74,6 +74,12 @@ def write_subject_results(root: Path, subject: str, *, methods: tuple[str, ...],
                             0.012 + 0.004 * rng.random(len(time_s))])
         _storage(tdir / "_ik_marker_errors.sto", time_s,
                  ("total_squared_error", "marker_error_RMS", "marker_error_max"), errors)
+        # Envelopes of the recorded channels, one of them flagged (the EMG figure shows both).
+        emg_names = [m for m in MTUS if m != "triceps_lateral"]
+        _storage(tdir / "emg.sto", time_s, emg_names, exc[:-1])
+        (tdir / "emg_quality.json").write_text(json.dumps(
+            {"channels": {name: {"flags": ["flat"] if name == "delt_med" else []}
+                          for name in emg_names}}))
         stance = np.clip(np.sin(np.pi * time_s / 2.0), 0, None)
         grf = np.vstack([30 * stance, 700 * stance, 10 * stance,
                          0.1 + 0.2 * time_s, np.zeros_like(time_s), 0.05 * stance])
