@@ -100,7 +100,9 @@ def _opensim_piecewise_cubic(function, knots: np.ndarray) -> PiecewiseCubic:
         arg = opensim.Vector(1, float(x))
         if order == 0:
             return function.calcValue(arg)
-        return function.calcDerivative(opensim.StdVectorInt([0] * order), arg)
+        # A plain list, not opensim.StdVectorInt: that SWIG vector breaks ezc3d writes
+        # for the rest of the process (see osim/muscle_analysis.py).
+        return function.calcDerivative([0] * order, arg)
 
     y = np.array([at(x, 0) for x in knots])
     b = np.array([at(x, 1) for x in knots])

@@ -15,7 +15,7 @@ def _opensim_eval(function, x, order):
     arg = opensim.Vector(1, float(x))
     if order == 0:
         return function.calcValue(arg)
-    return function.calcDerivative(opensim.StdVectorInt([0] * order), arg)
+    return function.calcDerivative([0] * order, arg)
 
 
 def _spline():
@@ -62,3 +62,15 @@ def test_spline_value_is_differentiable():
 def test_unsupported_function_is_named():
     with pytest.raises(functions.UnsupportedFunctionError, match="StepFunction"):
         functions.from_opensim(opensim.StepFunction(0, 1, 0, 1))
+
+
+def test_reading_opensim_splines_leaves_ezc3d_usable(tmp_path):
+    """Regression: an opensim.StdVectorInt once broke every later ezc3d write in the process
+    (the whole CI suite runs in one process, so C3D-writing tests after this one failed)."""
+    from c3d_helpers import write_minimal_c3d
+
+    functions.from_opensim(_spline())
+    path = write_minimal_c3d(tmp_path / "after_spline.c3d")
+    import ezc3d
+
+    assert ezc3d.c3d(str(path))["header"]["points"]["size"] >= 0
