@@ -193,7 +193,7 @@ def _missing_sources(row: Mapping[str, Any], plan: TrialPlan, where: str,
         needs.append(("markers", "a C3D file (file) or markers_file (.trc)"))
     if kind == "mvc" and plan.emg is None:
         needs.append(("EMG", "a C3D file (file) or emg_file (.sto)"))
-    if kind == "dynamic" and role in ("calibration", "validation"):
+    if kind == "dynamic" and role in ("calibration", "validation", "split"):
         if plan.emg is None:
             needs.append(("EMG", "a C3D file (file) or emg_file (.sto)"))
         if plan.ik is None:

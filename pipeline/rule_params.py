@@ -51,6 +51,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "emg_normalise": (),
     "events": (
         "config.events",
+        "config.cycles.side",
         "plates.threshold_n",
         "plates.cutoff_hz",
         "plates.filter_order",

@@ -243,8 +243,35 @@ def load_study(study_dir: str | Path, *, check_files: bool = True,
         root=root,
         config=config,
         subjects=tuple(_typed_record(r, ("mass_kg", "height_m")) for _, r in subjects.iterrows()),
-        trials=tuple(_typed_record(r, ("start_s", "end_s")) for _, r in trials.iterrows()),
+        trials=tuple(split_rows([_typed_record(r, ("start_s", "end_s"))
+                                 for _, r in trials.iterrows()], config["cycles"])),
     )
+
+
+#: The roles a ``split`` row of trials.tsv yields, with the ``cycles`` config key of each.
+SPLIT_ROLES = ("calibration", "validation")
+
+
+def split_trial_name(trial: str, role: str) -> str:
+    """The name of the trial a ``split`` row yields for ``role``: ``<trial>-<role>``."""
+    return f"{trial}-{role}"
+
+
+def split_rows(rows: list[dict[str, Any]], cycles: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rows`` with each ``split`` row replaced by one row per role whose ``cycles`` config
+    key selects cycles: trial ``<trial>-<role>``, that role, those cycles, and ``split_from``
+    naming the row (the two share the C3D; each gets its own results folder)."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        if row.get("role") != "split":
+            out.append(row)
+            continue
+        for role in SPLIT_ROLES:
+            spec = str(cycles.get(role) or "").strip()
+            if spec:
+                out.append({**row, "trial": split_trial_name(row["trial"], role), "role": role,
+                            "cycles": spec, "split_from": row["trial"]})
+    return out
 
 
 def _join(problems: list[str]) -> str:

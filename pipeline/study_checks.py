@@ -74,6 +74,33 @@ def _duplicates(path: Path, frame: pd.DataFrame, keys: list[str]) -> list[str]:
     return problems
 
 
+def _split_problems(config: dict[str, Any], trials: pd.DataFrame, row: pd.Series,
+                    where: str) -> list[str]:
+    """A ``split`` row: dynamic, no cycles cell, cycles config set, names that are free."""
+    from pipeline.study import SPLIT_ROLES, split_trial_name
+
+    problems = []
+    if row["kind"] != "dynamic":
+        problems.append(f"{where}: a {row['kind']} trial cannot have role split. Fix: set role "
+                        "to none (only dynamic trials calibrate or validate)")
+    if str(row.get("cycles") or "").strip():
+        problems.append(f"{where}: role split takes its cycles from config.yaml's cycles."
+                        "calibration and cycles.validation, not from the cycles cell. Fix: empty "
+                        "the cycles cell, or give the row role calibration or validation")
+    specs = {role: str(config["cycles"].get(role) or "").strip() for role in SPLIT_ROLES}
+    if not any(specs.values()):
+        problems.append(f"{where}: role split, but config.yaml sets neither cycles.calibration "
+                        "nor cycles.validation. Fix: set them (e.g. cycles: {calibration: "
+                        '"1-2", validation: "3-"})')
+    names = set(trials.loc[trials["subject"] == row["subject"], "trial"])
+    for role, spec in specs.items():
+        name = split_trial_name(row["trial"], role)
+        if spec and name in names:
+            problems.append(f"{where}: role split names its {role} cycles trial {name!r}, "
+                            "which another row of the subject already uses. Fix: rename one")
+    return problems
+
+
 def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                  trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
     """Row schemas, duplicates, references between the sheets, files and time windows."""
@@ -102,6 +129,8 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
         if row["kind"] in ("static", "mvc") and row["role"] not in ("none", ""):
             problems.append(f"{where}: a {row['kind']} trial cannot have role {row['role']}. "
                             "Fix: set role to none (only dynamic trials calibrate or validate)")
+        if row["role"] == "split":
+            problems += _split_problems(config, trials, row, where)
         start, end = row.get("start_s", ""), row.get("end_s", "")
         try:
             if start and end and float(end) <= float(start):
@@ -118,6 +147,8 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
                                 check_files=check_files)
     for subject in known:
         roles = set(trials.loc[trials["subject"] == subject, "role"])
+        if "split" in roles and str(config["cycles"].get("calibration") or "").strip():
+            roles.add("calibration")
         if "calibration" not in roles:
             problems.append(f"trials.tsv: subject {subject!r} has no calibration trial. Fix: "
                             "set role calibration on at least one dynamic trial")

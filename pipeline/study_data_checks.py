@@ -79,7 +79,7 @@ def _window(row: pd.Series, summary: Any, where: str, file: str) -> list[str]:
         if value is not None and not t0 - tol <= value <= t1 + tol:
             problems.append(f"{where}: {name} {value:g} s lies outside the recording of {file} "
                             f"({t0:g} to {t1:g} s). Fix: choose a window within the recording")
-    if problems or row.get("role") not in ("calibration", "validation"):
+    if problems or row.get("role") not in ("calibration", "validation", "split"):
         return problems
     lo = t0 if start is None else start
     hi = t1 if end is None else end

@@ -248,33 +248,63 @@ def cmd_events(args: argparse.Namespace) -> None:
     row = study.trial(args.subject, args.trial)
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
     fp = study.config["force_plates"]
-    stance = None
+    side = study.config["cycles"]["side"]
+    stance, stance_sides = None, None
     if recording.plates and study.model_setup(args.subject)["force_plates"]:
         wrenches = plate_wrenches(recording, threshold_n=fp["threshold_n"],
                                   cutoff_hz=fp["cutoff_hz"], filter_order=fp["filter_order"],
                                   correct_double_pass=fp["correct_double_pass"])
         stance = {str(w.number): stance_phases(recording.analog_times_s, w.normal_force_n,
                                                threshold_n=fp["threshold_n"]) for w in wrenches}
+        stance_sides = _contact_sides(study, args, recording, wrenches, required=side != "any")
     ev = study.config["events"]
     result = trial_windows(
         source=ev["source"], events=recording.events, stance=stance,
         kinematics=(recording.marker_times_s, recording.markers.xyz_m),
         start_s=_optional_time(row.get("start_s")),
         end_s=_optional_time(row.get("end_s")), min_cycle_s=ev["min_cycle_s"],
-        file=str(recording.path))
+        file=str(recording.path), stance_sides=stance_sides, side=side)
     spec = str(row.get("cycles") or "").strip()
     if spec:
         from pipeline.signals.events import select_cycles
 
-        result["all_windows"] = result["windows"]
+        result["all_windows"], all_sides = result["windows"], result["sides"]
         result["windows"], result["cycle_numbers"] = select_cycles(
             result["windows"], spec, file=str(recording.path))
+        result["sides"] = [all_sides[i - 1] for i in result["cycle_numbers"]]
         result["cycles"] = spec
-        log.info("%s/%s: cycles %s of %d: %s", args.subject, args.trial, spec,
-                 len(result["all_windows"]), result["windows"])
+        log.info("%s/%s: cycles %s of %d%s: %s", args.subject, args.trial, spec,
+                 len(result["all_windows"]), "" if side == "any" else f" {side}-foot",
+                 result["windows"])
     result["provenance"] = study_provenance(study.config, [recording.path])
     write_json_atomic(args.out, result)
     log.info("wrote %s (%d windows from %s)", args.out, len(result["windows"]), result["source"])
+
+
+def _contact_sides(study: Any, args: argparse.Namespace, recording: Any, wrenches: Any, *,
+                   required: bool) -> dict[str, list[str]] | None:
+    """Plate number -> the foot letter (r, l, ?) of each of its contacts, in time order, as the
+    forceplates step assigns them; None when no foot can be told and ``required`` is False."""
+    from pipeline.errors import PipelineError
+    from pipeline.signals.forceplates import assign_feet
+    from pipeline.signals.grf import SIDES, foot_trajectories
+
+    fp = study.config["force_plates"]
+    override = (fp.get("assignment") or {}).get(f"{args.subject}/{args.trial}")
+    feet = fp.get("foot_markers") or {}
+    try:
+        contacts = assign_feet(
+            wrenches, foot_xyz_m=foot_trajectories(recording, feet),
+            marker_times_s=recording.marker_times_s, analog_times_s=recording.analog_times_s,
+            override=override, file=recording.path)
+    except PipelineError:
+        if required:
+            raise
+        return None
+    sides: dict[str, list[str]] = {}
+    for contact in sorted(contacts, key=lambda c: (c.plate, c.start)):
+        sides.setdefault(str(contact.plate), []).append(SIDES.get(contact.foot, "?"))
+    return sides
 
 
 def register(subparsers: Any) -> None:

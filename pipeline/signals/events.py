@@ -4,6 +4,11 @@
 GRF stance phases, then movement cycles between peaks of the most-moving marker (upper-limb
 tasks). Windows must lie within the trial's ``start_s``/``end_s`` and last at least
 ``min_cycle_s``.
+
+Each window has a side: ``r`` or ``l`` for the foot whose strikes (C3D event context or label)
+or plate contact (the foot the plate was assigned to) bound it, ``?`` when unknown (kinematic
+cycles, unsided events). ``side`` (config ``cycles.side``) keeps one foot's cycles only, so cycle
+numbers count that foot's cycles.
 """
 
 from __future__ import annotations
@@ -33,13 +38,22 @@ def _side(event: Event) -> str:
     return label[0] if label[:1] in ("l", "r") else "?"
 
 
-def c3d_cycles(events: Sequence[Event], /) -> list[tuple[float, float]]:
-    """Gait cycles between successive foot strikes of the same foot."""
-    windows = []
+#: ``cycles.side`` -> the side letter of the windows it keeps (None: all).
+SIDE_LETTERS: dict[str, str | None] = {"any": None, "right": "r", "left": "l"}
+
+
+def sided_c3d_cycles(events: Sequence[Event], /) -> list[tuple[float, float, str]]:
+    """Gait cycles between successive foot strikes of the same foot, with that foot's letter."""
+    windows: list[tuple[float, float, str]] = []
     for side in ("r", "l", "?"):
         strikes = sorted(e.time_s for e in events if _STRIKE.search(e.label) and _side(e) == side)
-        windows += list(zip(strikes[:-1], strikes[1:], strict=True))
+        windows += [(a, b, side) for a, b in zip(strikes[:-1], strikes[1:], strict=True)]
     return sorted(windows)
+
+
+def c3d_cycles(events: Sequence[Event], /) -> list[tuple[float, float]]:
+    """Gait cycles between successive foot strikes of the same foot."""
+    return [(a, b) for a, b, _ in sided_c3d_cycles(events)]
 
 
 def stance_phases(times_s: np.ndarray, normal_force_n: np.ndarray, /, *,
@@ -77,15 +91,15 @@ def kinematic_cycles(times_s: np.ndarray, xyz_m: np.ndarray, /, *,
                                                                     strict=True)]
 
 
-def clip_windows(windows: Sequence[tuple[float, float]], /, *, start_s: float | None,
-                 end_s: float | None, min_cycle_s: float) -> list[list[float]]:
-    """Windows lying within [start_s, end_s] and at least ``min_cycle_s`` long.
+def clip_windows(windows: Sequence[tuple[float, float, str]], /, *, start_s: float | None,
+                 end_s: float | None, min_cycle_s: float) -> list[tuple[float, float, str]]:
+    """Sided windows lying within [start_s, end_s] and at least ``min_cycle_s`` long.
 
     A cycle cut by the analysis range is not a cycle, so it is dropped rather than shortened.
     """
     lo = -np.inf if start_s is None else start_s
     hi = np.inf if end_s is None else end_s
-    return [[round(float(t0), 6), round(float(t1), 6)] for t0, t1 in windows
+    return [(float(t0), float(t1), side) for t0, t1, side in windows
             if t0 >= lo - 1e-9 and t1 <= hi + 1e-9 and t1 - t0 >= min_cycle_s]
 
 
@@ -93,35 +107,56 @@ def trial_windows(*, source: str, events: Sequence[Event],
                   stance: Mapping[str, list[tuple[float, float]]] | None,
                   kinematics: tuple[np.ndarray, np.ndarray] | None, start_s: float | None,
                   end_s: float | None, min_cycle_s: float,
-                  file: str | None = None) -> dict[str, Any]:
-    """The events JSON: ``{"windows": [[t0, t1], ...], "source": ..., "stance": {...}}``.
+                  file: str | None = None,
+                  stance_sides: Mapping[str, Sequence[str]] | None = None,
+                  side: str = "any") -> dict[str, Any]:
+    """The events JSON: ``{"windows": [[t0, t1], ...], "sides": [...], "source": ...,
+    "stance": {...}}``.
 
-    ``stance`` maps a plate number to its stance phases (None when the trial has no plates);
-    ``kinematics`` is (times_s, xyz_m) of the markers.
+    ``stance`` maps a plate number to its stance phases (None when the trial has no plates) and
+    ``stance_sides`` the plate number to the foot letter (``r``/``l``/``?``) of each phase;
+    ``kinematics`` is (times_s, xyz_m) of the markers. ``side`` (``any``, ``right``, ``left``)
+    keeps that foot's cycles only; an error names the file when it has none.
     """
-    candidates: dict[str, list[tuple[float, float]]] = {"c3d": c3d_cycles(events)}
+    letter = SIDE_LETTERS[side]
+    sides_of = stance_sides or {}
+    candidates: dict[str, list[tuple[float, float, str]]] = {"c3d": sided_c3d_cycles(events)}
     if stance is not None:
-        candidates["grf"] = sorted(w for phases in stance.values() for w in phases)
+        candidates["grf"] = sorted(
+            (a, b, (list(sides_of.get(plate, [])) + ["?"] * len(phases))[i])
+            for plate, phases in stance.items() for i, (a, b) in enumerate(phases))
     if kinematics is not None:
-        candidates["kinematics"] = kinematic_cycles(*kinematics, min_cycle_s=min_cycle_s)
+        candidates["kinematics"] = [(a, b, "?") for a, b in
+                                    kinematic_cycles(*kinematics, min_cycle_s=min_cycle_s)]
     order = ["c3d", "grf", "kinematics"] if source == "auto" else [source]
-    chosen, windows = order[0], []
+    chosen, kept, unsided = order[0], [], 0
     for name in order:
-        windows = clip_windows(candidates.get(name, []), start_s=start_s, end_s=end_s,
-                               min_cycle_s=min_cycle_s)
+        sided = clip_windows(candidates.get(name, []), start_s=start_s, end_s=end_s,
+                             min_cycle_s=min_cycle_s)
+        unsided += sum(w[2] == "?" for w in sided)
+        kept = [w for w in sided if letter is None or w[2] == letter]
         chosen = name
-        if windows:
+        if kept:
             break
-    if not windows and source != "auto":
+    if not kept and letter is not None:
+        raise C3DError(describe(file, f"no {side}-foot cycles found (events.source = {source}; "
+                                f"{unsided} cycle(s) of unknown side)",
+                                "set cycles.side: any, give the C3D foot-strike events a side "
+                                "(context Right/Left), or list the feet's markers in "
+                                "force_plates.foot_markers so plate contacts get a foot"))
+    if not kept and source != "auto":
         raise C3DError(describe(file, f"no movement cycles found from events.source = {source}",
                                 "choose another events.source (auto tries all) or check the "
                                 "trial's start_s/end_s"))
+    windows = [[round(float(a), 6), round(float(b), 6)] for a, b, _ in sorted(kept)]
     if not windows:
         log.warning("%s: no cycles found; the whole trial is one window", file)
         chosen = "trial"
     return {
         "source": chosen,
         "windows": windows,
+        "sides": [s for _, _, s in sorted(kept)],
+        "side": side,
         "stance": {k: [[round(a, 6), round(b, 6)] for a, b in v]
                    for k, v in (stance or {}).items()},
         "events": [{"label": e.label, "context": e.context, "time_s": round(e.time_s, 6)}

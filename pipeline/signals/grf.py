@@ -46,6 +46,13 @@ def _foot_marker(recording: C3DRecording, names: Sequence[str]) -> np.ndarray | 
     return None
 
 
+def foot_trajectories(recording: C3DRecording, foot_markers: Mapping[str, Sequence[str]],
+                      ) -> dict[str, np.ndarray | None]:
+    """"left"/"right" -> the first of ``foot_markers[foot]`` the recording has (lab frame), or
+    None: the markers :func:`~pipeline.signals.forceplates.assign_feet` compares plates with."""
+    return {f: _foot_marker(recording, foot_markers.get(f, ())) for f in SIDES}
+
+
 def ground_reactions(recording: C3DRecording, /, *, lab_frame: Mapping[str, str],
                      threshold_n: float, cutoff_hz: float | None, filter_order: int = 4,
                      correct_double_pass: bool = True,
@@ -67,7 +74,7 @@ def ground_reactions(recording: C3DRecording, /, *, lab_frame: Mapping[str, str]
     times = recording.analog_times_s
     feet = foot_markers or {}
     contacts = assign_feet(
-        wrenches, foot_xyz_m={f: _foot_marker(recording, feet.get(f, ())) for f in SIDES},
+        wrenches, foot_xyz_m=foot_trajectories(recording, feet),
         marker_times_s=recording.marker_times_s, analog_times_s=times, override=assignment,
         file=recording.path)
     rotation = lab_to_opensim(lab_frame)

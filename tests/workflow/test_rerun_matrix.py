@@ -101,6 +101,15 @@ def add_cycles_column(key: tuple[str, str], value: str) -> Change:
     return change
 
 
+def split_row(key: tuple[str, str], **cycles: str) -> Change:
+    """Give the row ``key`` role split and set the config's ``cycles`` rule."""
+    def change(study: Path) -> None:
+        set_cell("trials.tsv", key, "role", "split")(study)
+        for role, spec in cycles.items():
+            set_config(f"cycles.{role}", spec)(study)
+    return change
+
+
 def edit_file(relative: str) -> Change:
     """Change a file's content (an XML comment; for a C3D, one marker sample moved by 1 mm).
 
@@ -214,6 +223,13 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
       **tail(1)}),
     ("trials.cycles", add_cycles_column(("leg01", "squat1"), "1"),
      {"events": 1, "collect_nms_inputs": 1, **tail(1)}),
+    # cycles.side: every events job reads it; cycles.calibration/validation reach only the
+    # trials a split row yields (through their cycles), so without one nothing reruns.
+    ("cycles.side", set_config("cycles.side", "right"), EVENTS),
+    ("cycles.calibration without split rows", set_config("cycles.calibration", "1"), {}),
+    ("trials.role split", split_row(("leg01", "squat1"), calibration="1", validation="2-"),
+     {"markers": 2, "forceplates": 2, "emg_envelope": 2, "events": 2, "emg_normalise": 2,
+      **opensim(2), **tail(1)}),
     ("calibration.methods", set_config("calibration.methods", ["gradient"]),
      {"figures": 2, "report": 1, "default": 1}),
     ("synergies.restarts", set_config("synergies.restarts", 3),

@@ -47,3 +47,40 @@ def test_trial_windows_sources_and_clipping() -> None:
     with pytest.raises(C3DError, match="events.source"):
         trial_windows(source="kinematics", events=[], stance=None, kinematics=None,
                       start_s=None, end_s=None, min_cycle_s=0.4, file="t.c3d")
+
+
+def test_side_keeps_one_foot_and_numbers_its_cycles() -> None:
+    # QUALISYS: left cycle 3.59-4.535, right cycle 4.05-5.03 (sides from the labels).
+    both = trial_windows(source="c3d", events=QUALISYS, stance=None, kinematics=None,
+                         start_s=None, end_s=None, min_cycle_s=0.4)
+    assert both["windows"] == [[3.59, 4.535], [4.05, 5.03]] and both["sides"] == ["l", "r"]
+    right = trial_windows(source="c3d", events=QUALISYS, stance=None, kinematics=None,
+                          start_s=None, end_s=None, min_cycle_s=0.4, side="right")
+    assert right["windows"] == [[4.05, 5.03]] and right["sides"] == ["r"]
+    # Plate contacts take the side of the foot each contact was given to.
+    stance = {"1": [(1.0, 1.6), (3.0, 3.6)], "2": [(2.0, 2.6)]}
+    grf = trial_windows(source="grf", events=[], stance=stance, kinematics=None,
+                        start_s=None, end_s=None, min_cycle_s=0.4,
+                        stance_sides={"1": ["r", "r"], "2": ["l"]}, side="right")
+    assert grf["windows"] == [[1.0, 1.6], [3.0, 3.6]] and grf["sides"] == ["r", "r"]
+    left = trial_windows(source="grf", events=[], stance=stance, kinematics=None,
+                         start_s=None, end_s=None, min_cycle_s=0.4,
+                         stance_sides={"1": ["r", "r"], "2": ["l"]}, side="left")
+    assert left["windows"] == [[2.0, 2.6]]
+    # auto: no left strike pair in the C3D events, so the left plate contact is taken.
+    auto = trial_windows(source="auto", events=QUALISYS[1:4], stance=stance, kinematics=None,
+                         start_s=None, end_s=None, min_cycle_s=0.4,
+                         stance_sides={"1": ["r", "r"], "2": ["l"]}, side="left")
+    assert auto["source"] == "grf" and auto["windows"] == [[2.0, 2.6]]
+
+
+def test_side_without_sided_cycles_is_an_error() -> None:
+    t = np.arange(0, 6, 0.01)
+    xyz = np.zeros((len(t), 1, 3))
+    xyz[:, 0, 0] = np.cos(2 * np.pi * 0.5 * t)
+    unsided = trial_windows(source="kinematics", events=[], stance=None, kinematics=(t, xyz),
+                            start_s=None, end_s=None, min_cycle_s=0.4)
+    assert unsided["windows"] and set(unsided["sides"]) == {"?"}
+    with pytest.raises(C3DError, match=r"t\.c3d.*no right-foot cycles.*cycles\.side: any"):
+        trial_windows(source="kinematics", events=[], stance=None, kinematics=(t, xyz),
+                      start_s=None, end_s=None, min_cycle_s=0.4, side="right", file="t.c3d")
