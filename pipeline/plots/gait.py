@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.plots.data import Signals
+from pipeline.signals.emg_quality import cycle_timing
 from pipeline.plots.style import (
     empty_panel,
     grid_shape,
@@ -45,6 +46,9 @@ class GaitTrial:
     grf: Signals | None = None          # grf.mot, N
     emg: Signals | None = None          # emg.sto, normalised
     emg_flags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # emg_quality.json: per channel, the envelope's onset and offset times (s).
+    emg_onsets_s: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    emg_offsets_s: Mapping[str, Sequence[float]] = field(default_factory=dict)
 
 
 def cycle_curves(signal: np.ndarray, time_s: np.ndarray,
@@ -79,9 +83,23 @@ def _xlabel(trials: Sequence[GaitTrial]) -> str:
     return "stance (%)" if trials and all(t.source == "grf" for t in trials) else "cycle (%)"
 
 
+def _mark_timing(fig: Figure, ax, trial: GaitTrial, name: str, span: tuple[float, float],
+                 curve: np.ndarray, color: str, key: str, k: int) -> None:
+    """EMG onsets (up triangles) and offsets (down triangles) inside ``span`` on its curve;
+    records ``<key>/<trial>/<k>/onsets_percent`` and ``.../offsets_percent``."""
+    for what, times, marker in (("onsets", trial.emg_onsets_s.get(name) or (), "^"),
+                                ("offsets", trial.emg_offsets_s.get(name) or (), "v")):
+        percents = [c["percent"] for c in cycle_timing(times, [span])]
+        if percents:
+            ax.plot(percents, np.interp(percents, PERCENT, curve), marker, color=color,
+                    markersize=6, markeredgecolor="black", markeredgewidth=0.5, linestyle="",
+                    label=f"EMG {what[:-1]} (25 % of range)")
+        record(fig, f"{key}/{trial.name}/{k}/{what}_percent", percents)
+
+
 def _panels(trials: Sequence[GaitTrial], pick, names: Sequence[str], *, scale: float,
             ylabel: str, key: str, flags: Mapping[str, Sequence[str]] | None = None,
-            side: str = "") -> Figure:
+            side: str = "", timing: bool = False) -> Figure:
     rows, cols = grid_shape(len(names), max_cols=3)
     fig, axes = new_figure(rows, cols, panel_width_in=3.3, panel_height_in=2.3)
     flat = axes.ravel()
@@ -96,12 +114,20 @@ def _panels(trials: Sequence[GaitTrial], pick, names: Sequence[str], *, scale: f
             windows = _windows(trial, side_of(name) or side)
             if trial.windows_s and not windows:
                 continue
-            for k, curve in enumerate(cycle_curves(signals.get(name) * scale, signals.time_s,
-                                                   windows)):
+            spans = windows or [(float(signals.time_s[0]), float(signals.time_s[-1]))]
+            k = 0
+            for span in spans:
+                curves = cycle_curves(signals.get(name) * scale, signals.time_s, [span])
+                if not curves:
+                    continue
+                curve = curves[0]
                 style = "-" if trial.role == "calibration" else "--"
                 ax.plot(PERCENT, curve, style, color=color, lw=1.2,
                         label=f"{trial.name} ({trial.role})" if k == 0 else None)
                 record(fig, f"{key}/{name}/{trial.name}/{k}/peak", float(np.max(np.abs(curve))))
+                if timing:
+                    _mark_timing(fig, ax, trial, name, span, curve, color, f"{key}/{name}", k)
+                k += 1
                 drawn += 1
         title = name
         bad = sorted({f for t in trials for f in (t.emg_flags.get(name) or [])})
@@ -160,8 +186,8 @@ def grf_bw_figure(trials: Sequence[GaitTrial], *, mass_kg: float) -> Figure:
 @styled
 def emg_figure(trials: Sequence[GaitTrial], *, side: str = "") -> Figure:
     """Normalised EMG envelopes per channel and cycle; a flagged channel's title is red and
-    names its flags (see emg_quality.json). ``side`` ("r"/"l"): the recorded leg, whose
-    cycles are shown."""
+    names its flags (see emg_quality.json); onsets and offsets (emg_quality.json) are marked on
+    the cycle they fall in. ``side`` ("r"/"l"): the recorded leg, whose cycles are shown."""
     names = sorted({n for t in trials if t.emg is not None for n in t.emg.names} |
                    {n for t in trials for n in t.emg_flags})
     if not names:
@@ -169,7 +195,7 @@ def emg_figure(trials: Sequence[GaitTrial], *, side: str = "") -> Figure:
         empty_panel(axes[0, 0], "no EMG")
         return fig
     fig = _panels(trials, lambda t: t.emg, names, scale=1.0, ylabel="excitation (0-1)",
-                  key="emg", flags={}, side=side)
+                  key="emg", flags={}, side=side, timing=True)
     for name in names:
         bad = sorted({f for t in trials for f in (t.emg_flags.get(name) or [])})
         record(fig, f"emg_flags/{name}", bad)

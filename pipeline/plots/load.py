@@ -197,12 +197,21 @@ def load_gait_trials(root: Path, subject: str, trial_roles: Mapping[str, str]) -
                  for name, q in (quality.get("channels") or {}).items()}
         for name in quality.get("dropped") or []:
             flags.setdefault(name, []).append("dropped")
+        channels = quality.get("channels") or {}
         grf = read_signals(folder / "grf.mot")
-        trials.append(GaitTrial(trial, role, windows, _window_sides(windows, grf),
+        sides = events.get("sides")
+        trials.append(GaitTrial(trial, role, windows,
+                                tuple("" if s == "?" else s for s in sides)
+                                if sides is not None and len(sides) == len(windows)
+                                else _window_sides(windows, grf),
                                 str(events.get("source", "")),
                                 angles=read_signals(folder / "ik.mot"),
                                 moments=read_signals(folder / "id.sto"), grf=grf,
-                                emg=read_signals(folder / "emg.sto"), emg_flags=flags))
+                                emg=read_signals(folder / "emg.sto"), emg_flags=flags,
+                                emg_onsets_s={n: q.get("onsets_s") or []
+                                              for n, q in channels.items()},
+                                emg_offsets_s={n: q.get("offsets_s") or []
+                                               for n, q in channels.items()}))
     return trials
 
 

@@ -19,6 +19,7 @@ from pipeline.fileio import write_text_atomic
 from pipeline.plots.subject import MANIFEST
 from pipeline.provenance import config_sha256, git_commit
 from pipeline.report.html import (
+    emg_timing_table,
     page,
     scale_table,
     subject_section,
@@ -56,12 +57,45 @@ def _data_checks(study: Study, subject: str) -> str:
     base = study.root / layout.subject_dir(subject)
     scale = _read_optional(base / "model" / "scale_report.json")
     emg_warnings: list[str] = []
+    timing: list[dict] = []
     for row in study.trials_of(subject, kind="dynamic"):
-        quality = _read_optional(base / "trials" / row["trial"] / "emg_quality.json") or {}
+        folder = base / "trials" / row["trial"]
+        quality = _read_optional(folder / "emg_quality.json") or {}
         emg_warnings += quality.get("warnings") or []
+        timing += emg_cycle_timing(row["trial"], quality,
+                                   _read_optional(folder / "events.json") or {})
     return ("<h3>Scaling</h3>" + scale_table(scale)
             + warnings_list("Scaling warnings", (scale or {}).get("warnings") or [])
-            + "<h3>EMG quality</h3>" + warnings_list("EMG warnings", emg_warnings))
+            + "<h3>EMG quality</h3>" + warnings_list("EMG warnings", emg_warnings)
+            + emg_timing_table(timing))
+
+
+def emg_cycle_timing(trial: str, quality: dict, events: dict) -> list[dict]:
+    """Rows of :func:`pipeline.report.html.emg_timing_table` for one trial: each channel's
+    onsets and offsets (emg_quality.json) placed in the cycles of its events.json (numbered as
+    events.json numbers them: ``cycle_numbers`` when the trial selects cycles), only the
+    cycles of the channel's leg when its name tells it (``_r``/``_l``)."""
+    from pipeline.plots.gait import side_of
+    from pipeline.signals.emg_quality import cycle_timing
+
+    windows = events.get("windows") or []
+    sides = events.get("sides") or []
+    numbers = events.get("cycle_numbers") or list(range(1, len(windows) + 1))
+    rows = []
+    for name, q in (quality.get("channels") or {}).items():
+        placed = {}
+        for what in ("onsets", "offsets"):
+            times = q.get(f"{what}_s") or []
+            inside = {e["time_s"]: e for e in cycle_timing(times, windows, sides=sides,
+                                                            side=side_of(name))}
+            placed[what] = [{**inside[t], "cycle": numbers[inside[t]["cycle"] - 1]}
+                            if t in inside else {"time_s": t, "cycle": None, "percent": None}
+                            for t in map(float, times)]
+        flags = list(q.get("flags") or []) + (["dropped"] if name in (quality.get("dropped")
+                                                                       or []) else [])
+        rows.append({"trial": trial, "channel": name, "flags": flags, "snr": q.get("snr"),
+                     **placed})
+    return rows
 
 
 def build_report(study: Study, *, methods: Sequence[str]) -> str:

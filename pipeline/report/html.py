@@ -149,6 +149,36 @@ def scale_table(report: Mapping | None) -> str:
             "<th>Pairs from</th><th>Check</th></tr>" + "".join(rows) + "</table>")
 
 
+def _timing_cell(entries: Sequence[Mapping]) -> str:
+    """``0.612 s (23 % of cycle 1)`` per onset or offset; a time in no cycle shows alone."""
+    parts = []
+    for e in entries:
+        where = (f" ({e['percent']:.0f} % of cycle {e['cycle']})"
+                 if e.get("percent") is not None else " (no cycle)")
+        parts.append(f"{e['time_s']:.3f} s{where}")
+    return escape(", ".join(parts)) or "none"
+
+
+def emg_timing_table(rows: Sequence[Mapping]) -> str:
+    """Per trial and EMG channel: flags, SNR, and the envelope's onsets and offsets in s and as
+    % of the movement cycle they fall in (rows: trial, channel, flags, snr, onsets, offsets;
+    onsets/offsets: ``{"time_s", "cycle", "percent"}``, percent None outside every cycle)."""
+    if not rows:
+        return "<p class=meta>No EMG quality files (emg_quality.json).</p>"
+    body = []
+    for r in rows:
+        flags = ", ".join(r["flags"])
+        body.append(f"<tr><td>{escape(r['trial'])}</td><td>{escape(r['channel'])}</td>"
+                    f'<td class="{"flag" if flags else "ok"}">{escape(flags or "ok")}</td>'
+                    f"<td class=num>{_num(r.get('snr'), '.1f')}</td>"
+                    f"<td>{_timing_cell(r['onsets'])}</td><td>{_timing_cell(r['offsets'])}</td>"
+                    "</tr>")
+    return ("<details><summary>EMG onsets and offsets per channel (envelope through 25 % of its "
+            f"range; % of the cycle of events.json they fall in): {len(rows)} channel(s)"
+            "</summary><table><tr><th>Trial</th><th>EMG</th><th>Flags</th><th>SNR</th>"
+            "<th>Onsets</th><th>Offsets</th></tr>" + "".join(body) + "</table></details>")
+
+
 def warnings_list(title: str, warnings: Sequence[str]) -> str:
     """A folded list of warnings with their fixes (none: says so)."""
     if not warnings:

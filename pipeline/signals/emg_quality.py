@@ -10,7 +10,9 @@
   converter clipping at its range); flagged above ``max_saturation_share``.
 - ``line_noise_share``: share of the raw signal's power (10 Hz to Nyquist, Welch) within 1 Hz of
   the mains frequency and its harmonics; flagged above ``max_line_noise_share``.
-- ``onsets_s``: times the envelope rises through 25 % of its range (baseline to maximum).
+- ``onsets_s`` / ``offsets_s``: times the envelope rises / falls through 25 % of its range
+  (baseline to maximum). :func:`cycle_timing` places them in the trial's movement cycles (the
+  windows of ``events.json``) as % of the cycle, for the report's EMG table and figure.
 
 Each flag comes with a warning naming the channel and what to do.
 """
@@ -78,12 +80,44 @@ def _changing(x: np.ndarray, *, min_run: int = 10) -> np.ndarray:
     return keep
 
 
-def _onsets(envelope: np.ndarray, times_s: np.ndarray, baseline: float, peak: float) -> list:
+def _crossings(envelope: np.ndarray, times_s: np.ndarray, baseline: float,
+               peak: float) -> tuple[list, list]:
+    """Times the envelope rises through (onsets) and falls through (offsets) 25 % of its
+    range; the first sample at or above the level, and the first one below it."""
     if peak <= baseline:
-        return []
+        return [], []
     above = envelope >= baseline + 0.25 * (peak - baseline)
     rises = np.flatnonzero(above[1:] & ~above[:-1]) + 1
-    return [round(float(times_s[i]), 4) for i in rises]
+    falls = np.flatnonzero(~above[1:] & above[:-1]) + 1
+    return ([round(float(times_s[i]), 4) for i in rises],
+            [round(float(times_s[i]), 4) for i in falls])
+
+
+def cycle_timing(times_s: Sequence[float], windows_s: Sequence[Sequence[float]], /, *,
+                 sides: Sequence[str] = (), side: str = "") -> list[dict[str, Any]]:
+    """Each time inside a movement cycle as ``{"time_s", "cycle", "percent"}``: the cycle's
+    1-based number among ``windows_s`` (time order, as events.json numbers them) and the time
+    as % of it (0 at its start, 100 at its end). Times in no cycle are left out.
+
+    ``sides`` gives each window's foot (``r``/``l``/``?``); with ``side`` (``r``/``l``, the
+    channel's leg) only that foot's cycles (and those of unknown side) count. Where cycles
+    overlap (a right and a left gait cycle), the one that began last holds the time.
+    """
+    order = sorted(range(len(windows_s)), key=lambda i: windows_s[i][0])
+    known = len(sides) == len(windows_s)
+    out = []
+    for t in times_s:
+        holding = [n for n, i in enumerate(order, start=1)
+                   if windows_s[i][0] - 1e-9 <= t <= windows_s[i][1] + 1e-9
+                   and windows_s[i][1] > windows_s[i][0]
+                   and (not side or not known or sides[i] in (side, "?", ""))]
+        if not holding:
+            continue
+        n = holding[-1]
+        t0, t1 = windows_s[order[n - 1]][:2]
+        out.append({"time_s": float(t), "cycle": n,
+                    "percent": round(100.0 * (float(t) - t0) / (t1 - t0), 1)})
+    return out
 
 
 def channel_quality(raw: np.ndarray, envelope: np.ndarray, *, rate_hz: float,
@@ -119,9 +153,10 @@ def channel_quality(raw: np.ndarray, envelope: np.ndarray, *, rate_hz: float,
         flags.append("saturated")
     if line > opts["max_line_noise_share"]:
         flags.append("line_noise")
+    onsets, offsets = _crossings(env, times_s, baseline, peak)
     return {"snr": float(snr), "baseline": baseline, "peak": peak,
             "flat_share": flat, "saturation_share": saturation, "line_noise_share": line,
-            "onsets_s": _onsets(env, times_s, baseline, peak), "flags": flags}
+            "onsets_s": onsets, "offsets_s": offsets, "flags": flags}
 
 
 def trial_quality(names: Sequence[str], labels: Sequence[str], raw: np.ndarray,

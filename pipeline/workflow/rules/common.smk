@@ -274,4 +274,9 @@ def get_report_inputs(wildcards):
             layout.trial_file(subject, r["trial"], "emg_quality.json")
             for r in STUDY.trials_of(subject, kind="dynamic")
             if PLANS[(subject, r["trial"])].emg in (plan.C3D, plan.RAW)]
+        # The cycles the EMG table places onsets and offsets in.
+        files[f"{subject}_events"] = [
+            layout.trial_file(subject, r["trial"], "events.json")
+            for r in STUDY.trials_of(subject, kind="dynamic")
+            if PLANS[(subject, r["trial"])].events]
     return files

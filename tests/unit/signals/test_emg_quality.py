@@ -82,3 +82,29 @@ def test_line_noise_share_of_a_pure_tone(line_hz):
     t = np.arange(8000) / RATE
     assert line_noise_share(np.sin(2 * np.pi * line_hz * t), rate_hz=RATE,
                             line_hz=line_hz) > 0.95
+
+
+def test_onset_and_offset_as_percent_of_their_cycle():
+    """A synthetic envelope: rest at 0.01, a burst from 1.30 s to 1.75 s in the cycle
+    [1.0, 2.0] s. It crosses 25 % of its range exactly at the burst's edges (the first sample
+    at or above the level on the way up, the first below it on the way down), i.e. at 30 % and
+    75 % of that cycle."""
+    from pipeline.signals.emg_quality import cycle_timing
+
+    t = np.arange(0, 3.0, 0.001)
+    envelope = np.where((t >= 1.3 - 1e-9) & (t < 1.75 - 1e-9), 1.0, 0.01)
+    raw = np.random.default_rng(2).normal(0, 1e-4, len(t)) * envelope
+    q = channel_quality(raw, envelope, rate_hz=RATE, times_s=t)
+    assert q["onsets_s"] == [1.3] and q["offsets_s"] == [1.75]
+    windows = [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]
+    onset, = cycle_timing(q["onsets_s"], windows)
+    offset, = cycle_timing(q["offsets_s"], windows)
+    assert onset == {"time_s": 1.3, "cycle": 2, "percent": 30.0}
+    assert offset == {"time_s": 1.75, "cycle": 2, "percent": 75.0}
+    assert cycle_timing([3.5], windows) == []  # in no cycle
+    # Overlapping right and left gait cycles: the channel's leg picks the cycle; without one,
+    # the cycle that began last holds the time.
+    gait = [[1.0, 2.1], [1.55, 2.65]]
+    assert cycle_timing([1.6], gait, sides=["r", "l"], side="r")[0]["percent"] == 54.5
+    assert cycle_timing([1.6], gait, sides=["r", "l"], side="l")[0]["cycle"] == 2
+    assert cycle_timing([1.6], gait)[0] == {"time_s": 1.6, "cycle": 2, "percent": 4.5}
