@@ -93,7 +93,7 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "import_grf": (),
     "import_ik": ("setup.dofs",),
     "import_id": ("setup.dofs",),
-    "import_emg": ("setup.excitations", "setup.emg_channels"),
+    "import_emg": ("setup.excitations", "setup.emg_channels", "setup.drop_emg"),
     "execute": (),
     "calibrate_synergy_hybrid": ("config.calibration!methods", "config.synergies",
                                  "setup.unrecorded"),

@@ -64,7 +64,14 @@ def _import_file(args: argparse.Namespace) -> None:
     elif args.kind == "id":
         given.place_moments(args.source, args.out, dofs=dofs)
     else:
-        given.place_envelopes(args.source, args.out, emg_names=emg_names(setup))
+        # drop_emg as for C3D EMG: the dropped envelopes are left out of emg.sto (the file need
+        # not hold them), so their MTUs get no EMG and count as unrecorded.
+        dropped = set(setup.get("drop_emg") or [])
+        if dropped:
+            log.info("EMG dropped by models.<model>.drop_emg (their MTUs count as unrecorded): "
+                     "%s", ", ".join(sorted(dropped)))
+        given.place_envelopes(args.source, args.out,
+                              emg_names=[n for n in emg_names(setup) if n not in dropped])
     log.info("placed the given %s file %s at %s", args.kind, args.source, args.out)
 
 

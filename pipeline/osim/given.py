@@ -190,6 +190,11 @@ def place_envelopes(src: str | Path, out: str | Path, *, emg_names: Sequence[str
     refused (not normalised envelopes).
     """
     src = Path(src)
+    if not emg_names:
+        raise ConfigError(describe(src, "no EMG envelope is left to read (every EMG name of "
+                                   "models.<model>.excitations is in drop_emg)",
+                                   "keep at least one EMG channel, or give the trial no "
+                                   "emg_file"))
     table = read_table(src, error_cls=ConfigError, fix="give EMG envelopes as an OpenSim .sto")
     _check_columns(src, table.labels, emg_names, ConfigError, "EMG")
     values = np.column_stack([table.column(n) for n in emg_names])

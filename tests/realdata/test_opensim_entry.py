@@ -149,3 +149,31 @@ def test_study_from_opensim_files_calibrates_and_validates(shared_data: Path,
                 assert entry[key]["calibrated"] is chosen, (mtu, key)
                 if not chosen:
                     assert entry[key]["value"] == entry[key]["initial"], (mtu, key)
+
+
+@pytest.mark.slow
+def test_drop_emg_applies_to_given_envelopes(shared_data: Path, tmp_path: Path) -> None:
+    """``drop_emg`` on an envelope file (emg_file, emg.input: envelope) leaves the channel out
+    of emg.sto as for C3D EMG, so its MTU gets no EMG (a NaN row: unrecorded for
+    synergy-hybrid); the other MTUs keep the file's envelopes."""
+    from pipeline.io.nms_inputs import read_nms_trial
+    from pipeline.io.opensim_files import read_storage, read_table
+
+    study = write_study(tmp_path / "study", shared_data)
+    config = study / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "    dofs: [knee_angle_r, ankle_angle_r]\n",
+        "    dofs: [knee_angle_r, ankle_angle_r]\n    drop_emg: [tibialis_anterior]\n", 1),
+        encoding="utf-8")
+    trial = study / "results" / "rajagopal" / "trials" / "walk_cal"
+    run_snakemake(study, str((trial / "nms_inputs.npz").relative_to(study)))
+    emg = read_storage(trial / "emg.sto")
+    assert "tibialis_anterior" not in emg.labels
+    assert set(emg.labels) == {"soleus", "gastrocnemius", "vastus_lateralis"}
+    nms = read_nms_trial(trial / "nms_inputs.npz")
+    assert nms.meta["excitation_mapping"]["tibant_r"] == {}
+    assert np.isnan(nms.excitation[nms.mtu_names.index("tibant_r")]).all()
+    source = read_table(shared_data / RAJAGOPAL / "electromyography.sto")
+    soleus = np.interp(nms.time_s, source.time_s, source.column("soleus"))
+    np.testing.assert_allclose(nms.excitation[nms.mtu_names.index("soleus_r")],
+                               np.clip(soleus, 0.0, 1.0), atol=1e-6)
