@@ -128,32 +128,33 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
     if args.emg_sto:
         analogs, first_time_s = _raw_emg_analogs(study, args, dropped=dropped)
         kept = {n: n for n in analogs.labels if n not in dropped}
-        table = envelope_table(analogs, kept, first_time_s=first_time_s,
-                               options=study.config["emg"], file=args.emg_sto)
-        if args.quality:
-            _write_emg_quality(args, study, analogs, first_time_s,
-                               {n: n for n in analogs.labels}, Path(args.emg_sto))
-        write_storage(args.out, table)
-        log.info("wrote %s (%d channels, from %s)", args.out, len(table.labels), args.emg_sto)
-        return
-    channels = {label: name for label, name in setup["emg_channels"].items()
-                if name not in dropped}
-    path = study.c3d_path(args.subject, args.trial)
-    recording = read_c3d(path)
-    if not recording.analogs.labels:
-        raise C3DError(describe(path, "has no analog channels, so no EMG",
-                                "export the trial with its EMG channels"))
-    table = envelope_table(recording.analogs, channels, first_time_s=recording.first_time_s,
-                           options=study.config["emg"], file=path)
-    if args.quality:
-        _write_emg_quality(args, study, recording.analogs, recording.first_time_s,
-                           setup["emg_channels"], path)
+        channels, path = {n: n for n in analogs.labels}, Path(args.emg_sto)
+    else:
+        path = study.c3d_path(args.subject, args.trial)
+        recording = read_c3d(path)
+        if not recording.analogs.labels:
+            raise C3DError(describe(path, "has no analog channels, so no EMG",
+                                    "export the trial with its EMG channels"))
+        analogs, first_time_s = recording.analogs, recording.first_time_s
+        channels = dict(setup["emg_channels"])
+        kept = {label: name for label, name in channels.items() if name not in dropped}
+    # The quality step names each flagged channel once (trial, channel, fix); the envelope's
+    # own channel checks then speak only of the channels it did not flag.
+    quality = (_emg_quality(args, study, analogs, first_time_s, channels, path, dropped)
+               if args.quality else None)
+    flagged = set() if quality is None else {
+        n for n, q in quality["channels"].items() if q["flags"]}
+    table = envelope_table(analogs, kept, first_time_s=first_time_s,
+                           options=study.config["emg"], file=path, quiet_channels=flagged)
+    if quality is not None:
+        write_json_atomic(args.quality, quality)
     write_storage(args.out, table)
-    log.info("wrote %s (%d channels)", args.out, len(table.labels))
+    log.info("wrote %s (%d channels%s)", args.out, len(table.labels),
+             f", from {args.emg_sto}" if args.emg_sto else "")
 
 
-def _write_emg_quality(args: argparse.Namespace, study: Any, analogs: Any, first_time_s: float,
-                       channels: dict[str, str], path: Path) -> None:
+def _emg_quality(args: argparse.Namespace, study: Any, analogs: Any, first_time_s: float,
+                 channels: dict[str, str], path: Path, dropped: set[str]) -> dict[str, Any]:
     """emg_quality.json of every configured channel (dropped ones too: the report shows why)."""
     import numpy as np
 
@@ -172,10 +173,10 @@ def _write_emg_quality(args: argparse.Namespace, study: Any, analogs: Any, first
     times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz
     quality = trial_quality(names, list(channels), raw, env, rate_hz=analogs.rate_hz,
                             times_s=times, options=opts.get("quality") or {},
-                            trial=f"{args.subject}/{args.trial}")
-    quality["dropped"] = sorted(set(study.model_setup(args.subject).get("drop_emg") or []))
+                            trial=f"{args.subject}/{args.trial}", dropped=dropped)
+    quality["dropped"] = sorted(dropped)
     quality["provenance"] = study_provenance(study.config, [path])
-    write_json_atomic(args.quality, quality)
+    return quality
 
 
 def _raw_emg_analogs(study: Any, args: argparse.Namespace, *,

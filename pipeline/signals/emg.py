@@ -9,7 +9,7 @@ resampled to the marker time base and clipped to [0, 1].
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,17 @@ SATURATED_FRACTION = 0.01
 
 
 def channel_warnings(names: list[str], labels: list[str], raw: np.ndarray,
-                     envelope: np.ndarray, /) -> list[str]:
-    """One line per flat/dead or saturated channel (``raw`` and ``envelope``: sample x channel)."""
+                     envelope: np.ndarray, /, *, skip: Collection[str] = ()) -> list[str]:
+    """One line per flat/dead or saturated channel (``raw`` and ``envelope``: sample x channel),
+    except the channels named in ``skip`` (still counted in the median peak)."""
     warnings: list[str] = []
     if not len(raw):
         return warnings
     peaks = np.nanmax(np.abs(envelope), axis=0)
     median = float(np.median(peaks)) if len(peaks) > 1 else 0.0
     for i, (name, label) in enumerate(zip(names, labels, strict=True)):
+        if name in skip:
+            continue
         if median > 0 and peaks[i] < DEAD_FRACTION * median:
             warnings.append(f"EMG {name!r} (channel {label!r}) is flat or dead: its envelope "
                             f"peak is {peaks[i] / median:.2%} of the median channel's. Fix: "
@@ -107,11 +110,13 @@ def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
 
 def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first_time_s: float,
                    options: Mapping[str, Any], file: str | Path | None = None,
-                   min_rate_hz: float = ENVELOPE_MIN_RATE_HZ) -> StorageTable:
+                   min_rate_hz: float = ENVELOPE_MIN_RATE_HZ,
+                   quiet_channels: Collection[str] = ()) -> StorageTable:
     """Un-normalised envelopes of the mapped channels, decimated to >= ``min_rate_hz``.
 
     ``options`` holds the config ``emg`` section (bandpass_hz, bandpass_order, lowpass_hz,
-    lowpass_order, remove_offset, correct_double_pass).
+    lowpass_order, remove_offset, correct_double_pass). :func:`channel_warnings` are logged
+    except for ``quiet_channels`` (EMG names another check has already warned about).
     """
     names, raw = select_channels(analogs, channel_map, file=file)
     env = emg_envelope(
@@ -123,7 +128,7 @@ def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first
         remove_offset=bool(options.get("remove_offset", True)),
         correct_double_pass=bool(options.get("correct_double_pass", False)),
     )
-    for warning in channel_warnings(names, list(channel_map), raw, env):
+    for warning in channel_warnings(names, list(channel_map), raw, env, skip=quiet_channels):
         log.warning("%s: %s", file, warning)
     step = max(1, int(analogs.rate_hz // min_rate_hz))
     times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz

@@ -20,7 +20,7 @@ Each flag comes with a warning naming the channel and what to do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -162,8 +162,12 @@ def channel_quality(raw: np.ndarray, envelope: np.ndarray, *, rate_hz: float,
 def trial_quality(names: Sequence[str], labels: Sequence[str], raw: np.ndarray,
                   envelope: np.ndarray, *, rate_hz: float, times_s: np.ndarray,
                   options: Mapping[str, float] | None = None, trial: str = "",
-                  ) -> dict[str, Any]:
-    """Per EMG name (C3D label ``labels[i]``): :func:`channel_quality` plus the warnings."""
+                  dropped: Collection[str] = ()) -> dict[str, Any]:
+    """Per EMG name (C3D label ``labels[i]``): :func:`channel_quality` plus the warnings.
+
+    A flagged channel gives one warning (logged, and listed under ``warnings``) naming the
+    trial, the channel and the fix; a channel already in ``dropped`` (``drop_emg``) keeps its
+    flags but is only mentioned at INFO (its fix is done)."""
     channels: dict[str, Any] = {}
     warnings: list[str] = []
     for i, name in enumerate(names):
@@ -178,7 +182,11 @@ def trial_quality(names: Sequence[str], labels: Sequence[str], raw: np.ndarray,
                       "line_noise": f"{q['line_noise_share']:.0%} of the power at the mains "
                                     "frequency"}[flag]
             message = (f"EMG {name} ({labels[i]!r}) in {trial or 'this trial'}: {flag} "
-                       f"({detail}). Fix: {FIXES[flag]}")
+                       f"({detail}).")
+            if name in dropped:
+                log.info("%s Left out by models.<model>.drop_emg.", message)
+                continue
+            message += f" Fix: {FIXES[flag]}"
             warnings.append(message)
             log.warning("%s", message)
     return {"channels": channels, "warnings": warnings,

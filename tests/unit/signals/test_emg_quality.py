@@ -108,3 +108,48 @@ def test_onset_and_offset_as_percent_of_their_cycle():
     assert cycle_timing([1.6], gait, sides=["r", "l"], side="r")[0]["percent"] == 54.5
     assert cycle_timing([1.6], gait, sides=["r", "l"], side="l")[0]["cycle"] == 2
     assert cycle_timing([1.6], gait)[0] == {"time_s": 1.6, "cycle": 2, "percent": 4.5}
+
+
+def test_dead_channel_is_warned_once_with_trial_channel_and_fix(template_study, tmp_path,
+                                                                 caplog):
+    """The emg-envelope step on a C3D whose EMG4 (triceps) carries only noise: one warning
+    names the trial, the channel and the fix; the three live channels give none. Dropped with
+    drop_emg, the channel is no longer warned about (its fix is done)."""
+    import argparse
+    import logging
+
+    import ezc3d
+
+    from pipeline.cli.preprocess import cmd_emg_envelope
+
+    path = template_study / "c3d" / "s01" / "flex1.c3d"
+    c3d = ezc3d.c3d(str(path))
+    analogs = c3d["data"]["analogs"]
+    rng = np.random.default_rng(3)
+    n = analogs.shape[2]
+    for channel in range(3):
+        analogs[0, channel] = _bursts(rng, n)
+    analogs[0, 3] = rng.normal(0, 1e-6, n)  # ~0.3 % of the live peaks: both checks see it
+    c3d["data"]["analogs"] = analogs
+    c3d.write(str(path))
+
+    def run():
+        caplog.clear()
+        args = argparse.Namespace(study=str(template_study), subject="s01", trial="flex1",
+                                  emg_sto=None, out=str(tmp_path / "env.sto"),
+                                  quality=str(tmp_path / "quality.json"))
+        with caplog.at_level(logging.INFO):
+            cmd_emg_envelope(args)
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                and "EMG" in r.getMessage()]  # (the minimal C3D has no POINT:UNITS either)
+
+    (warning,) = run()
+    assert "triceps" in warning and "'EMG4'" in warning and "s01/flex1" in warning
+    assert "dead" in warning and "Fix:" in warning and "drop_emg" in warning
+    config = template_study / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        '      "EMG4": triceps\n', '      "EMG4": triceps\n    drop_emg: [triceps]\n', 1),
+        encoding="utf-8")
+    assert run() == []
+    assert any("triceps" in r.getMessage() and "drop_emg" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.INFO)
