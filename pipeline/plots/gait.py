@@ -14,7 +14,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.plots.data import Signals
-from pipeline.signals.emg_quality import cycle_timing
 from pipeline.plots.style import (
     empty_panel,
     grid_shape,
@@ -24,6 +23,7 @@ from pipeline.plots.style import (
     record,
     styled,
 )
+from pipeline.signals.emg_quality import cycle_timing
 
 G = 9.81
 #: Okabe-Ito colours, one per trial (solid: calibration, dashed: validation).
