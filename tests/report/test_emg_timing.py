@@ -47,3 +47,13 @@ def test_report_table_gives_percent_of_the_selected_cycle() -> None:
     assert "1.300 s (30 % of cycle 4), 3.500 s (no cycle)" in html
     assert "1.750 s (75 % of cycle 4)" in html
     assert "dead, dropped" in html
+
+
+def test_envelope_ending_within_a_sample_of_the_cycle_is_drawn() -> None:
+    """A 200 Hz envelope ends at 3.190 s, the plate contact (1 kHz) at 3.1995 s: the cycle is
+    drawn (np.interp holds the last sample for the last 9.5 ms); one further sample is not."""
+    from pipeline.plots.gait import cycle_curves
+
+    t = np.arange(0, 640) / 200.0
+    assert len(cycle_curves(np.ones_like(t), t, [(0.0, 3.1995)])) == 1
+    assert cycle_curves(np.ones_like(t), t, [(0.0, 3.2 + 0.006)]) == []
