@@ -104,9 +104,11 @@ def test_rules_read_and_write_the_layout(template_study: Path) -> None:
                        | {layout.trial_file("s01", t, f) for t in modelled for f in per_trial},
                        {layout.figures_dir("s01")})
     (report,) = jobs["report"]
-    # The report's scale table and EMG warnings read the scale report and EMG quality files.
+    # The report's scale table, EMG warnings and EMG onset table read the scale report, the
+    # EMG quality files and the cycles (events.json) the onsets are placed in.
     read_by_report = {layout.figures_dir("s01"), "results/s01/model/scale_report.json"}
-    read_by_report |= {layout.trial_file("s01", t, "emg_quality.json") for t in modelled}
+    read_by_report |= {layout.trial_file("s01", t, f) for t in modelled
+                       for f in ("emg_quality.json", "events.json")}
     assert report == (method_files | read_by_report, {layout.REPORT})
     calibrate_outputs = set().union(*(outputs for _, outputs in jobs["calibrate"]))
     assert {layout.method_file("s01", m, "calibrated.osim") for m in methods} <= calibrate_outputs
