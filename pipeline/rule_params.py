@@ -56,6 +56,8 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "plates.cutoff_hz",
         "plates.filter_order",
         "plates.correct_double_pass",
+        "plates.foot_markers",  # the foot of each plate contact: the windows' sides
+        "assignment",
         "setup.force_plates",
         "trial.start_s",
         "trial.end_s",
@@ -131,8 +133,7 @@ def step_reads(study: Any, step: str, subject: str | None = None,
         elif kind == "mtus":
             values[source] = list(study.model_setup(subject).get("excitations") or {})
         elif kind == "assignment":
-            assignment = study.config["force_plates"].get("assignment") or {}
-            values[source] = assignment.get(f"{subject}/{trial}")
+            values[source] = study.plate_assignment(subject, trial)
         else:
             raise ValueError(f"STEP_READS[{step!r}]: unknown source {source!r}")
     return values

@@ -187,6 +187,13 @@ class Study:
         return [r for r in self.trials if r["subject"] == subject
                 and (kind is None or r["kind"] == kind) and (role is None or r["role"] == role)]
 
+    def plate_assignment(self, subject: str, trial: str) -> dict[str, str] | None:
+        """The trial's ``force_plates.assignment`` entry (``<subject>/<trial>``; a trial that a
+        ``split`` row yields takes its row's entry)."""
+        row = self.trial(subject, trial)
+        assignment = self.config["force_plates"].get("assignment") or {}
+        return assignment.get(f"{subject}/{row.get('split_from', trial)}")
+
     def c3d_path(self, subject: str, trial: str) -> Path:
         return self.root / self.trial(subject, trial).get("file", "")
 

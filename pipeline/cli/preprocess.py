@@ -94,7 +94,7 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
     study = _study(args)
     cfg = study.config["force_plates"]
     recording = read_c3d(study.c3d_path(args.subject, args.trial))
-    override = cfg.get("assignment", {}).get(f"{args.subject}/{args.trial}")
+    override = study.plate_assignment(args.subject, args.trial)
     if override is None:  # the automatic plate -> foot assignment needs the foot markers
         require_markers(recording)
     grf = ground_reactions(
@@ -291,7 +291,7 @@ def _contact_sides(study: Any, args: argparse.Namespace, recording: Any, wrenche
     from pipeline.signals.grf import SIDES, foot_trajectories
 
     fp = study.config["force_plates"]
-    override = (fp.get("assignment") or {}).get(f"{args.subject}/{args.trial}")
+    override = study.plate_assignment(args.subject, args.trial)
     feet = fp.get("foot_markers") or {}
     try:
         contacts = assign_feet(

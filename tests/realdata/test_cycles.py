@@ -164,6 +164,19 @@ def test_side_picks_each_foots_plate_contact(shared_data, tmp_path):
     np.testing.assert_allclose(windows["right"]["windows"][0], [strike[0], off[0]], atol=0.04)
 
 
+def test_split_trials_take_their_rows_plate_assignment(shared_data, tmp_path):
+    sprint = shared_data / "real-sessions" / "msk-athlete1" / "sprint_1.c3d"
+    study = _study(tmp_path, static=sprint.with_name("static_1.c3d"), walk=sprint,
+                   cycles='{calibration: "1", validation: "2-"}')
+    config = study / "config.yaml"
+    config.write_text(config.read_text().replace(
+        "force_plates: {", 'force_plates: {assignment: {a1/run: {"2": none}}, '))
+    loaded = load_study(study)
+    for trial in ("run-calibration", "run-validation"):
+        assert loaded.plate_assignment("a1", trial) == {"2": "none"}
+    assert loaded.plate_assignment("a1", "static") is None
+
+
 def test_split_row_mistakes_are_named(shared_data, tmp_path):
     walk = shared_data / "real-sessions" / "motonms-unipd-control1" / "Walking1.c3d"
     study = _study(tmp_path, static=walk.with_name("Static1.c3d"), walk=walk,

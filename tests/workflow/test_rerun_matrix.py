@@ -181,11 +181,14 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     *[(f"force_plates.{key}", set_config(f"force_plates.{key}", value), PLATES)
       for key, value in [("cutoff_hz", 5.0), ("threshold_n", 30.0), ("filter_order", 2),
                          ("correct_double_pass", False)]],
+    # The plates' feet give the ground reactions and the side of each events.json window.
     ("force_plates.foot_markers", set_config("force_plates.foot_markers.left", ["LHEE"]),
-     {"forceplates": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3, **tail(1)}),
+     {"forceplates": 3, "events": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3,
+      **tail(1)}),
     ("force_plates.assignment", set_config("force_plates.assignment",
                                            {"leg01/squat1": {"1": "right"}}),
-     {"forceplates": 1, "inverse_dynamics": 1, "collect_nms_inputs": 1, **tail(1)}),
+     {"forceplates": 1, "events": 1, "inverse_dynamics": 1, "collect_nms_inputs": 1,
+      **tail(1)}),
     ("opensim.id.cutoff_hz", set_config("opensim.id.cutoff_hz", 5.0),
      {"inverse_dynamics": 6, "collect_nms_inputs": 6, **tail(2)}),
     *[(f"emg.{key}", set_config(f"emg.{key}", value), EMG)
