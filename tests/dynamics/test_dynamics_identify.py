@@ -21,9 +21,11 @@ from pipeline.dynamics.build import load_skeleton  # noqa: E402
 from pipeline.dynamics.identify import (  # noqa: E402
     Anchor,
     EquationError,
+    EquationErrorTracking,
     MotionTrials,
-    equation_error_residuals,
-    solve_equation_error,
+    identify,
+    inertial_from_physical,
+    physical_parameters,
 )
 from pipeline.errors import CalibrationError  # noqa: E402
 
@@ -66,14 +68,13 @@ def test_noise_free_recovery_of_muscle_and_identifiable_inertial_parameters(arm_
     assert problem.anchored_by == "external loads"
     assert problem.identifiability.rank == 16  # of 40: the thorax is welded to ground
     p0 = perturbed_start(prob.spec, prob.truth, seed=1)
-    p = solve_equation_error(equation_error_residuals(problem, objective), prob.spec, p0,
-                             max_evaluations=60)
+    ee = Objective(prob.spec, prob.calibration, tendon=prob.tendon, emd_s=prob.emd_s,
+                   tracking=EquationErrorTracking(problem))
+    solved, fit, uncertainty = identify(problem, ee, p0, max_evaluations=60)
+    p = solved.p
     muscle_error_pct = np.concatenate(list(recovery_errors(prob.spec, p,
                                                            prob.truth).values()))
     assert muscle_error_pct.mean() < 0.05
-    with torch.no_grad():
-        moments = objective.simulate(torch.tensor(p)).moments_nm.transpose(1, 2)
-    fit = problem.fit_inertia(moments[problem.mask])
     truth = problem.basis @ pi_true.reshape(-1)
     estimate = problem.basis @ fit.pi.reshape(-1)
     assert float((estimate - truth).norm() / truth.norm()) < 5e-4
@@ -81,6 +82,93 @@ def test_noise_free_recovery_of_muscle_and_identifiable_inertial_parameters(arm_
     null = torch.eye(40, dtype=torch.float64) - problem.basis.T @ problem.basis
     assert torch.allclose(null @ fit.pi.reshape(-1), null @ skel.inertial.reshape(-1),
                           atol=1e-9)
+    # standard errors: every muscle parameter and identifiable combination has a finite one
+    # (tiny here: noise-free); a parameter the motion cannot see alone is flagged, with no SE
+    assert uncertainty.rank == prob.spec.n_free + 16
+    assert uncertainty.muscle_identifiable.all() and np.isfinite(uncertainty.muscle_se).all()
+    assert (uncertainty.muscle_se < 1e-6 * np.abs(prob.truth)).all()
+    assert np.isfinite(uncertainty.combination_se).all()
+    flags = problem.identifiability.identifiable.reshape(-1, 10)
+    estimated = problem.estimated.numpy().reshape(-1, 10)
+    assert (uncertainty.pi_identifiable[estimated] == flags[estimated]).all()
+    assert np.isnan(uncertainty.pi_se[~uncertainty.pi_identifiable]).all()
+    assert np.isnan(uncertainty.body_se[~uncertainty.body_identifiable]).all()
+
+
+def test_equation_error_jacobian_matches_finite_differences(arm_problem):
+    skel, prob, _, motion, _ = arm_problem
+    problem = EquationError(skel, motion, skel.coordinates)
+    ee = Objective(prob.spec, prob.calibration, tendon=prob.tendon, emd_s=prob.emd_s,
+                   tracking=EquationErrorTracking(problem))
+    p = torch.tensor(perturbed_start(prob.spec, prob.truth, seed=4))
+    r, jac = ee.residuals_and_jacobian(p)
+    with torch.no_grad():
+        assert torch.allclose(r, ee.all_residuals(p), rtol=1e-10, atol=1e-13)
+        for k in range(0, prob.spec.n_free, 5):
+            h = 1e-6 * max(abs(float(p[k])), 1e-2)
+            up, down = p.clone(), p.clone()
+            up[k] += h
+            down[k] -= h
+            column = (ee.all_residuals(up) - ee.all_residuals(down)) / (2 * h)
+            assert np.allclose(jac[:, k], column.numpy(), rtol=1e-4,
+                               atol=1e-6 * float(column.abs().max()) + 1e-12), k
+
+
+def test_noisy_recovery_reports_standard_errors_that_cover_the_truth(arm_problem):
+    """2 % EMG-envelope noise and 0.5 deg joint-angle noise (low-passed at 12 Hz, then
+    differentiated): the errors grow, and the standard errors say by how much."""
+    import dataclasses
+
+    from scipy.signal import butter, filtfilt
+
+    skel, prob, _, motion, pi_true = arm_problem
+    rng = np.random.default_rng(11)
+    dt = prob.calibration.dt_s
+    b, a = butter(2, 12.0 / (0.5 / dt))
+    q = filtfilt(b, a, motion.q.numpy() + np.deg2rad(0.5) * rng.standard_normal(motion.q.shape),
+                 axis=1, padlen=50).copy()
+    qd = np.gradient(q, dt, axis=1, edge_order=2)
+    qdd = np.gradient(qd, dt, axis=1, edge_order=2)
+    excitation = prob.calibration.excitation * torch.tensor(
+        1 + 0.02 * rng.standard_normal(prob.calibration.excitation.shape)).clamp(0, 1)
+    mask = motion.mask.clone()
+    mask[:, :10] = mask[:, -10:] = False  # the filter's and the differences' edges
+    noisy = MotionTrials(torch.tensor(q), torch.tensor(qd), torch.tensor(qdd), motion.external,
+                         mask)
+    problem = EquationError(skel, noisy, skel.coordinates)
+    batch = dataclasses.replace(prob.calibration, excitation=excitation, mask=mask)
+    ee = Objective(prob.spec, batch, tendon=prob.tendon, emd_s=prob.emd_s,
+                   tracking=EquationErrorTracking(problem))
+    solved, fit, u = identify(problem, ee, perturbed_start(prob.spec, prob.truth, seed=1),
+                              max_evaluations=60)
+    seen = u.muscle_identifiable
+    assert seen.mean() > 0.75 and np.isfinite(u.muscle_se[seen]).all()
+    assert np.isnan(u.muscle_se[~seen]).all()
+    z_muscle = np.abs(solved.p - prob.truth)[seen] / u.muscle_se[seen]
+    z_inertia = np.abs((problem.basis @ (fit.pi - pi_true).reshape(-1)).numpy()
+                       / u.combination_se)
+    z = np.concatenate([z_muscle, z_inertia])
+    assert np.mean(z < 3.0) >= 0.8, np.round(z, 2)
+    assert u.autocorrelation_time > 1.0  # filtered noise: correlated residuals
+
+
+def test_physical_parameters_round_trip_and_match_opensim(tmp_path):
+    skel = load_skeleton(model_path("demo-arm", tmp_path))
+    model = opensim.Model(str(model_path("demo-arm", tmp_path)))
+    values = physical_parameters(skel.inertial)
+    bodies = model.getBodySet()
+    for b, name in enumerate(skel.bodies):
+        body = bodies.get(name)
+        inertia = body.getInertia()
+        moments, products = inertia.getMoments(), inertia.getProducts()
+        expected = [body.getMass(), *(body.getMassCenter().get(i) for i in range(3)),
+                    *(moments.get(i) for i in range(3)), *(products.get(i) for i in range(3))]
+        assert np.allclose(values[b].numpy(), expected, rtol=1e-12, atol=1e-14), name
+    assert torch.allclose(inertial_from_physical(values), skel.inertial, rtol=1e-12,
+                          atol=1e-14)
+    pi = (skel.inertial[1] * (1 + 0.1 * torch.rand(10, dtype=torch.float64))).requires_grad_()
+    assert torch.autograd.gradcheck(physical_parameters, (pi,))
+    assert torch.autograd.gradcheck(inertial_from_physical, (physical_parameters(pi),))
 
 
 def test_no_anchor_stops_with_a_clear_message(arm_problem):
