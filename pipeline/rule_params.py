@@ -86,6 +86,8 @@ STEP_READS: dict[str, tuple[str, ...]] = {
         "trial.role",
     ),
     "calibrate": ("config.calibration!methods", "setup.tracked_dofs", "setup.calibrated_mtus"),
+    "calibrate_motion": ("config.calibration!methods", "config.opensim.id", "setup.tracked_dofs",
+                         "setup.calibrated_mtus", "setup.known_bodies", "subject.mass_kg"),
     # Given OpenSim files (pipeline/workflow/rules/given.smk): the names they are checked for.
     "import_model": ("mtus", "setup.dofs"),
     "import_markers": (),
