@@ -80,7 +80,7 @@ class EquationError:
     def __init__(self, skeleton: Skeleton, motion: MotionTrials, dof_names: Sequence[str], *,
                  unactuated: Sequence[str] = (), anchor: Anchor = Anchor(),
                  prior: torch.Tensor | None = None, rank_rtol: float = 1e-8,
-                 source: str | None = None) -> None:
+                 prior_weight: float = 0.0, source: str | None = None) -> None:
         self.skeleton = skeleton
         index = {name: i for i, name in enumerate(skeleton.coordinates)}
         missing = [d for d in (*dof_names, *unactuated) if d not in index]
@@ -105,9 +105,10 @@ class EquationError:
         for b in anchor.known_bodies:
             known[body_index[b]] = True
         self.estimated = torch.as_tensor(~known.reshape(-1))
-        # row weights: 1 / variance of each row's torque under the prior model
+        # row weights: 1 / mean square of each row's torque under the prior model (not its
+        # variance: a floating base's vertical force varies little around the body weight)
         prior_tau = self.y @ self.prior.reshape(-1)
-        var = prior_tau.var(dim=0)
+        var = prior_tau.pow(2).mean(dim=0)
         self.row_weights = torch.where(var > 1e-12, 1.0 / var.clamp_min(1e-12),
                                        torch.ones_like(var)).sqrt()
         scale = _parameter_scale(self.prior)
@@ -134,6 +135,16 @@ class EquationError:
             row, mass = self.mass_row
             self.mass_weight = float(design.abs().max()) / max(mass, 1.0)
             design = torch.cat([design, self.mass_weight * (row @ self.basis.T)[None, :]])
+        #: equation rows (and the mass row): what the data say; the prior rows follow
+        self.n_data_rows = design.shape[0]
+        if prior_weight > 0:
+            # Gaussian prior at the scaled model on the estimated parameters, relative to their
+            # typical size: prior_weight / n_estimated * sum(((pi - prior) / scale)^2), in the
+            # units of the objective's tracking term (the rows are divided by ``norm`` there)
+            est = self.estimated
+            factor = self.norm * (prior_weight / int(est.sum())) ** 0.5
+            rows = factor * (self.basis.T[est] / scale.reshape(-1)[est][:, None])
+            design = torch.cat([design, rows])
         self.design = design  # (n_residuals, rank)
         self._q = torch.linalg.qr(design).Q  # orthonormal basis of its columns
         self.anchored_by = self._check_anchor(bool(known.any()), source)
@@ -181,6 +192,9 @@ class EquationError:
         if self.mass_row is not None:
             row, mass = self.mass_row
             target = torch.cat([target, self.mass_weight * (mass - row @ prior_est)[None]])
+        extra = self.design.shape[0] - self.n_data_rows
+        if extra:
+            target = torch.cat([target, target.new_zeros(extra)])
         return target
 
     def moment_rows(self, moment_tangents: torch.Tensor) -> torch.Tensor:
@@ -189,12 +203,14 @@ class EquationError:
         pad = d.new_zeros(d.shape[0], len(self.free_rows), d.shape[2])
         d = torch.cat([d, pad], dim=1) * self.row_weights[None, :, None]
         d = d.reshape(-1, d.shape[-1])
-        if self.mass_row is not None:
-            d = torch.cat([d, d.new_zeros(1, d.shape[-1])])
+        extra = self.design.shape[0] - d.shape[0]
+        if extra:
+            d = torch.cat([d, d.new_zeros(extra, d.shape[-1])])
         return d
 
     def inertial_rows(self) -> torch.Tensor:
-        """d residual / d pi (n_residuals, n_bodies * 10), before the 1 / sqrt(n rows) scale."""
+        """d residual / d pi of the data rows (n_data_rows, n_bodies * 10), before the
+        1 / sqrt(n rows) scale."""
         y = (self.y * self.row_weights[:, None]).reshape(-1, self.y.shape[-1])
         if self.mass_row is not None:
             y = torch.cat([y, self.mass_weight * self.mass_row[0][None, :]])
@@ -205,8 +221,9 @@ class EquationError:
         trial = torch.arange(self.mask.shape[0])[:, None].expand_as(self.mask)[self.mask]
         labels = (trial[:, None] * len(self.rows)
                   + torch.arange(len(self.rows))[None, :]).reshape(-1).numpy()
-        if self.mass_row is not None:
-            labels = np.append(labels, labels.max(initial=-1) + 1)
+        extra = self.design.shape[0] - labels.size
+        if extra:  # the mass row and the prior rows: one label each
+            labels = np.append(labels, labels.max(initial=-1) + 1 + np.arange(extra))
         return labels
 
 
@@ -316,7 +333,7 @@ def motion_uncertainty(problem: EquationError, objective: Objective, p: np.ndarr
                         emd_s=objective.emd_s,
                         tracking=EquationErrorTracking(problem, projected=False))
     residuals, jac_full = partial.residuals_and_jacobian(p_t)
-    n = problem.n_residuals
+    n = problem.n_data_rows  # the data alone (not the prior rows)
     r = residuals[:n].numpy()
     est = problem.estimated.numpy()
     j_p = jac_full[:n]
@@ -328,7 +345,7 @@ def motion_uncertainty(problem: EquationError, objective: Objective, p: np.ndarr
     _, s, vt = np.linalg.svd(jac * scale, full_matrices=False)
     rank = int(np.sum(s > rcond * s[0])) if s.size and s[0] > 0 else 0
     v = vt[:rank].T
-    tau = autocorrelation_time(r, problem.series())
+    tau = autocorrelation_time(r, problem.series()[:n])
     sigma2 = float(r @ r) / max(n - rank, 1) * tau
 
     def se(gradients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

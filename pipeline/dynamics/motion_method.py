@@ -147,8 +147,10 @@ def calibrate_motion(spec: ParameterSpec, batch: TrialBatch, calibration: Mappin
     unactuated = floating_coordinates(skeleton, batch.dof_names) if has_loads else ()
     anchor = Anchor(known_bodies=tuple(known_bodies),
                     body_mass_kg=None if has_loads or known_bodies else body_mass_kg)
+    settings = calibration.get("motion", {}) or {}
     problem = EquationError(skeleton, motion, batch.dof_names, unactuated=unactuated,
-                            anchor=anchor, source=source)
+                            anchor=anchor, source=source,
+                            prior_weight=float(settings.get("inertia_prior_weight", 1.0)))
     log.info("motion: %d inertial combinations of %d identifiable from the motion, anchored by "
              "%s; equations of %s", problem.identifiability.rank, 10 * skeleton.n_bodies,
              problem.anchored_by, ", ".join(skeleton.coordinates[r] for r in problem.rows))
