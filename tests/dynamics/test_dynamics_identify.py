@@ -193,3 +193,24 @@ def test_a_payload_of_known_inertia_anchors_the_scale(arm_problem):
     assert not problem.estimated.reshape(-1, 10)[skel.bodies.index("hand")].any()
     with pytest.raises(CalibrationError, match="not in the model"):
         EquationError(skel, free, skel.coordinates, anchor=Anchor(known_bodies=("barbell",)))
+
+
+def test_inertia_prior_pulls_towards_the_scaled_model_without_changing_the_data_rows(
+        arm_problem):
+    skel, prob, objective, motion, pi_true = arm_problem
+    free = EquationError(skel, motion, skel.coordinates)
+    held = EquationError(skel, motion, skel.coordinates, prior_weight=1e12)
+    assert held.n_data_rows == free.n_data_rows == free.n_residuals
+    assert held.n_residuals == free.n_data_rows + 40  # one prior row per estimated parameter
+    with torch.no_grad():
+        moments = objective.simulate(torch.tensor(prob.truth)).moments_nm.transpose(1, 2)
+    fit_free = free.fit_inertia(moments[free.mask])
+    fit_held = held.fit_inertia(moments[held.mask])
+    assert torch.allclose(free.basis @ fit_free.pi.reshape(-1), free.basis @ pi_true.reshape(-1),
+                          rtol=1e-9)
+    assert torch.allclose(fit_held.pi, skel.inertial, rtol=1e-6, atol=1e-9)
+    # the standard errors come from the data rows alone (the prior is no measurement)
+    ee = Objective(prob.spec, prob.calibration, tendon=prob.tendon, emd_s=prob.emd_s,
+                   tracking=EquationErrorTracking(held))
+    assert ee.n_tracking_residuals == held.n_residuals
+    assert held.series().shape == (held.n_residuals,)
