@@ -165,8 +165,8 @@ class EquationError:
             source, "nothing in the data fixes the force/mass scale: scaling every muscle "
             "strength and every segment's inertia by one factor fits the motion equally well",
             "give an anchor: trials with ground reactions or a measured external load, a payload "
-            "of known mass (motion.known_bodies), or a model whose identifiable bodies carry the "
-            "subject's mass (subjects.tsv mass_kg)"))
+            "of known mass (models.<model>.known_bodies in config.yaml), or a model whose "
+            "identifiable bodies carry the subject's mass (subjects.tsv mass_kg)"))
 
     @property
     def n_residuals(self) -> int:
