@@ -176,7 +176,8 @@ def read_sto(path: str | Path, *, error_cls: type[PipelineError] = OpenSimFileEr
     """
     path = Path(path)
     if not path.is_file():
-        raise error_cls(describe(path, "file does not exist", fix))
+        cause = "is a folder, not a file" if path.is_dir() else "file does not exist"
+        raise error_cls(describe(path, cause, fix))
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
         end = next((i for i, ln in enumerate(lines) if ln.strip().lower() == "endheader"), None)
