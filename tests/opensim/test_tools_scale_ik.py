@@ -102,7 +102,7 @@ def test_ik_recovers_the_true_coordinates(arm, scaled) -> None:
                                     task_set=models.template_path(NAME, "ik_tasks"),
                                     max_rms_error_m=0.001, on_error="fail")
     assert result.max_rms_error_m < 1e-4
-    motion = read_sto(out)
+    motion = read_sto(out, state_values=True)
     for name, values in arm["truth"].items():
         np.testing.assert_allclose(np.deg2rad(motion.column(name)), values, atol=2e-3)
     assert (out.parent / "_ik_marker_errors.sto").is_file()
