@@ -199,14 +199,9 @@ def read_motion(path: str | Path, skeleton: Skeleton) -> tuple[np.ndarray, np.nd
     """
     from pipeline.io.opensim_files import read_sto
 
-    table = read_sto(path, error_cls=ModelError, fix="give the IK motion of this model")
-    by_name = {}
-    for k, label in enumerate(table.labels):
-        parts = label.strip("/").split("/")
-        if len(parts) >= 2 and parts[-1] == "value":
-            by_name[parts[-2]] = k
-        elif len(parts) == 1:
-            by_name[label] = k
+    table = read_sto(path, error_cls=ModelError, fix="give the IK motion of this model",
+                     state_values=True)
+    by_name = {label: k for k, label in enumerate(table.labels)}
     q = np.zeros((len(table.time_s), skeleton.n_coordinates))
     found = 0
     for i, name in enumerate(skeleton.coordinates):
