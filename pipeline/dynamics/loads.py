@@ -17,7 +17,7 @@ import torch
 
 from pipeline.dynamics.skeleton import Skeleton, kinematics
 from pipeline.errors import IDError, describe
-from pipeline.io.opensim_files import read_storage
+from pipeline.io.opensim_files import read_sto
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,14 @@ def read_external_loads(xml_path: str | Path, skeleton: Skeleton, times_s: np.nd
             if not path.is_file():
                 raise IDError(describe(xml_path, f"data file '{path.name}' not found",
                                        "put the .mot next to the ExternalLoads file"))
-            tables[source] = read_storage(path)
+            tables[source] = read_sto(path, error_cls=IDError,
+                                      fix="give the external loads as an OpenSim .mot")
         table = tables[source]
 
         def at_times(values, table=table):
             if values is None:
                 return None
-            return np.column_stack([np.interp(times_s, table.times_s, values[:, k])
+            return np.column_stack([np.interp(times_s, table.time_s, values[:, k])
                                     for k in range(3)])
 
         body = frame(_text(force_el, "applied_to_body"))

@@ -24,6 +24,7 @@ import torch
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
+from pipeline.dynamics.build import read_motion
 from pipeline.dynamics.identify import (
     Anchor,
     EquationError,
@@ -36,7 +37,6 @@ from pipeline.dynamics.identify import (
 from pipeline.dynamics.loads import body_loads, read_external_loads
 from pipeline.dynamics.skeleton import Skeleton, generalized_loads
 from pipeline.errors import CalibrationError, describe
-from pipeline.io.opensim_files import read_storage
 from pipeline.nms import DEFAULT_EMD_S
 
 log = logging.getLogger(__name__)
@@ -70,16 +70,7 @@ def motion_trials(skeleton: Skeleton, batch: TrialBatch, ik_paths: Sequence[str 
     external = torch.zeros(shape, dtype=torch.float64)
     mask = batch.mask.clone().to(torch.bool)
     for i, (path, trial_loads) in enumerate(zip(ik_paths, loads, strict=True)):
-        table = read_storage(path)
-        missing = [c for c in skeleton.coordinates if c not in table.labels]
-        if missing:
-            raise CalibrationError(describe(path, f"coordinates {missing} of the model are not "
-                                            "in the IK motion", "rerun IK with this model"))
-        values = np.column_stack([table.column(c) for c in skeleton.coordinates])
-        if table.in_degrees:
-            values = np.where(np.asarray(skeleton.rotational)[None, :], np.deg2rad(values),
-                              values)
-        times = table.times_s
+        times, values = read_motion(path, skeleton)
         rate = 1.0 / float(np.median(np.diff(times)))
         if cutoff_hz is not None and cutoff_hz < 0.5 * rate:
             values = butter_lowpass(values, cutoff_hz, rate_hz=rate)

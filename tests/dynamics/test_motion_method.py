@@ -25,7 +25,7 @@ from pipeline.dynamics.motion_method import (  # noqa: E402
     trial_loads,
 )
 from pipeline.errors import CalibrationError  # noqa: E402
-from pipeline.io.opensim_files import StorageTable, write_storage  # noqa: E402
+from pipeline.io.opensim_files import StoTable, write_sto  # noqa: E402
 
 quiet_opensim()
 
@@ -56,8 +56,8 @@ def test_floating_base_coordinates_carry_the_ground_reactions(tmp_path):
 
 
 def _storage(path, times, labels, columns, *, in_degrees):
-    write_storage(path, StorageTable(tuple(labels), times, np.column_stack(columns), name="motion",
-                                     in_degrees=in_degrees))
+    write_sto(path, StoTable(times, tuple(labels), np.column_stack(columns), name="motion",
+                             in_degrees=in_degrees))
 
 
 def test_motion_from_an_ik_file_and_external_loads(tmp_path):

@@ -108,7 +108,7 @@ def test_dry_run_plans_exactly_the_missing_stages(shared_data: Path, tmp_path: P
 def test_study_from_opensim_files_calibrates_and_validates(shared_data: Path,
                                                            tmp_path: Path) -> None:
     from pipeline.io.nms_inputs import read_nms_trial
-    from pipeline.io.opensim_files import read_storage
+    from pipeline.io.opensim_files import read_sto
 
     study = write_study(tmp_path / "study", shared_data)
     run_snakemake(study)
@@ -132,11 +132,11 @@ def test_study_from_opensim_files_calibrates_and_validates(shared_data: Path,
             span = np.ptp(held_out.id_moment_nm[held_out.dof_names.index(d)])
             assert metrics["trials"]["walk_val"][d]["rmse_nm"] < span, (d, span)
         execution = base / "execution" / "walk_val"
-        forces = read_storage(execution / "forces.sto")
-        activations = read_storage(execution / "activations.sto").values
+        forces = read_sto(execution / "forces.sto")
+        activations = read_sto(execution / "activations.sto").data
         assert activations.min() >= 0.0 and activations.max() <= 1.0
         for j, mtu in enumerate(forces.labels):
-            force = forces.values[:, j]
+            force = forces.data[:, j]
             fmax = params["mtus"][mtu]["max_isometric_force_n"]["value"]
             # Shortening fibres pull at most ~Fmax; eccentric at most ~1.8 Fmax; passive >= 0.
             assert force.min() >= -1e-6 * fmax, mtu
