@@ -46,6 +46,8 @@ def motion_study(request: pytest.FixtureRequest,
     source = Path(given) if given else request.getfixturevalue("small_demo_run")
     study = tmp_path_factory.mktemp("motion") / "study"
     shutil.copytree(source, study, symlinks=True)
+    for subject in SUBJECTS:  # a given study may have run the method already
+        shutil.rmtree(study / "results" / subject / "calibration" / "motion", ignore_errors=True)
     path = study / "config.yaml"
     config = yaml.safe_load(path.read_text())
     config["calibration"]["methods"] = ["motion"]
