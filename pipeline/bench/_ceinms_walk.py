@@ -61,15 +61,15 @@ def data_folder(shared_data: str | Path) -> Path:
 
 def build_walk_inputs(shared_data: str | Path) -> WalkInputs:
     """Muscle analysis, ID and delayed EMG envelopes on the two windows (see module doc)."""
-    from pipeline.io.opensim_files import Table, read_table
+    from pipeline.io.opensim_files import StoTable, read_sto
     from pipeline.osim.model_io import load_model
     from pipeline.osim.muscle_analysis import compute_muscle_geometry
 
     folder = data_folder(shared_data)
     model = load_model(folder / MODEL)
-    ik = read_table(folder / "coordinates.sto")
-    ident = read_table(folder / "id_walk.sto")
-    emg = read_table(folder / "electromyography.sto")
+    ik = read_sto(folder / "coordinates.sto", require_rows=True, state_values=True)
+    ident = read_sto(folder / "id_walk.sto", require_rows=True, state_values=True)
+    emg = read_sto(folder / "electromyography.sto", require_rows=True, state_values=True)
     mtus = tuple(EXCITATIONS)
 
     def excitation_at(time_s: np.ndarray) -> np.ndarray:
@@ -81,9 +81,10 @@ def build_walk_inputs(shared_data: str | Path) -> WalkInputs:
     trials, warm_t, warm_e = {}, {}, {}
     for role, (t0, t1) in WINDOWS.items():
         time_s = t0 + np.arange(round((t1 - t0) * RATE_HZ) + 1) / RATE_HZ
-        table = Table(time_s, ik.labels,
-                      np.column_stack([np.interp(time_s, ik.time_s, ik.data[:, j])
-                                       for j in range(ik.data.shape[1])]), ik.in_degrees)
+        table = StoTable(time_s, ik.labels,
+                         np.column_stack([np.interp(time_s, ik.time_s, ik.data[:, j])
+                                          for j in range(ik.data.shape[1])]),
+                         in_degrees=ik.in_degrees)
         geometry = compute_muscle_geometry(model, table, mtu_names=mtus, coordinate_names=DOFS,
                                            file=folder / "coordinates.sto")
         moments = np.stack([np.interp(time_s, ident.time_s, ident.column(f"{d}_moment"))

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from pipeline.io.opensim_files import Table, read_table
+    from pipeline.io.opensim_files import StoTable, read_sto
     from pipeline.osim.model_io import load_model, muscle_names
     from pipeline.osim.muscle_analysis import compute_muscle_geometry
 
@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(describe(folder, "benchmark data not found",
                                    "pass --data <folder holding opensim-core/rajagopal-walk>"))
     model = load_model(folder / "subject_walk_scaled.osim")
-    source = read_table(folder / "coordinates.sto")
+    source = read_sto(folder / "coordinates.sto", require_rows=True, state_values=True)
     time_s = np.linspace(source.time_s[0], source.time_s[-1], args.frames)
     data = np.column_stack([np.interp(time_s, source.time_s, source.data[:, j])
                             for j in range(source.data.shape[1])])
-    table = Table(time_s, source.labels, data, source.in_degrees)
+    table = StoTable(time_s, source.labels, data, in_degrees=source.in_degrees)
     mtus = muscle_names(model)
     start = time.perf_counter()
     geometry = compute_muscle_geometry(model, table, mtu_names=mtus,

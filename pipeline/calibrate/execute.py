@@ -20,7 +20,7 @@ import torch
 from pipeline.calibrate.metrics import summarise, trial_metrics
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.errors import CalibrationError, describe
-from pipeline.io.opensim_files import StorageTable, write_storage
+from pipeline.io.opensim_files import StoTable, write_sto
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
 from pipeline.nms.model import TendonModel
 
@@ -114,8 +114,8 @@ def write_execution(out_dir: str | Path, batch: TrialBatch, output: ModelOutput,
         }
         for stem, (columns, data) in files.items():
             path = out_dir / label / f"{stem}.sto"
-            write_storage(path, StorageTable(tuple(columns), time_s, data.numpy().T,
-                                             name=f"{label}_{stem}"))
+            write_sto(path, StoTable(time_s, tuple(columns), data.numpy().T,
+                                     name=f"{label}_{stem}"))
             written.append(path)
     return written
 

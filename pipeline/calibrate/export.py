@@ -87,12 +87,14 @@ def _log_muscle_types(path: Path, types: Mapping[str, list[str]]) -> None:
 
 
 def write_calibrated_osim(scaled_osim: str | Path, target: str | Path,
-                          per_mtu: Mapping[str, Mapping[str, float]]) -> None:
+                          per_mtu: Mapping[str, Mapping[str, float]], *,
+                          bodies: Mapping[str, Any] | None = None) -> None:
     """Copy the scaled model with calibrated l0, l_ts and Fmax (x strength) for each MTU.
 
     ``per_mtu[name]`` holds ``optimal_fiber_length_m``, ``tendon_slack_length_m``,
     ``max_isometric_force_n`` and optionally ``damping`` (set as ``fiber_damping`` on
-    DeGrooteFregly2016 muscles).
+    DeGrooteFregly2016 muscles). ``bodies[name]`` (method motion): 10 values, mass (kg), centre
+    of mass (m, body frame) and inertia about it (xx, yy, zz, xy, xz, yz; kg m^2).
     """
     import opensim
 
@@ -107,6 +109,12 @@ def write_calibrated_osim(scaled_osim: str | Path, target: str | Path,
             dgf = opensim.DeGrooteFregly2016Muscle.safeDownCast(muscle)
             if dgf is not None:
                 dgf.set_fiber_damping(float(values["damping"]))
+    body_set = model.getBodySet()
+    for name, v in (bodies or {}).items():
+        body = body_set.get(name)
+        body.setMass(float(v[0]))
+        body.setMassCenter(opensim.Vec3(float(v[1]), float(v[2]), float(v[3])))
+        body.setInertia(opensim.Inertia(*(float(x) for x in v[4:10])))
     model.finalizeConnections()
     with atomic_path(target) as tmp:
         if not model.printToXML(str(tmp)):

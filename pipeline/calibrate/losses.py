@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -69,13 +69,34 @@ class LossTerms(NamedTuple):
     penalty: torch.Tensor
 
 
+class TrackingMap(Protocol):
+    """Tracking residuals other than inverse-dynamics moment tracking (e.g. the equation error of
+    :mod:`pipeline.dynamics.identify`), affine in the muscle moments."""
+
+    n_residuals: int
+
+    def residuals(self, moments_nm: torch.Tensor) -> torch.Tensor:
+        """Moments ``(trial, dof, time)`` -> residuals ``(n_residuals,)``."""
+
+    def jacobian(self, moment_tangents: torch.Tensor) -> torch.Tensor:
+        """Moment tangents ``(trial, dof, time, k)`` -> residual tangents ``(n_residuals, k)``."""
+
+    def series(self) -> np.ndarray:
+        """``(n_residuals,)`` time-series label of each residual (in time order per label)."""
+
+
 class Objective:
-    """Loss of free physical parameters ``p`` (``(n_free,)``) on one batch of trials."""
+    """Loss of free physical parameters ``p`` (``(n_free,)``) on one batch of trials.
+
+    ``tracking`` replaces inverse-dynamics moment tracking with other residuals of the muscle
+    moments (the operating-range penalties and the prior stay).
+    """
 
     def __init__(self, spec: ParameterSpec, data: TrialBatch, *, tendon: TendonModel = "elastic",
                  emd_s: float = DEFAULT_EMD_S, normalise_by_variance: bool = True,
                  penalties: Mapping[str, PenaltyRange] | None = None,
-                 dof_weights: np.ndarray | None = None, prior_weight: float = 0.0) -> None:
+                 dof_weights: np.ndarray | None = None, prior_weight: float = 0.0,
+                 tracking: TrackingMap | None = None) -> None:
         if spec.mtu_names != data.mtu_names:
             raise ValueError("spec and data must list the same MTUs in the same order")
         self.spec = spec
@@ -86,6 +107,7 @@ class Objective:
         if not prior_weight >= 0.0:
             raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
         self.prior_weight = float(prior_weight)
+        self.tracking = tracking
         if dof_weights is None:
             dof_weights = (variance_weights(data) if normalise_by_variance
                            else np.ones(len(data.dof_names)))
@@ -128,9 +150,12 @@ class Objective:
         return scale * (p - centre) / span
 
     def terms_from_output(self, out: ModelOutput, p: torch.Tensor | None = None) -> LossTerms:
-        err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
-        per_sample = (err2 * self.dof_weights[None, :, None]).mean(dim=1)
-        tracking = (per_sample * self.time_weights).sum()
+        if self.tracking is not None:
+            tracking = (self.tracking.residuals(out.moments_nm) ** 2).sum()
+        else:
+            err2 = (self.data.id_moment_nm - out.moments_nm) ** 2
+            per_sample = (err2 * self.dof_weights[None, :, None]).mean(dim=1)
+            tracking = (per_sample * self.time_weights).sum()
         fl = self.penalties["fiber_length"]
         ts = self.penalties["tendon_strain"]
         pen = (range_penalty(out.normalized_fiber_length, lower=fl.lower, upper=fl.upper,
@@ -154,6 +179,8 @@ class Objective:
         return self._tracking_residuals(self.simulate(p))
 
     def _tracking_residuals(self, out: ModelOutput) -> torch.Tensor:
+        if self.tracking is not None:
+            return self.tracking.residuals(out.moments_nm)
         err = self.data.id_moment_nm - out.moments_nm
         scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
                            * self.time_weights[:, None, :])
@@ -163,11 +190,15 @@ class Objective:
     @property
     def n_tracking_residuals(self) -> int:
         """Number of tracking residuals (the first entries of :meth:`all_residuals`)."""
+        if self.tracking is not None:
+            return self.tracking.n_residuals
         return int(self.data.mask.sum()) * len(self.data.dof_names)
 
     def residual_series(self) -> np.ndarray:
         """``(n_res,)`` label of the (trial, DOF) time series of each :meth:`residuals` entry
         (consecutive entries with one label are consecutive samples)."""
+        if self.tracking is not None:
+            return self.tracking.series()
         n_trials, n_dofs, n_time = self.data.id_moment_nm.shape
         labels = torch.arange(n_trials * n_dofs).reshape(n_trials, n_dofs, 1)
         labels = labels.expand(n_trials, n_dofs, n_time)
@@ -217,17 +248,24 @@ class Objective:
                            * self.time_weights[:, None, :])
         moments = (data.moment_arm_m * values.force_n.unsqueeze(2)).sum(dim=1)
         valid = data.mask[:, None, :].expand_as(moments)
-        parts = [((data.id_moment_nm - moments) * scale)[valid]]
+        if self.tracking is not None:
+            parts = [self.tracking.residuals(moments)]
+        else:
+            parts = [((data.id_moment_nm - moments) * scale)[valid]]
         n_free = spec.n_free
-        n_track = int(valid.sum())
+        n_track = int(parts[0].numel())
         jac = torch.zeros(n_track + 2 * n_trials * n_mtus + n_free, n_free, dtype=torch.float64)
         # free column of each MTU's entry of each kind (-1: that entry is fixed)
         columns = {k: _mtu_columns(spec, k) for k in kinds}
         keep = {k: columns[k] >= 0 for k in kinds}
         for kind, field in zip(kinds, fields, strict=True):
             # d moment[t, d, n] / d theta[m] = arm[t, m, d, n] * d force[t, m, n] / d theta[m]
-            per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
-                        * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
+            if self.tracking is not None:
+                per_mtu = self.tracking.jacobian(
+                    (data.moment_arm_m * tangents[field].force_n.unsqueeze(2)).permute(0, 2, 3, 1))
+            else:
+                per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
+                            * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
             per_mtu = per_mtu.cpu()
             jac[:n_track].index_add_(1, columns[kind][keep[kind]],
                                      per_mtu.cpu().double()[:, keep[kind]])

@@ -116,6 +116,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         spec = build_spec(muscles, cfg, calibrated_mtus=calibrated,
                           initial_values=_initial_values(args.initial_parameters,
                                                          batch.mtu_names))
+    if args.method == "motion":
+        return _calibrate_motion(args, study, spec, batch, fit_batch, tracked, cfg, seed)
     gradient_options = annealing_options = None
     if args.method == "gradient":
         overrides = {} if args.max_iterations is None else {"max_iterations": args.max_iterations,
@@ -148,6 +150,80 @@ def _calibrate(args: argparse.Namespace) -> int:
                                                      "max_isometric_force_n")}
                for name, entry in document["mtus"].items()}
     write_calibrated_osim(args.model, out_dir / "calibrated.osim", per_mtu)
+    write_parameters(out_dir / "parameters.json", document)
+    log.info("wrote %s/{parameters.json,calibrated.osim,history.tsv}", out_dir)
+    return 0
+
+
+def _calibrate_motion(args: argparse.Namespace, study, spec, batch, fit_batch,  # noqa: ANN001
+                      tracked: list[str], cfg: dict, seed: int) -> int:
+    """Method motion: muscle and inertial parameters by equation error on the trials' motion."""
+    import torch
+
+    from pipeline.calibrate.execute import batch_metrics
+    from pipeline.calibrate.export import (
+        parameters_document,
+        provenance,
+        write_calibrated_osim,
+        write_parameters,
+    )
+    from pipeline.calibrate.gradient import history_tsv
+    from pipeline.calibrate.run import analyse_identifiability
+    from pipeline.dynamics.build import load_skeleton
+    from pipeline.dynamics.motion_method import (
+        bodies_document,
+        body_properties,
+        calibrate_motion,
+        motion_document,
+        motion_trials,
+        trial_loads,
+    )
+    from pipeline.errors import CalibrationError
+
+    if not args.ik or len(args.ik) != len(args.inputs):
+        raise CalibrationError(describe(args.inputs[0], "method motion needs one --ik motion per "
+                                        "calibration trial", "pass each trial's ik.mot"))
+    config = study.config
+    setup = study.model_setup(args.subject)
+    skeleton = load_skeleton(args.model)
+    motion = motion_trials(skeleton, fit_batch, args.ik,
+                           trial_loads(args.external_loads or [], args.grf or [],
+                                       fit_batch.n_trials),
+                           cutoff_hz=config.get("opensim", {}).get("id", {}).get("cutoff_hz"))
+    mass = study.subject(args.subject).get("mass_kg")
+    outcome = calibrate_motion(spec, fit_batch, cfg, skeleton, motion,
+                               known_bodies=setup.get("known_bodies") or (),
+                               body_mass_kg=None if mass in (None, "") else float(mass),
+                               source=f"subject {args.subject}")
+    ident = analyse_identifiability(outcome.objective, outcome.p, cfg)
+    labels = _trial_labels(args.inputs)
+    with torch.no_grad():
+        output = outcome.objective.simulate(torch.as_tensor(outcome.p, dtype=torch.float64),
+                                            batch)
+    u = outcome.uncertainty
+    document = parameters_document(
+        spec, outcome.p, method="motion", tendon=outcome.objective.tendon,
+        standard_errors=u.muscle_se, identifiability=ident.to_json(),
+        provenance=provenance(config, seed=seed, inputs=[args.model, *args.inputs, *args.ik]),
+        emd_s=outcome.objective.emd_s,
+        loss={"total": outcome.loss, "tracking": outcome.tracking, "penalty": outcome.penalty},
+        wall_s=outcome.wall_s, iterations=outcome.evaluations, optimiser="least_squares",
+        converged=outcome.stopped != "max_evaluations", stopped=outcome.stopped,
+        objective={"name": "equation_error"}, bodies=bodies_document(outcome),
+        motion=motion_document(outcome), subject=args.subject, dof_names=list(batch.dof_names),
+        tracked_dofs=tracked, calibration_trials=labels,
+        calibration_fit=batch_metrics(batch, output, labels, mean_over=tracked))
+    log.info("motion calibration: loss %.6g (equation error %.6g, penalty %.3g), %d "
+             "evaluations, %.2f s", outcome.loss, outcome.tracking, outcome.penalty,
+             outcome.evaluations, outcome.wall_s)
+    out_dir = Path(args.out_dir)
+    write_text_atomic(out_dir / "history.tsv", history_tsv(outcome.history))
+    per_mtu = {name: {k: entry[k]["value"] for k in ("optimal_fiber_length_m",
+                                                     "tendon_slack_length_m",
+                                                     "max_isometric_force_n")}
+               for name, entry in document["mtus"].items()}
+    write_calibrated_osim(args.model, out_dir / "calibrated.osim", per_mtu,
+                          bodies=body_properties(outcome))
     write_parameters(out_dir / "parameters.json", document)
     log.info("wrote %s/{parameters.json,calibrated.osim,history.tsv}", out_dir)
     return 0
@@ -218,7 +294,7 @@ def _execute(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="study folder (config.yaml)")
     parser.add_argument("--subject", required=True, help="subject name (subjects.tsv)")
-    parser.add_argument("--method", required=True, choices=("gradient", "annealing"))
+    parser.add_argument("--method", required=True, choices=("gradient", "annealing", "motion"))
     parser.add_argument("--out-dir", required=True, help="results/<subject>/calibration/<method>")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest for these small tensors)")
@@ -247,6 +323,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "tendon slack lengths, forces, activation parameters, strengths); "
                              "relative bounds are taken relative to them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--ik", nargs="+", default=None,
+                        help="method motion: ik.mot of each calibration trial (same order)")
+    parser.add_argument("--external-loads", nargs="+", default=None,
+                        help="method motion: ExternalLoads XML of each trial (none: no loads)")
+    parser.add_argument("--grf", nargs="+", default=None,
+                        help="method motion: the GRF .mot each ExternalLoads reads (none: none)")
     parser = add_command(subparsers, "execute", _execute,
                          "run the calibrated model on validation (metrics.json) and calibration "
                          "trials; write each trial's model outputs under execution/")

@@ -230,13 +230,13 @@ MAX_MOMENT_NM_PER_KG = 5.0
 def _warn_implausible_moments(sto: str | Path, mass_kg: float, trial: str) -> None:
     import numpy as np
 
-    from pipeline.io.opensim_files import read_storage
+    from pipeline.io.opensim_files import read_sto
 
-    table = read_storage(sto)
+    table = read_sto(sto, fix="rerun the ID step")
     for i, label in enumerate(table.labels):
-        if not label.endswith("_moment") or not len(table.times_s):
+        if not label.endswith("_moment") or not len(table.time_s):
             continue
-        peak = float(np.nanmax(np.abs(table.values[:, i])))
+        peak = float(np.nanmax(np.abs(table.data[:, i])))
         if peak > MAX_MOMENT_NM_PER_KG * mass_kg:
             log.warning("%s: trial %s, %s peaks at %.1f N m = %.1f N m/kg, above the plausible "
                         "%.0f N m/kg for a %.1f kg subject. Fix: check mass_kg in subjects.tsv, "

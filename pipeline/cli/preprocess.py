@@ -87,7 +87,7 @@ def _mapped_markers(study: Any, subject: str, recording: Any) -> Any:
 
 def cmd_forceplates(args: argparse.Namespace) -> None:
     from pipeline.io.c3d import read_c3d, require_markers
-    from pipeline.io.opensim_files import write_storage
+    from pipeline.io.opensim_files import write_sto
     from pipeline.osim.external_loads import write_external_loads
     from pipeline.signals.grf import ground_reactions
 
@@ -105,7 +105,7 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
     feet = study.model_setup(args.subject).get("foot_bodies") or {}
     bodies = {"r": args.right_body or feet.get("right", "calcn_r"),
               "l": args.left_body or feet.get("left", "calcn_l")}
-    write_storage(args.mot, grf.table)
+    write_sto(args.mot, grf.table)
     try:
         write_external_loads(args.xml, datafile=Path(args.mot).name, bodies=bodies)
     except BaseException:
@@ -116,7 +116,7 @@ def cmd_forceplates(args: argparse.Namespace) -> None:
 
 def cmd_emg_envelope(args: argparse.Namespace) -> None:
     from pipeline.io.c3d import read_c3d
-    from pipeline.io.opensim_files import write_storage
+    from pipeline.io.opensim_files import write_sto
     from pipeline.signals.emg import envelope_table
 
     study = _study(args)
@@ -148,7 +148,7 @@ def cmd_emg_envelope(args: argparse.Namespace) -> None:
                            options=study.config["emg"], file=path, quiet_channels=flagged)
     if quality is not None:
         write_json_atomic(args.quality, quality)
-    write_storage(args.out, table)
+    write_sto(args.out, table)
     log.info("wrote %s (%d channels%s)", args.out, len(table.labels),
              f", from {args.emg_sto}" if args.emg_sto else "")
 
@@ -200,7 +200,7 @@ def _raw_emg_analogs(study: Any, args: argparse.Namespace, *,
 
 
 def cmd_emg_maxima(args: argparse.Namespace) -> None:
-    from pipeline.io.opensim_files import read_storage
+    from pipeline.io.opensim_files import read_sto
     from pipeline.signals.emg import envelope_maxima
 
     study = _study(args)
@@ -214,7 +214,7 @@ def cmd_emg_maxima(args: argparse.Namespace) -> None:
         raise ConfigError(describe(Path(args.study) / "trials.tsv", f"subject {args.subject} "
                                    "has no MVC or dynamic trial to normalise EMG with",
                                    "add an MVC trial (kind mvc) for the subject"))
-    maxima = envelope_maxima(read_storage(p) for p in args.envelopes)
+    maxima = envelope_maxima(read_sto(p) for p in args.envelopes)
     write_json_atomic(args.out, {
         "subject": args.subject, "source": source, "units": "envelope units of the C3D channel",
         "envelopes": [str(p) for p in args.envelopes], "maxima": maxima,
@@ -224,19 +224,19 @@ def cmd_emg_maxima(args: argparse.Namespace) -> None:
 
 
 def cmd_emg_normalise(args: argparse.Namespace) -> None:
-    from pipeline.io.opensim_files import read_storage, read_trc, write_storage
+    from pipeline.io.opensim_files import read_sto, read_trc, write_sto
     from pipeline.signals.emg import normalise
 
     maxima = json.loads(Path(args.maxima).read_text(encoding="utf-8"))["maxima"]
     if args.markers_trc:
         times = read_trc(args.markers_trc).times_s
     elif args.time_base:
-        times = read_storage(args.time_base).times_s
+        times = read_sto(args.time_base).time_s
     else:
         raise ConfigError(describe(None, "emg-normalise needs a time base",
                                    "pass --markers-trc or --time-base"))
-    table = normalise(read_storage(args.envelope), maxima, times_s=times, file=args.envelope)
-    write_storage(args.out, table)
+    table = normalise(read_sto(args.envelope), maxima, times_s=times, file=args.envelope)
+    write_sto(args.out, table)
     log.info("wrote %s (%d channels, %d rows)", args.out, len(table.labels), len(times))
 
 

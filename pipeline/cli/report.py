@@ -12,7 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.study import load_study
 
 log = logging.getLogger(__name__)
-METHOD_CHOICES = ("gradient", "annealing", "synergy_hybrid")
+METHOD_CHOICES = ("gradient", "annealing", "synergy_hybrid", "motion")
 
 
 def _methods(args: argparse.Namespace, study_methods: list[str]) -> list[str]:

@@ -197,24 +197,19 @@ def read_motion(path: str | Path, skeleton: Skeleton) -> tuple[np.ndarray, np.nd
     Columns are named by coordinate or by state path (``/jointset/<joint>/<coordinate>/value``);
     coordinates the file lacks stay at zero.
     """
-    from pipeline.io.opensim_files import read_storage
+    from pipeline.io.opensim_files import read_sto
 
-    table = read_storage(path)
-    by_name = {}
-    for k, label in enumerate(table.labels):
-        parts = label.strip("/").split("/")
-        if len(parts) >= 2 and parts[-1] == "value":
-            by_name[parts[-2]] = k
-        elif len(parts) == 1:
-            by_name[label] = k
-    q = np.zeros((len(table.times_s), skeleton.n_coordinates))
+    table = read_sto(path, error_cls=ModelError, fix="give the IK motion of this model",
+                     state_values=True)
+    by_name = {label: k for k, label in enumerate(table.labels)}
+    q = np.zeros((len(table.time_s), skeleton.n_coordinates))
     found = 0
     for i, name in enumerate(skeleton.coordinates):
         if name in by_name:
             found += 1
-            values = table.values[:, by_name[name]]
+            values = table.data[:, by_name[name]]
             q[:, i] = np.deg2rad(values) if table.in_degrees and skeleton.rotational[i] else values
     if found == 0:
         raise ModelError(describe(path, "no column names a coordinate of the model",
                                   "give the IK motion of this model"))
-    return table.times_s, q
+    return table.time_s, q

@@ -17,7 +17,7 @@ import torch
 
 from pipeline.dynamics.skeleton import Skeleton, kinematics
 from pipeline.errors import IDError, describe
-from pipeline.io.opensim_files import read_storage
+from pipeline.io.opensim_files import read_sto
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ def _columns(table, prefix: str, path) -> np.ndarray | None:
     return np.column_stack([table.column(label) for label in labels])
 
 
-def read_external_loads(xml_path: str | Path, skeleton: Skeleton,
-                        times_s: np.ndarray) -> list[AppliedLoad]:
-    """The ExternalForces of ``xml_path``, linearly interpolated at ``times_s``."""
+def read_external_loads(xml_path: str | Path, skeleton: Skeleton, times_s: np.ndarray, *,
+                        data_path: str | Path | None = None) -> list[AppliedLoad]:
+    """The ExternalForces of ``xml_path``, linearly interpolated at ``times_s``; ``data_path``
+    replaces the data file the XML names (as OpenSim's ID tool's ``--grf``)."""
     xml_path = Path(xml_path)
     try:
         root = ET.parse(xml_path).getroot()
@@ -79,32 +80,33 @@ def read_external_loads(xml_path: str | Path, skeleton: Skeleton,
                 or _text(force_el, "appliesForce", "true").lower() == "false"):
             continue
         source = datafile or _text(force_el, "data_source_name")  # datafile overrides
-        data_path = xml_path.parent / source
+        path = xml_path.parent / source if data_path is None else Path(data_path)
         if source not in tables:
-            if not data_path.is_file():
-                raise IDError(describe(xml_path, f"data file '{source}' not found beside it",
+            if not path.is_file():
+                raise IDError(describe(xml_path, f"data file '{path.name}' not found",
                                        "put the .mot next to the ExternalLoads file"))
-            tables[source] = read_storage(data_path)
+            tables[source] = read_sto(path, error_cls=IDError,
+                                      fix="give the external loads as an OpenSim .mot")
         table = tables[source]
 
         def at_times(values, table=table):
             if values is None:
                 return None
-            return np.column_stack([np.interp(times_s, table.times_s, values[:, k])
+            return np.column_stack([np.interp(times_s, table.time_s, values[:, k])
                                     for k in range(3)])
 
         body = frame(_text(force_el, "applied_to_body"))
         if body < 0:
             raise IDError(describe(xml_path, "an ExternalForce is applied to ground",
                                    "apply external forces to a body"))
-        force = at_times(_columns(table, _text(force_el, "force_identifier"), data_path))
+        force = at_times(_columns(table, _text(force_el, "force_identifier"), path))
         if force is None:
             raise IDError(describe(xml_path, "an ExternalForce has no force_identifier",
                                    "name the force columns"))
         out.append(AppliedLoad(
             body=body, force=force,
-            point=at_times(_columns(table, _text(force_el, "point_identifier"), data_path)),
-            torque=at_times(_columns(table, _text(force_el, "torque_identifier"), data_path)),
+            point=at_times(_columns(table, _text(force_el, "point_identifier"), path)),
+            torque=at_times(_columns(table, _text(force_el, "torque_identifier"), path)),
             force_frame=frame(_text(force_el, "force_expressed_in_body", "ground")),
             point_frame=frame(_text(force_el, "point_expressed_in_body", "ground"))))
     return out

@@ -21,7 +21,7 @@ from pipeline.calibrate.spec import ParameterSpec
 from pipeline.fileio import write_text_atomic
 from pipeline.interop.ceinms_subject import fmt, text_element, xml_document
 from pipeline.io.nms_inputs import NMSTrial
-from pipeline.io.opensim_files import StorageTable, write_storage
+from pipeline.io.opensim_files import StoTable, write_sto
 
 #: Project kind -> CEINMS parameter name.
 PARAMETER_NAMES = {"c1": "c1", "c2": "c2", "shape_factor": "shapeFactor",
@@ -35,9 +35,9 @@ def write_storage_columns(path: Path, name: str, time_s: np.ndarray, columns: Se
                           data: np.ndarray) -> None:
     """A storage file CEINMS reads, every double written exactly; ``data`` is
     ``(column, time)``."""
-    write_storage(path, StorageTable(tuple(columns), np.asarray(time_s, dtype=float),
-                                     np.asarray(data, dtype=float).T, name=name),
-                  float_format="%.17g")
+    write_sto(path, StoTable(np.asarray(time_s, dtype=float), tuple(columns),
+                             np.asarray(data, dtype=float).T, name=name),
+              float_format="%.17g")
 
 
 def write_trial(folder: str | Path, trial: NMSTrial, *, excitation_time_s: np.ndarray | None = None,

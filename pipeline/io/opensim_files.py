@@ -1,14 +1,17 @@
 """OpenSim text files: ``.trc`` markers and ``.mot``/``.sto`` storage tables (write and read).
 
-Writers are atomic (a temporary file renamed on success). Values are written with ``%.10g``;
-missing marker samples are written as ``NaN``, which OpenSim's ``TRCFileAdapter`` reads as
-missing. Readers accept CRLF line endings and honour ``inDegrees``.
+One table type per format (:class:`MarkerTable`, :class:`StoTable`), one reader and one writer
+each; the readers are text parsers (no OpenSim needed) tested against OpenSim's own readers.
+Writers are atomic (a temporary file renamed on success). Values are written with ``%.10g``
+unless a caller asks for another format; missing samples are written as ``NaN``, which
+OpenSim's ``TRCFileAdapter`` and ``STOFileAdapter`` read as missing. Readers accept CRLF line
+endings; the storage reader honours ``inDegrees``.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +34,6 @@ class MarkerTable:
     times_s: np.ndarray
     xyz_m: np.ndarray
     rate_hz: float
-
-
-@dataclass(frozen=True)
-class StorageTable:
-    """A ``.mot``/``.sto`` table: ``values`` is (row, column) without the time column."""
-
-    labels: tuple[str, ...]
-    times_s: np.ndarray
-    values: np.ndarray
-    name: str = ""
-    in_degrees: bool = False
-
-    def column(self, label: str) -> np.ndarray:
-        return self.values[:, self.labels.index(label)]
 
 
 def _matrix_text(matrix: np.ndarray, first_columns: list[str] | None = None, *,
@@ -117,79 +106,115 @@ def read_trc(path: str | Path, *, error_cls: type[PipelineError] = OpenSimFileEr
     return MarkerTable(labels, data[:, 1], xyz, rate)
 
 
-def write_storage(path: str | Path, table: StorageTable, *,
-                  float_format: str = FLOAT_FORMAT) -> None:
-    """Write an OpenSim storage file (``.mot`` or ``.sto``, version 1 header) atomically
-    (``float_format="%.17g"`` writes every double exactly)."""
-    path = Path(path)
-    n_rows, n_columns = len(table.times_s), len(table.labels) + 1
+@dataclass(frozen=True)
+class StoTable:
+    """A ``.sto``/``.mot`` time series: ``data`` is (row, column) without the time column;
+    angles as in the file (``in_degrees``); ``name`` is the file's first header line."""
+
+    time_s: np.ndarray
+    labels: tuple[str, ...]
+    data: np.ndarray
+    name: str = field(default="", kw_only=True)
+    in_degrees: bool = field(default=False, kw_only=True)
+
+    def column(self, label: str) -> np.ndarray:
+        return self.data[:, self.labels.index(label)]
+
+    def window(self, t0_s: float, t1_s: float) -> StoTable:
+        """The rows with ``t0_s <= time <= t1_s`` (1 ns tolerance)."""
+        keep = (self.time_s >= t0_s - 1e-9) & (self.time_s <= t1_s + 1e-9)
+        return replace(self, time_s=self.time_s[keep], data=self.data[keep])
+
+
+def format_sto(table: StoTable, *, name: str | None = None,
+               float_format: str = FLOAT_FORMAT) -> str:
+    """Text of a version-1 OpenSim storage file (``.sto``/``.mot``) for ``table``; the first
+    header line is ``name``, else ``table.name``, else ``table`` (``float_format="%.17g"``
+    writes every double exactly)."""
+    n_rows = len(table.time_s)
+    data = np.asarray(table.data, dtype=float).reshape(n_rows, -1)
+    if data.shape[1] != len(table.labels):
+        raise ValueError(f"{data.shape[1]} data columns for {len(table.labels)} labels")
     head = [
-        table.name or path.stem,
+        name or table.name or "table",
         "version=1",
         f"nRows={n_rows}",
-        f"nColumns={n_columns}",
+        f"nColumns={len(table.labels) + 1}",
         f"inDegrees={'yes' if table.in_degrees else 'no'}",
         "endheader",
         "time\t" + "\t".join(table.labels),
     ]
-    data = np.column_stack([table.times_s, np.asarray(table.values).reshape(n_rows, -1)])
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(head) + "\n" + _matrix_text(data, float_format=float_format),
-                       encoding="utf-8")
+    body = _matrix_text(np.column_stack([np.asarray(table.time_s, dtype=float), data]),
+                        float_format=float_format)
+    return "\n".join(head) + "\n" + body
 
 
-def read_storage(path: str | Path) -> StorageTable:
-    """Read a ``.mot``/``.sto`` file (any header before ``endheader``; ``inDegrees`` as OpenSim
-    reads it)."""
+def write_sto(path: str | Path, table: StoTable, *, float_format: str = FLOAT_FORMAT) -> None:
+    """Write ``table`` as an OpenSim storage file (``.sto``/``.mot``) atomically; the header
+    name is ``table.name``, else the file's stem."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = format_sto(table, name=table.name or path.stem, float_format=float_format)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def read_sto(path: str | Path, *, error_cls: type[PipelineError] = OpenSimFileError,
+             fix: str = "rerun the step that writes it", require_rows: bool = False,
+             state_values: bool = False) -> StoTable:
+    """Read an OpenSim storage file (``.sto``/``.mot``) as OpenSim's ``Storage`` reads it.
+
+    Any header lines before ``endheader`` (version 1 to 3, or an old SIMM-style header);
+    column labels separated by tabs (by blanks when the line has no tab); values separated by
+    tabs or blanks; CRLF line endings; ``NaN``/``nan`` as not-a-number; ``inDegrees`` as
+    OpenSim reads it (a file without ``version`` and ``inDegrees`` lines is in degrees).
+
+    A missing or unreadable file, and with ``require_rows`` a table without rows, raise
+    ``error_cls`` with a message naming the file, the cause and ``fix``. With ``state_values``,
+    state-path labels name their coordinate (``/jointset/hip_r/hip_flexion_r/value`` ->
+    ``hip_flexion_r``) and the ``/speed``, ``/activation`` and ``/fiber_length`` columns of a
+    states file are dropped (:func:`state_value_columns`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        cause = "is a folder, not a file" if path.is_dir() else "file does not exist"
+        raise error_cls(describe(path, cause, fix))
     try:
-        end = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "endheader")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        end = next((i for i, ln in enumerate(lines) if ln.strip().lower() == "endheader"), None)
+        if end is None:
+            raise ValueError("no 'endheader' line")
         header = {}
         for ln in lines[:end]:
             if "=" in ln:
                 key, _, value = ln.partition("=")
                 header[key.strip()] = value.strip()
-        columns = lines[end + 1].split("\t")
-        rows = [ln for ln in lines[end + 2:] if ln.strip()]
-        data = np.loadtxt(io.StringIO("\n".join(rows)), ndmin=2) if rows else np.zeros(
-            (0, len(columns)))
-    except (StopIteration, IndexError, ValueError) as exc:
-        raise OpenSimFileError(describe(path, f"not a valid storage file ({exc})",
-                                        "regenerate it with the pipeline step that writes it"))\
-            from exc
-    return StorageTable(tuple(c.strip() for c in columns[1:]), data[:, 0], data[:, 1:],
-                        name=lines[0].strip() if end > 0 else "",
-                        in_degrees=_in_degrees(header))
+        start = next((i for i in range(end + 1, len(lines)) if lines[i].strip()), None)
+        if start is None:
+            raise ValueError("no column labels after 'endheader'")
+        text = lines[start].strip()
+        columns = [c.strip() for c in (text.split("\t") if "\t" in text else text.split())]
+        rows = [ln for ln in lines[start + 1:] if ln.strip()]
+        data = (np.loadtxt(io.StringIO("\n".join(rows)), ndmin=2, dtype=float) if rows
+                else np.zeros((0, len(columns))))
+        if data.shape[1] != len(columns):
+            raise ValueError(f"{len(columns)} column labels but {data.shape[1]} values a row")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise error_cls(describe(path, f"not a readable .sto/.mot table ({exc})", fix)) from exc
+    if require_rows and not len(data):
+        raise error_cls(describe(path, "table has no rows", fix))
+    table = StoTable(data[:, 0], tuple(columns[1:]), data[:, 1:],
+                     name=lines[0].strip() if end > 0 else "", in_degrees=_in_degrees(header))
+    return state_value_columns(table) if state_values else table
 
 
-def _in_degrees(header: dict[str, str]) -> bool:
-    """``inDegrees`` as OpenSim's ``Storage`` reads it: an old (SIMM-style) file without a
-    ``version`` line and without ``inDegrees`` holds angles in degrees."""
-    if "inDegrees" in header:
-        return header["inDegrees"].lower() == "yes"
-    return "version" not in header
-
-
-# --------------------------------------------------------------------------------------------
-# Tables read with OpenSim's own Storage, so that old SIMM-style headers work too
-
-
-@dataclass(frozen=True)
-class Table:
-    """A time series: ``data`` has shape (time, column); angles as in the file (``in_degrees``)."""
-
-    time_s: np.ndarray
-    labels: tuple[str, ...]
-    data: np.ndarray
-    in_degrees: bool = False
-
-    def column(self, label: str) -> np.ndarray:
-        return self.data[:, self.labels.index(label)]
-
-    def window(self, t0_s: float, t1_s: float) -> Table:
-        keep = (self.time_s >= t0_s - 1e-9) & (self.time_s <= t1_s + 1e-9)
-        return Table(self.time_s[keep], self.labels, self.data[keep], self.in_degrees)
+def state_value_columns(table: StoTable) -> StoTable:
+    """The value columns of a states table, named by coordinate: ``.../<coordinate>/value`` ->
+    ``<coordinate>``; ``/speed``, ``/activation`` and ``/fiber_length`` columns dropped; other
+    labels unchanged."""
+    keep = [i for i, label in enumerate(table.labels)
+            if not label.endswith(("/speed", "/activation", "/fiber_length"))]
+    names = tuple(_coordinate_label(table.labels[i]) for i in keep)
+    return replace(table, labels=names, data=table.data[:, keep])
 
 
 def _coordinate_label(label: str) -> str:
@@ -199,54 +224,9 @@ def _coordinate_label(label: str) -> str:
     return label
 
 
-def read_table(path: str | Path, *, error_cls: type[PipelineError] = PipelineError,
-               fix: str = "rerun the step that writes it") -> Table:
-    """Read a ``.sto``/``.mot`` file. State-path labels (``.../<coord>/value``) become names."""
-    import opensim as osim
-
-    path = Path(path)
-    if not path.is_file():
-        raise error_cls(describe(path, "file does not exist", fix))
-    try:
-        storage = osim.Storage(str(path))
-        labels_os = storage.getColumnLabels()
-        labels = [labels_os.get(i) for i in range(labels_os.getSize())]
-        n_rows, n_cols = storage.getSize(), len(labels) - 1
-        time_s = np.empty(n_rows)
-        data = np.empty((n_rows, n_cols))
-        for i in range(n_rows):
-            row = storage.getStateVector(i)
-            time_s[i] = row.getTime()
-            values = row.getData()
-            data[i] = [values.get(j) for j in range(n_cols)]
-        in_degrees = bool(storage.isInDegrees())
-    except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise error_cls(describe(path, f"cannot be read as a .sto/.mot table ({first})",
-                                 fix)) from exc
-    if n_rows == 0:
-        raise error_cls(describe(path, "table has no rows", fix))
-    names = [_coordinate_label(lab) for lab in labels[1:]]
-    keep = [i for i, lab in enumerate(labels[1:]) if not lab.endswith(("/speed", "/activation",
-                                                                       "/fiber_length"))]
-    return Table(time_s, tuple(names[i] for i in keep), data[:, keep], in_degrees)
-
-
-def format_table(table: Table, *, name: str = "table") -> str:
-    """Text of a version-1 ``.sto`` file for ``table``."""
-    n_rows, n_cols = table.data.shape
-    header = (f"{name}\nversion=1\nnRows={n_rows}\nnColumns={n_cols + 1}\n"
-              f"inDegrees={'yes' if table.in_degrees else 'no'}\nendheader\n")
-    buffer = io.StringIO()
-    buffer.write(header)
-    buffer.write("\t".join(("time", *table.labels)) + "\n")
-    np.savetxt(buffer, np.column_stack([table.time_s, table.data]), fmt="%.12g",
-               delimiter="\t")
-    return buffer.getvalue()
-
-
-def write_table(path: str | Path, table: Table, *, name: str | None = None) -> None:
-    """Write ``table`` as a ``.sto`` file atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(format_table(table, name=name or path.stem), encoding="utf-8")
+def _in_degrees(header: dict[str, str]) -> bool:
+    """``inDegrees`` as OpenSim's ``Storage`` reads it: an old (SIMM-style) file without a
+    ``version`` line and without ``inDegrees`` holds angles in degrees."""
+    if "inDegrees" in header:
+        return header["inDegrees"].lower() == "yes"
+    return "version" not in header

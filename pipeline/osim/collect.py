@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError, IDError, MuscleAnalysisError, describe
 from pipeline.io.nms_inputs import NMSTrial
-from pipeline.io.opensim_files import Table, read_table
+from pipeline.io.opensim_files import StoTable, read_sto
 from pipeline.osim.muscle_analysis import read_muscle_analysis
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def collect_nms_trial(
     lengths = geometry.mtu_length_m[rows][:, keep]
     arms = geometry.moment_arm_m[rows][:, :, keep]
 
-    emg = read_table(emg_path, error_cls=ConfigError, fix="rerun the C3D/EMG stage")
+    emg = read_sto(emg_path, error_cls=ConfigError, fix="rerun the C3D/EMG stage",
+                   require_rows=True, state_values=True)
     excitation = _mapped_excitation(emg, emg_path, time_s, excitations)
     # EMG recorded before the window (up to LEAD_S, on the same time step) for the delay.
     step = float(np.median(np.diff(time_s))) if len(time_s) > 1 else 0.0
@@ -104,7 +105,8 @@ def collect_nms_trial(
     excitation = np.where(np.isnan(excitation), np.nan, np.clip(excitation, 0.0, 1.0))
     before = np.where(np.isnan(before), np.nan, np.clip(before, 0.0, 1.0))
 
-    inverse = read_table(id_path, error_cls=IDError, fix="rerun the ID step")
+    inverse = read_sto(id_path, error_cls=IDError, fix="rerun the ID step", require_rows=True,
+                       state_values=True)
     moments = np.empty((len(dofs), len(time_s)))
     for j, dof in enumerate(dofs):
         label = next((c for c in (f"{dof}_moment", f"{dof}_force") if c in inverse.labels), None)
@@ -131,7 +133,7 @@ def collect_nms_trial(
                     id_moment_nm=moments, meta=full_meta, excitation_before=before)
 
 
-def _mapped_excitation(emg: Table, emg_path: Path, time_s: np.ndarray,
+def _mapped_excitation(emg: StoTable, emg_path: Path, time_s: np.ndarray,
                        excitations: Mapping[str, Mapping[str, float]]) -> np.ndarray:
     """``(muscle, time)`` weighted sums of EMG columns at ``time_s`` (NaN: no EMG mapped, or
     outside the recording)."""

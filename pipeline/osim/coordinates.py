@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError, describe
-from pipeline.io.opensim_files import Table
+from pipeline.io.opensim_files import StoTable
 
 
-def coordinate_values_si(model: Any, table: Table) -> dict[str, np.ndarray]:
+def coordinate_values_si(model: Any, table: StoTable) -> dict[str, np.ndarray]:
     """Model coordinates found in ``table``, in rad or m (degrees converted per motion type)."""
     import opensim as osim
 
@@ -45,7 +45,7 @@ def coupler_dependents(model: Any) -> list[tuple[str, list[str], Any]]:
     return items
 
 
-def consistent_coordinates(model: Any, table: Table) -> tuple[Table, bool]:
+def consistent_coordinates(model: Any, table: StoTable) -> tuple[StoTable, bool]:
     """The model's coordinates in ``table`` in SI units under their own names, with the dependent
     coordinates of coupler constraints recomputed from their constraint; and whether this
     differs from ``table`` in what OpenSim would read (state-path labels, other columns, or
@@ -64,7 +64,7 @@ def consistent_coordinates(model: Any, table: Table) -> tuple[Table, bool]:
             changed = True
         values[dep] = computed
     data = np.column_stack(list(values.values())) if values else np.empty((len(table.time_s), 0))
-    return Table(table.time_s, tuple(values), data, False), changed
+    return StoTable(table.time_s, tuple(values), data), changed
 
 
 def check_coordinate_ranges(model: Any, values: dict[str, np.ndarray], *, file: str | Path,

@@ -23,6 +23,7 @@ import difflib
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -37,7 +38,7 @@ from pipeline.errors import (
     describe,
 )
 from pipeline.fileio import atomic_path, write_text_atomic
-from pipeline.io.opensim_files import Table, read_table
+from pipeline.io.opensim_files import StoTable, read_sto, write_sto
 from pipeline.osim.model_io import coordinate_names, load_model, muscle_names
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def place_grf(mot_src: str | Path, xml_src: str | Path, *, mot_out: str | Path,
     forces = loads.findall("./objects/ExternalForce") if loads is not None else []
     if loads is None or not forces:
         raise IDError(describe(xml_src, "has no ExternalLoads with ExternalForce objects", fix))
-    grf = read_table(mot_src, error_cls=IDError, fix="give the GRF as an OpenSim .mot")
+    grf = read_sto(mot_src, error_cls=IDError, fix="give the GRF as an OpenSim .mot",
+                   require_rows=True, state_values=True)
     missing = []
     for force in forces:
         for tag in ("force_identifier", "point_identifier", "torque_identifier"):
@@ -161,17 +163,17 @@ def place_coordinates(src: str | Path, out: str | Path, *, dofs: Sequence[str]) 
         raise IKError(describe(src, "the header does not say inDegrees=yes or inDegrees=no, so "
                                "the angle units are unknown", "add the line inDegrees=yes "
                                "(or no, for radians) before endheader"))
-    table = read_table(src, error_cls=IKError, fix="give IK coordinates as an OpenSim .mot/.sto")
+    table = read_sto(src, error_cls=IKError, fix="give IK coordinates as an OpenSim .mot/.sto",
+                     require_rows=True, state_values=True)
     _check_columns(src, table.labels, dofs, IKError, "coordinate")
-    from pipeline.io.opensim_files import write_table
-
-    write_table(out, Table(table.time_s, table.labels, table.data, flag == "yes"), name="ik")
+    write_sto(out, replace(table, name="ik", in_degrees=flag == "yes"), float_format="%.12g")
 
 
 def place_moments(src: str | Path, out: str | Path, *, dofs: Sequence[str]) -> None:
     """Copy an ID ``.sto`` after checking it has ``<dof>_moment`` (or ``_force``) per dof."""
     src = Path(src)
-    table = read_table(src, error_cls=IDError, fix="give ID generalized forces as a .sto")
+    table = read_sto(src, error_cls=IDError, fix="give ID generalized forces as a .sto",
+                     require_rows=True, state_values=True)
     missing = [d for d in dofs
                if f"{d}_moment" not in table.labels and f"{d}_force" not in table.labels]
     if missing:
@@ -195,7 +197,8 @@ def place_envelopes(src: str | Path, out: str | Path, *, emg_names: Sequence[str
                                    "models.<model>.excitations is in drop_emg)",
                                    "keep at least one EMG channel, or give the trial no "
                                    "emg_file"))
-    table = read_table(src, error_cls=ConfigError, fix="give EMG envelopes as an OpenSim .sto")
+    table = read_sto(src, error_cls=ConfigError, fix="give EMG envelopes as an OpenSim .sto",
+                     require_rows=True, state_values=True)
     _check_columns(src, table.labels, emg_names, ConfigError, "EMG")
     values = np.column_stack([table.column(n) for n in emg_names])
     peak, low = float(np.nanmax(values)), float(np.nanmin(values))
@@ -209,21 +212,20 @@ def place_envelopes(src: str | Path, out: str | Path, *, emg_names: Sequence[str
                                    " in config.yaml to process raw EMG"))
     if low < 0.0:
         log.info("%s: envelopes dip to %.4g; set to 0", src, low)
-    from pipeline.io.opensim_files import write_table
-
-    write_table(out, Table(table.time_s, tuple(emg_names), np.clip(values, 0.0, 1.0)),
-                name="emg")
+    write_sto(out, StoTable(table.time_s, tuple(emg_names), np.clip(values, 0.0, 1.0),
+                            name="emg"), float_format="%.12g")
 
 
 def raw_emg_table(src: str | Path, *, emg_names: Sequence[str],
-                  optional_names: Sequence[str] = ()) -> tuple[Table, float]:
+                  optional_names: Sequence[str] = ()) -> tuple[StoTable, float]:
     """Raw EMG columns ``emg_names`` of a ``.sto`` and its sample rate (uniform sampling).
 
     ``optional_names`` (e.g. channels dropped by ``drop_emg``) are added after ``emg_names``
     where the file has them, and are not required.
     """
     src = Path(src)
-    table = read_table(src, error_cls=ConfigError, fix="give raw EMG as an OpenSim .sto")
+    table = read_sto(src, error_cls=ConfigError, fix="give raw EMG as an OpenSim .sto",
+                     require_rows=True, state_values=True)
     _check_columns(src, table.labels, emg_names, ConfigError, "EMG")
     steps = np.diff(table.time_s)
     if len(steps) < 2 or steps.min() <= 0 or steps.max() - steps.min() > 1e-3 * steps.mean():
@@ -232,7 +234,7 @@ def raw_emg_table(src: str | Path, *, emg_names: Sequence[str],
     names = [*emg_names, *(n for n in optional_names
                            if n in table.labels and n not in emg_names)]
     values = np.column_stack([table.column(n) for n in names])
-    return Table(table.time_s, tuple(names), values), float(1.0 / steps.mean())
+    return StoTable(table.time_s, tuple(names), values), float(1.0 / steps.mean())
 
 
 def _check_columns(src: Path, labels: Sequence[str], wanted: Sequence[str],

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IKError, describe
-from pipeline.io.opensim_files import read_table, read_trc
+from pipeline.io.opensim_files import read_sto, read_trc
 from pipeline.osim.model_io import load_model
 from pipeline.osim.scale import (
     apply_marker_weights,
@@ -187,7 +187,7 @@ def _check_tasks(trc: Path, tasks: Mapping[str, float], model_markers: set[str],
 
 def _check_errors(errors_path: Path, trc: Path, *, max_rms_error_m: float,
                   on_error: str) -> tuple[float, float, float, int]:
-    table = read_table(errors_path, error_cls=IKError)
+    table = read_sto(errors_path, error_cls=IKError, require_rows=True, state_values=True)
     rms = table.column("marker_error_RMS")
     worst = table.column("marker_error_max")
     above = rms > max_rms_error_m

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import IDError, describe
-from pipeline.io.opensim_files import format_table, read_table
+from pipeline.io.opensim_files import format_sto, read_sto
 from pipeline.osim.coordinates import (
     check_coordinate_ranges,
     consistent_coordinates,
@@ -57,7 +57,8 @@ def run_inverse_dynamics(
     out_dir = out_sto.parent
     model = load_model(model_path, error_cls=IDError,
                        fix="rerun the scale step (results/<subject>/model/scaled.osim)")
-    coordinates = read_table(coordinates_path, error_cls=IDError, fix="rerun the IK step")
+    coordinates = read_sto(coordinates_path, error_cls=IDError, fix="rerun the IK step",
+                           require_rows=True, state_values=True)
     values = coordinate_values_si(model, coordinates)
     if not values:
         raise IDError(describe(coordinates_path, "no column names a coordinate of the model "
@@ -104,8 +105,9 @@ def run_inverse_dynamics(
             # give it the model's coordinates under their names, constraints satisfied.
             log.info("%s: writing the model's coordinates (names, rad, coupled coordinates "
                      "from their constraints) to %s", coordinates_path, COORDINATES_NAME)
-            (stage / COORDINATES_NAME).write_text(format_table(consistent, name="coordinates"),
-                                                  encoding="utf-8")
+            (stage / COORDINATES_NAME).write_text(
+                format_sto(consistent, name="coordinates", float_format="%.12g"),
+                encoding="utf-8")
             moves.append((stage / COORDINATES_NAME, out_dir / COORDINATES_NAME))
             coordinates_path = out_dir / COORDINATES_NAME
             staged_coordinates = stage / COORDINATES_NAME
@@ -130,7 +132,7 @@ def run_inverse_dynamics(
                                    "check that the external loads name bodies of the model and "
                                    "that the GRF and kinematics overlap in time"))
         _crop(staged_sto, time_range_s)
-        result = read_table(staged_sto, error_cls=IDError)
+        result = read_sto(staged_sto, error_cls=IDError, require_rows=True, state_values=True)
         if not np.all(np.isfinite(result.data)):
             raise IDError(describe(coordinates_path, "inverse dynamics produced NaN or inf",
                                    "check the kinematics and GRF for gaps"))
@@ -181,7 +183,7 @@ def _crop(sto: Path, time_range_s: tuple[float, float], *, tol_s: float = 1e-4) 
     the coordinates and can start one frame before a start time that is not at t = 0."""
     import opensim as osim
 
-    table = read_table(sto, error_cls=IDError)
+    table = read_sto(sto, error_cls=IDError, require_rows=True, state_values=True)
     t = np.asarray(table.time_s)
     outside = (t < time_range_s[0] - tol_s) | (t > time_range_s[1] + tol_s)
     if not outside.any():

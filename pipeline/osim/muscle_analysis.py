@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import MuscleAnalysisError, describe
-from pipeline.io.opensim_files import Table, format_table, read_table
+from pipeline.io.opensim_files import StoTable, format_sto, read_sto
 from pipeline.osim.coordinates import check_coordinate_ranges, coordinate_values_si
 from pipeline.osim.model_io import coordinate_names, load_model, muscle_names
 from pipeline.osim.staging import array_str, print_setup, publish, rel, staging_dir
@@ -102,7 +102,7 @@ class _Couplers:
         return {dep for dep, _, _ in self.items}
 
 
-def compute_muscle_geometry(model: Any, coordinates: Table, *, mtu_names: Sequence[str],
+def compute_muscle_geometry(model: Any, coordinates: StoTable, *, mtu_names: Sequence[str],
                             coordinate_names: Sequence[str],
                             file: str | Path = "coordinates") -> MuscleGeometry:
     """MTU lengths and moment arms of ``mtu_names`` about ``coordinate_names`` per frame.
@@ -235,7 +235,8 @@ def run_muscle_analysis(model_path: str | Path, coordinates_path: str | Path, *,
     out_dir = Path(out_dir).resolve()
     model = load_model(model_path, error_cls=MuscleAnalysisError,
                        fix="rerun the scale step (results/<subject>/model/scaled.osim)")
-    table = read_table(coordinates_path, error_cls=MuscleAnalysisError, fix="rerun the IK step")
+    table = read_sto(coordinates_path, error_cls=MuscleAnalysisError, fix="rerun the IK step",
+                     require_rows=True, state_values=True)
     if time_range_s is not None:
         table = table.window(*time_range_s)
         if len(table.time_s) < 2:
@@ -250,12 +251,14 @@ def run_muscle_analysis(model_path: str | Path, coordinates_path: str | Path, *,
     with staging_dir(out_dir) as stage:
         files = []
         for j, coord in enumerate(geometry.coordinate_names):
-            arm = Table(geometry.time_s, geometry.mtu_names, geometry.moment_arm_m[:, j, :].T)
+            arm = StoTable(geometry.time_s, geometry.mtu_names,
+                           geometry.moment_arm_m[:, j, :].T, name=f"moment_arm_{coord}")
             (stage / moment_arm_name(coord)).write_text(
-                format_table(arm, name=f"moment_arm_{coord}"), encoding="utf-8")
+                format_sto(arm, float_format="%.12g"), encoding="utf-8")
             files.append((stage / moment_arm_name(coord), out_dir / moment_arm_name(coord)))
-        length = Table(geometry.time_s, geometry.mtu_names, geometry.mtu_length_m.T)
-        (stage / LENGTH_NAME).write_text(format_table(length, name="mtu_length"),
+        length = StoTable(geometry.time_s, geometry.mtu_names, geometry.mtu_length_m.T,
+                          name="mtu_length")
+        (stage / LENGTH_NAME).write_text(format_sto(length, float_format="%.12g"),
                                          encoding="utf-8")
         tool = osim.AnalyzeTool()
         analysis = osim.MuscleAnalysis()
@@ -305,10 +308,12 @@ def read_muscle_analysis(out_dir: str | Path, *,
     fix = ("rerun the muscle-analysis step, or run OpenSim's MuscleAnalysis with these "
            "coordinates in its coordinate list")
     length_path, arm_paths = muscle_analysis_files(out_dir, coordinate_names)
-    length = read_table(length_path, error_cls=MuscleAnalysisError, fix=fix)
+    length = read_sto(length_path, error_cls=MuscleAnalysisError, fix=fix, require_rows=True,
+                      state_values=True)
     arms = []
     for coord in coordinate_names:
-        arm = read_table(arm_paths[coord], error_cls=MuscleAnalysisError, fix=fix)
+        arm = read_sto(arm_paths[coord], error_cls=MuscleAnalysisError, fix=fix,
+                       require_rows=True, state_values=True)
         if len(arm.time_s) != len(length.time_s) or not set(length.labels) <= set(arm.labels):
             raise MuscleAnalysisError(describe(arm_paths[coord],
                                                f"does not match {length_path.name}", fix))

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.errors import ScalingError, describe
 from pipeline.fileio import write_json_atomic
-from pipeline.io.opensim_files import MarkerTable, read_table, read_trc
+from pipeline.io.opensim_files import MarkerTable, read_sto, read_trc
 from pipeline.osim.coordinates import coordinate_values_si
 from pipeline.osim.model_io import load_model
 from pipeline.osim.staging import array_double, array_str, print_setup, publish, rel, staging_dir
@@ -417,7 +417,7 @@ def _marker_errors(model_path: Path, pose_path: Path, markers: MarkerTable,
     marker averaged over ``time_range_s`` (what OpenSim's marker placer reports)."""
     model = load_model(model_path, error_cls=ScalingError)
     state = model.initSystem()
-    pose = read_table(pose_path, error_cls=ScalingError)
+    pose = read_sto(pose_path, error_cls=ScalingError, require_rows=True, state_values=True)
     coords = model.getCoordinateSet()
     for name, values in coordinate_values_si(model, pose).items():
         coords.get(name).setValue(state, float(values[0]), False)

@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline import layout
 from pipeline.errors import PipelineError, describe
 from pipeline.io.nms_inputs import read_nms_trial
-from pipeline.io.opensim_files import read_storage
+from pipeline.io.opensim_files import read_sto
 from pipeline.plots.data import MethodResult, Signals, TrialRecording, TrialResult
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def read_signals(path: Path) -> Signals | None:
     """An OpenSim ``.sto``/``.mot`` file as :class:`Signals`, None when absent."""
     if not path.exists():
         return None
-    table = read_storage(path)
-    return Signals(np.asarray(table.times_s, float), tuple(table.labels),
-                   np.asarray(table.values, float).T.reshape(len(table.labels), -1))
+    table = read_sto(path, error_cls=ResultsError, fix="delete it and rerun the workflow")
+    return Signals(np.asarray(table.time_s, float), tuple(table.labels),
+                   np.asarray(table.data, float).T.reshape(len(table.labels), -1))
 
 
 def read_history(path: Path) -> dict[str, np.ndarray]:

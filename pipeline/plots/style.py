@@ -64,7 +64,8 @@ COLORS = {
     "band": "#009E73",        # allowed range (penalty band)
     "synthesised": "#CC79A7",
 }
-METHOD_COLORS = {"gradient": "#0072B2", "annealing": "#E69F00", "synergy_hybrid": "#009E73"}
+METHOD_COLORS = {"gradient": "#0072B2", "annealing": "#E69F00", "synergy_hybrid": "#009E73",
+                 "motion": "#CC79A7"}
 ANNOTATIONS_ATTR = "pipeline_annotations"
 PANEL_WIDTH_IN = 3.2
 PANEL_HEIGHT_IN = 2.1

@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import C3DError, ConfigError, describe
 from pipeline.io.c3d import Analogs
-from pipeline.io.opensim_files import StorageTable
+from pipeline.io.opensim_files import StoTable
 from pipeline.signals.filters import butter_bandpass, butter_lowpass
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def emg_envelope(raw: np.ndarray, /, *, rate_hz: float,
 def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first_time_s: float,
                    options: Mapping[str, Any], file: str | Path | None = None,
                    min_rate_hz: float = ENVELOPE_MIN_RATE_HZ,
-                   quiet_channels: Collection[str] = ()) -> StorageTable:
+                   quiet_channels: Collection[str] = ()) -> StoTable:
     """Un-normalised envelopes of the mapped channels, decimated to >= ``min_rate_hz``.
 
     ``options`` holds the config ``emg`` section (bandpass_hz, bandpass_order, lowpass_hz,
@@ -132,21 +132,21 @@ def envelope_table(analogs: Analogs, channel_map: Mapping[str, str], /, *, first
         log.warning("%s: %s", file, warning)
     step = max(1, int(analogs.rate_hz // min_rate_hz))
     times = first_time_s + np.arange(env.shape[0]) / analogs.rate_hz
-    return StorageTable(tuple(names), times[::step], env[::step], name="emg_envelope")
+    return StoTable(times[::step], tuple(names), env[::step], name="emg_envelope")
 
 
-def envelope_maxima(envelopes: Iterable[StorageTable], /) -> dict[str, float]:
+def envelope_maxima(envelopes: Iterable[StoTable], /) -> dict[str, float]:
     """Per channel, the maximum envelope across ``envelopes`` (channels may differ by trial)."""
     maxima: dict[str, float] = {}
     for table in envelopes:
         for i, name in enumerate(table.labels):
-            value = float(np.nanmax(table.values[:, i])) if len(table.times_s) else 0.0
+            value = float(np.nanmax(table.data[:, i])) if len(table.time_s) else 0.0
             maxima[name] = max(maxima.get(name, -np.inf), value)
     return maxima
 
 
-def normalise(envelope: StorageTable, maxima: Mapping[str, float], /, *, times_s: np.ndarray,
-              file: str | Path | None = None) -> StorageTable:
+def normalise(envelope: StoTable, maxima: Mapping[str, float], /, *, times_s: np.ndarray,
+              file: str | Path | None = None) -> StoTable:
     """Envelope / maximum per channel, resampled to ``times_s`` and clipped to [0, 1]."""
     columns = []
     for i, name in enumerate(envelope.labels):
@@ -155,7 +155,7 @@ def normalise(envelope: StorageTable, maxima: Mapping[str, float], /, *, times_s
             raise ConfigError(describe(file, f"no positive normalisation maximum for EMG {name!r}",
                                        "include a trial with this channel among the subject's "
                                        "MVC (or dynamic) trials"))
-        column = np.interp(times_s, envelope.times_s, envelope.values[:, i]) / peak
+        column = np.interp(times_s, envelope.time_s, envelope.data[:, i]) / peak
         above = column > 1.0
         if above.any():
             log.warning("%s: EMG %r reaches %.2f after normalisation (%.1f%% of samples above 1, "
@@ -164,4 +164,4 @@ def normalise(envelope: StorageTable, maxima: Mapping[str, float], /, *, times_s
                         float(np.nanmax(column)), 100.0 * float(np.mean(above)))
         columns.append(column)
     values = np.clip(np.column_stack(columns), 0.0, 1.0) if columns else np.zeros((len(times_s), 0))
-    return StorageTable(envelope.labels, np.asarray(times_s), values, name="emg")
+    return StoTable(np.asarray(times_s), envelope.labels, values, name="emg")

@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.errors import C3DError, describe
 from pipeline.io.c3d import C3DRecording
-from pipeline.io.opensim_files import StorageTable
+from pipeline.io.opensim_files import StoTable
 from pipeline.osim.external_loads import grf_columns
 from pipeline.signals.forceplates import (
     Contact,
@@ -30,7 +30,7 @@ SIDES = {"right": "r", "left": "l"}
 
 @dataclass(frozen=True)
 class GroundReactions:
-    table: StorageTable  # per-foot columns, OpenSim frame
+    table: StoTable  # per-foot columns, OpenSim frame
     wrenches: list[PlateWrench]  # per plate, lab frame, analog rate
     contacts: list[Contact]
     times_s: np.ndarray  # analog time base
@@ -85,5 +85,5 @@ def ground_reactions(recording: C3DRecording, /, *, lab_frame: Mapping[str, str]
         w = foot_wrench(wrenches, contacts, foot, rotation=rotation)
         blocks += [w["force_n"][::step], w["point_m"][::step], w["torque_nm"][::step]]
         labels += grf_columns(side)
-    table = StorageTable(tuple(labels), times[::step], np.column_stack(blocks), name="grf")
+    table = StoTable(times[::step], tuple(labels), np.column_stack(blocks), name="grf")
     return GroundReactions(table, wrenches, contacts, times)

@@ -44,7 +44,7 @@ from pipeline.calibrate.spec import MuscleProperties, build_spec
 from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_json_atomic, write_text_atomic
 from pipeline.io.nms_inputs import read_nms_trial
-from pipeline.io.opensim_files import StorageTable, write_storage
+from pipeline.io.opensim_files import StoTable, write_sto
 from pipeline.synergies.figures import plot_synergies
 from pipeline.synergies.hybrid import HybridOptions, HybridResult, calibrate_synergy_hybrid
 from pipeline.synergies.validation import SynthesisedTrials, evaluate, synthesise_unrecorded
@@ -116,12 +116,12 @@ def _write_trial_signals(out_dir: Path, batch: TrialBatch, synthesised: np.ndarr
     for k, trial in enumerate(batch.trial_names):
         n = len(batch.time_s[k])
         time_s = np.asarray(batch.time_s[k])
-        write_storage(out_dir / trial / "synthesised_excitations.sto",
-                      StorageTable(tuple(unrecorded), time_s, synthesised[k, :, :n].T,
-                                   name=f"{trial}_synthesised_excitations"))
-        write_storage(out_dir / trial / "primitives.sto",
-                      StorageTable(tuple(f"synergy{s + 1}" for s in range(primitives.shape[1])),
-                                   time_s, primitives[k, :, :n].T, name=f"{trial}_primitives"))
+        write_sto(out_dir / trial / "synthesised_excitations.sto",
+                  StoTable(time_s, tuple(unrecorded), synthesised[k, :, :n].T,
+                           name=f"{trial}_synthesised_excitations"))
+        write_sto(out_dir / trial / "primitives.sto",
+                  StoTable(time_s, tuple(f"synergy{s + 1}" for s in range(primitives.shape[1])),
+                           primitives[k, :, :n].T, name=f"{trial}_primitives"))
 
 
 def _synergy_summary(result: HybridResult, options: HybridOptions) -> dict[str, Any]:

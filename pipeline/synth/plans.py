@@ -56,6 +56,8 @@ class SubjectPlan:
     static_pose: dict[str, float] = field(default_factory=dict)
     #: functional groups sharing one true strength (and one calibrated strength coefficient)
     strength_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: bodies of known inertia (the dumbbell): they anchor the motion method's force/mass scale
+    known_bodies: tuple[str, ...] = ()
 
     @property
     def emg_names(self) -> tuple[str, ...]:
@@ -77,6 +79,7 @@ class SubjectPlan:
             "dofs": list(self.dofs),
             "force_plates": self.force_plates,
             "unrecorded": list(self.unrecorded),
+            **({"known_bodies": list(self.known_bodies)} if self.known_bodies else {}),
         }
 
 
@@ -158,7 +161,7 @@ def arm_plan(*, small: bool, muscles: tuple[str, ...], dofs: tuple[str, ...]) ->
         mvc_duration_s=2.0 if small else 3.0, force_plates=False,
         unrecorded=("supraspinatus", "brachioradialis"),
         static_pose={"shoulder_elev": 20 * DEG, "shoulder_rot": 0.0, "elbow_flex": 20 * DEG},
-        strength_groups=ARM_STRENGTH_GROUPS,
+        strength_groups=ARM_STRENGTH_GROUPS, known_bodies=("dumbbell",),
     )
 
 

@@ -76,9 +76,9 @@ def test_matches_opensim_on_real_trials_with_their_external_loads(name):
     if xml is None:
         at = times[5:-5:max(1, len(times) // 6)]
     else:  # the ExternalLoads data's own sample times (OpenSim interpolates between them)
-        from pipeline.io.opensim_files import read_storage
+        from pipeline.io.opensim_files import read_sto
 
-        grf_times = read_storage(xml.parent / _datafile(xml)).times_s
+        grf_times = read_sto(xml.parent / _datafile(xml)).time_s
         inside = grf_times[(grf_times > times[2]) & (grf_times < times[-3])]
         at = inside[::max(1, len(inside) // 6)]
     q, qd, qdd = (np.column_stack([np.interp(at, times, a[:, k]) for k in range(a.shape[1])])

@@ -15,7 +15,7 @@ opensim = pytest.importorskip("opensim")
 models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import MuscleAnalysisError  # noqa: E402
-from pipeline.io.opensim_files import Table, write_table  # noqa: E402
+from pipeline.io.opensim_files import StoTable, write_sto  # noqa: E402
 from pipeline.osim.collect import collect_nms_trial  # noqa: E402
 from pipeline.osim.model_io import load_model  # noqa: E402
 from pipeline.osim.muscle_analysis import read_muscle_analysis, run_muscle_analysis  # noqa: E402
@@ -43,7 +43,7 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             data[:, j] = low + (high - low) * (0.5 + 0.35 * np.sin(2 * np.pi * time_s + j))
         else:
             data[:, j] = c.getValue(state)
-    write_table(folder / "ik.mot", Table(time_s, tuple(names), data, False))
+    write_sto(folder / "ik.mot", StoTable(time_s, tuple(names), data))
     ours = run_muscle_analysis(model_path, folder / "ik.mot", out_dir=folder / "ma",
                                mtu_names=mtus, coordinate_names=dofs)
     # OpenSim's AnalyzeTool from the setup the muscle-analysis step wrote beside its outputs.
@@ -56,9 +56,9 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         if path.name.endswith("_Length.sto") or "_MomentArm_" in path.name:
             shutil.copy(path, opensim_dir / path.name)
     time_id = np.column_stack([np.sin(time_s + k) for k in range(len(dofs))])
-    write_table(folder / "id.sto", Table(time_s, tuple(f"{d}_moment" for d in dofs), time_id))
+    write_sto(folder / "id.sto", StoTable(time_s, tuple(f"{d}_moment" for d in dofs), time_id))
     emg_t = np.arange(0.0, 1.0 + 1e-9, 0.001)
-    write_table(folder / "emg.sto", Table(emg_t, ("e",), 0.3 + 0.2 * np.sin(6 * emg_t)[:, None]))
+    write_sto(folder / "emg.sto", StoTable(emg_t, ("e",), 0.3 + 0.2 * np.sin(6 * emg_t)[:, None]))
     return {"folder": folder, "dofs": dofs, "mtus": mtus, "ours": ours,
             "opensim_dir": opensim_dir, "model": model_path}
 

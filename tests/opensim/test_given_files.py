@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("opensim")
 
 from pipeline.errors import ConfigError, IDError, IKError  # noqa: E402
-from pipeline.io.opensim_files import Table, read_table, write_table  # noqa: E402
+from pipeline.io.opensim_files import StoTable, read_sto, write_sto  # noqa: E402
 from pipeline.osim import given  # noqa: E402
 
 TIME = np.arange(0.0, 0.5, 0.01)
@@ -36,7 +36,7 @@ def test_coordinates_need_their_units_and_dofs(tmp_path: Path) -> None:
         given.place_coordinates(good, tmp_path / "ik.mot", dofs=["hip_angle"])
     assert not (tmp_path / "ik.mot").exists()
     given.place_coordinates(good, tmp_path / "ik.mot", dofs=["knee_angle", "ankle_angle"])
-    placed = read_table(tmp_path / "ik.mot")
+    placed = read_sto(tmp_path / "ik.mot")
     assert placed.labels == ("knee_angle", "ankle_angle") and placed.in_degrees
     np.testing.assert_allclose(placed.data, data, atol=1e-6)
 
@@ -50,14 +50,14 @@ def test_moments_envelopes_and_loads_are_checked(tmp_path: Path) -> None:
     assert (tmp_path / "out_id.sto").read_bytes() == ident.read_bytes()
 
     loud = tmp_path / "emg.sto"
-    write_table(loud, Table(TIME, ("soleus", "tibant"), np.column_stack(
+    write_sto(loud, StoTable(TIME, ("soleus", "tibant"), np.column_stack(
         [np.linspace(0.0, 1.3, len(TIME)), 0.2 + 0 * TIME])))
     with pytest.raises(ConfigError, match=r"not \[0, 1\].*emg.input: raw"):
         given.place_envelopes(loud, tmp_path / "out_emg.sto", emg_names=["soleus"])
     with pytest.raises(ConfigError, match="no EMG column 'soleu'"):
         given.place_envelopes(loud, tmp_path / "out_emg.sto", emg_names=["soleu"])
     given.place_envelopes(loud, tmp_path / "out_emg.sto", emg_names=["tibant"])
-    assert read_table(tmp_path / "out_emg.sto").labels == ("tibant",)
+    assert read_sto(tmp_path / "out_emg.sto").labels == ("tibant",)
 
     columns = tuple(f"ground_force_r_{k}{a}" for k in "vp" for a in "xyz")
     grf = _sto(tmp_path / "grf.mot", columns, np.zeros((len(TIME), 6)),
@@ -79,7 +79,7 @@ def test_moments_envelopes_and_loads_are_checked(tmp_path: Path) -> None:
 def test_rajagopal_state_path_coordinates_are_placed(shared_data: Path, tmp_path: Path) -> None:
     src = shared_data / "opensim-core" / "rajagopal-walk" / "coordinates.sto"
     given.place_coordinates(src, tmp_path / "ik.mot", dofs=["knee_angle_r", "ankle_angle_r"])
-    placed = read_table(tmp_path / "ik.mot")
+    placed = read_sto(tmp_path / "ik.mot")
     assert "ankle_angle_r" in placed.labels and not placed.in_degrees
     assert not any(label.startswith("/") for label in placed.labels)
     assert placed.time_s[0] == pytest.approx(0.45)

@@ -14,7 +14,7 @@ models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import ConfigError, IDError  # noqa: E402
 from pipeline.io.nms_inputs import read_nms_trial, write_nms_trial  # noqa: E402
-from pipeline.io.opensim_files import Table, write_table  # noqa: E402
+from pipeline.io.opensim_files import StoTable, write_sto  # noqa: E402
 from pipeline.osim.collect import analysis_window, collect_nms_trial  # noqa: E402
 from pipeline.osim.model_io import load_model  # noqa: E402
 from pipeline.osim.muscle_analysis import run_muscle_analysis  # noqa: E402
@@ -35,15 +35,15 @@ def trial(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = np.zeros((len(time_s), len(names)))
     data[:, names.index("shoulder_elev")] = 0.5 + 0.3 * np.sin(2 * np.pi * time_s)
     data[:, names.index("elbow_flex")] = 1.0 + 0.5 * np.sin(2 * np.pi * time_s)
-    write_table(folder / "ik.mot", Table(time_s, tuple(names), data))
+    write_sto(folder / "ik.mot", StoTable(time_s, tuple(names), data))
     run_muscle_analysis(model_path, folder / "ik.mot", out_dir=folder / "ma",
                         mtu_names=list(MAPPING), coordinate_names=DOFS)
     emg_t = np.arange(0.0, 2.0 + 1e-9, 0.001)
     emg = np.column_stack([0.2 + 0.1 * np.sin(2 * np.pi * emg_t), 0.4 + 0 * emg_t])
-    write_table(folder / "emg.sto", Table(emg_t, ("biceps", "brachiorad"), emg))
+    write_sto(folder / "emg.sto", StoTable(emg_t, ("biceps", "brachiorad"), emg))
     moments = np.column_stack([np.sin(time_s), np.cos(time_s), time_s])
-    write_table(folder / "id.sto", Table(time_s, ("shoulder_elev_moment", "elbow_flex_moment",
-                                                  "shoulder_rot_moment"), moments))
+    write_sto(folder / "id.sto", StoTable(time_s, ("shoulder_elev_moment", "elbow_flex_moment",
+                                                   "shoulder_rot_moment"), moments))
     (folder / "events.json").write_text(json.dumps({"windows": [[0.5, 1.0], [1.0, 1.5]]}))
     return {"folder": folder}
 

@@ -12,7 +12,7 @@ opensim = pytest.importorskip("opensim")
 models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import IDError, ModelError, MuscleAnalysisError  # noqa: E402
-from pipeline.io.opensim_files import Table, write_table  # noqa: E402
+from pipeline.io.opensim_files import StoTable, write_sto  # noqa: E402
 from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
 from pipeline.osim.model_io import load_model  # noqa: E402
 from pipeline.osim.muscle_analysis import (  # noqa: E402
@@ -26,7 +26,7 @@ def _model_file(name: str, folder: Path) -> Path:
     return models.write_builtin_model(name, folder / f"{name}.osim")
 
 
-def _sweep(model, dofs: tuple[str, ...], n: int = 15) -> Table:
+def _sweep(model, dofs: tuple[str, ...], n: int = 15) -> StoTable:
     """Coordinates sweeping 10-90 % of each DOF's range (others at default), in radians."""
     coords = model.getCoordinateSet()
     state = model.initSystem()
@@ -41,7 +41,7 @@ def _sweep(model, dofs: tuple[str, ...], n: int = 15) -> Table:
             data[:, j] = low + (high - low) * phase
         else:
             data[:, j] = c.getValue(state)
-    return Table(time_s, tuple(names), data, False)
+    return StoTable(time_s, tuple(names), data)
 
 
 @pytest.mark.parametrize("name", ["demo-arm", "demo-leg"])
@@ -85,7 +85,7 @@ def test_run_writes_sto_files_that_read_back(tmp_path: Path) -> None:
     model = load_model(model_path)
     dofs = ("shoulder_elev", "elbow_flex")
     mot = tmp_path / "ik.mot"
-    write_table(mot, _sweep(model, dofs))
+    write_sto(mot, _sweep(model, dofs))
     out = tmp_path / "muscle_analysis"
     geometry = run_muscle_analysis(model_path, mot, out_dir=out, mtu_names=["biceps_long",
                                    "triceps_long"], coordinate_names=dofs)
@@ -102,7 +102,7 @@ def test_run_writes_sto_files_that_read_back(tmp_path: Path) -> None:
 def test_unknown_mtu_in_config_is_named(tmp_path: Path) -> None:
     model_path = _model_file("demo-arm", tmp_path)
     mot = tmp_path / "ik.mot"
-    write_table(mot, _sweep(load_model(model_path), ("elbow_flex",)))
+    write_sto(mot, _sweep(load_model(model_path), ("elbow_flex",)))
     out = tmp_path / "ma"
     with pytest.raises(MuscleAnalysisError, match=r"MTU 'bicep_long'.*did you mean biceps_long"):
         run_muscle_analysis(model_path, mot, out_dir=out, mtu_names=["bicep_long"],
@@ -125,7 +125,7 @@ def test_coordinates_outside_clamped_range_are_named(tmp_path: Path) -> None:
     data = table.data.copy()
     data[3, table.labels.index("elbow_flex")] = 3.5  # beyond the 150 deg upper limit
     mot = tmp_path / "ik.mot"
-    write_table(mot, Table(table.time_s, table.labels, data, False))
+    write_sto(mot, StoTable(table.time_s, table.labels, data))
     with pytest.raises(MuscleAnalysisError, match=r"elbow_flex spans .* outside its clamped"):
         run_muscle_analysis(model_path, mot, out_dir=tmp_path / "ma", mtu_names=None,
                             coordinate_names=["elbow_flex"])
@@ -138,7 +138,7 @@ def test_degrees_are_honoured(tmp_path: Path) -> None:
     model_path = _model_file("demo-arm", tmp_path)
     model = load_model(model_path)
     table = _sweep(model, ("elbow_flex",))
-    degrees = Table(table.time_s, table.labels, np.rad2deg(table.data), True)
+    degrees = StoTable(table.time_s, table.labels, np.rad2deg(table.data), in_degrees=True)
     a = compute_muscle_geometry(model, table, mtu_names=["brachialis"],
                                 coordinate_names=["elbow_flex"])
     b = compute_muscle_geometry(model, degrees, mtu_names=["brachialis"],
@@ -154,7 +154,7 @@ def test_missing_and_corrupt_models(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a valid OpenSim model"):
         load_model(corrupt)
     mot = tmp_path / "ik.mot"
-    write_table(mot, Table(np.array([0.0, 0.1]), ("elbow_flex",), np.zeros((2, 1))))
+    write_sto(mot, StoTable(np.array([0.0, 0.1]), ("elbow_flex",), np.zeros((2, 1))))
     with pytest.raises(MuscleAnalysisError, match="not a valid OpenSim model"):
         run_muscle_analysis(corrupt, mot, out_dir=tmp_path / "ma", mtu_names=None,
                             coordinate_names=["elbow_flex"])

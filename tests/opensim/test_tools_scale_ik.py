@@ -14,7 +14,7 @@ opensim = pytest.importorskip("opensim")
 models = pytest.importorskip("pipeline.osim.models")
 
 from pipeline.errors import IKError, ScalingError  # noqa: E402
-from pipeline.io.opensim_files import read_table  # noqa: E402
+from pipeline.io.opensim_files import read_sto  # noqa: E402
 from pipeline.osim.ik import run_inverse_kinematics  # noqa: E402
 from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
 from pipeline.osim.model_io import load_model  # noqa: E402
@@ -102,14 +102,14 @@ def test_ik_recovers_the_true_coordinates(arm, scaled) -> None:
                                     task_set=models.template_path(NAME, "ik_tasks"),
                                     max_rms_error_m=0.001, on_error="fail")
     assert result.max_rms_error_m < 1e-4
-    motion = read_table(out)
+    motion = read_sto(out, state_values=True)
     for name, values in arm["truth"].items():
         np.testing.assert_allclose(np.deg2rad(motion.column(name)), values, atol=2e-3)
     assert (out.parent / "_ik_marker_errors.sto").is_file()
     assert (out.parent / "setup_ik.xml").is_file()
     # No force plates on the arm: ID runs without external loads.
     sto = run_inverse_dynamics(model, out, out_sto=out.parent / "id.sto", cutoff_hz=6.0)
-    assert "elbow_flex_moment" in read_table(sto).labels
+    assert "elbow_flex_moment" in read_sto(sto).labels
 
 
 def test_ik_threshold_fail_leaves_no_output(arm, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import opensim
 import pytest
 
-from pipeline.io.opensim_files import read_table, read_trc
+from pipeline.io.opensim_files import read_sto, read_trc
 from pipeline.osim.measurements import derive_measurements, pairs_by_body, write_measurement_set
 from pipeline.osim.scale import scale_model
 
@@ -138,7 +138,7 @@ def test_per_axis_scales_along_the_pair_and_static_pose_is_held(shared_data, tmp
     assert set(by_body["pelvis"].axes) == {"Z"}   # left to right ASIS: the pelvis' Z
     report = _scale(shared_data, tmp_path, measurements, "per_axis",
                     static_pose_deg={"ankle_angle_r": 0.0, "knee_angle_l": -5.0})
-    pose = read_table(tmp_path / "per_axis" / "static_pose.mot")  # read in radians
+    pose = read_sto(tmp_path / "per_axis" / "static_pose.mot", state_values=True)  # radians
     assert np.degrees(pose.column("ankle_angle_r")) == pytest.approx(0.0, abs=0.05)
     assert np.degrees(pose.column("knee_angle_l")) == pytest.approx(-5.0, abs=0.05)
     assert report["static_pose_deg"] == {"ankle_angle_r": 0.0, "knee_angle_l": -5.0}

@@ -12,7 +12,7 @@ import pytest
 opensim = pytest.importorskip("opensim")
 
 from pipeline.errors import ScalingError  # noqa: E402
-from pipeline.io.opensim_files import read_table  # noqa: E402
+from pipeline.io.opensim_files import read_sto  # noqa: E402
 from pipeline.osim.ik import run_inverse_kinematics  # noqa: E402
 from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
 from pipeline.osim.scale import scale_model  # noqa: E402
@@ -70,8 +70,8 @@ def test_scale_report_matches_opensim(pipeline_run: dict[str, Path]) -> None:
 
 
 def test_ik_reproduces_reference(gait: Path, pipeline_run: dict[str, Path]) -> None:
-    mine = read_table(pipeline_run["trial"] / "ik.mot")
-    ref = read_table(gait / "OutputReference" / "subject01_walk1_ik.mot")
+    mine = read_sto(pipeline_run["trial"] / "ik.mot", state_values=True)
+    ref = read_sto(gait / "OutputReference" / "subject01_walk1_ik.mot", state_values=True)
     assert mine.in_degrees and ref.in_degrees
     worst = 0.0
     for label in mine.labels:
@@ -80,7 +80,7 @@ def test_ik_reproduces_reference(gait: Path, pipeline_run: dict[str, Path]) -> N
         worst = max(worst, rms_deg)
         assert rms_deg <= 1.0, label
     assert worst < 0.7  # measured 0.64 deg (lumbar_bending)
-    errors = read_table(pipeline_run["trial"] / "_ik_marker_errors.sto")
+    errors = read_sto(pipeline_run["trial"] / "_ik_marker_errors.sto")
     assert errors.column("marker_error_RMS").max() < 0.03
 
 
@@ -92,8 +92,8 @@ def _relative_rms_pct(mine, ref, label: str) -> float:
 
 
 def test_id_reproduces_reference(gait: Path, pipeline_run: dict[str, Path]) -> None:
-    mine = read_table(pipeline_run["trial"] / "id.sto")
-    ref = read_table(gait / "OutputReference" / "ResultsInverseDynamics" /
+    mine = read_sto(pipeline_run["trial"] / "id.sto")
+    ref = read_sto(gait / "OutputReference" / "ResultsInverseDynamics" /
                      "InverseDynamicsOutput.sto")
     errors = {label: _relative_rms_pct(mine, ref, label) for label in ref.labels}
     for dof in MAIN_DOFS:
@@ -104,12 +104,12 @@ def test_id_reproduces_reference(gait: Path, pipeline_run: dict[str, Path]) -> N
 def test_setups_rerun_from_their_folder(pipeline_run: dict[str, Path], monkeypatch) -> None:
     """``cd <trial> && opensim-cmd run-tool setup_ik.xml`` (here via the Python API)."""
     trial = pipeline_run["trial"]
-    before = read_table(trial / "id.sto")
+    before = read_sto(trial / "id.sto")
     monkeypatch.chdir(trial)
     tool = opensim.InverseDynamicsTool("setup_id.xml", True)
     tool.setOutputGenForceFileName("rerun_id.sto")
     assert tool.run()
-    after = read_table(trial / "rerun_id.sto")
+    after = read_sto(trial / "rerun_id.sto")
     # OpenSim's ID with a low-pass resamples the kinematics and may add one row before the IK
     # start; the pipeline drops rows outside the IK range (logged). Every row it kept is
     # reproduced by the setup alone.
@@ -121,8 +121,8 @@ def test_setups_rerun_from_their_folder(pipeline_run: dict[str, Path], monkeypat
     ik_tool = opensim.InverseKinematicsTool("setup_ik.xml", True)
     ik_tool.setOutputMotionFileName("rerun_ik.mot")
     assert ik_tool.run()
-    np.testing.assert_allclose(read_table(trial / "rerun_ik.mot").data,
-                               read_table(trial / "ik.mot").data, atol=1e-4)
+    np.testing.assert_allclose(read_sto(trial / "rerun_ik.mot").data,
+                               read_sto(trial / "ik.mot").data, atol=1e-4)
 
 
 def test_default_marker_threshold_stops_scaling(gait: Path, tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_dry_run_plans_exactly_the_missing_stages(shared_data: Path, tmp_path: P
 def test_study_from_opensim_files_calibrates_and_validates(shared_data: Path,
                                                            tmp_path: Path) -> None:
     from pipeline.io.nms_inputs import read_nms_trial
-    from pipeline.io.opensim_files import read_storage
+    from pipeline.io.opensim_files import read_sto
 
     study = write_study(tmp_path / "study", shared_data)
     run_snakemake(study)
@@ -132,11 +132,11 @@ def test_study_from_opensim_files_calibrates_and_validates(shared_data: Path,
             span = np.ptp(held_out.id_moment_nm[held_out.dof_names.index(d)])
             assert metrics["trials"]["walk_val"][d]["rmse_nm"] < span, (d, span)
         execution = base / "execution" / "walk_val"
-        forces = read_storage(execution / "forces.sto")
-        activations = read_storage(execution / "activations.sto").values
+        forces = read_sto(execution / "forces.sto")
+        activations = read_sto(execution / "activations.sto").data
         assert activations.min() >= 0.0 and activations.max() <= 1.0
         for j, mtu in enumerate(forces.labels):
-            force = forces.values[:, j]
+            force = forces.data[:, j]
             fmax = params["mtus"][mtu]["max_isometric_force_n"]["value"]
             # Shortening fibres pull at most ~Fmax; eccentric at most ~1.8 Fmax; passive >= 0.
             assert force.min() >= -1e-6 * fmax, mtu
@@ -157,7 +157,7 @@ def test_drop_emg_applies_to_given_envelopes(shared_data: Path, tmp_path: Path) 
     of emg.sto as for C3D EMG, so its MTU gets no EMG (a NaN row: unrecorded for
     synergy-hybrid); the other MTUs keep the file's envelopes."""
     from pipeline.io.nms_inputs import read_nms_trial
-    from pipeline.io.opensim_files import read_storage, read_table
+    from pipeline.io.opensim_files import read_sto
 
     study = write_study(tmp_path / "study", shared_data)
     config = study / "config.yaml"
@@ -167,13 +167,13 @@ def test_drop_emg_applies_to_given_envelopes(shared_data: Path, tmp_path: Path) 
         encoding="utf-8")
     trial = study / "results" / "rajagopal" / "trials" / "walk_cal"
     run_snakemake(study, str((trial / "nms_inputs.npz").relative_to(study)))
-    emg = read_storage(trial / "emg.sto")
+    emg = read_sto(trial / "emg.sto")
     assert "tibialis_anterior" not in emg.labels
     assert set(emg.labels) == {"soleus", "gastrocnemius", "vastus_lateralis"}
     nms = read_nms_trial(trial / "nms_inputs.npz")
     assert nms.meta["excitation_mapping"]["tibant_r"] == {}
     assert np.isnan(nms.excitation[nms.mtu_names.index("tibant_r")]).all()
-    source = read_table(shared_data / RAJAGOPAL / "electromyography.sto")
+    source = read_sto(shared_data / RAJAGOPAL / "electromyography.sto")
     soleus = np.interp(nms.time_s, source.time_s, source.column("soleus"))
     np.testing.assert_allclose(nms.excitation[nms.mtu_names.index("soleus_r")],
                                np.clip(soleus, 0.0, 1.0), atol=1e-6)

@@ -18,7 +18,7 @@ from project_paths import PROJECT_ROOT, SHARED_DATA
 from workflow_helpers import run_snakemake
 
 from pipeline.io.nms_inputs import read_nms_trial
-from pipeline.io.opensim_files import read_table
+from pipeline.io.opensim_files import read_sto
 
 pytestmark = pytest.mark.slow
 EXAMPLE = PROJECT_ROOT / "examples" / "motonms-gait2392"
@@ -66,13 +66,13 @@ def test_scaling_from_derived_measurements(own_lab_study):
 def test_ik_error_and_marker_window(own_lab_study):
     study, _ = own_lab_study
     for trial in ("walk1", "walk2", "walk4"):
-        errors = read_table(_trial(study, trial) / "_ik_marker_errors.sto")
+        errors = read_sto(_trial(study, trial) / "_ik_marker_errors.sto")
         rms = errors.column("marker_error_RMS")
         assert rms.mean() < 0.02, (trial, rms.mean())
-        motion = read_table(_trial(study, trial) / "ik.mot")
+        motion = read_sto(_trial(study, trial) / "ik.mot", state_values=True)
         # Frame 0 has no markers (the subject is outside the volume): IK starts later.
         assert motion.time_s[0] > 0.5, trial
-        inverse = read_table(_trial(study, trial) / "id.sto")
+        inverse = read_sto(_trial(study, trial) / "id.sto")
         # ID's low-pass resamples the coordinates (times within 1 µs of IK's): no frame
         # outside IK's range, one row per IK frame.
         assert inverse.time_s[0] >= motion.time_s[0] - 1e-4
@@ -84,7 +84,7 @@ def test_grf_in_body_weights(own_lab_study):
     study, _ = own_lab_study
     weight_n = _mass(study) * G
     for trial in ("walk1", "walk2", "walk4"):
-        grf = read_table(_trial(study, trial) / "grf.mot")
+        grf = read_sto(_trial(study, trial) / "grf.mot")
         t = grf.time_s
         right, left = grf.column("ground_force_r_vy"), grf.column("ground_force_l_vy")
         for side, fy in (("right", right), ("left", left)):
@@ -108,7 +108,7 @@ def test_id_moments_per_kg_in_normal_bands(own_lab_study):
     study, _ = own_lab_study
     mass = _mass(study)
     for trial in ("walk1", "walk2", "walk4"):
-        inverse = read_table(_trial(study, trial) / "id.sto")
+        inverse = read_sto(_trial(study, trial) / "id.sto")
         events = json.loads((_trial(study, trial) / "events.json").read_text())
         start, end = events["stance"]["1"][0]  # plate 1: the right foot
         keep = (inverse.time_s >= start) & (inverse.time_s <= end)

@@ -3,6 +3,7 @@ arms equal -dL/dq of our own lengths; named MTUs must exist."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 opensim = pytest.importorskip("opensim")
 
 from pipeline.errors import MuscleAnalysisError  # noqa: E402
-from pipeline.io.opensim_files import Table, read_table  # noqa: E402
+from pipeline.io.opensim_files import StoTable, read_sto  # noqa: E402
 from pipeline.osim.inverse_dynamics import run_inverse_dynamics  # noqa: E402
 from pipeline.osim.model_io import load_model  # noqa: E402
 from pipeline.osim.muscle_analysis import compute_muscle_geometry  # noqa: E402
@@ -38,17 +39,17 @@ def model(walk: Path):
 
 
 @pytest.fixture(scope="module")
-def frames(walk: Path) -> Table:
-    table = read_table(walk / "coordinates.sto")
+def frames(walk: Path) -> StoTable:
+    table = read_sto(walk / "coordinates.sto", state_values=True)
     rows = np.linspace(0, len(table.time_s) - 1, 12).astype(int)
-    return Table(table.time_s[rows], table.labels, table.data[rows], table.in_degrees)
+    return replace(table, time_s=table.time_s[rows], data=table.data[rows])
 
 
 def test_id_reproduces_id_walk(walk: Path, tmp_path: Path) -> None:
     out = run_inverse_dynamics(walk / "subject_walk_scaled.osim", walk / "coordinates.sto",
                                out_sto=tmp_path / "id.sto", external_loads=walk / "grf_walk.xml",
                                grf=walk / "grf_walk.mot", cutoff_hz=6.0)
-    mine, ref = read_table(out), read_table(walk / "id_walk.sto")
+    mine, ref = read_sto(out), read_sto(walk / "id_walk.sto")
     np.testing.assert_allclose(mine.time_s, ref.time_s, atol=1e-9)
     for label in ref.labels:
         reference = ref.column(label)
@@ -69,7 +70,7 @@ def _lengths(model, state, muscles, q_name: str, value: float) -> np.ndarray:
     return np.array([m.getLength(state) for m in muscles])
 
 
-def test_moment_arms_equal_minus_dl_dq(model, frames: Table) -> None:
+def test_moment_arms_equal_minus_dl_dq(model, frames: StoTable) -> None:
     geometry = compute_muscle_geometry(model, frames, mtu_names=MUSCLES, coordinate_names=COORDS)
     state = model.initSystem()
     coords = model.getCoordinateSet()
@@ -98,7 +99,7 @@ def test_moment_arms_equal_minus_dl_dq(model, frames: Table) -> None:
     assert np.all(geometry.moment_arm_m[MUSCLES.index("soleus_r"), :3] == 0.0)
 
 
-def test_wrapping_inconsistency_is_opensims(model, frames: Table) -> None:
+def test_wrapping_inconsistency_is_opensims(model, frames: StoTable) -> None:
     """gaslat_r's knee moment arm differs from -dL/dq in OpenSim itself (its wrap surfaces):
     our value agrees with Muscle.computeMomentArm instead. Documented, not hidden."""
     geometry = compute_muscle_geometry(model, frames, mtu_names=("gaslat_r",),
@@ -116,13 +117,13 @@ def test_wrapping_inconsistency_is_opensims(model, frames: Table) -> None:
     assert geometry.moment_arm_m[0, 0, k] == pytest.approx(opensim_arm, abs=2e-3)
 
 
-def test_unknown_mtu_is_named(model, frames: Table) -> None:
+def test_unknown_mtu_is_named(model, frames: StoTable) -> None:
     with pytest.raises(MuscleAnalysisError, match=r"'soleus_rr' is not a muscle.*soleus_r"):
         compute_muscle_geometry(model, frames, mtu_names=("soleus_rr",),
                                 coordinate_names=("ankle_angle_r",))
 
 
-def test_coupler_derivatives_leave_ezc3d_usable(model, frames: Table, tmp_path: Path) -> None:
+def test_coupler_derivatives_leave_ezc3d_usable(model, frames: StoTable, tmp_path: Path) -> None:
     """Regression: SWIG's std::vector<int> from opensim once broke ezc3d writes in-process."""
     from c3d_helpers import write_minimal_c3d
 

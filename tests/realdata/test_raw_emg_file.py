@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.io.c3d import read_c3d
-from pipeline.io.opensim_files import read_storage
+from pipeline.io.opensim_files import read_sto
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WALK = "real-sessions/motonms-unipd-control1/Walking1.c3d"
@@ -74,13 +74,13 @@ def test_raw_sto_gives_the_c3d_envelopes(walk_study: Path, tmp_path: Path) -> No
     proc = _envelope(walk_study, from_sto, "--emg-sto", str(walk_study / "raw_emg.sto"),
                      "--quality", str(quality))
     assert proc.returncode == 0, proc.stderr
-    ref, got = read_storage(from_c3d), read_storage(from_sto)
+    ref, got = read_sto(from_c3d), read_sto(from_sto)
     assert list(got.labels) == list(ref.labels) == list(CHANNELS.values())
-    assert got.values.shape == ref.values.shape and len(ref.times_s) > 100
-    np.testing.assert_allclose(got.times_s, ref.times_s, atol=1e-6)
-    peak = np.max(np.abs(ref.values), axis=0)
+    assert got.data.shape == ref.data.shape and len(ref.time_s) > 100
+    np.testing.assert_allclose(got.time_s, ref.time_s, atol=1e-6)
+    peak = np.max(np.abs(ref.data), axis=0)
     assert np.all(peak > 0)
-    worst = float(np.max(np.abs(got.values - ref.values) / peak))
+    worst = float(np.max(np.abs(got.data - ref.data) / peak))
     print(f"raw .sto vs C3D envelopes: max |diff| {worst:.3g} of the channel peak")
     assert worst < TOLERANCE
     assert quality.exists()
@@ -97,7 +97,7 @@ def test_drop_emg_applies_to_a_raw_sto(walk_study: Path, tmp_path: Path) -> None
     quality = tmp_path / "quality.json"
     assert _envelope(walk_study, kept, "--emg-sto", str(walk_study / "raw_emg.sto"),
                      "--quality", str(quality)).returncode == 0
-    assert list(read_storage(kept).labels) == ["delt_ant", "delt_med", "triceps"]
+    assert list(read_sto(kept).labels) == ["delt_ant", "delt_med", "triceps"]
     assert json.loads(quality.read_text(encoding="utf-8"))["dropped"] == ["biceps"]
     # and the file need not hold the dropped channel at all
     rec = read_c3d(walk_study / "c3d" / "s01" / "flex1.c3d")
@@ -107,7 +107,7 @@ def test_drop_emg_applies_to_a_raw_sto(walk_study: Path, tmp_path: Path) -> None
     _write_sto(tmp_path / "three.sto", rec.first_time_s + np.arange(raw.shape[0])
                / rec.analogs.rate_hz, names, raw)
     assert _envelope(walk_study, full, "--emg-sto", str(tmp_path / "three.sto")).returncode == 0
-    np.testing.assert_array_equal(read_storage(full).values, read_storage(kept).values)
+    np.testing.assert_array_equal(read_sto(full).data, read_sto(kept).data)
 
 
 @pytest.mark.parametrize("case", ["missing_column", "not_uniform"])

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline import resources
 from pipeline.io.nms_inputs import NMSTrial, write_nms_trial
-from pipeline.io.opensim_files import StorageTable, write_storage
+from pipeline.io.opensim_files import StoTable, write_sto
 
 TEMPLATES = resources.template_dir()
 MTUS = ("delt_ant", "delt_med", "biceps_long", "biceps_short", "triceps_long", "triceps_lateral")
@@ -48,7 +48,7 @@ def make_study(root: Path, *, subjects: tuple[str, ...] = ("s01", "s02"),
 
 
 def _storage(path: Path, time_s: np.ndarray, names, values: np.ndarray) -> None:
-    write_storage(path, StorageTable(tuple(names), time_s, np.asarray(values).T))
+    write_sto(path, StoTable(time_s, tuple(names), np.asarray(values).T))
 
 
 def write_subject_results(root: Path, subject: str, *, methods: tuple[str, ...],

@@ -35,7 +35,7 @@ ONLY = plan.rule_constraints(STUDY)
 wildcard_constraints:
     subject="|".join(STUDY.subject_names),
     trial="|".join(sorted({row["trial"] for row in STUDY.trials})),
-    method="gradient|annealing|synergy_hybrid",
+    method="gradient|annealing|synergy_hybrid|motion",
 
 
 def calibration_trials(subject):
@@ -191,6 +191,33 @@ def get_initial_parameters_arg(wildcards, input):
     if "initial_parameters" not in input.keys():
         return ""
     return f'--initial-parameters "{input.initial_parameters}"'
+
+
+def get_motion_inputs(wildcards):
+    """Method motion: the calibration inputs plus each calibration trial's IK motion and, for
+    trials with force plates, its ExternalLoads and GRF."""
+    inputs = get_calibration_inputs(wildcards)
+    subject = wildcards.subject
+    trials = calibration_trials(subject)
+    inputs["ik"] = [layout.trial_file(subject, t, "ik.mot") for t in trials]
+    loads = [t for t in trials if PLANS[(subject, t)].grf is not None]
+    inputs["external_loads"] = [layout.trial_file(subject, t, "external_loads.xml") for t in loads]
+    inputs["grf"] = [layout.trial_file(subject, t, "grf.mot") for t in loads]
+    return inputs
+
+
+def get_motion_load_args(wildcards):
+    """--external-loads/--grf, one entry per calibration trial (none: no force plates)."""
+    subject = wildcards.subject
+    trials = calibration_trials(subject)
+    if all(PLANS[(subject, t)].grf is None for t in trials):
+        return ""
+    xml, grf = [], []
+    for t in trials:
+        has = PLANS[(subject, t)].grf is not None
+        xml.append(f'"{layout.trial_file(subject, t, "external_loads.xml")}"' if has else "none")
+        grf.append(f'"{layout.trial_file(subject, t, "grf.mot")}"' if has else "none")
+    return f"--external-loads {' '.join(xml)} --grf {' '.join(grf)}"
 
 
 def get_validation_inputs(wildcards):

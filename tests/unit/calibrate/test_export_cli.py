@@ -18,7 +18,7 @@ from pipeline.calibrate.run import calibrate
 from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem, perturbed_start
 from pipeline.errors import CalibrationError
 from pipeline.io.nms_inputs import NMSTrial, read_nms_trial, write_nms_trial
-from pipeline.io.opensim_files import read_storage
+from pipeline.io.opensim_files import read_sto
 from pipeline.study import load_study
 
 MUSCLES = {"flexor": (0.10, 0.20, 500.0, 0.1), "extensor": (0.12, 0.15, 700.0, 0.2)}
@@ -164,15 +164,14 @@ def test_cli_calibrate_and_execute(template_study: Path, tmp_path: Path, method:
     assert set(metrics["trials"]["val0"]["elbow_flexion"]) == {"rmse_nm", "r2"}
     assert metrics["mean_rmse_nm"] >= 0 and metrics["mean_r2"] <= 1
     assert "cal0" in metrics["calibration"]["trials"]
-    executed = read_storage(out / "execution" / "val0" / "moments.sto")
-    assert executed.labels == ("elbow_flexion",) and executed.values.shape == (80, 1)
+    executed = read_sto(out / "execution" / "val0" / "moments.sto")
+    assert executed.labels == ("elbow_flexion",) and executed.data.shape == (80, 1)
     for stem in ("forces", "activations", "fiber_lengths"):
         assert (out / "execution" / "val0" / f"{stem}.sto").exists()
     # The calibration trials are executed too (the figures read them): their moments reproduce
     # the calibration fit that calibrate reported.
     for k, path in enumerate(cal):
-        moments = read_storage(out / "execution" / f"cal{k}" / "moments.sto").column(
-            "elbow_flexion")
+        moments = read_sto(out / "execution" / f"cal{k}" / "moments.sto").column("elbow_flexion")
         reference = read_nms_trial(path).id_moment_nm[0]
         rmse = float(np.sqrt(np.mean((moments - reference) ** 2)))
         fit = metrics["calibration"]["trials"][f"cal{k}"]["elbow_flexion"]["rmse_nm"]

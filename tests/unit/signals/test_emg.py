@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.errors import C3DError, ConfigError
 from pipeline.io.c3d import read_c3d
-from pipeline.io.opensim_files import StorageTable
+from pipeline.io.opensim_files import StoTable
 from pipeline.signals.emg import emg_envelope, envelope_maxima, envelope_table, normalise
 
 
@@ -17,10 +17,10 @@ def test_envelope_correlates_with_known_envelope(synthetic_trial) -> None:
     table = envelope_table(rec.analogs, {"EMG01": "a", "EMG03": "b"},
                            first_time_s=rec.first_time_s, options={})
     assert table.labels == ("a", "b")
-    assert 1 / np.median(np.diff(table.times_s)) >= 200.0
+    assert 1 / np.median(np.diff(table.time_s)) >= 200.0
     for col, c in enumerate((0, 2)):
-        known = np.interp(table.times_s, truth["analog_times_s"], truth["emg_envelopes"][:, c])
-        r = np.corrcoef(table.values[:, col], known)[0, 1]
+        known = np.interp(table.time_s, truth["analog_times_s"], truth["emg_envelopes"][:, c])
+        r = np.corrcoef(table.data[:, col], known)[0, 1]
         assert r >= 0.95
 
 
@@ -38,12 +38,12 @@ def test_rate_too_low_names_file_rate_and_fix() -> None:
 
 def test_maxima_and_normalise_clip_and_resample() -> None:
     t = np.linspace(0, 1, 201)
-    a = StorageTable(("m1", "m2"), t, np.column_stack([t, 2 * t]))
-    b = StorageTable(("m1",), t, np.column_stack([3 * t]))
+    a = StoTable(t, ("m1", "m2"), np.column_stack([t, 2 * t]))
+    b = StoTable(t, ("m1",), np.column_stack([3 * t]))
     maxima = envelope_maxima([a, b])
     assert maxima == {"m1": 3.0, "m2": 2.0}
     out = normalise(a, {"m1": 0.5, "m2": 2.0}, times_s=np.linspace(0, 1, 11))
-    np.testing.assert_allclose(out.values[:, 1], np.linspace(0, 1, 11))
-    assert out.values[:, 0].max() == 1.0 and out.values.min() >= 0.0
+    np.testing.assert_allclose(out.data[:, 1], np.linspace(0, 1, 11))
+    assert out.data[:, 0].max() == 1.0 and out.data.min() >= 0.0
     with pytest.raises(ConfigError, match="m2"):
         normalise(a, {"m1": 1.0}, times_s=t)

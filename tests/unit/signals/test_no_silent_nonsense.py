@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from c3d_helpers import intel_to_dec, write_minimal_c3d
 
-from pipeline.io.opensim_files import StorageTable, write_storage
+from pipeline.io.opensim_files import StoTable, write_sto
 from pipeline.signals.emg import channel_warnings, emg_envelope, normalise
 
 RATE_HZ = 1000.0
@@ -48,10 +48,10 @@ def test_healthy_channels_give_no_warning() -> None:
 
 def test_excitation_above_one_is_warned(caplog: pytest.LogCaptureFixture) -> None:
     times = np.linspace(0, 1, 101)
-    env = StorageTable(("bic", "tri"), times, np.column_stack([times * 2.0, times * 0.5]))
+    env = StoTable(times, ("bic", "tri"), np.column_stack([times * 2.0, times * 0.5]))
     with caplog.at_level(logging.WARNING):
         out = normalise(env, {"bic": 1.0, "tri": 1.0}, times_s=times, file="flex1/env.sto")
-    assert out.values.max() == pytest.approx(1.0)
+    assert out.data.max() == pytest.approx(1.0)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1
     assert "flex1/env.sto: EMG 'bic' reaches 2.00 after normalisation" in messages[0]
@@ -63,8 +63,8 @@ def test_implausible_id_moments_are_warned(tmp_path: Path,
 
     times = np.linspace(0, 1, 11)
     sto = tmp_path / "id.sto"
-    write_storage(sto, StorageTable(("knee_angle_r_moment", "pelvis_tx_force"), times,
-                                    np.column_stack([np.full(11, 600.0), np.full(11, 900.0)])))
+    write_sto(sto, StoTable(times, ("knee_angle_r_moment", "pelvis_tx_force"),
+                            np.column_stack([np.full(11, 600.0), np.full(11, 900.0)])))
     with caplog.at_level(logging.WARNING):
         _warn_implausible_moments(sto, 75.0, "s01/walk1")  # 8 N m/kg
         _warn_implausible_moments(sto, 150.0, "s01/walk1")  # 4 N m/kg: plausible

@@ -10,11 +10,13 @@ import pytest
 from pipeline.bench.c3d import LAB_FRAME
 from pipeline.io.c3d import read_c3d
 from pipeline.io.opensim_files import (
+    FLOAT_FORMAT,
     MarkerTable,
-    StorageTable,
-    read_storage,
+    StoTable,
+    format_sto,
+    read_sto,
     read_trc,
-    write_storage,
+    write_sto,
     write_trc,
 )
 from pipeline.osim.external_loads import write_external_loads
@@ -56,16 +58,16 @@ def test_mot_sto_and_external_loads_read_by_opensim(tmp_path: Path, synthetic_tr
     grf = ground_reactions(read_c3d(path), lab_frame=LAB_FRAME, threshold_n=20.0, cutoff_hz=6.0,
                            foot_markers={"right": ["RHEE"], "left": ["LHEE"]})
     mot = tmp_path / "grf.mot"
-    write_storage(mot, grf.table)
+    write_sto(mot, grf.table)
     os_table = opensim.TimeSeriesTable(str(mot))
     assert list(os_table.getColumnLabels()) == list(grf.table.labels)
     got = _values(os_table)
-    np.testing.assert_allclose(got, grf.table.values, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got, grf.table.data, rtol=1e-9, atol=1e-9)
     sto = tmp_path / "emg.sto"
     values = np.random.default_rng(1).uniform(size=(50, 3))
-    write_storage(sto, StorageTable(("a", "b", "c"), np.linspace(0, 1, 50), values))
+    write_sto(sto, StoTable(np.linspace(0, 1, 50), ("a", "b", "c"), values))
     np.testing.assert_allclose(_values(opensim.TimeSeriesTable(str(sto))), values, rtol=1e-9)
-    assert read_storage(sto).labels == ("a", "b", "c")
+    assert read_sto(sto).labels == ("a", "b", "c")
     xml = tmp_path / "external_loads.xml"
     write_external_loads(xml, datafile=mot, bodies={"r": "foot_r", "l": "foot_l"})
     loads = opensim.ExternalLoads(str(xml), True)
@@ -76,3 +78,62 @@ def test_mot_sto_and_external_loads_read_by_opensim(tmp_path: Path, synthetic_tr
     assert force.get_force_expressed_in_body() == "ground"
     assert force.get_point_expressed_in_body() == "ground"
     assert force.get_force_identifier() == "ground_force_r_v"
+
+
+def _storage(path: Path) -> tuple[str, list[str], np.ndarray, np.ndarray, bool]:
+    """Name, labels, times, values and ``isInDegrees`` as OpenSim's ``Storage`` reads them."""
+    storage = opensim.Storage(str(path))
+    labels_os = storage.getColumnLabels()
+    labels = [labels_os.get(i) for i in range(labels_os.getSize())]
+    times = np.array([storage.getStateVector(i).getTime() for i in range(storage.getSize())])
+    values = np.array([[storage.getStateVector(i).getData().get(j)
+                        for j in range(len(labels) - 1)] for i in range(storage.getSize())])
+    return storage.getName(), labels, times, values, bool(storage.isInDegrees())
+
+
+@pytest.mark.parametrize(("float_format", "rtol"), [(FLOAT_FORMAT, 1e-9), ("%.12g", 1e-11),
+                                                    ("%.17g", 0.0)])
+def test_sto_round_trip_through_opensim(tmp_path: Path, float_format: str, rtol: float) -> None:
+    """``write_sto`` -> OpenSim's ``Storage`` and ``TimeSeriesTable``: labels, times, values to
+    the written precision (exactly with ``%.17g``), ``inDegrees`` and the header name; the file
+    is the text of ``format_sto``; ``read_sto`` reads it back."""
+    rng = np.random.default_rng(7)
+    time_s = np.round(np.arange(40) / 120.0, 12)
+    data = rng.normal(scale=[1.0, 50.0, 1e-3], size=(40, 3))
+    for in_degrees in (True, False):
+        table = StoTable(time_s, ("hip_flexion_r", "knee_angle_r", "pelvis_tx"), data,
+                         name="trial walk1", in_degrees=in_degrees)
+        path = tmp_path / f"ik_{in_degrees}.mot"
+        write_sto(path, table, float_format=float_format)
+        assert path.read_text() == format_sto(table, float_format=float_format)
+        name, labels, times, values, degrees = _storage(path)
+        assert (name, labels, degrees) == ("trial walk1", ["time", *table.labels], in_degrees)
+        np.testing.assert_allclose(times, time_s, rtol=rtol, atol=0)
+        np.testing.assert_allclose(values, data, rtol=rtol, atol=0)
+        os_table = opensim.TimeSeriesTable(str(path))
+        assert os_table.getTableMetaDataAsString("inDegrees") == ("yes" if in_degrees else "no")
+        np.testing.assert_allclose(_values(os_table), data, rtol=rtol, atol=0)
+        back = read_sto(path)
+        assert (back.labels, back.name, back.in_degrees) == (table.labels, table.name, in_degrees)
+        np.testing.assert_allclose(back.data, data, rtol=rtol, atol=0)
+    if float_format == "%.17g":
+        np.testing.assert_array_equal(back.data, data)
+
+
+def test_sto_writer_names_nan_and_shapes(tmp_path: Path) -> None:
+    """The header name falls back to the file's stem; NaN samples are written as ``NaN`` and
+    read back by OpenSim's ``TimeSeriesTable`` as missing; a data/labels mismatch is refused
+    before anything is written."""
+    data = np.array([[1.0, np.nan], [2.0, 4.0]])
+    path = tmp_path / "gappy.sto"
+    write_sto(path, StoTable(np.array([0.0, 0.5]), ("a", "b"), data))
+    assert path.read_text().splitlines()[0] == "gappy"
+    assert "NaN" in path.read_text()
+    os_table = opensim.TimeSeriesTable(str(path))
+    np.testing.assert_array_equal(_values(os_table), data)
+    np.testing.assert_array_equal(read_sto(path).data, data)
+    assert format_sto(StoTable(np.array([0.0]), ("a",), np.zeros((1, 1)))).startswith("table\n")
+    with pytest.raises(ValueError, match="2 data columns for 3 labels"):
+        write_sto(tmp_path / "bad.sto", StoTable(np.array([0.0, 0.5]), ("a", "b", "c"), data))
+    assert not (tmp_path / "bad.sto").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gappy.sto"]

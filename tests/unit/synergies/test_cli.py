@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.io.nms_inputs import NMSTrial, write_nms_trial
-from pipeline.io.opensim_files import read_storage
+from pipeline.io.opensim_files import read_sto
 from pipeline.synergies.synthetic import make_synergy_problem
 
 UNRECORDED = ("mtu04",)
@@ -103,10 +103,10 @@ def test_calibrate_synergy_writes_the_outputs_contract(nms_files, template_study
     r = metrics["synthesis"]["r_vs_truth"]
     assert set(r) == {"cal0", "cal1", "val0"} and set(r["val0"]) == {"mtu04", NO_EMG}
 
-    table = read_storage(out / "execution" / "val0" / "synthesised_excitations.sto")
+    table = read_sto(out / "execution" / "val0" / "synthesised_excitations.sto")
     assert table.labels == ("mtu04", NO_EMG)
-    assert table.values.shape == (150, 2)
-    assert table.values.min() >= 0.0 and table.values.max() <= 1.0
+    assert table.data.shape == (150, 2)
+    assert table.data.min() >= 0.0 and table.data.max() <= 1.0
     assert (out / "execution" / "cal0" / "primitives.sto").is_file()
     assert (out / "execution" / "val0" / "moments.sto").is_file()
 
