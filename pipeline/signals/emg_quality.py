@@ -35,7 +35,10 @@ DEFAULTS: dict[str, float] = {
     "max_line_noise_share": 0.3,
 }
 FIXES = {
-    "dead": "check the electrode and cable; if the channel cannot be recovered, drop it with "
+    "dead": "a muscle that is quiet in this task looks the same within one trial: if the "
+            "channel is active in the subject's other trials (their SNR in emg_quality.json "
+            "or the report's EMG table), nothing is wrong; if it is low in every trial, check "
+            "the electrode and cable, and if it cannot be recovered, drop it with "
             "models.<model>.drop_emg (its MTUs then count as unrecorded)",
     "flat": "the channel does not change: check that it is connected and exported; drop it "
             "with models.<model>.drop_emg",
@@ -176,7 +179,8 @@ def trial_quality(names: Sequence[str], labels: Sequence[str], raw: np.ndarray,
         q["c3d_label"] = labels[i]
         channels[name] = q
         for flag in q["flags"]:
-            detail = {"dead": f"SNR {q['snr']:.1f} (envelope peak / resting baseline)",
+            detail = {"dead": f"SNR {q['snr']:.1f} (envelope peak / resting baseline): "
+                              "inactive in this trial, or the electrode is off",
                       "flat": f"{q['flat_share']:.0%} of samples unchanged",
                       "saturated": f"{q['saturation_share']:.2%} of samples at the range limits",
                       "line_noise": f"{q['line_noise_share']:.0%} of the power at the mains "
