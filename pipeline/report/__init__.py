@@ -20,6 +20,7 @@ from pipeline.plots.subject import MANIFEST
 from pipeline.provenance import config_sha256, git_commit
 from pipeline.report.html import (
     emg_timing_table,
+    emg_verdict_table,
     page,
     scale_table,
     subject_section,
@@ -27,6 +28,7 @@ from pipeline.report.html import (
     warnings_list,
 )
 from pipeline.report.summary import MethodSummary, study_summary
+from pipeline.signals.emg_quality import channel_verdicts
 from pipeline.study import Study
 
 log = logging.getLogger(__name__)
@@ -58,15 +60,22 @@ def _data_checks(study: Study, subject: str) -> str:
     scale = _read_optional(base / "model" / "scale_report.json")
     emg_warnings: list[str] = []
     timing: list[dict] = []
+    qualities: dict[str, dict] = {}
+    for row in study.trials_of(subject, kind="mvc"):
+        quality = _read_optional(base / "trials" / row["trial"] / "emg_quality.json")
+        if quality:
+            qualities[row["trial"]] = quality
     for row in study.trials_of(subject, kind="dynamic"):
         folder = base / "trials" / row["trial"]
         quality = _read_optional(folder / "emg_quality.json") or {}
+        qualities[row["trial"]] = quality
         emg_warnings += quality.get("warnings") or []
         timing += emg_cycle_timing(row["trial"], quality,
                                    _read_optional(folder / "events.json") or {})
     return ("<h3>Scaling</h3>" + scale_table(scale)
             + warnings_list("Scaling warnings", (scale or {}).get("warnings") or [])
-            + "<h3>EMG quality</h3>" + warnings_list("EMG warnings", emg_warnings)
+            + "<h3>EMG quality</h3>" + emg_verdict_table(channel_verdicts(qualities))
+            + warnings_list("EMG warnings", emg_warnings)
             + emg_timing_table(timing))
 
 

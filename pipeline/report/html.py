@@ -179,6 +179,31 @@ def emg_timing_table(rows: Sequence[Mapping]) -> str:
             "<th>Onsets</th><th>Offsets</th></tr>" + "".join(body) + "</table></details>")
 
 
+def emg_verdict_table(verdicts: Sequence[Mapping]) -> str:
+    """Channels flagged ``dead`` (low SNR) in some trial, judged across the subject's trials
+    (:func:`pipeline.signals.emg_quality.channel_verdicts`)."""
+    if not verdicts:
+        return "<p class=ok>EMG channels with a low SNR in any trial: none.</p>"
+
+    def trials(snr_of: Mapping[str, float]) -> str:
+        return escape(", ".join(f"{t} ({v:.1f})" for t, v in snr_of.items())) or "none"
+
+    body = []
+    for v in verdicts:
+        dead = v["verdict"] == "dead"
+        text = ("low in every trial: check the electrode and cable, or drop it with "
+                "models.<model>.drop_emg" if dead else
+                "active in other trials: the muscle is quiet in the trials listed, not a "
+                "fault")
+        body.append(f"<tr><td>{escape(v['channel'])}</td>"
+                    f'<td class="{"flag" if dead else "ok"}">{escape(text)}</td>'
+                    f"<td>{trials(v['quiet'])}</td><td>{trials(v['active'])}</td></tr>")
+    return ("<table><caption>EMG channels with a low SNR (envelope peak / resting baseline) in "
+            "some trial, compared across the subject's trials (SNR in brackets)</caption>"
+            "<tr><th>EMG</th><th>Verdict</th><th>Low in</th><th>Active in</th></tr>"
+            + "".join(body) + "</table>")
+
+
 def warnings_list(title: str, warnings: Sequence[str]) -> str:
     """A folded list of warnings with their fixes (none: says so)."""
     if not warnings:

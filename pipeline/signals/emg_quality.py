@@ -195,3 +195,26 @@ def trial_quality(names: Sequence[str], labels: Sequence[str], raw: np.ndarray,
             log.warning("%s", message)
     return {"channels": channels, "warnings": warnings,
             "options": {**DEFAULTS, **dict(options or {})}}
+
+
+def channel_verdicts(qualities: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per EMG channel across a subject's trials (``qualities``: trial -> emg_quality.json):
+    a low-SNR (``dead``) flag in one trial cannot tell a loose electrode from a muscle that is
+    quiet in that task, so the trials are compared.
+
+    Only channels flagged ``dead`` in at least one trial are listed, as
+    ``{"channel", "verdict", "quiet", "active"}`` with ``quiet``/``active`` mapping trial ->
+    SNR. ``verdict`` is ``"dead"`` when the channel is low in every trial that measured it
+    (the electrode or cable), ``"quiet"`` when it is clearly active in another trial (the
+    muscle rests in the trials listed under ``quiet``: nothing to fix).
+    """
+    per_channel: dict[str, dict[str, dict[str, float]]] = {}
+    for trial, quality in qualities.items():
+        for name, q in (quality.get("channels") or {}).items():
+            entry = per_channel.setdefault(name, {"quiet": {}, "active": {}})
+            if "flat" in (q.get("flags") or []):
+                continue
+            group = "quiet" if "dead" in (q.get("flags") or []) else "active"
+            entry[group][trial] = float(q.get("snr") or 0.0)
+    return [{"channel": name, "verdict": "quiet" if entry["active"] else "dead", **entry}
+            for name, entry in per_channel.items() if entry["quiet"]]

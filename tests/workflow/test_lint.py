@@ -109,6 +109,8 @@ def test_rules_read_and_write_the_layout(template_study: Path) -> None:
     read_by_report = {layout.figures_dir("s01"), "results/s01/model/scale_report.json"}
     read_by_report |= {layout.trial_file("s01", t, f) for t in modelled
                        for f in ("emg_quality.json", "events.json")}
+    # ... and the MVC trial's EMG quality: a low-SNR channel is judged across all trials.
+    read_by_report |= {layout.trial_file("s01", "mvc1", "emg_quality.json")}
     assert report == (method_files | read_by_report, {layout.REPORT})
     calibrate_outputs = set().union(*(outputs for _, outputs in jobs["calibrate"]))
     assert {layout.method_file("s01", m, "calibrated.osim") for m in methods} <= calibrate_outputs

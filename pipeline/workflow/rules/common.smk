@@ -297,9 +297,10 @@ def get_report_inputs(wildcards):
         if not plan.given(STUDY.subject(subject), "scaled_model"):
             files[f"{subject}_scale_report"] = (f"{layout.subject_dir(subject)}/model/"
                                                 "scale_report.json")
+        # MVC trials too: the report judges a low-SNR channel across all the subject's trials.
         files[f"{subject}_emg_quality"] = [
             layout.trial_file(subject, r["trial"], "emg_quality.json")
-            for r in STUDY.trials_of(subject, kind="dynamic")
+            for kind in ("mvc", "dynamic") for r in STUDY.trials_of(subject, kind=kind)
             if PLANS[(subject, r["trial"])].emg in (plan.C3D, plan.RAW)]
         # The cycles the EMG table places onsets and offsets in.
         files[f"{subject}_events"] = [

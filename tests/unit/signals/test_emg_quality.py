@@ -153,3 +153,38 @@ def test_dead_channel_is_warned_once_with_trial_channel_and_fix(template_study, 
     assert run() == []
     assert any("triceps" in r.getMessage() and "drop_emg" in r.getMessage()
                for r in caplog.records if r.levelno == logging.INFO)
+
+
+def test_a_muscle_quiet_in_one_task_is_told_from_a_dead_electrode_across_trials():
+    """Within one trial a resting muscle and an unplugged electrode both sit at the noise floor
+    (both flagged dead there); across the subject's trials only the electrode stays low."""
+    from pipeline.report.html import emg_verdict_table
+    from pipeline.signals.emg_quality import channel_verdicts
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    noise = lambda: rng.normal(0, 1e-5, n)  # noqa: E731
+    names, labels = ["hams", "tibant", "soleus"], ["EMG1", "EMG2", "EMG3"]
+
+    def trial(columns):
+        raw = np.column_stack(columns)
+        env = emg_envelope(raw, rate_hz=RATE, bandpass_hz=(20, 450), lowpass_hz=5)
+        return trial_quality(names, labels, raw, env, rate_hz=RATE,
+                             times_s=np.arange(n) / RATE)
+
+    # hams: active in the MVC, resting in the squat; tibant: noise everywhere; soleus: active.
+    qualities = {"mvc1": trial([_bursts(rng, n), noise(), _bursts(rng, n)]),
+                 "squat1": trial([noise(), noise(), _bursts(rng, n)])}
+    assert "dead" in qualities["squat1"]["channels"]["hams"]["flags"]
+    verdicts = {v["channel"]: v for v in channel_verdicts(qualities)}
+    assert set(verdicts) == {"hams", "tibant"}
+    assert verdicts["hams"]["verdict"] == "quiet"
+    assert set(verdicts["hams"]["quiet"]) == {"squat1"}
+    assert set(verdicts["hams"]["active"]) == {"mvc1"}
+    assert verdicts["hams"]["active"]["mvc1"] > 20
+    assert verdicts["tibant"]["verdict"] == "dead"
+    assert set(verdicts["tibant"]["quiet"]) == {"mvc1", "squat1"} and not verdicts["tibant"][
+        "active"]
+    html = emg_verdict_table(list(verdicts.values()))
+    assert "low in every trial" in html and "active in other trials" in html
+    assert "low SNR in any trial: none" in emg_verdict_table([])
