@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,14 @@ def run_snakemake(study: Path, *args: str, timeout_s: int = 3600) -> str:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     return output
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> number of jobs a ``snakemake -n`` run would execute (its job-stats table; empty
+    when nothing is planned; the ``total`` row left out)."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:")[-1].split("\n\n")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table,
+                                                              re.MULTILINE)
+            if m.group(1) != "total"}

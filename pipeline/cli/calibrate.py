@@ -69,18 +69,31 @@ def _initial_values(path: str | None, mtu_names: tuple[str, ...]) -> dict | None
     return select(read_initial_values(path), mtu_names, source=path)
 
 
+def _write_method_outputs(args: argparse.Namespace, document: dict, history: list, *,
+                          bodies: dict | None = None) -> None:
+    """``history.tsv``, ``calibrated.osim`` (the document's MTU values; ``bodies``: new
+    inertial properties) and ``parameters.json`` of one method, in ``--out-dir``."""
+    from pipeline.calibrate.export import write_calibrated_osim, write_parameters
+    from pipeline.calibrate.gradient import history_tsv
+
+    out_dir = Path(args.out_dir)
+    write_text_atomic(out_dir / "history.tsv", history_tsv(history))
+    per_mtu = {name: {k: entry[k]["value"] for k in ("optimal_fiber_length_m",
+                                                     "tendon_slack_length_m",
+                                                     "max_isometric_force_n")}
+               for name, entry in document["mtus"].items()}
+    write_calibrated_osim(args.model, out_dir / "calibrated.osim", per_mtu, bodies=bodies)
+    write_parameters(out_dir / "parameters.json", document)
+    log.info("wrote %s/{parameters.json,calibrated.osim,history.tsv}", out_dir)
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from pipeline.calibrate.annealing import AnnealingOptions
     from pipeline.calibrate.execute import batch_metrics
-    from pipeline.calibrate.export import (
-        provenance,
-        read_muscle_properties,
-        write_calibrated_osim,
-        write_parameters,
-    )
-    from pipeline.calibrate.gradient import GradientOptions, history_tsv
+    from pipeline.calibrate.export import provenance, read_muscle_properties
+    from pipeline.calibrate.gradient import GradientOptions
     from pipeline.calibrate.problem import load_trials
     from pipeline.calibrate.run import calibrate, report_outcome
     from pipeline.calibrate.spec import build_spec
@@ -143,15 +156,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         calibration_trials=labels, calibration_fit=batch_metrics(batch, output, labels,
                                                                  mean_over=tracked))
     report_outcome(outcome, document)
-    out_dir = Path(args.out_dir)
-    write_text_atomic(out_dir / "history.tsv", history_tsv(outcome.history))
-    per_mtu = {name: {k: entry[k]["value"] for k in ("optimal_fiber_length_m",
-                                                     "tendon_slack_length_m",
-                                                     "max_isometric_force_n")}
-               for name, entry in document["mtus"].items()}
-    write_calibrated_osim(args.model, out_dir / "calibrated.osim", per_mtu)
-    write_parameters(out_dir / "parameters.json", document)
-    log.info("wrote %s/{parameters.json,calibrated.osim,history.tsv}", out_dir)
+    _write_method_outputs(args, document, outcome.history)
     return 0
 
 
@@ -161,13 +166,7 @@ def _calibrate_motion(args: argparse.Namespace, study, spec, batch, fit_batch,  
     import torch
 
     from pipeline.calibrate.execute import batch_metrics
-    from pipeline.calibrate.export import (
-        parameters_document,
-        provenance,
-        write_calibrated_osim,
-        write_parameters,
-    )
-    from pipeline.calibrate.gradient import history_tsv
+    from pipeline.calibrate.export import parameters_document, provenance
     from pipeline.calibrate.run import analyse_identifiability
     from pipeline.dynamics.build import load_skeleton
     from pipeline.dynamics.motion_method import (
@@ -216,16 +215,7 @@ def _calibrate_motion(args: argparse.Namespace, study, spec, batch, fit_batch,  
     log.info("motion calibration: loss %.6g (equation error %.6g, penalty %.3g), %d "
              "evaluations, %.2f s", outcome.loss, outcome.tracking, outcome.penalty,
              outcome.evaluations, outcome.wall_s)
-    out_dir = Path(args.out_dir)
-    write_text_atomic(out_dir / "history.tsv", history_tsv(outcome.history))
-    per_mtu = {name: {k: entry[k]["value"] for k in ("optimal_fiber_length_m",
-                                                     "tendon_slack_length_m",
-                                                     "max_isometric_force_n")}
-               for name, entry in document["mtus"].items()}
-    write_calibrated_osim(args.model, out_dir / "calibrated.osim", per_mtu,
-                          bodies=body_properties(outcome))
-    write_parameters(out_dir / "parameters.json", document)
-    log.info("wrote %s/{parameters.json,calibrated.osim,history.tsv}", out_dir)
+    _write_method_outputs(args, document, outcome.history, bodies=body_properties(outcome))
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from workflow_helpers import run_snakemake
+from workflow_helpers import planned_jobs, run_snakemake
 
 RAJAGOPAL = "opensim-core/rajagopal-walk"
 EMG_TRACKING = "opensim-core/emg-tracking"
@@ -80,16 +80,6 @@ def write_study(root: Path, data: Path) -> Path:
             rows.append(f"{subject}\twalk_{name}\t\tdynamic\t{role}\t{start}\t{end}\t{files}")
     (root / "trials.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
-    jobs = {}
-    for line in table.splitlines()[3:]:
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            jobs[parts[0]] = int(parts[1])
-    return jobs
 
 
 def test_dry_run_plans_exactly_the_missing_stages(shared_data: Path, tmp_path: Path) -> None:

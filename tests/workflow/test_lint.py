@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from project_paths import PROJECT_ROOT
+from workflow_helpers import planned_jobs
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT_ROOT / "Snakefile")]
 
@@ -21,17 +22,6 @@ def test_snakemake_lint_is_clean(template_study: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Congratulations, your workflow is in a good condition!" in output, output
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """The ``job count`` table of a dry run (``--quiet rules``) as {rule: number of jobs}."""
-    jobs = {}
-    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            break
-        jobs[fields[0]] = int(fields[1])
-    return jobs
 
 
 def test_dry_run_plans_contract_outputs(template_study: Path) -> None:

@@ -19,22 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from workflow_helpers import run_snakemake
+from workflow_helpers import planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
 
 SUBJECTS = ("arm01", "leg01")
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> number of jobs of a dry run's job-stats table."""
-    jobs = {}
-    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            break
-        jobs[fields[0]] = int(fields[1])
-    return jobs
 
 
 @pytest.fixture(scope="module")

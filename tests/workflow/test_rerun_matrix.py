@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -22,21 +21,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import run_snakemake
+from workflow_helpers import planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
 
 Change = Callable[[Path], None]
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> number of jobs a ``snakemake -n`` run would execute (its job-stats table)."""
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:")[-1].split("\n\n")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table,
-                                                              re.MULTILINE)
-            if m.group(1) != "total"}
 
 
 def tail(n_subjects: int) -> dict[str, int]:
