@@ -4,11 +4,15 @@ excitations with which the subject's true muscles reproduce the inverse-dynamics
 Consistency chain (per dynamic trial):
 
 1. prescribe smooth coordinates (:mod:`pipeline.synth.motions`) on the generic, unscaled model
-   (the subject *is* the generic model at scale 1, so the pipeline's scaling recovers ~1);
-2. inverse dynamics with ``opensim.InverseDynamicsSolver`` (no muscles, no passive forces). For the
-   leg, first without external loads: the pelvis residuals are the ground reaction the motion
-   needs; they are split between the feet (:mod:`pipeline.synth.ground`) and the ID is repeated
-   with those loads on ``calcn_r`` / ``calcn_l`` (pelvis residuals ~0);
+   (the subject's geometry *is* the generic model's at scale 1, so the pipeline's scaling
+   recovers ~1); markers and MTU geometry come from it;
+2. inverse dynamics with ``opensim.InverseDynamicsSolver`` (no muscles, no passive forces) on the
+   subject's *true* model: the generic geometry with perturbed segment masses, centres of mass
+   and inertias (:mod:`pipeline.synth.inertia`). For the leg, first without external loads: the
+   pelvis residuals are the ground reaction the motion needs; they are split between the feet
+   (:mod:`pipeline.synth.ground`) and the ID is repeated with those loads on ``calcn_r`` /
+   ``calcn_l`` (pelvis residuals ~0). The same motion and loads through the *generic* inertias
+   give ``model_id_moments_nm``: what the pipeline's own ID (on the scaled generic model) sees;
 3. MTU lengths and moment arms from the OpenSim model along the motion;
 4. excitations solved through :func:`pipeline.nms.model.simulate` with the true parameters
    (:mod:`pipeline.synth.excitations`), as close as the moments allow to smooth random
@@ -32,6 +36,7 @@ from pipeline.osim.models import build_model
 from pipeline.synth import emg
 from pipeline.synth.excitations import solve_excitations, target_patterns
 from pipeline.synth.ground import FootLoad, split_ground_reaction
+from pipeline.synth.inertia import BodyInertia, read_bodies, true_model
 from pipeline.synth.kinematics import ModelEvaluator, Motion, PointLoad
 from pipeline.synth.motions import (
     ArmTask,
@@ -57,7 +62,9 @@ class TrialData:
     markers_m: dict[str, np.ndarray]
     channel_excitation: np.ndarray  # (channel, frame)
     feet: tuple[FootLoad, ...] = ()
-    id_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
+    id_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)  # true model
+    #: the same motion and loads through the generic model's inertias
+    model_id_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
     muscle_moments_nm: dict[str, np.ndarray] = field(default_factory=dict)
     excitation: np.ndarray | None = None  # (muscle, frame)
     mtu_length_m: np.ndarray | None = None  # (muscle, frame), generic (= true) geometry
@@ -67,10 +74,13 @@ class TrialData:
 @dataclass
 class SubjectData:
     plan: SubjectPlan
-    mass_kg: float
+    mass_kg: float  # subjects.tsv mass_kg: the generic model's total mass (see study.py)
     generic: SubjectMuscles
     true: SubjectMuscles
     trials: list[TrialData]
+    true_bodies: dict[str, BodyInertia] = field(default_factory=dict)
+    generic_bodies: dict[str, BodyInertia] = field(default_factory=dict)
+    true_mass_kg: float = 0.0  # the true model's total mass
     foot_lengths: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -79,6 +89,7 @@ def _time(duration_s: float) -> np.ndarray:
 
 
 def _foot_loads(ev: ModelEvaluator, motion: Motion) -> tuple[FootLoad, FootLoad]:
+    """The ground reactions that ``ev``'s model needs for ``motion`` (split between the feet)."""
     free = ev.inverse_dynamics(motion)
     pelvis = ev.body_origin(motion, "pelvis")
     feet_z = {s: float(ev.body_origin(motion, f"calcn_{s}")[0, 2]) for s in ("r", "l")}
@@ -97,11 +108,23 @@ MAX_DRAWS = 5
 
 
 def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: float,
-                     tendon: TendonModel, initial: dict[str, float]) -> SubjectData:
-    """Run the consistency chain for every trial of ``plan`` (see the module docstring)."""
+                     tendon: TendonModel, initial: dict[str, float],
+                     inertia_rng: np.random.Generator | None = None) -> SubjectData:
+    """Run the consistency chain for every trial of ``plan`` (see the module docstring).
+
+    ``inertia_rng`` draws the true segment inertial parameters; without it the true model is
+    the generic one.
+    """
     start = time.perf_counter()
     model = build_model(plan.model)
     ev = ModelEvaluator(model)
+    if inertia_rng is not None:
+        subject_model, true_bodies, generic_bodies = true_model(
+            plan.model, rng=inertia_rng, known_bodies=plan.known_bodies)
+    else:
+        subject_model = build_model(plan.model)
+        true_bodies = generic_bodies = read_bodies(subject_model)
+    true_ev = ModelEvaluator(subject_model)
     generic = generic_muscles(model, plan.muscles, c1=initial["c1"], c2=initial["c2"],
                               shape_factor=initial["shape_factor"])
     squats = SquatBuilder(ev) if plan.force_plates else None
@@ -133,10 +156,12 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
         motion = differentiate(traj, t)
         data = TrialData(trial, motion, ev.markers(motion), excitation)
         if squats is not None:
-            data.feet = _foot_loads(ev, motion)
+            data.feet = _foot_loads(true_ev, motion)
         if trial.kind == "dynamic":
-            tau = ev.inverse_dynamics(motion, _loads(data.feet))
+            tau = true_ev.inverse_dynamics(motion, _loads(data.feet))
             data.id_moments_nm = {dof: tau[dof] for dof in plan.dofs}
+            generic_tau = ev.inverse_dynamics(motion, _loads(data.feet))
+            data.model_id_moments_nm = {dof: generic_tau[dof] for dof in plan.dofs}
             if squats is not None:
                 residual = max(float(np.abs(tau[c]).max()) for c in
                                ("pelvis_tx", "pelvis_ty", "pelvis_tilt"))
@@ -161,7 +186,8 @@ def simulate_subject(plan: SubjectPlan, *, rng: np.random.Generator, emd_s: floa
         log.info("%s: true muscles reproduce the moments only within %.1f %% of peak (draw %d); "
                  "drawing again", plan.subject, 100 * worst, attempt)
     log.info("%s: simulated in %.1f s", plan.subject, time.perf_counter() - start)
-    return SubjectData(plan, ev.total_mass_kg(), generic, true, trials)
+    return SubjectData(plan, ev.total_mass_kg(), generic, true, trials, true_bodies,
+                       generic_bodies, true_ev.total_mass_kg())
 
 
 def _with_defaults(traj: Trajectory, defaults: dict[str, float]) -> Trajectory:

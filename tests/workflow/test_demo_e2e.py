@@ -8,8 +8,13 @@ been run instead.
 Checks:
 
 * every output of the DESIGN.md contract, for each subject and calibration method;
-* consistency: the pipeline's own inverse dynamics (``nms_inputs.npz``) reproduces the true muscle
-  moments of ``truth.json`` within 2 % RMS of each DOF's peak, on every dynamic trial;
+* consistency: the pipeline's own inverse dynamics (``nms_inputs.npz``, on the scaled generic
+  model) reproduces ``truth.json``'s ``model_id_moments_nm`` (inverse dynamics of the generic
+  inertias on the true motion and loads) within 2 % RMS of each DOF's peak, on every dynamic
+  trial. The true muscle moments equal inverse dynamics of the subject's *true* segment inertias,
+  which differ from the generic ones: that difference is reported (``inertia_rms_over_peak``), not
+  checked; the gradient method cannot see it (it fits the muscles to the pipeline's ID), which is
+  what the motion method is for;
 * recovery: for every calibrated parameter type, the mean absolute % error of the gradient
   calibration against the truth is below that of the initial guess (the scaled model);
 * validation: the calibrated model predicts the held-out trials' moments with R^2 >= 0.8 and
@@ -116,7 +121,9 @@ def test_contract_outputs_exist(study: Path, truth: dict, config: dict) -> None:
     assert not missing, missing
 
 
-def _relative_id_errors(study: Path, truth: dict) -> dict[str, dict[str, dict[str, float]]]:
+def _relative_id_errors(study: Path, truth: dict, key: str
+                        ) -> dict[str, dict[str, dict[str, float]]]:
+    """RMS / peak of the pipeline's ID against the truth's ``key`` per subject, trial and DOF."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for subject, entry in truth["subjects"].items():
         for trial, record in entry["trials"].items():
@@ -125,21 +132,46 @@ def _relative_id_errors(study: Path, truth: dict) -> dict[str, dict[str, dict[st
                 moments = d["id_moment_nm"]
             t_true = np.asarray(record["time_s"])
             for i, dof in enumerate(dofs):
-                true = np.interp(time_s, t_true, np.asarray(record["moments_nm"][dof]))
+                true = np.interp(time_s, t_true, np.asarray(record[key][dof]))
                 rel = np.sqrt(np.mean((moments[i] - true) ** 2)) / np.abs(true).max()
                 out.setdefault(subject, {}).setdefault(trial, {})[dof] = float(rel)
     return out
 
 
-def test_pipeline_inverse_dynamics_matches_true_muscle_moments(study: Path, truth: dict,
-                                                               summary: dict) -> None:
-    errors = _relative_id_errors(study, truth)
-    summary["id_rms_over_peak"] = errors
-    print("\npipeline ID vs true muscle moments, RMS / peak (%):")
-    for subject, trials in errors.items():
+def _inertia_differences(truth: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """RMS / peak of ID with the generic inertias against ID with the true ones (same motion and
+    loads): what the subject's segments change in the joint moments."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for subject, entry in truth["subjects"].items():
+        for trial, record in entry["trials"].items():
+            for dof, values in record["id_moments_nm"].items():
+                true = np.asarray(values)
+                generic = np.asarray(record["model_id_moments_nm"][dof])
+                rel = np.sqrt(np.mean((generic - true) ** 2)) / np.abs(true).max()
+                out.setdefault(subject, {}).setdefault(trial, {})[dof] = float(rel)
+    return out
+
+
+def _print_table(title: str, table: dict[str, dict[str, dict[str, float]]]) -> None:
+    print(f"\n{title}, RMS / peak (%):")
+    for subject, trials in table.items():
         for trial, dofs in trials.items():
             print(f"  {subject}/{trial}: " + ", ".join(f"{d} {100 * v:.2f}"
                                                         for d, v in dofs.items()))
+
+
+def test_pipeline_inverse_dynamics_matches_the_generic_inertias(study: Path, truth: dict,
+                                                                summary: dict) -> None:
+    errors = _relative_id_errors(study, truth, "model_id_moments_nm")
+    summary["id_rms_over_peak"] = errors
+    summary["id_vs_true_muscle_moments_rms_over_peak"] = _relative_id_errors(study, truth,
+                                                                             "moments_nm")
+    summary["inertia_rms_over_peak"] = _inertia_differences(truth)
+    _print_table("pipeline ID vs ID of the generic inertias", errors)
+    _print_table("inertia-induced difference (generic vs true segment inertias)",
+                 summary["inertia_rms_over_peak"])
+    _print_table("pipeline ID vs true muscle moments",
+                 summary["id_vs_true_muscle_moments_rms_over_peak"])
     worst = {f"{s}/{t}/{d}": v for s, trials in errors.items() for t, dofs in trials.items()
              for d, v in dofs.items() if v >= MAX_ID_ERROR}
     assert not worst, worst
