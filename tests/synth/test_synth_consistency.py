@@ -1,7 +1,8 @@
 """Physical consistency of the demo study: inverse dynamics of what was written = truth.
 
-OpenSim's InverseDynamicsTool runs on the generic (true, unscaled) model with the written
-kinematics and, for the leg, the ground reactions read back from the C3D force plates. Its joint
+OpenSim's InverseDynamicsTool runs on the subject's true model (the generic, unscaled model with
+truth.json's segment inertial parameters ``bodies``) with the written kinematics and, for the leg,
+the ground reactions read back from the C3D force plates. Its joint
 moments must match the moments the true muscles produce (truth.json ``moments_nm``) within 2 % RMS
 of each DOF's peak, and the leg's pelvis residuals must vanish.
 """
@@ -16,7 +17,8 @@ import pytest
 from synth_helpers import plate_loads, run_inverse_dynamics, write_mot
 
 from pipeline.osim.external_loads import grf_columns, write_external_loads
-from pipeline.osim.models import write_builtin_model
+from pipeline.osim.models import build_model
+from pipeline.synth.inertia import BodyInertia, apply_bodies
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,13 @@ def test_inverse_dynamics_matches_true_muscle_moments(small_study: Path, small_t
     entry = small_truth["subjects"][subject]
     record = entry["trials"][trial]
     time_s = np.asarray(record["time_s"])
-    model_path = write_builtin_model(entry["model"], tmp_path / "model.osim")
+    model = build_model(entry["model"])
+    apply_bodies(model, {b: BodyInertia(v["mass_kg"], tuple(v["com_m"]),
+                                        tuple(v["inertia_kg_m2"]))
+                         for b, v in entry["bodies"].items()})
+    model.finalizeConnections()
+    model_path = tmp_path / "model.osim"
+    model.printToXML(str(model_path))
     coords = write_mot(tmp_path / "q.mot", time_s,
                        {c: np.asarray(v) for c, v in record["coordinates"].items()})
     loads_xml = None

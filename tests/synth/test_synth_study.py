@@ -54,6 +54,7 @@ def test_truth_json_contract(small_study: Path, small_truth: dict) -> None:
             assert set(record["moments_nm"]) == set(setup["dofs"])
             assert set(record["excitations"]) == set(setup["excitations"])
             assert all(len(v) == n for v in record["coordinates"].values())
+            assert set(record["model_id_moments_nm"]) == set(setup["dofs"])
             residual = np.array(list(record["residual_actuators_nm"].values()))
             peaks = np.abs(np.array(list(record["id_moments_nm"].values()))).max(axis=1)
             assert np.all(np.sqrt((residual**2).mean(axis=1)) < 0.01 * peaks)
@@ -64,3 +65,31 @@ def test_demo_study_refuses_to_overwrite(tmp_path: Path) -> None:
 
     (tmp_path / "config.yaml").write_text("{}\n")
     assert main(["demo-study", str(tmp_path), "--small"]) == 2
+
+
+def test_truth_segments_are_perturbed_and_physical(small_study: Path, small_truth: dict) -> None:
+    """truth.json ``bodies``: every moving segment perturbed from ``generic_bodies`` within the
+    draw's range and physically valid; the known payload and the bodies welded to ground kept;
+    ``true_mass_kg`` their total; subjects.tsv keeps the generic total (see study.py)."""
+    from pipeline.synth.inertia import BodyInertia, physically_valid
+
+    study = load_study(small_study)
+    for name, entry in small_truth["subjects"].items():
+        bodies, generic = entry["bodies"], entry["generic_bodies"]
+        assert set(bodies) == set(generic)
+        kept = set(entry["known_bodies"]) | ({"thorax"} if name == "arm01" else set())
+        assert entry["known_bodies"] == (["dumbbell"] if name == "arm01" else [])
+        for body, true in bodies.items():
+            base = generic[body]
+            assert physically_valid(BodyInertia(true["mass_kg"], tuple(true["com_m"]),
+                                                tuple(true["inertia_kg_m2"]))), (name, body)
+            if body in kept:
+                assert true == base, (name, body)
+                continue
+            assert 0.7 <= true["mass_kg"] / base["mass_kg"] <= 1.3 and true != base
+            assert true["mass_kg"] != base["mass_kg"] and true["com_m"] != base["com_m"]
+            assert any(abs(v) > 0 for v in true["inertia_kg_m2"][3:])  # turned axes
+        total = sum(v["mass_kg"] for v in bodies.values())
+        assert entry["true_mass_kg"] == pytest.approx(total, rel=1e-9)
+        generic_total = sum(v["mass_kg"] for v in generic.values())
+        assert float(study.subject(name)["mass_kg"]) == pytest.approx(generic_total, abs=1e-3)

@@ -141,3 +141,39 @@ def test_true_strength_is_shared_within_each_strength_group() -> None:
     assert s["biceps_long"] == s["biceps_short"]
     assert len({s["delt_ant"], s["biceps_long"], s["brachialis"]}) == 3  # brachialis: own draw
     assert all(0.7 <= v <= 1.4 for v in s.values())
+
+
+def test_perturbed_segments_are_physical_and_round_trip_through_opensim() -> None:
+    """Many draws of a rod-like segment stay physically valid with the draw's mass range; the
+    true model keeps its known payload and ground-welded bodies, and OpenSim reads back exactly
+    what was set (the principal moments are those of the rotated inertia)."""
+    from pipeline.synth.inertia import (
+        BodyInertia,
+        perturbed_body,
+        physically_valid,
+        read_bodies,
+        true_model,
+        welded_to_ground,
+    )
+
+    rng = np.random.default_rng(3)
+    rod = BodyInertia(2.0, (0.0, -0.17, 0.0), (0.0139, 0.0043, 0.0124, 0.0, 0.0, 0.0))
+    draws = [perturbed_body(rod, rng) for _ in range(300)]
+    assert all(physically_valid(d) for d in draws)
+    masses = np.array([d.mass_kg for d in draws]) / rod.mass_kg
+    assert 0.7 <= masses.min() and masses.max() <= 1.3 and 0.07 < masses.std() < 0.13
+    shifts = np.array([np.subtract(d.com_m, rod.com_m) for d in draws])
+    assert 0.013 < shifts.std() < 0.021  # 10 % of the 0.17 m distance scale
+    assert not physically_valid(BodyInertia(1.0, (0, 0, 0), (1.0, 0.2, 0.2, 0, 0, 0)))
+
+    model, true, generic = true_model("demo-arm-dumbbell", rng=np.random.default_rng(0),
+                                      known_bodies=("dumbbell",))
+    assert welded_to_ground(model) == ("thorax",)
+    assert true["dumbbell"] == generic["dumbbell"] and true["thorax"] == generic["thorax"]
+    assert all(true[b] != generic[b] for b in ("humerus", "forearm", "hand"))
+    model.initSystem()
+    back = read_bodies(model)
+    for name, body in true.items():
+        assert back[name].mass_kg == body.mass_kg
+        assert np.allclose(back[name].com_m, body.com_m, rtol=0, atol=1e-15)
+        assert np.allclose(back[name].inertia_kg_m2, body.inertia_kg_m2, rtol=1e-12, atol=0)
