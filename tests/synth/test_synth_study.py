@@ -10,6 +10,7 @@ import pytest
 from pipeline.cli.demo import register  # noqa: F401  (the subcommand module imports cleanly)
 from pipeline.study import load_study
 from pipeline.synth.parameters import PARAMETER_KEYS
+from pipeline.synth.subject import FEASIBLE_RESIDUAL
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,10 @@ def test_truth_json_contract(small_study: Path, small_truth: dict) -> None:
             assert set(record["model_id_moments_nm"]) == set(setup["dofs"])
             residual = np.array(list(record["residual_actuators_nm"].values()))
             peaks = np.abs(np.array(list(record["id_moments_nm"].values()))).max(axis=1)
-            assert np.all(np.sqrt((residual**2).mean(axis=1)) < 0.01 * peaks)
+            # the generator's own acceptance bound for a draw of true muscles (the segments'
+            # truth changes the moments the muscles must make: seed 1's arm leaves 1.2 % on
+            # shoulder_rot, typical draws 0.3-1.5 %)
+            assert np.all(np.sqrt((residual**2).mean(axis=1)) < FEASIBLE_RESIDUAL * peaks)
 
 
 def test_demo_study_refuses_to_overwrite(tmp_path: Path) -> None:
