@@ -49,7 +49,7 @@ class BodyInertia:
         return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
     def as_json(self) -> dict[str, float | list[float]]:
-        return {"mass_kg": float(self.mass_kg), "com_m": [float(v) for v in self.com_m],
+        return {"mass_kg": float(self.mass_kg), "mass_center_m": [float(v) for v in self.com_m],
                 "inertia_kg_m2": [float(v) for v in self.inertia_kg_m2]}
 
 

@@ -37,7 +37,7 @@ def test_inverse_dynamics_matches_true_muscle_moments(small_study: Path, small_t
     record = entry["trials"][trial]
     time_s = np.asarray(record["time_s"])
     model = build_model(entry["model"])
-    apply_bodies(model, {b: BodyInertia(v["mass_kg"], tuple(v["com_m"]),
+    apply_bodies(model, {b: BodyInertia(v["mass_kg"], tuple(v["mass_center_m"]),
                                         tuple(v["inertia_kg_m2"]))
                          for b, v in entry["bodies"].items()})
     model.finalizeConnections()

@@ -125,7 +125,7 @@ def _body_parameters(bodies: dict, names: tuple[str, ...], pick) -> np.ndarray:
 
     from pipeline.dynamics.identify import inertial_from_physical
 
-    rows = [[pick(bodies[b], "mass_kg"), *pick(bodies[b], "com_m"),
+    rows = [[pick(bodies[b], "mass_kg"), *pick(bodies[b], "mass_center_m"),
              *pick(bodies[b], "inertia_kg_m2")] for b in names]
     return inertial_from_physical(torch.tensor(rows, dtype=torch.float64)).numpy()
 
@@ -217,7 +217,7 @@ def test_motion_method_recovers_the_identifiable_segment_inertia(motion_study: P
         flags = [f"{b}.{quantity}" + ("" if np.ndim(body[quantity]["identifiable"]) == 0
                                       else f"[{i}]")
                  for b, body in doc["bodies"].items() if not body["known"]
-                 for quantity in ("mass_kg", "com_m", "inertia_kg_m2")
+                 for quantity in ("mass_kg", "mass_center_m", "inertia_kg_m2")
                  for i, ok in enumerate(np.atleast_1d(body[quantity]["identifiable"]))
                  if not ok]
         print(f"\n{subject}: {s.size} of {int((~known).sum())} inertial combinations identified "
