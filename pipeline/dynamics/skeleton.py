@@ -364,38 +364,124 @@ def bias_forces(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,
                             gravity=gravity)
 
 
+@dataclass(frozen=True)
+class _ColumnLayout:
+    """Constant index tensors of the composite-rigid-body mass matrix for one joint tree.
+
+    A column is one (joint, coordinate) pair of ``Kinematics.joint_columns``; a coordinate that
+    moves several joints has several columns, summed into its row and column of M.
+    """
+
+    column_joint: torch.Tensor  # (n_columns,) joint of each column
+    subtree: torch.Tensor  # (n_joints, n_bodies) 1 where the body moves with the joint
+    below: torch.Tensor  # (n_columns, n_columns) 1 where column b's joint is above a's, or same
+    strictly_below: torch.Tensor  # (n_columns, n_columns) 1 where b's joint is strictly above a's
+    to_coordinates: torch.Tensor  # (n_columns, n_coordinates) 1 where the column moves it
+
+
+_LAYOUTS: dict = {}
+
+
+def _column_layout(skeleton: Skeleton, kin: Kinematics, dtype, device) -> _ColumnLayout:
+    parents = tuple(joint.parent for joint in skeleton.joints)
+    children = tuple(joint.child for joint in skeleton.joints)
+    keys = tuple(tuple(cols) for cols in kin.joint_columns)
+    key = (parents, children, keys, skeleton.n_bodies, skeleton.n_coordinates, dtype, device)
+    if key in _LAYOUTS:
+        return _LAYOUTS[key]
+    joint_of_body = {child: j for j, child in enumerate(children)}
+    above: list[set[int]] = []  # each joint's ancestors among the joints, itself included
+    for j, parent in enumerate(parents):
+        above.append({j} | (above[joint_of_body[parent]] if parent >= 0 else set()))
+    columns = [(j, k) for j, cols in enumerate(keys) for k in cols]
+    n_cols = len(columns)
+    subtree = torch.zeros(len(parents), skeleton.n_bodies, dtype=dtype, device=device)
+    for j in range(len(parents)):
+        for body_joint, chain in enumerate(above):
+            if j in chain:
+                subtree[j, children[body_joint]] = 1.0
+    below = torch.zeros(n_cols, n_cols, dtype=dtype, device=device)
+    strictly = torch.zeros_like(below)
+    to_coordinates = torch.zeros(n_cols, skeleton.n_coordinates, dtype=dtype, device=device)
+    for a, (ja, k) in enumerate(columns):
+        to_coordinates[a, k] = 1.0
+        for b, (jb, _) in enumerate(columns):
+            if jb in above[ja]:
+                below[a, b] = 1.0
+                strictly[a, b] = float(jb != ja)
+    layout = _ColumnLayout(torch.tensor([j for j, _ in columns], dtype=torch.long, device=device),
+                           subtree, below, strictly, to_coordinates)
+    _LAYOUTS[key] = layout
+    return layout
+
+
+def _composite_mass_matrix(skeleton: Skeleton, kin: Kinematics, pi: torch.Tensor) -> torch.Tensor:
+    """M(q) by the composite-rigid-body algorithm, everything about the ground origin.
+
+    Each body's spatial inertia is taken about the ground origin in ground axes, so a joint's
+    composite inertia (the bodies it carries) is a plain sum. With S_a = (w_a, v_a) the motion
+    of column a (angular axis, velocity of the point at the ground origin) and Ic_a the composite
+    inertia of its joint, M[a, b] = S_b . (Ic_a S_a) when b's joint carries a's: the inverse
+    dynamics of unit accelerations at rest, without its n passes.
+    """
+    dtype, device = pi.dtype, pi.device
+    layout = _column_layout(skeleton, kin, dtype, device)
+    n = skeleton.n_coordinates
+    batch = torch.broadcast_shapes(pi.shape[:-2], kin.joint_origin[0].shape[:-1]
+                                   if kin.joint_origin else ())
+    if layout.column_joint.numel() == 0:
+        return torch.zeros(*batch, n, n, dtype=dtype, device=device)
+    rot = torch.stack(kin.rotation, -3)  # (..., nb, 3, 3)
+    origin = torch.stack(kin.origin, -2)  # (..., nb, 3)
+    mass = pi[..., 0]
+    h = _mv(rot, pi[..., 1:4])  # first moment about the body origin, ground axes
+    inertia = rot @ inertia_matrix(pi) @ rot.transpose(-1, -2)
+    # about the ground origin: h_G = m p + h, I_G = I_O - [h][p] - [p][h] - m [p][p]
+    sp, sh = _skew(origin), _skew(h)
+    inertia_g = inertia - sh @ sp - sp @ sh - mass[..., None, None] * (sp @ sp)
+    h_g = h + mass[..., None] * origin
+    # composite inertias per joint, then per column
+    sub = layout.subtree
+    mass_c = mass @ sub.T  # (..., nj)
+    h_c = torch.einsum("jb,...bx->...jx", sub, h_g)
+    inertia_c = torch.einsum("jb,...bxy->...jxy", sub, inertia_g)
+    cols = [(j, ang, lin) for j, c in enumerate(kin.joint_columns) for ang, lin in c.values()]
+    w = torch.stack([ang for _, ang, _ in cols], -2)  # (..., nc, 3)
+    v = torch.stack([lin + torch.cross(kin.joint_origin[j], ang, dim=-1) for j, ang, lin in cols],
+                    -2)
+    idx = layout.column_joint
+    m_a = mass_c.index_select(-1, idx)[..., None]
+    h_a = h_c.index_select(-2, idx)
+    inertia_a = inertia_c.index_select(-3, idx)
+    moment = _mv(inertia_a, w) + torch.cross(h_a, v, dim=-1)  # Ic_a S_a
+    force = m_a * v + torch.cross(w, h_a, dim=-1)
+    gram = moment @ w.transpose(-1, -2) + force @ v.transpose(-1, -2)  # [a, b] = S_b . Ic_a S_a
+    cols_m = gram * layout.below + (gram * layout.strictly_below).transpose(-1, -2)
+    return layout.to_coordinates.T @ cols_m @ layout.to_coordinates
+
+
 def mass_matrix(skeleton: Skeleton, q: torch.Tensor, *,
                 inertial: torch.Tensor | None = None) -> torch.Tensor:
-    """M(q) (..., n, n): inverse dynamics of unit accelerations at rest without gravity."""
-    n = skeleton.n_coordinates
-    eye = torch.eye(n, dtype=q.dtype, device=q.device)
-    qs = q.unsqueeze(-2).expand(*q.shape[:-1], n, n)
-    pi = None if inertial is None else inertial.unsqueeze(-3)
-    columns = inverse_dynamics(skeleton, qs, torch.zeros_like(qs), eye.expand_as(qs),
-                               inertial=pi, gravity=False)
-    return columns.transpose(-1, -2)
+    """M(q) (..., n, n): the inverse dynamics of unit accelerations at rest without gravity,
+    formed from one kinematics pass (composite rigid bodies); ``inertial`` (..., n_bodies, 10)
+    broadcasts against the states."""
+    pi = skeleton.inertial.to(q.dtype) if inertial is None else inertial
+    zero = torch.zeros_like(q)
+    kin = kinematics(skeleton, q, zero, zero, gravity=False)
+    return _composite_mass_matrix(skeleton, kin, pi)
 
 
 def mass_matrix_and_bias(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,
                          inertial: torch.Tensor | None = None, loads: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """M(q) and the bias forces (with gravity and ``loads``) from one batched pass."""
-    n = skeleton.n_coordinates
-    eye = torch.eye(n, dtype=q.dtype, device=q.device)
-    batch = q.shape[:-1]
-    qs = q.unsqueeze(-2).expand(*batch, n + 2, n)
-    speeds = torch.cat([qd.unsqueeze(-2), torch.zeros(*batch, n + 1, n, dtype=q.dtype,
-                                                      device=q.device)], -2)
-    accs = torch.cat([torch.zeros(*batch, 1, n, dtype=q.dtype, device=q.device),
-                      eye.expand(*batch, n, n),
-                      torch.zeros(*batch, 1, n, dtype=q.dtype, device=q.device)], -2)
-    pi = None if inertial is None else inertial.unsqueeze(-3)
-    rows = inverse_dynamics(skeleton, qs, speeds, accs, inertial=pi)
-    mass = (rows[..., 1:n + 1, :] - rows[..., n + 1:, :]).transpose(-1, -2)
-    bias = rows[..., 0, :]
+    """M(q) and the bias forces (with gravity and ``loads``): one kinematics pass shared by the
+    composite-rigid-body mass matrix and the inverse dynamics at qdd = 0."""
+    pi = skeleton.inertial.to(q.dtype) if inertial is None else inertial
+    kin = kinematics(skeleton, q, qd, torch.zeros_like(qd))
+    bias = project(skeleton, kin, body_wrenches(kin, pi))
     if loads is not None:
-        bias = bias - generalized_loads(skeleton, q, loads)
-    return mass, bias
+        bias = bias - project(skeleton, kin, applied_wrenches(kin, loads))
+    return _composite_mass_matrix(skeleton, kin, pi), bias
 
 
 def regressor(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch.Tensor, *,
