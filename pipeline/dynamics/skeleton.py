@@ -368,49 +368,44 @@ def bias_forces(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,
 class _ColumnLayout:
     """Constant index tensors of the composite-rigid-body mass matrix for one joint tree.
 
-    A column is one (joint, coordinate) pair of ``Kinematics.joint_columns``; a coordinate that
-    moves several joints has several columns, summed into its row and column of M.
+    A column is one (joint, coordinate) pair of ``Kinematics.joint_columns``, taken in coordinate
+    order; a coordinate that moves several joints has several columns, summed into its row and
+    column of M (``to_coordinates``, None when the columns are the coordinates one to one).
     """
 
+    columns: tuple[tuple[int, int], ...]  # (joint, coordinate)
     column_joint: torch.Tensor  # (n_columns,) joint of each column
-    subtree: torch.Tensor  # (n_joints, n_bodies) 1 where the body moves with the joint
-    below: torch.Tensor  # (n_columns, n_columns) 1 where column b's joint is above a's, or same
-    strictly_below: torch.Tensor  # (n_columns, n_columns) 1 where b's joint is strictly above a's
-    to_coordinates: torch.Tensor  # (n_columns, n_coordinates) 1 where the column moves it
+    below: torch.Tensor  # (n_columns, n_columns) bool: b's joint carries a's (or is a's)
+    related: torch.Tensor  # (n_columns, n_columns) bool: one of a's, b's joints carries the other
+    to_coordinates: torch.Tensor | None  # (n_columns, n_coordinates) 1 where the column moves it
 
 
 _LAYOUTS: dict = {}
 
 
-def _column_layout(skeleton: Skeleton, kin: Kinematics, dtype, device) -> _ColumnLayout:
+def _column_layout(skeleton: Skeleton, kin: Kinematics, device) -> _ColumnLayout:
     parents = tuple(joint.parent for joint in skeleton.joints)
     children = tuple(joint.child for joint in skeleton.joints)
     keys = tuple(tuple(cols) for cols in kin.joint_columns)
-    key = (parents, children, keys, skeleton.n_bodies, skeleton.n_coordinates, dtype, device)
+    key = (parents, children, keys, skeleton.n_coordinates, device)
     if key in _LAYOUTS:
         return _LAYOUTS[key]
     joint_of_body = {child: j for j, child in enumerate(children)}
     above: list[set[int]] = []  # each joint's ancestors among the joints, itself included
     for j, parent in enumerate(parents):
         above.append({j} | (above[joint_of_body[parent]] if parent >= 0 else set()))
-    columns = [(j, k) for j, cols in enumerate(keys) for k in cols]
-    n_cols = len(columns)
-    subtree = torch.zeros(len(parents), skeleton.n_bodies, dtype=dtype, device=device)
-    for j in range(len(parents)):
-        for body_joint, chain in enumerate(above):
-            if j in chain:
-                subtree[j, children[body_joint]] = 1.0
-    below = torch.zeros(n_cols, n_cols, dtype=dtype, device=device)
-    strictly = torch.zeros_like(below)
-    to_coordinates = torch.zeros(n_cols, skeleton.n_coordinates, dtype=dtype, device=device)
-    for a, (ja, k) in enumerate(columns):
-        to_coordinates[a, k] = 1.0
-        for b, (jb, _) in enumerate(columns):
-            if jb in above[ja]:
-                below[a, b] = 1.0
-                strictly[a, b] = float(jb != ja)
-    layout = _ColumnLayout(torch.tensor([j for j, _ in columns], dtype=torch.long, device=device),
-                           subtree, below, strictly, to_coordinates)
+    columns = sorted(((j, k) for j, cols in enumerate(keys) for k in cols), key=lambda c: c[1])
+    below = torch.tensor([[jb in above[ja] for jb, _ in columns] for ja, _ in columns],
+                         dtype=torch.bool, device=device).reshape(len(columns), len(columns))
+    to_coordinates = None
+    if [k for _, k in columns] != list(range(skeleton.n_coordinates)):
+        to_coordinates = torch.zeros(len(columns), skeleton.n_coordinates, dtype=torch.float64,
+                                     device=device)
+        for a, (_, k) in enumerate(columns):
+            to_coordinates[a, k] = 1.0
+    layout = _ColumnLayout(tuple(columns), torch.tensor([j for j, _ in columns], dtype=torch.long,
+                                                        device=device),
+                           below, below | below.T, to_coordinates)
     _LAYOUTS[key] = layout
     return layout
 
@@ -425,7 +420,7 @@ def _composite_mass_matrix(skeleton: Skeleton, kin: Kinematics, pi: torch.Tensor
     dynamics of unit accelerations at rest, without its n passes.
     """
     dtype, device = pi.dtype, pi.device
-    layout = _column_layout(skeleton, kin, dtype, device)
+    layout = _column_layout(skeleton, kin, device)
     n = skeleton.n_coordinates
     batch = torch.broadcast_shapes(pi.shape[:-2], kin.joint_origin[0].shape[:-1]
                                    if kin.joint_origin else ())
@@ -433,31 +428,44 @@ def _composite_mass_matrix(skeleton: Skeleton, kin: Kinematics, pi: torch.Tensor
         return torch.zeros(*batch, n, n, dtype=dtype, device=device)
     rot = torch.stack(kin.rotation, -3)  # (..., nb, 3, 3)
     origin = torch.stack(kin.origin, -2)  # (..., nb, 3)
-    mass = pi[..., 0]
+    mass = pi[..., 0:1]
     h = _mv(rot, pi[..., 1:4])  # first moment about the body origin, ground axes
     inertia = rot @ inertia_matrix(pi) @ rot.transpose(-1, -2)
-    # about the ground origin: h_G = m p + h, I_G = I_O - [h][p] - [p][h] - m [p][p]
-    sp, sh = _skew(origin), _skew(h)
-    inertia_g = inertia - sh @ sp - sp @ sh - mass[..., None, None] * (sp @ sp)
-    h_g = h + mass[..., None] * origin
-    # composite inertias per joint, then per column
-    sub = layout.subtree
-    mass_c = mass @ sub.T  # (..., nj)
-    h_c = torch.einsum("jb,...bx->...jx", sub, h_g)
-    inertia_c = torch.einsum("jb,...bxy->...jxy", sub, inertia_g)
-    cols = [(j, ang, lin) for j, c in enumerate(kin.joint_columns) for ang, lin in c.values()]
+    # about the ground origin: h_G = h + m p and
+    # I_G = I_O - [h][p] - [p][h] - m [p][p] = I_O + (2 h.p + m p.p) 1 - p h_G^T - h p^T
+    h_g = h + mass * origin
+    trace = 2 * (h * origin).sum(-1) + mass[..., 0] * (origin * origin).sum(-1)
+    eye = torch.eye(3, dtype=dtype, device=device)
+    inertia_g = (inertia + trace[..., None, None] * eye - origin[..., :, None] * h_g[..., None, :]
+                 - h[..., :, None] * origin[..., None, :])
+    shape = torch.broadcast_shapes(mass.shape[:-1], h_g.shape[:-1])
+    packed = torch.cat([mass.expand(*shape, 1), h_g.expand(*shape, 3),
+                        inertia_g.expand(*shape, 3, 3).flatten(-2)], -1)  # (..., nb, 13)
+    # composite inertia of each joint: its child body and everything it carries (leaves first)
+    bodies = packed.unbind(-2)
+    composite: list[torch.Tensor] = [bodies[joint.child] for joint in skeleton.joints]
+    joint_of_body = {joint.child: j for j, joint in enumerate(skeleton.joints)}
+    for j in range(len(skeleton.joints) - 1, -1, -1):
+        parent = skeleton.joints[j].parent
+        if parent >= 0:
+            up = joint_of_body[parent]
+            composite[up] = composite[up] + composite[j]
+    per_column = torch.stack(composite, -2).index_select(-2, layout.column_joint)
+    m_a, h_a = per_column[..., 0:1], per_column[..., 1:4]
+    inertia_a = per_column[..., 4:].unflatten(-1, (3, 3))
+    cols = [(j, *kin.joint_columns[j][k]) for j, k in layout.columns]
     w = torch.stack([ang for _, ang, _ in cols], -2)  # (..., nc, 3)
     v = torch.stack([lin + torch.cross(kin.joint_origin[j], ang, dim=-1) for j, ang, lin in cols],
                     -2)
-    idx = layout.column_joint
-    m_a = mass_c.index_select(-1, idx)[..., None]
-    h_a = h_c.index_select(-2, idx)
-    inertia_a = inertia_c.index_select(-3, idx)
     moment = _mv(inertia_a, w) + torch.cross(h_a, v, dim=-1)  # Ic_a S_a
     force = m_a * v + torch.cross(w, h_a, dim=-1)
-    gram = moment @ w.transpose(-1, -2) + force @ v.transpose(-1, -2)  # [a, b] = S_b . Ic_a S_a
-    cols_m = gram * layout.below + (gram * layout.strictly_below).transpose(-1, -2)
-    return layout.to_coordinates.T @ cols_m @ layout.to_coordinates
+    # gram[a, b] = S_b . Ic_a S_a, which is M[a, b] when b's joint carries a's
+    gram = torch.cat([moment, force], -1) @ torch.cat([w, v], -1).transpose(-1, -2)
+    mass_cols = torch.where(layout.below, gram, gram.transpose(-1, -2)) * layout.related
+    if layout.to_coordinates is None:
+        return mass_cols
+    to_coordinates = layout.to_coordinates.to(dtype)
+    return to_coordinates.T @ mass_cols @ to_coordinates
 
 
 def mass_matrix(skeleton: Skeleton, q: torch.Tensor, *,
