@@ -457,8 +457,9 @@ def _composite_mass_matrix(skeleton: Skeleton, kin: Kinematics, pi: torch.Tensor
     w = torch.stack([ang for _, ang, _ in cols], -2)  # (..., nc, 3)
     v = torch.stack([lin + torch.cross(kin.joint_origin[j], ang, dim=-1) for j, ang, lin in cols],
                     -2)
-    moment = _mv(inertia_a, w) + torch.cross(h_a, v, dim=-1)  # Ic_a S_a
-    force = m_a * v + torch.cross(w, h_a, dim=-1)
+    h_a, v_b = torch.broadcast_tensors(h_a, v)  # the inertial and the states' batch shapes
+    moment = _mv(inertia_a, w) + torch.cross(h_a, v_b, dim=-1)  # Ic_a S_a
+    force = m_a * v + torch.cross(w.expand_as(h_a), h_a, dim=-1)
     # gram[a, b] = S_b . Ic_a S_a, which is M[a, b] when b's joint carries a's
     gram = torch.cat([moment, force], -1) @ torch.cat([w, v], -1).transpose(-1, -2)
     mass_cols = torch.where(layout.below, gram, gram.transpose(-1, -2)) * layout.related
