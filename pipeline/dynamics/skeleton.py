@@ -375,8 +375,8 @@ class _ColumnLayout:
 
     columns: tuple[tuple[int, int], ...]  # (joint, coordinate)
     column_joint: torch.Tensor  # (n_columns,) joint of each column
-    below: torch.Tensor  # (n_columns, n_columns) bool: b's joint carries a's (or is a's)
-    related: torch.Tensor  # (n_columns, n_columns) bool: one of a's, b's joints carries the other
+    below: torch.Tensor  # (n_columns, n_columns) 1 where b's joint carries a's or is a's
+    strictly_below: torch.Tensor  # (n_columns, n_columns) 1 where b's joint carries a's
     to_coordinates: torch.Tensor | None  # (n_columns, n_coordinates) 1 where the column moves it
 
 
@@ -395,8 +395,11 @@ def _column_layout(skeleton: Skeleton, kin: Kinematics, device) -> _ColumnLayout
     for j, parent in enumerate(parents):
         above.append({j} | (above[joint_of_body[parent]] if parent >= 0 else set()))
     columns = sorted(((j, k) for j, cols in enumerate(keys) for k in cols), key=lambda c: c[1])
-    below = torch.tensor([[jb in above[ja] for jb, _ in columns] for ja, _ in columns],
-                         dtype=torch.bool, device=device).reshape(len(columns), len(columns))
+    below, strictly = (torch.tensor([[float(jb in above[ja] and (ja != jb or not strict))
+                                      for jb, _ in columns] for ja, _ in columns],
+                                    dtype=torch.float64, device=device
+                                    ).reshape(len(columns), len(columns))
+                       for strict in (False, True))
     to_coordinates = None
     if [k for _, k in columns] != list(range(skeleton.n_coordinates)):
         to_coordinates = torch.zeros(len(columns), skeleton.n_coordinates, dtype=torch.float64,
@@ -405,7 +408,7 @@ def _column_layout(skeleton: Skeleton, kin: Kinematics, device) -> _ColumnLayout
             to_coordinates[a, k] = 1.0
     layout = _ColumnLayout(tuple(columns), torch.tensor([j for j, _ in columns], dtype=torch.long,
                                                         device=device),
-                           below, below | below.T, to_coordinates)
+                           below, strictly, to_coordinates)
     _LAYOUTS[key] = layout
     return layout
 
@@ -462,7 +465,8 @@ def _composite_mass_matrix(skeleton: Skeleton, kin: Kinematics, pi: torch.Tensor
     force = m_a * v + torch.cross(w.expand_as(h_a), h_a, dim=-1)
     # gram[a, b] = S_b . Ic_a S_a, which is M[a, b] when b's joint carries a's
     gram = torch.cat([moment, force], -1) @ torch.cat([w, v], -1).transpose(-1, -2)
-    mass_cols = torch.where(layout.below, gram, gram.transpose(-1, -2)) * layout.related
+    mass_cols = (gram * layout.below.to(dtype)
+                 + (gram * layout.strictly_below.to(dtype)).transpose(-1, -2))
     if layout.to_coordinates is None:
         return mass_cols
     to_coordinates = layout.to_coordinates.to(dtype)
