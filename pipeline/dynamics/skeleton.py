@@ -143,6 +143,8 @@ def _axis_terms(term: AxisMotion, q, qd, qdd):
         return value, zero, zero, None
     x = q[..., term.coordinate]
     value, slope, curvature = term.function(x)
+    if qd is None:  # poses only
+        return value, None, None, slope
     rate = slope * qd[..., term.coordinate]
     accel = curvature * qd[..., term.coordinate] ** 2 + slope * qdd[..., term.coordinate]
     return value, rate, accel, slope
@@ -180,7 +182,8 @@ def _carrying_velocities(joint: JointSpec, terms, axes, qd) -> list[torch.Tensor
 
 
 def joint_motion(joint: JointSpec, q, qd, qdd):
-    """X_FM and the motion of M in F (in F axes), plus the joint's columns per coordinate."""
+    """X_FM and the motion of M in F (in F axes), plus the joint's columns per coordinate
+    (the motion is None when ``qd`` is None: poses and columns only)."""
     dtype, device = q.dtype, q.device
     batch = q.shape[:-1]
     rot = torch.eye(3, dtype=dtype, device=device).expand(*batch, 3, 3)
@@ -201,6 +204,18 @@ def joint_motion(joint: JointSpec, q, qd, qdd):
     for _, (axis0, k, k2), value, *_ in terms:
         axes.append(_mv(rot, axis0))
         rot = rot @ _rotation(k, k2, value)
+    if qd is None:  # poses and columns only
+        pos = torch.zeros_like(omega)
+        for (term, _, _, _, _, slope), axis in zip(terms, axes, strict=True):
+            if slope is not None:
+                add(term.coordinate, axis * slope[..., None], torch.zeros_like(axis))
+        for term in joint.translations:
+            axis = _axis_constants(term.axis, dtype, device)[0]
+            value, _, _, slope = _axis_terms(term, q, None, None)
+            pos = pos + axis * value[..., None]
+            if slope is not None:
+                add(term.coordinate, torch.zeros_like(pos), axis * slope[..., None])
+        return rot, pos, None, None, None, None, columns
     carried = _carrying_velocities(joint, terms, axes, qd)
     for i, (term, _, _, rate, accel, slope) in enumerate(terms):
         axis = axes[i]
@@ -271,6 +286,33 @@ def kinematics(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch
         out.angular_acceleration[c] = al_m
         out.acceleration[c] = (a_m + torch.cross(al_m, arm, dim=-1)
                                + torch.cross(w_m, torch.cross(w_m, arm, dim=-1), dim=-1))
+        out.joint_origin.append(p_gm)
+        out.joint_columns.append({k: (_mv(r_gf, ang), _mv(r_gf, lin))
+                                  for k, (ang, lin) in cols.items()})
+    return out
+
+
+def poses(skeleton: Skeleton, q: torch.Tensor) -> Kinematics:
+    """Rotations and origins of the bodies and the joints' columns, without their motion (the
+    velocity and acceleration fields are left unfilled): what the mass matrix and external
+    loads need."""
+    dtype, device = q.dtype, q.device
+    batch = q.shape[:-1]
+    n = skeleton.n_bodies
+    out = Kinematics(rotation=_slots(n), origin=_slots(n), angular_velocity=_slots(n),
+                     velocity=_slots(n), angular_acceleration=_slots(n), acceleration=_slots(n),
+                     joint_origin=[], joint_columns=[])
+    eye = torch.eye(3, dtype=dtype, device=device).expand(*batch, 3, 3)
+    zero = torch.zeros(*batch, 3, dtype=dtype, device=device)
+    for joint in skeleton.joints:
+        r_gp, p_gp = ((eye, zero) if joint.parent < 0
+                      else (out.rotation[joint.parent], out.origin[joint.parent]))
+        r_fm, p_fm, *_, cols = joint_motion(joint, q, None, None)
+        r_gf = r_gp @ joint.parent_rotation.to(dtype)
+        p_gm = p_gp + _mv(r_gp, joint.parent_offset.to(dtype)) + _mv(r_gf, p_fm)
+        r_gb = r_gf @ r_fm @ joint.child_rotation.to(dtype).transpose(-1, -2)
+        out.rotation[joint.child] = r_gb
+        out.origin[joint.child] = p_gm - _mv(r_gb, joint.child_offset.to(dtype))
         out.joint_origin.append(p_gm)
         out.joint_columns.append({k: (_mv(r_gf, ang), _mv(r_gf, lin))
                                   for k, (ang, lin) in cols.items()})
@@ -352,8 +394,7 @@ def inverse_dynamics(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd:
 
 def generalized_loads(skeleton: Skeleton, q: torch.Tensor, loads: torch.Tensor) -> torch.Tensor:
     """J^T F: the generalized forces that external body loads (..., n_bodies, 6) produce."""
-    zero = torch.zeros_like(q)
-    kin = kinematics(skeleton, q, zero, zero, gravity=False)
+    kin = poses(skeleton, q)
     return project(skeleton, kin, applied_wrenches(kin, loads))
 
 
@@ -479,9 +520,7 @@ def mass_matrix(skeleton: Skeleton, q: torch.Tensor, *,
     formed from one kinematics pass (composite rigid bodies); ``inertial`` (..., n_bodies, 10)
     broadcasts against the states."""
     pi = skeleton.inertial.to(q.dtype) if inertial is None else inertial
-    zero = torch.zeros_like(q)
-    kin = kinematics(skeleton, q, zero, zero, gravity=False)
-    return _composite_mass_matrix(skeleton, kin, pi)
+    return _composite_mass_matrix(skeleton, poses(skeleton, q), pi)
 
 
 def mass_matrix_and_bias(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,

@@ -127,3 +127,19 @@ def test_gradcheck_mass_matrix_and_bias(name, model_dir):
         inputs, fast_mode=True)
     assert torch.autograd.gradcheck(lambda q, pi: sk.mass_matrix(skel, q, inertial=pi),
                                     (inputs[0], inputs[2]), fast_mode=True)
+
+
+@pytest.mark.parametrize("name", ["joint_zoo", "rajagopal"])
+def test_poses_equal_the_full_kinematics(name, model_dir):
+    skel = _skeleton(name, model_dir)
+    q, qd, qdd = (T(a) for a in random_states(skel, 3, seed=4))
+    full, pose = sk.kinematics(skel, q, qd, qdd), sk.poses(skel, q)
+    for b in range(skel.n_bodies):
+        _assert_close(pose.rotation[b], full.rotation[b], 1e-14)
+        _assert_close(pose.origin[b], full.origin[b], 1e-14)
+    for j in range(len(skel.joints)):
+        _assert_close(pose.joint_origin[j], full.joint_origin[j], 1e-14)
+        assert pose.joint_columns[j].keys() == full.joint_columns[j].keys()
+        for k, (ang, lin) in pose.joint_columns[j].items():
+            _assert_close(ang, full.joint_columns[j][k][0], 1e-14)
+            _assert_close(lin, full.joint_columns[j][k][1], 1e-14)
