@@ -3,9 +3,12 @@
     u_i = alpha x_i - beta1 u_{i-1} - beta2 u_{i-2},   u_{-1} = u_{-2} = 0,
 
 row by row (one row per trial-muscle pair, per-row coefficients). A sequential loop costs about one
-multiply-add per sample (numba when installed, else numpy vectorised over the rows), far less than
-the FFT convolution of :mod:`pipeline.nms.activation` on small batches. The derivatives are exact
-and come from the same recursion:
+multiply-add per sample, far less than the FFT convolution of :mod:`pipeline.nms.activation` on
+small batches. It runs in numpy, vectorised over the rows (a few microseconds per time step), for
+the process's first :data:`NUMBA_AFTER_STEPS` time steps; then in numba when installed (its first
+call costs about a second of imports and cache loading, which a least-squares calibration of a few
+hundred filter runs never earns back and a long run, e.g. annealing, does). Both loops do the same
+arithmetic in the same order. The derivatives are exact and come from the same recursion:
 
 * forward mode: ``u' = F_1(alpha' x + alpha x' - beta1' S1 u - beta2' S2 u)`` where ``F_1`` is the
   filter with unit ``alpha`` and ``S1``, ``S2`` delay by one and two samples;
@@ -16,13 +19,18 @@ and come from the same recursion:
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None  # type: ignore[assignment]
+#: numba is installed (it is imported only when the loop is first compiled).
+NUMBA_INSTALLED = importlib.util.find_spec("numba") is not None
+#: Time steps filtered in numpy (about 2-5 us each) before the numba loop takes over (0: at once).
+NUMBA_AFTER_STEPS = 200_000
+_state: dict[str, Any] = {"numpy_steps": 0, "jit": None}
 
 
 def _filter_loops(x, alpha, beta1, beta2, reverse, out):
@@ -39,8 +47,17 @@ def _filter_loops(x, alpha, beta1, beta2, reverse, out):
             u1 = u
 
 
-if numba is not None:
-    _filter_jit = numba.njit(cache=True, nogil=True)(_filter_loops)
+def _compiled() -> Callable[..., None] | None:
+    """The numba loop once :data:`NUMBA_AFTER_STEPS` steps were filtered in numpy (None before,
+    or without numba)."""
+    if _state["jit"] is not None:
+        return _state["jit"]
+    if not NUMBA_INSTALLED or _state["numpy_steps"] < NUMBA_AFTER_STEPS:
+        return None
+    import numba
+
+    _state["jit"] = numba.njit(cache=True, nogil=True)(_filter_loops)
+    return _state["jit"]
 
 
 def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.ndarray, *,
@@ -50,10 +67,17 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
     coefficients = [np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2)]
-    if numba is not None:
-        _filter_jit(x, *coefficients, bool(reverse), out)  # type: ignore[call-arg]
+    jit = _compiled()
+    if jit is not None:
+        jit(x, *coefficients, bool(reverse), out)
         return out
-    a, b1, b2 = coefficients
+    _numpy_loop(x, *coefficients, reverse, out)
+    _state["numpy_steps"] += x.shape[1]
+    return out
+
+
+def _numpy_loop(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, reverse: bool,
+                out: np.ndarray) -> None:
     u1 = np.zeros(x.shape[0])
     u2 = np.zeros(x.shape[0])
     order = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
@@ -61,7 +85,6 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
         u = a * x[:, i] - b1 * u1 - b2 * u2
         out[:, i] = u
         u1, u2 = u, u1
-    return out
 
 
 def _delay(u: np.ndarray, samples: int) -> np.ndarray:
