@@ -66,12 +66,12 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
     time when ``reverse``)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    coefficients = [np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2)]
+    a, b1, b2 = (np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2))
     jit = _compiled()
     if jit is not None:
-        jit(x, *coefficients, bool(reverse), out)
+        jit(x, a, b1, b2, bool(reverse), out)
         return out
-    _numpy_loop(x, *coefficients, reverse, out)
+    _numpy_loop(x, a, b1, b2, bool(reverse), out)
     _state["numpy_steps"] += x.shape[1]
     return out
 

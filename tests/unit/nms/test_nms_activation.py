@@ -157,3 +157,32 @@ def test_delay_with_history_gradcheck() -> None:
         return activation(e, a1, a2, s, dt_s=0.01, emd_s=0.03, before=b)
 
     assert torch.autograd.gradcheck(f, (excitation, before, c1, c2, shape))
+
+
+def test_recursive_filter_loops_agree_and_numba_takes_over_after_its_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy loop (a process's first NUMBA_AFTER_STEPS steps) and the numba loop (after)
+    equal the recursion written out; numba is used only once the budget is spent."""
+    from pipeline.nms import _iir
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 40))
+    alpha, beta1, beta2 = rng.uniform(0.1, 1.0, 5), rng.uniform(-1.5, -0.5, 5), \
+        rng.uniform(0.1, 0.5, 5)
+    expected = np.zeros_like(x)
+    for r in range(5):
+        u1 = u2 = 0.0
+        for i in range(40):
+            u = alpha[r] * x[r, i] - beta1[r] * u1 - beta2[r] * u2
+            expected[r, i], u2, u1 = u, u1, u
+    monkeypatch.setattr(_iir, "_state", {"numpy_steps": 0, "jit": None})
+    monkeypatch.setattr(_iir, "NUMBA_AFTER_STEPS", 60)
+    first = _iir.run_filter(x, alpha, beta1, beta2)  # 40 steps: numpy
+    assert _iir._state["jit"] is None and _iir._state["numpy_steps"] == 40
+    backwards = _iir.run_filter(x[:, ::-1], alpha, beta1, beta2, reverse=True)  # 80: numpy
+    assert _iir._state["jit"] is None
+    later = _iir.run_filter(x, alpha, beta1, beta2)  # budget spent: numba when installed
+    assert (_iir._state["jit"] is not None) == _iir.NUMBA_INSTALLED
+    np.testing.assert_allclose(first, expected, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(backwards[:, ::-1], expected, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(later, expected, rtol=1e-13, atol=1e-15)
