@@ -290,7 +290,7 @@ class MotionUncertainty:
     n_parameters: int
 
 
-BODY_QUANTITIES = ("mass_kg", "com_m", "inertia_kg_m2")
+BODY_QUANTITIES = ("mass_kg", "mass_center_m", "inertia_kg_m2")
 
 
 def physical_parameters(pi: torch.Tensor) -> torch.Tensor:

@@ -174,7 +174,7 @@ def bodies_document(outcome: MotionOutcome) -> dict[str, Any]:
     problem, u = outcome.problem, outcome.uncertainty
     initial = physical_parameters(problem.prior).numpy()
     out: dict[str, Any] = {}
-    parts = (("mass_kg", slice(0, 1), "kg"), ("com_m", slice(1, 4), "m"),
+    parts = (("mass_kg", slice(0, 1), "kg"), ("mass_center_m", slice(1, 4), "m"),
              ("inertia_kg_m2", slice(4, 10), "kg m^2"))
     for b, name in enumerate(problem.skeleton.bodies):
         entry: dict[str, Any] = {"known": bool(u.known[b]),

@@ -63,11 +63,11 @@ def test_motion_method_outputs_anchors_and_segments(motion_study: Path) -> None:
         assert 0 < doc["motion"]["identifiable_inertial_combinations"] < \
             doc["motion"]["inertial_parameters"]
         for body, entry in doc["bodies"].items():
-            for key in ("mass_kg", "com_m", "inertia_kg_m2"):
+            for key in ("mass_kg", "mass_center_m", "inertia_kg_m2"):
                 assert {"value", "initial", "lower", "upper", "se", "identifiable"} <= set(
                     entry[key]), (body, key)
-            flags = np.atleast_1d(entry["com_m"]["identifiable"])
-            ses = np.atleast_1d(entry["com_m"]["se"])
+            flags = np.atleast_1d(entry["mass_center_m"]["identifiable"])
+            ses = np.atleast_1d(entry["mass_center_m"]["se"])
             # a quantity the motion cannot determine has no standard error
             assert all(se is None for se, ok in zip(ses, flags, strict=True) if not ok)
         # muscle parameters keep the other methods' schema, with standard errors
@@ -113,6 +113,6 @@ def test_calibrated_osim_carries_the_fitted_segments(motion_study: Path) -> None
             assert body.getMass() == pytest.approx(expected, rel=1e-9), (subject, name)
             com = [body.getMassCenter().get(i) for i in range(3)]
             if entry["physically_consistent"] and not entry["known"]:
-                assert np.allclose(com, entry["com_m"]["value"], rtol=1e-9, atol=1e-12)
+                assert np.allclose(com, entry["mass_center_m"]["value"], rtol=1e-9, atol=1e-12)
                 written += 1
         assert written >= 3, subject
