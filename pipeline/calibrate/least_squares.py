@@ -20,12 +20,12 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from pipeline.calibrate.losses import MODEL_FAILURES, Objective
+from pipeline.calibrate.losses import MODEL_FAILURES
 from pipeline.errors import CalibrationError, describe
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,24 @@ class LeastSquaresResult:
     tracking_jacobian: np.ndarray | None = None
 
 
-def solve_least_squares(objective: Objective, p0: np.ndarray, /, *, max_evaluations: int = 200,
+class LeastSquaresProblem(Protocol):
+    """What the solver needs of a problem: bounds (``spec.lower``/``spec.upper``), residuals
+    whose sum of squares is the loss (the first ``n_tracking_residuals`` the tracking term) and
+    their exact Jacobian. :class:`~pipeline.calibrate.losses.Objective` is one."""
+
+    @property
+    def spec(self) -> Any: ...
+
+    @property
+    def n_tracking_residuals(self) -> int: ...
+
+    def all_residuals(self, p: torch.Tensor) -> torch.Tensor: ...
+
+    def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]: ...
+
+
+def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
+                        max_evaluations: int = 200,
                         tolerance: float = 1e-10, history: list[dict[str, float]] | None = None,
                         iteration_offset: int = 0, elapsed_offset_s: float = 0.0,
                         ) -> LeastSquaresResult:

@@ -11,6 +11,7 @@ force/mass scale, in this order: the trials' external loads, bodies of known ine
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from pipeline.dynamics.identify import (
     identify,
 )
 from pipeline.dynamics.loads import body_loads, read_external_loads
+from pipeline.dynamics.output_error import OutputErrorOutcome
 from pipeline.dynamics.skeleton import Skeleton, generalized_loads
 from pipeline.errors import CalibrationError, describe
 from pipeline.nms import DEFAULT_EMD_S
@@ -126,6 +128,8 @@ class MotionOutcome:
     wall_s: float
     stopped: str
     history: list[dict[str, float]]
+    #: the output-error refinement (``calibration.motion.simulate``), or None
+    output_error: OutputErrorOutcome | None = None
 
 
 def calibrate_motion(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, Any],
@@ -158,11 +162,30 @@ def calibrate_motion(spec: ParameterSpec, batch: TrialBatch, calibration: Mappin
     solved, fit, uncertainty = identify(problem, objective, spec.initial,
                                         max_evaluations=int(opts.get("max_evaluations", 200)),
                                         tolerance=float(opts.get("tolerance", 1e-10)))
+    p, history, evaluations, stopped = solved.p, solved.history, solved.evaluations, solved.stopped
+    refined = None
+    if settings.get("simulate", False):
+        from pipeline.dynamics.identify import physical_parameters
+        from pipeline.dynamics.output_error import ShootingSettings, refine_output_error
+
+        refined = refine_output_error(objective, problem, motion, solved.p, fit.pi,
+                                      settings=ShootingSettings.from_config(settings,
+                                                                            source=source),
+                                      tolerance=float(opts.get("tolerance", 1e-10)),
+                                      source=source)
+        p, stopped = refined.p, refined.stopped
+        fit = dataclasses.replace(fit, pi=refined.pi)
+        # the standard errors stay those of the equation error at its solution
+        uncertainty = dataclasses.replace(
+            uncertainty, body_values=physical_parameters(refined.pi).numpy())
+        # history.tsv keeps the equation error's rows (one loss definition per file); the output
+        # error's are summarised in parameters.json motion.output_error
+        evaluations += refined.evaluations
     with torch.no_grad():
-        terms = objective.terms(torch.as_tensor(solved.p, dtype=torch.float64))
-    return MotionOutcome(solved.p, fit, uncertainty, problem, objective, float(terms.total),
-                         float(terms.tracking), float(terms.penalty), solved.evaluations,
-                         time.perf_counter() - start, solved.stopped, solved.history)
+        terms = objective.terms(torch.as_tensor(p, dtype=torch.float64))
+    return MotionOutcome(p, fit, uncertainty, problem, objective, float(terms.total),
+                         float(terms.tracking), float(terms.penalty), evaluations,
+                         time.perf_counter() - start, stopped, history, refined)
 
 
 def bodies_document(outcome: MotionOutcome) -> dict[str, Any]:
@@ -208,7 +231,26 @@ def motion_document(outcome: MotionOutcome) -> dict[str, Any]:
             "rank": u.rank, "n_parameters": u.n_parameters, "sigma2": u.sigma2,
             "autocorrelation_time_samples": u.autocorrelation_time,
             "combination_se": [None if not np.isfinite(x) else float(x)
-                               for x in u.combination_se]}
+                               for x in u.combination_se],
+            "output_error": output_error_document(outcome)}
+
+
+def output_error_document(outcome: MotionOutcome) -> dict[str, Any] | None:
+    """``parameters.json``'s ``motion.output_error``: the simulation's settings and its
+    joint-angle tracking before and after the refinement (None when it did not run)."""
+    out = outcome.output_error
+    if out is None:
+        return None
+    dofs = [outcome.problem.skeleton.coordinates[r] for r in outcome.problem.dof_rows]
+    return {"segments": out.segments, "segment_samples": out.segment_samples,
+            "integrator": out.settings.integrator, "substeps": out.settings.substeps,
+            "loss_before": out.loss_before, "loss": out.loss,
+            "angle_rmse_deg_before": dict(zip(dofs, map(float, out.angle_rmse_deg_before),
+                                              strict=True)),
+            "angle_rmse_deg": dict(zip(dofs, map(float, out.angle_rmse_deg), strict=True)),
+            "evaluations": out.evaluations, "wall_s": out.wall_s, "stopped": out.stopped,
+            "converged": out.stopped != "max_evaluations",
+            "standard_errors": "equation error, at its solution"}
 
 
 def physically_consistent(values: np.ndarray) -> bool:

@@ -143,6 +143,8 @@ def _axis_terms(term: AxisMotion, q, qd, qdd):
         return value, zero, zero, None
     x = q[..., term.coordinate]
     value, slope, curvature = term.function(x)
+    if qd is None:  # poses only
+        return value, None, None, slope
     rate = slope * qd[..., term.coordinate]
     accel = curvature * qd[..., term.coordinate] ** 2 + slope * qdd[..., term.coordinate]
     return value, rate, accel, slope
@@ -180,7 +182,8 @@ def _carrying_velocities(joint: JointSpec, terms, axes, qd) -> list[torch.Tensor
 
 
 def joint_motion(joint: JointSpec, q, qd, qdd):
-    """X_FM and the motion of M in F (in F axes), plus the joint's columns per coordinate."""
+    """X_FM and the motion of M in F (in F axes), plus the joint's columns per coordinate
+    (the motion is None when ``qd`` is None: poses and columns only)."""
     dtype, device = q.dtype, q.device
     batch = q.shape[:-1]
     rot = torch.eye(3, dtype=dtype, device=device).expand(*batch, 3, 3)
@@ -201,6 +204,18 @@ def joint_motion(joint: JointSpec, q, qd, qdd):
     for _, (axis0, k, k2), value, *_ in terms:
         axes.append(_mv(rot, axis0))
         rot = rot @ _rotation(k, k2, value)
+    if qd is None:  # poses and columns only
+        pos = torch.zeros_like(omega)
+        for (term, _, _, _, _, slope), axis in zip(terms, axes, strict=True):
+            if slope is not None:
+                add(term.coordinate, axis * slope[..., None], torch.zeros_like(axis))
+        for term in joint.translations:
+            axis = _axis_constants(term.axis, dtype, device)[0]
+            value, _, _, slope = _axis_terms(term, q, None, None)
+            pos = pos + axis * value[..., None]
+            if slope is not None:
+                add(term.coordinate, torch.zeros_like(pos), axis * slope[..., None])
+        return rot, pos, None, None, None, None, columns
     carried = _carrying_velocities(joint, terms, axes, qd)
     for i, (term, _, _, rate, accel, slope) in enumerate(terms):
         axis = axes[i]
@@ -271,6 +286,33 @@ def kinematics(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch
         out.angular_acceleration[c] = al_m
         out.acceleration[c] = (a_m + torch.cross(al_m, arm, dim=-1)
                                + torch.cross(w_m, torch.cross(w_m, arm, dim=-1), dim=-1))
+        out.joint_origin.append(p_gm)
+        out.joint_columns.append({k: (_mv(r_gf, ang), _mv(r_gf, lin))
+                                  for k, (ang, lin) in cols.items()})
+    return out
+
+
+def poses(skeleton: Skeleton, q: torch.Tensor) -> Kinematics:
+    """Rotations and origins of the bodies and the joints' columns, without their motion (the
+    velocity and acceleration fields are left unfilled): what the mass matrix and external
+    loads need."""
+    dtype, device = q.dtype, q.device
+    batch = q.shape[:-1]
+    n = skeleton.n_bodies
+    out = Kinematics(rotation=_slots(n), origin=_slots(n), angular_velocity=_slots(n),
+                     velocity=_slots(n), angular_acceleration=_slots(n), acceleration=_slots(n),
+                     joint_origin=[], joint_columns=[])
+    eye = torch.eye(3, dtype=dtype, device=device).expand(*batch, 3, 3)
+    zero = torch.zeros(*batch, 3, dtype=dtype, device=device)
+    for joint in skeleton.joints:
+        r_gp, p_gp = ((eye, zero) if joint.parent < 0
+                      else (out.rotation[joint.parent], out.origin[joint.parent]))
+        r_fm, p_fm, *_, cols = joint_motion(joint, q, None, None)
+        r_gf = r_gp @ joint.parent_rotation.to(dtype)
+        p_gm = p_gp + _mv(r_gp, joint.parent_offset.to(dtype)) + _mv(r_gf, p_fm)
+        r_gb = r_gf @ r_fm @ joint.child_rotation.to(dtype).transpose(-1, -2)
+        out.rotation[joint.child] = r_gb
+        out.origin[joint.child] = p_gm - _mv(r_gb, joint.child_offset.to(dtype))
         out.joint_origin.append(p_gm)
         out.joint_columns.append({k: (_mv(r_gf, ang), _mv(r_gf, lin))
                                   for k, (ang, lin) in cols.items()})
@@ -352,8 +394,7 @@ def inverse_dynamics(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd:
 
 def generalized_loads(skeleton: Skeleton, q: torch.Tensor, loads: torch.Tensor) -> torch.Tensor:
     """J^T F: the generalized forces that external body loads (..., n_bodies, 6) produce."""
-    zero = torch.zeros_like(q)
-    kin = kinematics(skeleton, q, zero, zero, gravity=False)
+    kin = poses(skeleton, q)
     return project(skeleton, kin, applied_wrenches(kin, loads))
 
 
@@ -364,38 +405,135 @@ def bias_forces(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,
                             gravity=gravity)
 
 
+@dataclass(frozen=True)
+class _ColumnLayout:
+    """Constant index tensors of the composite-rigid-body mass matrix for one joint tree.
+
+    A column is one (joint, coordinate) pair of ``Kinematics.joint_columns``, taken in coordinate
+    order; a coordinate that moves several joints has several columns, summed into its row and
+    column of M (``to_coordinates``, None when the columns are the coordinates one to one).
+    """
+
+    columns: tuple[tuple[int, int], ...]  # (joint, coordinate)
+    column_joint: torch.Tensor  # (n_columns,) joint of each column
+    below: torch.Tensor  # (n_columns, n_columns) 1 where b's joint carries a's or is a's
+    strictly_below: torch.Tensor  # (n_columns, n_columns) 1 where b's joint carries a's
+    to_coordinates: torch.Tensor | None  # (n_columns, n_coordinates) 1 where the column moves it
+
+
+_LAYOUTS: dict = {}
+
+
+def _column_layout(skeleton: Skeleton, kin: Kinematics, device) -> _ColumnLayout:
+    parents = tuple(joint.parent for joint in skeleton.joints)
+    children = tuple(joint.child for joint in skeleton.joints)
+    keys = tuple(tuple(cols) for cols in kin.joint_columns)
+    key = (parents, children, keys, skeleton.n_coordinates, device)
+    if key in _LAYOUTS:
+        return _LAYOUTS[key]
+    joint_of_body = {child: j for j, child in enumerate(children)}
+    above: list[set[int]] = []  # each joint's ancestors among the joints, itself included
+    for j, parent in enumerate(parents):
+        above.append({j} | (above[joint_of_body[parent]] if parent >= 0 else set()))
+    columns = sorted(((j, k) for j, cols in enumerate(keys) for k in cols), key=lambda c: c[1])
+    below, strictly = (torch.tensor([[float(jb in above[ja] and (ja != jb or not strict))
+                                      for jb, _ in columns] for ja, _ in columns],
+                                    dtype=torch.float64, device=device
+                                    ).reshape(len(columns), len(columns))
+                       for strict in (False, True))
+    to_coordinates = None
+    if [k for _, k in columns] != list(range(skeleton.n_coordinates)):
+        to_coordinates = torch.zeros(len(columns), skeleton.n_coordinates, dtype=torch.float64,
+                                     device=device)
+        for a, (_, k) in enumerate(columns):
+            to_coordinates[a, k] = 1.0
+    layout = _ColumnLayout(tuple(columns), torch.tensor([j for j, _ in columns], dtype=torch.long,
+                                                        device=device),
+                           below, strictly, to_coordinates)
+    _LAYOUTS[key] = layout
+    return layout
+
+
+def _composite_mass_matrix(skeleton: Skeleton, kin: Kinematics, pi: torch.Tensor) -> torch.Tensor:
+    """M(q) by the composite-rigid-body algorithm, everything about the ground origin.
+
+    Each body's spatial inertia is taken about the ground origin in ground axes, so a joint's
+    composite inertia (the bodies it carries) is a plain sum. With S_a = (w_a, v_a) the motion
+    of column a (angular axis, velocity of the point at the ground origin) and Ic_a the composite
+    inertia of its joint, M[a, b] = S_b . (Ic_a S_a) when b's joint carries a's: the inverse
+    dynamics of unit accelerations at rest, without its n passes.
+    """
+    dtype, device = pi.dtype, pi.device
+    layout = _column_layout(skeleton, kin, device)
+    n = skeleton.n_coordinates
+    batch = torch.broadcast_shapes(pi.shape[:-2], kin.joint_origin[0].shape[:-1]
+                                   if kin.joint_origin else ())
+    if layout.column_joint.numel() == 0:
+        return torch.zeros(*batch, n, n, dtype=dtype, device=device)
+    rot = torch.stack(kin.rotation, -3)  # (..., nb, 3, 3)
+    origin = torch.stack(kin.origin, -2)  # (..., nb, 3)
+    mass = pi[..., 0:1]
+    h = _mv(rot, pi[..., 1:4])  # first moment about the body origin, ground axes
+    inertia = rot @ inertia_matrix(pi) @ rot.transpose(-1, -2)
+    # about the ground origin: h_G = h + m p and
+    # I_G = I_O - [h][p] - [p][h] - m [p][p] = I_O + (2 h.p + m p.p) 1 - p h_G^T - h p^T
+    h_g = h + mass * origin
+    trace = 2 * (h * origin).sum(-1) + mass[..., 0] * (origin * origin).sum(-1)
+    eye = torch.eye(3, dtype=dtype, device=device)
+    inertia_g = (inertia + trace[..., None, None] * eye - origin[..., :, None] * h_g[..., None, :]
+                 - h[..., :, None] * origin[..., None, :])
+    shape = torch.broadcast_shapes(mass.shape[:-1], h_g.shape[:-1])
+    packed = torch.cat([mass.expand(*shape, 1), h_g.expand(*shape, 3),
+                        inertia_g.expand(*shape, 3, 3).flatten(-2)], -1)  # (..., nb, 13)
+    # composite inertia of each joint: its child body and everything it carries (leaves first)
+    bodies = packed.unbind(-2)
+    composite: list[torch.Tensor] = [bodies[joint.child] for joint in skeleton.joints]
+    joint_of_body = {joint.child: j for j, joint in enumerate(skeleton.joints)}
+    for j in range(len(skeleton.joints) - 1, -1, -1):
+        parent = skeleton.joints[j].parent
+        if parent >= 0:
+            up = joint_of_body[parent]
+            composite[up] = composite[up] + composite[j]
+    per_column = torch.stack(composite, -2).index_select(-2, layout.column_joint)
+    m_a, h_a = per_column[..., 0:1], per_column[..., 1:4]
+    inertia_a = per_column[..., 4:].unflatten(-1, (3, 3))
+    cols = [(j, *kin.joint_columns[j][k]) for j, k in layout.columns]
+    w = torch.stack([ang for _, ang, _ in cols], -2)  # (..., nc, 3)
+    v = torch.stack([lin + torch.cross(kin.joint_origin[j], ang, dim=-1) for j, ang, lin in cols],
+                    -2)
+    h_a, v_b = torch.broadcast_tensors(h_a, v)  # the inertial and the states' batch shapes
+    moment = _mv(inertia_a, w) + torch.cross(h_a, v_b, dim=-1)  # Ic_a S_a
+    force = m_a * v + torch.cross(w.expand_as(h_a), h_a, dim=-1)
+    # gram[a, b] = S_b . Ic_a S_a, which is M[a, b] when b's joint carries a's
+    gram = torch.cat([moment, force], -1) @ torch.cat([w, v], -1).transpose(-1, -2)
+    mass_cols = (gram * layout.below.to(dtype)
+                 + (gram * layout.strictly_below.to(dtype)).transpose(-1, -2))
+    if layout.to_coordinates is None:
+        return mass_cols
+    to_coordinates = layout.to_coordinates.to(dtype)
+    return to_coordinates.T @ mass_cols @ to_coordinates
+
+
 def mass_matrix(skeleton: Skeleton, q: torch.Tensor, *,
                 inertial: torch.Tensor | None = None) -> torch.Tensor:
-    """M(q) (..., n, n): inverse dynamics of unit accelerations at rest without gravity."""
-    n = skeleton.n_coordinates
-    eye = torch.eye(n, dtype=q.dtype, device=q.device)
-    qs = q.unsqueeze(-2).expand(*q.shape[:-1], n, n)
-    pi = None if inertial is None else inertial.unsqueeze(-3)
-    columns = inverse_dynamics(skeleton, qs, torch.zeros_like(qs), eye.expand_as(qs),
-                               inertial=pi, gravity=False)
-    return columns.transpose(-1, -2)
+    """M(q) (..., n, n): the inverse dynamics of unit accelerations at rest without gravity,
+    formed from one kinematics pass (composite rigid bodies); ``inertial`` (..., n_bodies, 10)
+    broadcasts against the states."""
+    pi = skeleton.inertial.to(q.dtype) if inertial is None else inertial
+    return _composite_mass_matrix(skeleton, poses(skeleton, q), pi)
 
 
 def mass_matrix_and_bias(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, *,
                          inertial: torch.Tensor | None = None, loads: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """M(q) and the bias forces (with gravity and ``loads``) from one batched pass."""
-    n = skeleton.n_coordinates
-    eye = torch.eye(n, dtype=q.dtype, device=q.device)
-    batch = q.shape[:-1]
-    qs = q.unsqueeze(-2).expand(*batch, n + 2, n)
-    speeds = torch.cat([qd.unsqueeze(-2), torch.zeros(*batch, n + 1, n, dtype=q.dtype,
-                                                      device=q.device)], -2)
-    accs = torch.cat([torch.zeros(*batch, 1, n, dtype=q.dtype, device=q.device),
-                      eye.expand(*batch, n, n),
-                      torch.zeros(*batch, 1, n, dtype=q.dtype, device=q.device)], -2)
-    pi = None if inertial is None else inertial.unsqueeze(-3)
-    rows = inverse_dynamics(skeleton, qs, speeds, accs, inertial=pi)
-    mass = (rows[..., 1:n + 1, :] - rows[..., n + 1:, :]).transpose(-1, -2)
-    bias = rows[..., 0, :]
+    """M(q) and the bias forces (with gravity and ``loads``): one kinematics pass shared by the
+    composite-rigid-body mass matrix and the inverse dynamics at qdd = 0."""
+    pi = skeleton.inertial.to(q.dtype) if inertial is None else inertial
+    kin = kinematics(skeleton, q, qd, torch.zeros_like(qd))
+    bias = project(skeleton, kin, body_wrenches(kin, pi))
     if loads is not None:
-        bias = bias - generalized_loads(skeleton, q, loads)
-    return mass, bias
+        bias = bias - project(skeleton, kin, applied_wrenches(kin, loads))
+    return _composite_mass_matrix(skeleton, kin, pi), bias
 
 
 def regressor(skeleton: Skeleton, q: torch.Tensor, qd: torch.Tensor, qdd: torch.Tensor, *,

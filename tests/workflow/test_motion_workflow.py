@@ -116,3 +116,31 @@ def test_calibrated_osim_carries_the_fitted_segments(motion_study: Path) -> None
                 assert np.allclose(com, entry["mass_center_m"]["value"], rtol=1e-9, atol=1e-12)
                 written += 1
         assert written >= 3, subject
+
+
+def test_output_error_refinement_in_the_workflow(motion_study: Path, tmp_path: Path) -> None:
+    """``calibration.motion.simulate`` reruns only the motion calibration (and what reads it), and
+    the refinement reports the joint-angle tracking of its simulation, which it does not worsen."""
+    study = tmp_path / "study"
+    shutil.copytree(motion_study, study, symlinks=True)
+    path = study / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["calibration"].setdefault("motion", {}).update(
+        {"simulate": True, "segment_s": 0.05, "simulate_max_evaluations": 4})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    target = "results/arm01/calibration/motion/parameters.json"
+    jobs = planned_jobs(run_snakemake(study, "-n", target))
+    assert jobs == {"calibrate_motion": 1}, jobs
+    run_snakemake(study, target)
+    before = json.loads((motion_study / target).read_text())
+    doc = json.loads((study / target).read_text())
+    assert before["motion"]["output_error"] is None
+    refined = doc["motion"]["output_error"]
+    assert refined["integrator"] == "rk4" and refined["segment_samples"] >= 2
+    assert refined["segments"] > 10 and 1 <= refined["evaluations"] <= 4
+    dofs = doc["dof_names"]
+    assert set(refined["angle_rmse_deg"]) == set(dofs)
+    assert refined["loss"] <= refined["loss_before"]
+    # the simulation tracks the measured motion to within a few degrees over 50 ms segments
+    assert max(refined["angle_rmse_deg"].values()) < 5.0
+    assert refined["standard_errors"].startswith("equation error")

@@ -219,6 +219,11 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     # trials a split row yields (through their cycles), so without one nothing reruns.
     ("cycles.side", set_config("cycles.side", "right"), EVENTS),
     ("cycles.calibration without split rows", set_config("cycles.calibration", "1"), {}),
+    # the motion method's settings are read by calibrate_motion only (not selected here)
+    ("calibration.motion without the method", set_config("calibration.motion.simulate", True),
+     {}),
+    ("models.known_bodies without the method",
+     set_config("models.demo-arm-dumbbell.known_bodies", ["dumbbell", "hand"]), {}),
     ("trials.role split", split_row(("leg01", "squat1"), calibration="1", validation="2-"),
      {"markers": 2, "forceplates": 2, "emg_envelope": 2, "events": 2, "emg_normalise": 2,
       **opensim(2), **tail(1)}),
