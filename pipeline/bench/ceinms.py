@@ -301,7 +301,7 @@ def run_problem(name: str, walk, args: argparse.Namespace, folder: Path,
     entry["speedup"] = entry["ceinms"]["wall_s"] / entry["pipeline"]["wall_s"]
     entry["optimiser_speedup"] = entry["ceinms"]["optimiser_s"] / entry["pipeline"]["optimiser_s"]
     entry["settings"] = {"pipeline_objective": getattr(args, "pipeline_objective", "ceinms"),
-                         "annealing": annealing, "rate_hz": 200.0, "emd_s": 0.015,
+                         "annealing": annealing, "rate_hz": 200.0, "emd_s": cfg["emd_s"],
                          "start": "scaled model values, c1 = c2 = -0.5, A = -1, strength 1"}
     return entry
 

@@ -33,8 +33,8 @@ here).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -43,10 +43,17 @@ from pipeline.calibrate.losses import LossTerms, Objective
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
-from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves, simulate
+from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves
 from pipeline.nms.activation import activation as compute_activation
 from pipeline.nms.mtu import cos_pennation, time_derivative
-from pipeline.nms.tendon import stiff_fiber_kinematics, tendon_strain
+from pipeline.nms.tangents import (
+    FIELDS,
+    MuscleSignals,
+    _pointwise_partials,
+    activation_tangents,
+    parameter_tangents,
+)
+from pipeline.nms.tendon import stiff_fiber_state, tendon_strain
 
 #: CEINMS's ``percentageChange`` default (subject ``mtuDefault``).
 DEFAULT_PERCENTAGE_CHANGE = 0.15
@@ -59,24 +66,13 @@ def simulate_ceinms(params: MuscleParameters, batch: TrialBatch, *, emd_s: float
                     percentage_change: float = DEFAULT_PERCENTAGE_CHANGE) -> ModelOutput:
     """The stiff-tendon model with CEINMS's shifted active curve and clipped fibre velocity."""
     act = ceinms_activation(params, batch, emd_s=emd_s)
-    l0 = params.optimal_fiber_length_m.unsqueeze(-1)
     geometry = {"optimal_fiber_length_m": params.optimal_fiber_length_m,
                 "tendon_slack_length_m": params.tendon_slack_length_m,
                 "pennation_at_optimal_rad": params.pennation_at_optimal_rad}
-    length, _ = stiff_fiber_kinematics(batch.mtu_length_m, **geometry, dt_s=batch.dt_s)
-    along_tendon = batch.mtu_length_m - params.tendon_slack_length_m.unsqueeze(-1)
-    velocity = along_tendon / length * trial_time_derivative(batch.mtu_length_m, batch)
-    norm_length = length / l0
-    norm_velocity = torch.clamp(
-        velocity / (curves.MAX_CONTRACTION_VELOCITY_PER_S * l0), -1.0, 1.0)
-    shifted_l0 = l0 * (1.0 + percentage_change * (1.0 - act))
-    normalised = (curves.active_force_length(length / shifted_l0)
-                  * curves.force_velocity(norm_velocity) * act
-                  + curves.passive_force_length(norm_length)
-                  + params.damping.unsqueeze(-1) * norm_velocity)
-    cos_phi = cos_pennation(length, optimal_fiber_length_m=params.optimal_fiber_length_m,
-                            pennation_at_optimal_rad=params.pennation_at_optimal_rad)
-    force = (params.max_isometric_force_n * params.strength).unsqueeze(-1) * normalised * cos_phi
+    force, norm_length, length, velocity, norm_velocity = ceinms_fiber_force(
+        act, batch.mtu_length_m, trial_time_derivative(batch.mtu_length_m, batch), **geometry,
+        max_isometric_force_n=params.max_isometric_force_n, strength=params.strength,
+        damping=params.damping, percentage_change=percentage_change)
     moments = torch.einsum("tmdn,tmn->tdn", batch.moment_arm_m, force)
     return ModelOutput(moments_nm=moments, activation=act, fiber_length_m=length,
                        fiber_velocity_mps=velocity, normalized_fiber_length=norm_length,
@@ -85,22 +81,128 @@ def simulate_ceinms(params: MuscleParameters, batch: TrialBatch, *, emd_s: float
                        tendon_strain=tendon_strain(batch.mtu_length_m, length, **geometry))
 
 
+def ceinms_fiber_force(activation: torch.Tensor, mtu_length_m: torch.Tensor,
+                       mtu_velocity_mps: torch.Tensor, *, optimal_fiber_length_m: torch.Tensor,
+                       tendon_slack_length_m: torch.Tensor,
+                       pennation_at_optimal_rad: torch.Tensor,
+                       max_isometric_force_n: torch.Tensor, strength: torch.Tensor,
+                       damping: torch.Tensor, percentage_change: float,
+                       ) -> tuple[torch.Tensor, ...]:
+    """The pointwise part of :func:`simulate_ceinms` (stiff tendon): signals ``(..., time)``,
+    parameters ``(...,)`` (one per muscle, or one per sample with signals ``(n, 1)``).
+
+    Returns:
+        ``(force_n, normalized_fiber_length, fiber_length_m, fiber_velocity_mps,
+        normalized_fiber_velocity)``.
+    """
+    length, velocity = stiff_fiber_state(mtu_length_m, mtu_velocity_mps,
+                                         optimal_fiber_length_m=optimal_fiber_length_m,
+                                         tendon_slack_length_m=tendon_slack_length_m,
+                                         pennation_at_optimal_rad=pennation_at_optimal_rad)
+    l0 = optimal_fiber_length_m.unsqueeze(-1)
+    norm_length = length / l0
+    norm_velocity = torch.clamp(
+        velocity / (curves.MAX_CONTRACTION_VELOCITY_PER_S * l0), -1.0, 1.0)
+    shifted_l0 = l0 * (1.0 + percentage_change * (1.0 - activation))
+    normalised = (curves.active_force_length(length / shifted_l0)
+                  * curves.force_velocity(norm_velocity) * activation
+                  + curves.passive_force_length(norm_length)
+                  + damping.unsqueeze(-1) * norm_velocity)
+    cos_phi = cos_pennation(length, optimal_fiber_length_m=optimal_fiber_length_m,
+                            pennation_at_optimal_rad=pennation_at_optimal_rad)
+    force = (max_isometric_force_n * strength).unsqueeze(-1) * normalised * cos_phi
+    return force, norm_length, length, velocity, norm_velocity
+
+
+class CeinmsSignals(NamedTuple):
+    """Per-muscle outputs of the CEINMS model (or their tangents), ``(trial, muscle, time)``."""
+
+    force_n: torch.Tensor
+    normalized_fiber_length: torch.Tensor
+
+
+def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s: float,
+                           percentage_change: float, fields: Sequence[str],
+                           ) -> tuple[CeinmsSignals, dict[str, CeinmsSignals]]:
+    """:func:`simulate_ceinms`'s per-muscle force and normalised fibre length, and their exact
+    derivatives w.r.t. each muscle's own parameter of each of ``fields`` (names of
+    :class:`~pipeline.nms.MuscleParameters`), column-compressed as
+    :func:`pipeline.nms.tangents.parameter_tangents`: ``tangents[f].force_n[t, m, n]`` is
+    ``d force_n[t, m, n] / d params.<f>[m]``.
+
+    The activation's tangents come from the filter's tangent recursions (run, as
+    :func:`ceinms_activation`, through the recorded history); the rest of the model is pointwise,
+    so one reverse pass of :func:`ceinms_fiber_force` with one parameter copy per sample gives
+    its partials. No forward-mode autodiff (whose first use imports torch's compiler).
+    """
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise ValueError(f"no tangents for {unknown}; use any of {FIELDS}")
+    history, n_before = _activation_history(batch)
+    act, act_tangent = activation_tangents(history, params.c1, params.c2, params.shape_factor,
+                                           dt_s=batch.dt_s, emd_s=emd_s, fields=fields)
+    act = act[..., n_before:]
+    act_tangent = {f: t[..., n_before:] for f, t in act_tangent.items()}
+    shape = act.shape
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.detach().reshape(-1, 1)
+
+    def per_sample(x: torch.Tensor) -> torch.Tensor:
+        return x.detach()[:, None].expand(shape).reshape(-1)
+
+    direct = ("optimal_fiber_length_m", "tendon_slack_length_m", "strength", "damping")
+    inputs = {"activation": flat(act), "mtu_length_m": flat(batch.mtu_length_m),
+              "mtu_velocity_mps": flat(trial_time_derivative(batch.mtu_length_m, batch)),
+              **{k: per_sample(getattr(params, k)) for k in (
+                  "optimal_fiber_length_m", "tendon_slack_length_m", "pennation_at_optimal_rad",
+                  "max_isometric_force_n", "strength", "damping")}}
+    wrt = ["activation", *(f for f in direct if f in fields)]
+
+    def pointwise(**kw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = ceinms_fiber_force(kw.pop("activation"), kw.pop("mtu_length_m"),
+                                 kw.pop("mtu_velocity_mps"), **kw,
+                                 percentage_change=percentage_change)
+        return out[0], out[1]
+
+    of_force, of_length = _pointwise_partials(pointwise, inputs, wrt)
+    with torch.no_grad():
+        force, norm_length = pointwise(**inputs)
+    values = CeinmsSignals(force.reshape(shape), norm_length.reshape(shape))
+    tangents = {}
+    zero = torch.zeros(shape, dtype=act.dtype, device=act.device)
+    for f in fields:
+        t_force = of_force["activation"].reshape(shape) * act_tangent[f] \
+            if f in act_tangent else zero
+        t_length = zero
+        if f in of_force:
+            t_force = t_force + of_force[f].reshape(shape)
+            t_length = of_length[f].reshape(shape)
+        tangents[f] = CeinmsSignals(t_force, t_length)
+    return values, tangents
+
+
+def _activation_history(batch: TrialBatch) -> tuple[torch.Tensor, int]:
+    """The excitation :func:`ceinms_activation` filters: the recorded history (NaN: hold the
+    first window sample), then the window; and the history's length."""
+    before = batch.excitation_before
+    if before is None or before.shape[-1] == 0:
+        return batch.excitation, 0
+    first = batch.excitation[..., :1].expand_as(before)
+    return torch.cat([torch.where(torch.isnan(before), first, before), batch.excitation],
+                     dim=-1), before.shape[-1]
+
+
 def ceinms_activation(params: MuscleParameters, batch: TrialBatch, *,
                       emd_s: float) -> torch.Tensor:
     """Activation ``(trial, muscle, time)`` run, as CEINMS does, through the excitation recorded
     before the window (``batch.excitation_before``; NaN, i.e. not recorded, holds the first
     window sample) and then through the window: the filter's state at the window's start comes
     from that history, not from a steady state."""
-    before = batch.excitation_before
-    if before is None or before.shape[-1] == 0:
-        return compute_activation(batch.excitation, params.c1, params.c2, params.shape_factor,
-                                  dt_s=batch.dt_s, emd_s=emd_s)
-    first = batch.excitation[..., :1].expand_as(before)
-    history = torch.cat([torch.where(torch.isnan(before), first, before), batch.excitation],
-                        dim=-1)
+    history, n_before = _activation_history(batch)
     act = compute_activation(history, params.c1, params.c2, params.shape_factor,
                              dt_s=batch.dt_s, emd_s=emd_s)
-    return act[..., before.shape[-1]:]
+    return act[..., n_before:] if n_before else act
 
 
 def trial_time_derivative(signal: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
@@ -215,12 +317,12 @@ class CeinmsObjective(Objective):
         """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (scipy
         sparse: tracking rows dense, penalty rows where a fibre is outside the band).
 
-        Forward-mode derivatives, one pass per free parameter kind: a muscle's parameters move
-        only that muscle's force and fibre length, so a unit tangent on every MTU's value of a
-        kind gives each MTU's column at once; entries shared by several MTUs (strength groups,
-        global activation parameters) sum their MTUs' columns.
+        Column-compressed tangents, one per free parameter kind (:func:`ceinms_muscle_tangents`
+        for the stiff tendon, :func:`pipeline.nms.tangents.parameter_tangents` for the elastic
+        one): a muscle's parameters move only that muscle's force and fibre length, so a unit
+        tangent on every MTU's value of a kind gives each MTU's column at once; entries shared by
+        several MTUs (strength groups, global activation parameters) sum their MTUs' columns.
         """
-        import torch.autograd.forward_ad as fwad
         from scipy import sparse
 
         data, spec = self.data, self.spec
@@ -228,17 +330,30 @@ class CeinmsObjective(Objective):
         params = self.muscle_parameters(p)
         n_trials, n_mtus, n_time = data.excitation.shape
         n_dofs = len(data.dof_names)
-        with torch.no_grad():
-            out = self._simulate_params(params)
-        residuals = torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
-                               self.prior_residuals(p)])
+        fields = [_FIELDS[kind] for kind in spec.free_kinds]
+        values: CeinmsSignals | MuscleSignals
+        tangents: Mapping[str, CeinmsSignals | MuscleSignals]
+        if self.tendon == "stiff":
+            values, tangents = ceinms_muscle_tangents(
+                params, data, emd_s=self.emd_s, percentage_change=self.percentage_change,
+                fields=fields)
+        else:  # the project's elastic model, as :meth:`simulate` runs it
+            values, tangents = parameter_tangents(
+                params, data.excitation, data.mtu_length_m, dt_s=data.dt_s, tendon="elastic",
+                emd_s=self.emd_s, fields=fields, excitation_before=data.excitation_before)
+        moments = torch.einsum("tmdn,tmn->tdn", data.moment_arm_m, values.force_n)
         scale = torch.sqrt(self.trial_dof_weights[:, :, None]
                            * self._sample_weights()[:, None, :])  # (trial, dof, time)
         valid_track = data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
         valid_pen = data.mask[:, None, :].expand(n_trials, n_mtus, n_time)
-        deviation = out.normalized_fiber_length - 1.0
+        deviation = values.normalized_fiber_length - 1.0
         outside = deviation.abs() > PENALTY_HALF_WIDTH + self.band_tolerance
         root_w = torch.sqrt(n_dofs * PENALTY_WEIGHT * self._sample_weights())[:, None, :]
+        residuals = torch.cat([
+            ((data.id_moment_nm - moments) * scale)[valid_track],
+            (torch.where(outside, deviation.abs(), torch.zeros_like(deviation))
+             * root_w)[valid_pen],
+            self.prior_residuals(p)])
         slope = (torch.sign(deviation) * outside * root_w)[valid_pen]
         active = torch.nonzero(slope).reshape(-1)
         mtu_of_row = torch.arange(n_mtus)[None, :, None].expand(n_trials, n_mtus, n_time)
@@ -246,28 +361,20 @@ class CeinmsObjective(Objective):
         offsets = spec.slices()
         track = torch.zeros(int(valid_track.sum()), spec.n_free, dtype=torch.float64)
         rows, cols, vals = [], [], []
-        for kind in spec.free_kinds:
-            field = _FIELDS[kind]
-            with fwad.dual_level():
-                dual = fwad.make_dual(getattr(params, field),
-                                      torch.ones_like(getattr(params, field)))
-                tangent_out = self._simulate_params(params.replace(**{field: dual}))
-                d_force = fwad.unpack_dual(tangent_out.force_n).tangent
-                d_length = fwad.unpack_dual(tangent_out.normalized_fiber_length).tangent
+        for kind, field in zip(spec.free_kinds, fields, strict=True):
             index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
             free = getattr(spec.blocks[kind], "free_mask",
                            np.ones(len(spec.blocks[kind].entry_names), dtype=bool))
             column = torch.full((len(free),), -1, dtype=torch.long)
             column[torch.as_tensor(free)] = torch.arange(int(free.sum())) + offsets[kind].start
-            per_mtu = torch.zeros(n_trials, n_dofs, n_time, n_mtus, dtype=torch.float64)
-            if d_force is not None:
-                per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m, d_force)
-                            * scale[..., None])
+            d_force = tangents[field].force_n
+            per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m, d_force)
+                        * scale[..., None])
             cols_of_mtu = column[index]  # (muscle,): free column or -1
             keep = cols_of_mtu >= 0
             track.index_add_(1, cols_of_mtu[keep], per_mtu[valid_track][:, keep])
-            if d_length is not None and active.numel():
-                d_x = d_length[valid_pen][active]
+            if active.numel():
+                d_x = tangents[field].normalized_fiber_length[valid_pen][active]
                 col = cols_of_mtu[mtu_of_row]
                 use = col >= 0
                 rows.append(active[use])
@@ -288,14 +395,6 @@ class CeinmsObjective(Objective):
         jacobian = sparse.vstack([sparse.csr_matrix(track.numpy()), pen_block, prior_block],
                                  format="csr")
         return residuals, jacobian
-
-    def _simulate_params(self, params: MuscleParameters) -> ModelOutput:
-        if self.tendon != "stiff":
-            data = self.data
-            return simulate(params, data.excitation, data.mtu_length_m, data.moment_arm_m,
-                            dt_s=data.dt_s, tendon="elastic", emd_s=self.emd_s)
-        return simulate_ceinms(params, self.data, emd_s=self.emd_s,
-                               percentage_change=self.percentage_change)
 
     def _penalty_rows(self, out: ModelOutput) -> torch.Tensor:
         deviation = out.normalized_fiber_length - 1.0

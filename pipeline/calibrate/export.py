@@ -36,14 +36,73 @@ JSON_KEYS = {
 AT_BOUND_FRACTION = 1e-3
 
 
-def read_muscle_properties(osim_path: str | Path, mtu_names: Sequence[str]) -> MuscleProperties:
-    """Optimal fibre length, tendon slack length, max isometric force, pennation of MTUs."""
-    import opensim
+#: The muscle properties calibration reads and writes (XML elements of every OpenSim Muscle).
+_XML_PROPERTIES = ("optimal_fiber_length", "tendon_slack_length", "max_isometric_force",
+                   "pennation_angle_at_optimal")
 
+
+def _parse_osim(path: Path):  # noqa: ANN202 (xml.etree.ElementTree.ElementTree)
+    """The model file's XML tree (comments kept), or None where it does not parse."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        return ET.parse(path, parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+    except (ET.ParseError, OSError, UnicodeDecodeError):
+        return None
+
+
+def _xml_muscles(tree, mtu_names: Sequence[str]) -> dict | None:  # noqa: ANN001
+    """``name -> element`` of the named muscles in an .osim XML tree, each with all of
+    :data:`_XML_PROPERTIES` as plain numbers; None where any is missing, repeated or not a
+    number (OpenSim then reads the model: defaults, errors)."""
+    if tree is None:
+        return None
+    wanted = set(mtu_names)
+    found: dict = {}
+    for element in tree.getroot().iter():
+        name = element.get("name")
+        if name in wanted and element.find("max_isometric_force") is not None:
+            if name in found:
+                return None
+            found[name] = element
+    if len(found) != len(wanted):
+        return None
+    for element in found.values():
+        for key in _XML_PROPERTIES:
+            child = element.find(key)
+            try:
+                float((child.text or "") if child is not None else "")
+            except ValueError:
+                return None
+    return found
+
+
+def read_muscle_properties(osim_path: str | Path, mtu_names: Sequence[str]) -> MuscleProperties:
+    """Optimal fibre length, tendon slack length, max isometric force, pennation of MTUs.
+
+    Read from the model file's XML (the values OpenSim's getters return, without importing and
+    loading OpenSim: most of a second per process); from OpenSim itself where the XML does not
+    state them all (a property left at its default) or is not plain.
+    """
     path = Path(osim_path)
     if not path.exists():
         raise ModelError(describe(path, "model file not found",
                                   "run the scaling step first (results/<subject>/model/)"))
+    elements = _xml_muscles(_parse_osim(path), mtu_names)
+    if elements is not None:
+        types: dict[str, list[str]] = {}
+        for name in mtu_names:
+            types.setdefault(elements[name].tag, []).append(name)
+        _log_muscle_types(path, types)
+        return MuscleProperties(tuple(mtu_names), *(
+            np.asarray([float(elements[n].find(key).text) for n in mtu_names], dtype=float)
+            for key in _XML_PROPERTIES))
+    return _read_muscle_properties_opensim(path, mtu_names)
+
+
+def _read_muscle_properties_opensim(path: Path, mtu_names: Sequence[str]) -> MuscleProperties:
+    import opensim
+
     try:
         model = opensim.Model(str(path))
     except Exception as exc:  # opensim raises its own exception types
@@ -96,6 +155,8 @@ def write_calibrated_osim(scaled_osim: str | Path, target: str | Path,
     DeGrooteFregly2016 muscles). ``bodies[name]`` (method motion): 10 values, mass (kg), centre
     of mass (m, body frame) and inertia about it (xx, yy, zz, xy, xz, yz; kg m^2).
     """
+    if not bodies and _write_calibrated_xml(Path(scaled_osim), Path(target), per_mtu):
+        return
     import opensim
 
     model = opensim.Model(str(scaled_osim))
@@ -120,6 +181,34 @@ def write_calibrated_osim(scaled_osim: str | Path, target: str | Path,
         if not model.printToXML(str(tmp)):
             raise ModelError(describe(target, "OpenSim could not write the calibrated model",
                                       "check disk space and permissions"))
+
+
+def _write_calibrated_xml(scaled_osim: Path, target: Path,
+                          per_mtu: Mapping[str, Mapping[str, float]]) -> bool:
+    """:func:`write_calibrated_osim` by editing the model file's XML (the same elements OpenSim's
+    setters change; no OpenSim import and load); False, writing nothing, where the XML does not
+    state every value to replace (OpenSim then writes the model)."""
+    tree = _parse_osim(scaled_osim)
+    elements = _xml_muscles(tree, list(per_mtu))
+    if elements is None:
+        return False
+    keys = {"optimal_fiber_length_m": "optimal_fiber_length",
+            "tendon_slack_length_m": "tendon_slack_length",
+            "max_isometric_force_n": "max_isometric_force"}
+    changes = []
+    for name, values in per_mtu.items():
+        element = elements[name]
+        changes += [(element.find(tag), values[key]) for key, tag in keys.items()]
+        if "damping" in values and element.tag == "DeGrooteFregly2016Muscle":
+            damping = element.find("fiber_damping")
+            if damping is None:
+                return False
+            changes.append((damping, values["damping"]))
+    for child, value in changes:
+        child.text = repr(float(value))
+    with atomic_path(target) as tmp:
+        tree.write(tmp, encoding="UTF-8", xml_declaration=True)
+    return True
 
 
 def _entry(value: float, initial: float, lower: float, upper: float, units: str,

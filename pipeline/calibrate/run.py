@@ -20,7 +20,6 @@ from pipeline.calibrate import identifiability as ident
 from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
-from pipeline.calibrate.incremental import IncrementalLoss
 from pipeline.calibrate.least_squares import solve_least_squares
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
@@ -185,6 +184,8 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
 
         # The default objective re-simulates only the MTUs a move touches; other objectives
         # (e.g. CEINMS's model variant) are evaluated whole.
+        from pipeline.calibrate.incremental import IncrementalLoss  # numba: annealing only
+
         loss_of = (IncrementalLoss(objective) if type(objective) is Objective
                    else objective.loss_numpy)
 

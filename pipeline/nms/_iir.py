@@ -3,9 +3,13 @@
     u_i = alpha x_i - beta1 u_{i-1} - beta2 u_{i-2},   u_{-1} = u_{-2} = 0,
 
 row by row (one row per trial-muscle pair, per-row coefficients). A sequential loop costs about one
-multiply-add per sample (numba when installed, else numpy vectorised over the rows), far less than
-the FFT convolution of :mod:`pipeline.nms.activation` on small batches. The derivatives are exact
-and come from the same recursion:
+multiply-add per sample, far less than the FFT convolution of :mod:`pipeline.nms.activation` on
+small batches. It runs in numpy, vectorised over the rows and in blocks of time, for the process's
+first :data:`NUMBA_AFTER_STEPS` time steps; then in numba when installed (its first call costs
+about a second of imports and cache loading, which a least-squares calibration of a few hundred
+filter runs never earns back and a long run, e.g. annealing, does). The loops agree to rounding (a
+test holds both to the recursion written out). The derivatives are exact and come from the same
+recursion:
 
 * forward mode: ``u' = F_1(alpha' x + alpha x' - beta1' S1 u - beta2' S2 u)`` where ``F_1`` is the
   filter with unit ``alpha`` and ``S1``, ``S2`` delay by one and two samples;
@@ -16,13 +20,19 @@ and come from the same recursion:
 
 from __future__ import annotations
 
+import importlib.util
+import math
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None  # type: ignore[assignment]
+#: numba is installed (it is imported only when the loop is first compiled).
+NUMBA_INSTALLED = importlib.util.find_spec("numba") is not None
+#: Time steps filtered in numpy (about 2-5 us each) before the numba loop takes over (0: at once).
+NUMBA_AFTER_STEPS = 200_000
+_state: dict[str, Any] = {"numpy_steps": 0, "jit": None}
 
 
 def _filter_loops(x, alpha, beta1, beta2, reverse, out):
@@ -39,8 +49,17 @@ def _filter_loops(x, alpha, beta1, beta2, reverse, out):
             u1 = u
 
 
-if numba is not None:
-    _filter_jit = numba.njit(cache=True, nogil=True)(_filter_loops)
+def _compiled() -> Callable[..., None] | None:
+    """The numba loop once :data:`NUMBA_AFTER_STEPS` steps were filtered in numpy (None before,
+    or without numba)."""
+    if _state["jit"] is not None:
+        return _state["jit"]
+    if not NUMBA_INSTALLED or _state["numpy_steps"] < NUMBA_AFTER_STEPS:
+        return None
+    import numba
+
+    _state["jit"] = numba.njit(cache=True, nogil=True)(_filter_loops)
+    return _state["jit"]
 
 
 def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.ndarray, *,
@@ -49,11 +68,23 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
     time when ``reverse``)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    coefficients = [np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2)]
-    if numba is not None:
-        _filter_jit(x, *coefficients, bool(reverse), out)  # type: ignore[call-arg]
+    a, b1, b2 = (np.ascontiguousarray(c, dtype=np.float64) for c in (alpha, beta1, beta2))
+    jit = _compiled()
+    if jit is not None:
+        jit(x, a, b1, b2, bool(reverse), out)
         return out
-    a, b1, b2 = coefficients
+    _numpy_loop(x, a, b1, b2, bool(reverse), out)
+    _state["numpy_steps"] += x.shape[1]
+    return out
+
+
+def _numpy_loop(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, reverse: bool,
+                out: np.ndarray) -> None:
+    """The recursion in numpy, vectorised over the rows: step by step for short signals, in
+    blocks of about ``sqrt(time)`` samples for long ones (:func:`_blocked`)."""
+    if x.shape[1] >= _BLOCKED_FROM:
+        _blocked(x, a, b1, b2, reverse, out)
+        return
     u1 = np.zeros(x.shape[0])
     u2 = np.zeros(x.shape[0])
     order = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
@@ -61,7 +92,41 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
         u = a * x[:, i] - b1 * u1 - b2 * u2
         out[:, i] = u
         u1, u2 = u, u1
-    return out
+
+
+#: Signals at least this long are filtered in blocks (fewer, larger numpy operations).
+_BLOCKED_FROM = 48
+
+
+def _blocked(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, reverse: bool,
+             out: np.ndarray) -> None:
+    """The same recursion in blocks of ``k`` samples, exact up to rounding: within a block the
+    output is the block's input convolved with the filter's impulse response ``h`` (a
+    ``(k, k)`` lower-triangular Toeplitz product per row), plus the response to the two outputs
+    before the block (``h[i + 1]`` for ``u_{-1}``, ``-beta2 h[i]`` for ``u_{-2}``), carried from
+    block to block. ``k + time / k`` sequential steps instead of ``time``."""
+    if reverse:
+        x = x[:, ::-1]
+    rows, n = x.shape
+    k = max(2, math.isqrt(n))
+    n_blocks = -(-n // k)
+    h = np.empty((rows, k + 1))  # impulse response of the unit-alpha filter
+    h[:, 0] = 1.0
+    h[:, 1] = -b1
+    for i in range(2, k + 1):
+        h[:, i] = -b1 * h[:, i - 1] - b2 * h[:, i - 2]
+    lag = np.arange(k)[:, None] - np.arange(k)[None, :]
+    toeplitz_t = np.where(lag >= 0, h[:, np.clip(lag, 0, k)], 0.0).transpose(0, 2, 1)
+    drive = np.zeros((rows, n_blocks * k))
+    np.multiply(a[:, None], x, out=drive[:, :n])
+    u = np.matmul(drive.reshape(rows, n_blocks, k), toeplitz_t)  # zero-state response
+    from_u1, from_u2 = h[:, 1:], -b2[:, None] * h[:, :k]
+    for block in range(n_blocks):
+        if block:
+            previous = u[:, block - 1]
+            u[:, block] += (from_u1 * previous[:, -1:] + from_u2 * previous[:, -2:-1])
+    result = u.reshape(rows, n_blocks * k)[:, :n]
+    out[...] = result[:, ::-1] if reverse else result
 
 
 def _delay(u: np.ndarray, samples: int) -> np.ndarray:

@@ -17,24 +17,28 @@ The same formulas run on torch tensors (batched over all time steps at once, to 
 Jacobians for the adjoint) and on numpy arrays, through ``xp`` namespaces. The sequential loops (the
 forward recursion, its adjoint and the static equilibrium) run element by element in a numba kernel
 when numba is installed (``_scalar_residual`` repeats the formulas with ``math`` functions; a test
-keeps both identical), else vectorised over the batch in numpy, which is exact but slower.
+keeps both identical), else vectorised over the batch in numpy, which is exact but slower. numba is
+imported, and the kernels loaded, on the first call that needs them (a stiff-tendon process never
+pays for it).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
 
 from pipeline.nms import curves
 
-try:  # numba makes the sequential time loops ~100x faster; the numpy fallback is exact too.
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None  # type: ignore[assignment]
+#: numba makes the sequential time loops ~100x faster; the numpy fallback is exact too (False:
+#: use it).
+USE_NUMBA = importlib.util.find_spec("numba") is not None
+_KERNELS: dict[str, Any] = {}
 
 log = logging.getLogger(__name__)
 
@@ -204,14 +208,21 @@ def _equilibrium_loops(a, lmt, l0, lts, damping, sin_phi0, k_tendon, out):
         out[k] = math.sqrt(y * y + w2)
 
 
-if numba is not None:
-    _jit = numba.njit(cache=True, nogil=True)
-    # Rebind the global name so the loop kernels below call the compiled twin.
-    _scalar_residual = _jit(_scalar_residual)
-    _integrate_jit = _jit(_integrate_loops)
-    _adjoint_jit = _jit(_adjoint_loops)
-    _tangent_jit = _jit(_tangent_loops)
-    _equilibrium_jit = _jit(_equilibrium_loops)
+def _kernels() -> dict[str, Any] | None:
+    """The compiled loops (numba imported and the kernels loaded on the first call); None when
+    :data:`USE_NUMBA` is off."""
+    global _scalar_residual
+    if not USE_NUMBA:
+        return None
+    if not _KERNELS:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True)
+        # Rebind the global name so the loop kernels call the compiled twin.
+        _scalar_residual = jit(_scalar_residual)
+        _KERNELS.update(integrate=jit(_integrate_loops), adjoint=jit(_adjoint_loops),
+                        tangent=jit(_tangent_loops), equilibrium=jit(_equilibrium_loops))
+    return _KERNELS
 
 
 def integrate(l_init, a, lmt, l0, lts, damping, sin_phi0, *, dt_s, k_tendon):
@@ -227,9 +238,10 @@ def integrate(l_init, a, lmt, l0, lts, damping, sin_phi0, *, dt_s, k_tendon):
     """
     length = np.empty_like(a)
     velocity = np.empty_like(a)
-    if numba is not None:
-        _integrate_jit(l_init, a, lmt, l0, lts, damping, sin_phi0, float(dt_s), float(k_tendon),
-                       length, velocity)
+    kernels = _kernels()
+    if kernels is not None:
+        kernels["integrate"](l_init, a, lmt, l0, lts, damping, sin_phi0, float(dt_s),
+                             float(k_tendon), length, velocity)
         return length, velocity
     length[0] = l_init
     velocity[0] = 0.0
@@ -259,9 +271,10 @@ def adjoint(grad_length, grad_velocity, jac_l, jac_v, *, dt_s):
     """
     inv_dt = 1.0 / dt_s
     grad_increment = np.empty_like(jac_l)
-    if numba is not None:
+    kernels = _kernels()
+    if kernels is not None:
         bar_l = np.empty(grad_length.shape[1])
-        _adjoint_jit(grad_length, grad_velocity, jac_l, jac_v, inv_dt, bar_l, grad_increment)
+        kernels["adjoint"](grad_length, grad_velocity, jac_l, jac_v, inv_dt, bar_l, grad_increment)
         return bar_l, grad_increment
     bar_l = grad_length[-1].copy()
     bar_v = grad_velocity[-1].copy()
@@ -291,8 +304,9 @@ def tangent(tl_init, forcing, jac_l, jac_v, *, dt_s):
     n_steps, n = forcing.shape
     tl_out = np.empty((n_steps + 1, n))
     tv_out = np.empty((n_steps + 1, n))
-    if numba is not None:
-        _tangent_jit(tl_init, forcing, jac_l, jac_v, inv_dt, tl_out, tv_out)
+    kernels = _kernels()
+    if kernels is not None:
+        kernels["tangent"](tl_init, forcing, jac_l, jac_v, inv_dt, tl_out, tv_out)
         return tl_out, tv_out
     tl = np.array(tl_init, dtype=float)
     tv = np.zeros(n)
@@ -315,9 +329,10 @@ def static_equilibrium(a, lmt, l0, lts, damping, sin_phi0, *, k_tendon):
     carries nothing along the tendon; at ``y = l_mt`` the tendon has zero length and pushes
     (``ft < 0``). Safeguarded Newton (numba) or bisection with a Newton polish (numpy).
     """
-    if numba is not None:
+    kernels = _kernels()
+    if kernels is not None:
         out = np.empty_like(a)
-        _equilibrium_jit(a, lmt, l0, lts, damping, sin_phi0, float(k_tendon), out)
+        kernels["equilibrium"](a, lmt, l0, lts, damping, sin_phi0, float(k_tendon), out)
         return out
     w2 = (l0 * sin_phi0) ** 2
     zero = np.zeros_like(lmt)

@@ -36,7 +36,7 @@ from pipeline.nms.tendon import (
     tendon_strain,
 )
 
-__all__ = ["FIELDS", "MuscleSignals", "parameter_tangents"]
+__all__ = ["FIELDS", "MuscleSignals", "activation_tangents", "parameter_tangents"]
 
 #: Parameter fields of :class:`MuscleParameters` that tangents can be taken for.
 FIELDS = ("c1", "c2", "shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m",
@@ -106,34 +106,9 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
 
     p = {name: value.detach() for name, value in params.as_dict().items()}
     zero = torch.zeros(shape, dtype=dtype, device=device)
-
-    # Activation: the filter's tangents in c1 and c2, then the pointwise non-linearity.
-    neural = neural_activation(excitation, p["c1"], p["c2"], dt_s=dt_s, emd_s=emd_s,
-                               before=excitation_before).detach()
-    delayed = _delayed(excitation, delay_samples(emd_s=emd_s, dt_s=dt_s), excitation_before)
-    initial = delayed[..., :1]
-    drive = delayed - initial
-    drive_np = drive.detach().cpu().double().numpy().reshape(-1, n_time)
-    filtered = (neural - initial).cpu().double().numpy().reshape(-1, n_time)
-    rows = {k: p[k].detach().cpu().double().numpy()[None, :].repeat(n_trials, 0).reshape(-1)
-            for k in ("c1", "c2")}
-    beta1, beta2 = rows["c1"] + rows["c2"], rows["c1"] * rows["c2"]
-    neural_tangent = {}
-    for field, other in (("c1", "c2"), ("c2", "c1")):
-        if field in fields:
-            forcing = ((1.0 + rows[other])[:, None] * drive_np - _iir._delay(filtered, 1)
-                       - rows[other][:, None] * _iir._delay(filtered, 2))
-            tangent = _iir.run_filter(forcing, np.ones_like(beta1), beta1, beta2)
-            neural_tangent[field] = torch.from_numpy(tangent).to(dtype=dtype, device=device)\
-                .reshape(-1)
-    (act_partials,) = _pointwise_partials(
-        lambda neural, shape_factor: (muscle_activation(neural, shape_factor),),
-        {"neural": flat(neural), "shape_factor": per_sample(p["shape_factor"])},
-        ("neural", "shape_factor"))
-    act = muscle_activation(neural, p["shape_factor"])
-    act_tangent = {f: full(act_partials["neural"] * neural_tangent[f]) for f in neural_tangent}
-    if "shape_factor" in fields:
-        act_tangent["shape_factor"] = full(act_partials["shape_factor"])
+    act, act_tangent = activation_tangents(excitation, p["c1"], p["c2"], p["shape_factor"],
+                                           dt_s=dt_s, emd_s=emd_s, fields=fields,
+                                           excitation_before=excitation_before)
 
     geometry = {"optimal_fiber_length_m": p["optimal_fiber_length_m"],
                 "tendon_slack_length_m": p["tendon_slack_length_m"],
@@ -198,6 +173,53 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
             t_strain = t_strain + full(of_strain[f])
         tangents[f] = MuscleSignals(t_force, t_norm, t_strain)
     return values, tangents
+
+
+def activation_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor,
+                        shape_factor: torch.Tensor, *, dt_s: float, emd_s: float,
+                        fields: Sequence[str] = _ACTIVATION_FIELDS,
+                        excitation_before: torch.Tensor | None = None,
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Muscle activation ``(trial, muscle, time)`` (:func:`pipeline.nms.activation.activation`)
+    and its derivatives w.r.t. each muscle's own ``c1``, ``c2`` and ``shape_factor`` (those of
+    them in ``fields``): the filter's tangent recursions, then the pointwise non-linearity."""
+    dtype, device = excitation.dtype, excitation.device
+    shape = excitation.shape
+    n_trials, _, n_time = shape
+
+    def full(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(shape)
+
+    p = {"c1": c1.detach(), "c2": c2.detach(), "shape_factor": shape_factor.detach()}
+    # Activation: the filter's tangents in c1 and c2, then the pointwise non-linearity.
+    neural = neural_activation(excitation, p["c1"], p["c2"], dt_s=dt_s, emd_s=emd_s,
+                               before=excitation_before).detach()
+    delayed = _delayed(excitation, delay_samples(emd_s=emd_s, dt_s=dt_s), excitation_before)
+    initial = delayed[..., :1]
+    drive = delayed - initial
+    drive_np = drive.detach().cpu().double().numpy().reshape(-1, n_time)
+    filtered = (neural - initial).cpu().double().numpy().reshape(-1, n_time)
+    rows = {k: p[k].detach().cpu().double().numpy()[None, :].repeat(n_trials, 0).reshape(-1)
+            for k in ("c1", "c2")}
+    beta1, beta2 = rows["c1"] + rows["c2"], rows["c1"] * rows["c2"]
+    neural_tangent = {}
+    for field, other in (("c1", "c2"), ("c2", "c1")):
+        if field in fields:
+            forcing = ((1.0 + rows[other])[:, None] * drive_np - _iir._delay(filtered, 1)
+                       - rows[other][:, None] * _iir._delay(filtered, 2))
+            tangent = _iir.run_filter(forcing, np.ones_like(beta1), beta1, beta2)
+            neural_tangent[field] = torch.from_numpy(tangent).to(dtype=dtype, device=device)\
+                .reshape(-1)
+    (act_partials,) = _pointwise_partials(
+        lambda neural, shape_factor: (muscle_activation(neural, shape_factor),),
+        {"neural": neural.detach().reshape(-1, 1),
+         "shape_factor": p["shape_factor"][:, None].expand(shape).reshape(-1)},
+        ("neural", "shape_factor"))
+    act = muscle_activation(neural, p["shape_factor"])
+    act_tangent = {f: full(act_partials["neural"] * neural_tangent[f]) for f in neural_tangent}
+    if "shape_factor" in fields:
+        act_tangent["shape_factor"] = full(act_partials["shape_factor"])
+    return act, act_tangent
 
 
 def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str, torch.Tensor],

@@ -33,6 +33,7 @@ def test_round_trip_keeps_muscle_types(shared_data, tmp_path, caplog, relpath, k
     with caplog.at_level(logging.INFO, logger="pipeline.calibrate.export"):
         props = export.read_muscle_properties(source, mtus)
         export.read_muscle_properties(source, mtus)
+    assert export._xml_muscles(export._parse_osim(source), mtus) is not None  # no OpenSim load
     notes = [r for r in caplog.records if "DeGrooteFregly2016" in r.getMessage()]
     assert len(notes) == 1 and kind in notes[0].getMessage()
     for i, name in enumerate(mtus):

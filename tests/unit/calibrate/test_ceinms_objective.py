@@ -200,3 +200,44 @@ def test_residual_jacobian_equals_autograd(prior_weight: float) -> None:
     penalty_rows = slice(int(batch.mask.sum()) * 2, int(batch.mask.sum()) * 5)
     assert np.count_nonzero(expected[penalty_rows].numpy()) > 0  # penalised fibres count
     np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_residual_jacobian_elastic_equals_autograd_with_the_recorded_emg_history() -> None:
+    """The elastic variant's Jacobian (the project's tangents) is that of the residuals
+    :meth:`all_residuals` computes, EMG before the window included."""
+    batch, muscles = _small_case()
+    assert batch.excitation_before is not None
+    cfg = {**CALIBRATION, "tendon": "elastic", "ceinms_percentage_change": 0.0}
+    spec = build_spec(muscles, cfg)
+    objective = make_objective(spec, batch, cfg)
+    p = torch.as_tensor(spec.denormalise(np.clip(
+        spec.normalise(spec.initial) + 0.2 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
+    residuals, jacobian = objective.residuals_and_jacobian(p)
+    torch.testing.assert_close(residuals, objective.all_residuals(p), rtol=1e-12, atol=1e-14)
+    expected = torch.autograd.functional.jacobian(objective.all_residuals, p)
+    np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_stiff_residual_jacobian_equals_central_differences() -> None:
+    """Tracking rows (smooth) against central finite differences, damping free too."""
+    batch, muscles = _small_case()
+    cfg = {**CALIBRATION, "parameters": [*CALIBRATION["parameters"], "damping"],
+           "bounds": {**CALIBRATION["bounds"], "damping": {"lower": 0.0, "upper": 0.1}}}
+    spec = build_spec(muscles, cfg)
+    objective = make_objective(spec, batch, cfg)
+    assert "damping" in spec.free_kinds
+    p = spec.denormalise(np.clip(spec.normalise(spec.initial)
+                                 + 0.1 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98))
+    _, jacobian = objective.residuals_and_jacobian(torch.as_tensor(p))
+    n_track = objective.n_tracking_residuals
+    dense = jacobian.toarray()[:n_track]
+    for k in range(spec.n_free):
+        step = 1e-6 * (spec.upper[k] - spec.lower[k])
+        up, down = p.copy(), p.copy()
+        up[k] += step
+        down[k] -= step
+        with torch.no_grad():
+            diff = (objective.all_residuals(torch.as_tensor(up))[:n_track]
+                    - objective.all_residuals(torch.as_tensor(down))[:n_track]).numpy()
+        np.testing.assert_allclose(dense[:, k], diff / (2 * step), rtol=1e-5,
+                                   atol=1e-7 * max(1.0, np.abs(dense[:, k]).max()))

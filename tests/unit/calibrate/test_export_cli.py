@@ -45,6 +45,48 @@ def test_calibrated_osim_round_trips_through_opensim(tmp_path: Path) -> None:
         assert muscle.getMaxIsometricForce() == pytest.approx(expected["max_isometric_force_n"])
 
 
+def test_muscle_properties_read_and_written_as_xml_equal_opensim(tmp_path: Path) -> None:
+    """The XML path (no OpenSim load) reads exactly what OpenSim's getters return and writes what
+    its setters would; a property the file leaves at its default is read by OpenSim."""
+    import opensim
+
+    from pipeline.calibrate import export
+
+    scaled = build_osim(tmp_path / "scaled.osim", MUSCLES)
+    names = ["flexor", "extensor"]
+    assert export._xml_muscles(export._parse_osim(scaled), names) is not None
+    props = read_muscle_properties(scaled, names)
+    model = opensim.Model(str(scaled))
+    for i, name in enumerate(names):
+        muscle = model.getMuscles().get(name)
+        assert props.optimal_fiber_length_m[i] == muscle.getOptimalFiberLength()
+        assert props.tendon_slack_length_m[i] == muscle.getTendonSlackLength()
+        assert props.max_isometric_force_n[i] == muscle.getMaxIsometricForce()
+        assert props.pennation_angle_rad[i] == muscle.getPennationAngleAtOptimalFiberLength()
+    values = {name: {"optimal_fiber_length_m": 0.1 + 0.01 * i, "tendon_slack_length_m": 0.2 / 3,
+                     "max_isometric_force_n": 612.5 + i, "damping": 0.07}
+              for i, name in enumerate(names)}
+    write_calibrated_osim(scaled, tmp_path / "calibrated.osim", values)
+    back = opensim.Model(str(tmp_path / "calibrated.osim"))
+    back.initSystem()
+    for name, want in values.items():
+        muscle = opensim.DeGrooteFregly2016Muscle.safeDownCast(back.getMuscles().get(name))
+        assert muscle.getOptimalFiberLength() == want["optimal_fiber_length_m"]
+        assert muscle.getTendonSlackLength() == want["tendon_slack_length_m"]
+        assert muscle.getMaxIsometricForce() == want["max_isometric_force_n"]
+        assert muscle.get_fiber_damping() == want["damping"]
+    # the flexor's pennation left to OpenSim's default: OpenSim reads the file
+    text = scaled.read_text(encoding="utf-8")
+    start = text.index("<pennation_angle_at_optimal>")
+    end = text.index("</pennation_angle_at_optimal>", start) + len("</pennation_angle_at_optimal>")
+    partial = tmp_path / "partial.osim"
+    partial.write_text(text[:start] + text[end:], encoding="utf-8")
+    assert export._xml_muscles(export._parse_osim(partial), names) is None
+    partial_model = opensim.Model(str(partial))  # kept alive while its muscle is used
+    default = partial_model.getMuscles().get("flexor").getPennationAngleAtOptimalFiberLength()
+    assert read_muscle_properties(partial, names).pennation_angle_rad[0] == default
+
+
 def test_parameter_pushed_to_bound_is_respected_and_flagged() -> None:
     cfg = copy.deepcopy(SYNTHETIC_CALIBRATION)
     cfg["bounds"]["strength"] = {"lower": 0.5, "upper": 0.9}  # true strengths: 0.98, 1.05, 0.82

@@ -157,3 +157,35 @@ def test_delay_with_history_gradcheck() -> None:
         return activation(e, a1, a2, s, dt_s=0.01, emd_s=0.03, before=b)
 
     assert torch.autograd.gradcheck(f, (excitation, before, c1, c2, shape))
+
+
+@pytest.mark.parametrize("n_time", [40, 150])
+def test_recursive_filter_loops_agree_and_numba_takes_over_after_its_budget(
+        monkeypatch: pytest.MonkeyPatch, n_time: int) -> None:
+    """The numpy loops (step by step, or in blocks for long signals; a process's first
+    NUMBA_AFTER_STEPS steps) and the numba loop (after) equal the recursion written out; numba
+    is used only once the budget is spent."""
+    from pipeline.nms import _iir
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, n_time))
+    alpha, beta1, beta2 = rng.uniform(0.1, 1.0, 5), rng.uniform(-1.5, -0.5, 5), \
+        rng.uniform(0.1, 0.5, 5)
+    expected = np.zeros_like(x)
+    for r in range(5):
+        u1 = u2 = 0.0
+        for i in range(n_time):
+            u = alpha[r] * x[r, i] - beta1[r] * u1 - beta2[r] * u2
+            expected[r, i], u2, u1 = u, u1, u
+    monkeypatch.setattr(_iir, "_state", {"numpy_steps": 0, "jit": None})
+    monkeypatch.setattr(_iir, "NUMBA_AFTER_STEPS", int(1.5 * n_time))
+    first = _iir.run_filter(x, alpha, beta1, beta2)  # numpy
+    assert _iir._state["jit"] is None and _iir._state["numpy_steps"] == n_time
+    backwards = _iir.run_filter(x[:, ::-1], alpha, beta1, beta2, reverse=True)  # numpy
+    assert _iir._state["jit"] is None
+    later = _iir.run_filter(x, alpha, beta1, beta2)  # budget spent: numba when installed
+    assert (_iir._state["jit"] is not None) == _iir.NUMBA_INSTALLED
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(first, expected, rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(backwards[:, ::-1], expected, rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(later, expected, rtol=0, atol=1e-13 * scale)

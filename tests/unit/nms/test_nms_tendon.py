@@ -58,7 +58,7 @@ def test_partials_match_autograd() -> None:
                                rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(_rosenbrock.numba is None, reason="numba not installed")
+@pytest.mark.skipif(not _rosenbrock.USE_NUMBA, reason="numba not installed")
 def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
     n, n_time = 6, 80
@@ -72,7 +72,7 @@ def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = (_rosenbrock.static_equilibrium(act[0], lmt[0], l0, lts, d, sp, **kwargs),
             *_rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, dt_s=0.005, **kwargs),
             *_rosenbrock.adjoint(grads[0], grads[1], jac[0], jac[1], dt_s=0.005))
-    monkeypatch.setattr(_rosenbrock, "numba", None)
+    monkeypatch.setattr(_rosenbrock, "USE_NUMBA", False)
     slow = (_rosenbrock.static_equilibrium(act[0], lmt[0], l0, lts, d, sp, **kwargs),
             *_rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, dt_s=0.005, **kwargs),
             *_rosenbrock.adjoint(grads[0], grads[1], jac[0], jac[1], dt_s=0.005))
