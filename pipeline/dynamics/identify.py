@@ -105,10 +105,15 @@ class EquationError:
         for b in anchor.known_bodies:
             known[body_index[b]] = True
         self.estimated = torch.as_tensor(~known.reshape(-1))
-        # row weights: 1 / mean square of each row's torque under the prior model (not its
-        # variance: a floating base's vertical force varies little around the body weight)
+        # row weights: 1 / the mean square of the larger of each row's two sides under the
+        # prior model: the segments' torque Y pi, or what is left for the muscles (Y pi minus the
+        # external loads), whose errors (EMG noise) scale with it. Not a variance: a floating
+        # base's vertical force varies little around the body weight. In a squat the knee's
+        # segments need ~2 N m while its muscles carry ~100 N m of the ground reaction; weighting
+        # by the segments' torque alone let the muscles' noise pull the segments' fit.
         prior_tau = self.y @ self.prior.reshape(-1)
-        var = prior_tau.pow(2).mean(dim=0)
+        var = torch.maximum(prior_tau.pow(2).mean(dim=0),
+                            (prior_tau - self.external).pow(2).mean(dim=0))
         self.row_weights = torch.where(var > 1e-12, 1.0 / var.clamp_min(1e-12),
                                        torch.ones_like(var)).sqrt()
         scale = _parameter_scale(self.prior)
