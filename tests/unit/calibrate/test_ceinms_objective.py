@@ -185,18 +185,25 @@ def test_ceinms_objective_elastic_needs_no_shift_and_unknown_objective_is_refuse
         make_objective(spec, batch, {**CALIBRATION, "objective": "ceinms2"})
 
 
-@pytest.mark.parametrize("prior_weight", [0.0, 0.5])
-def test_residual_jacobian_equals_autograd(prior_weight: float) -> None:
+def _jacobian_and_autograd(cfg: dict, *, step: float):
+    """The small case's residuals and Jacobian at a point off the start, and autograd's
+    Jacobian of :meth:`all_residuals` there (the residuals are checked to agree)."""
     batch, muscles = _small_case()
-    cfg = {**CALIBRATION, "prior_weight": prior_weight}
     spec = build_spec(muscles, cfg)
     objective = make_objective(spec, batch, cfg)
     p = torch.as_tensor(spec.denormalise(np.clip(
-        spec.normalise(spec.initial) + 0.3 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
+        spec.normalise(spec.initial) + step * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
     residuals, jacobian = objective.residuals_and_jacobian(p)
     torch.testing.assert_close(residuals, objective.all_residuals(p), rtol=1e-12, atol=1e-14)
-    assert jacobian.shape == (residuals.numel(), spec.n_free)
     expected = torch.autograd.functional.jacobian(objective.all_residuals, p)
+    return batch, spec, residuals, jacobian, expected
+
+
+@pytest.mark.parametrize("prior_weight", [0.0, 0.5])
+def test_residual_jacobian_equals_autograd(prior_weight: float) -> None:
+    batch, spec, residuals, jacobian, expected = _jacobian_and_autograd(
+        {**CALIBRATION, "prior_weight": prior_weight}, step=0.3)
+    assert jacobian.shape == (residuals.numel(), spec.n_free)
     penalty_rows = slice(int(batch.mask.sum()) * 2, int(batch.mask.sum()) * 5)
     assert np.count_nonzero(expected[penalty_rows].numpy()) > 0  # penalised fibres count
     np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-9, atol=1e-11)
@@ -205,16 +212,9 @@ def test_residual_jacobian_equals_autograd(prior_weight: float) -> None:
 def test_residual_jacobian_elastic_equals_autograd_with_the_recorded_emg_history() -> None:
     """The elastic variant's Jacobian (the project's tangents) is that of the residuals
     :meth:`all_residuals` computes, EMG before the window included."""
-    batch, muscles = _small_case()
+    batch, _, _, jacobian, expected = _jacobian_and_autograd(
+        {**CALIBRATION, "tendon": "elastic", "ceinms_percentage_change": 0.0}, step=0.2)
     assert batch.excitation_before is not None
-    cfg = {**CALIBRATION, "tendon": "elastic", "ceinms_percentage_change": 0.0}
-    spec = build_spec(muscles, cfg)
-    objective = make_objective(spec, batch, cfg)
-    p = torch.as_tensor(spec.denormalise(np.clip(
-        spec.normalise(spec.initial) + 0.2 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
-    residuals, jacobian = objective.residuals_and_jacobian(p)
-    torch.testing.assert_close(residuals, objective.all_residuals(p), rtol=1e-12, atol=1e-14)
-    expected = torch.autograd.functional.jacobian(objective.all_residuals, p)
     np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-8, atol=1e-10)
 
 
