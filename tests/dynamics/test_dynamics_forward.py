@@ -28,9 +28,11 @@ def model_dir(tmp_path_factory):
 @pytest.mark.parametrize(("name", "dt", "tol"), [
     ("arm26", 5e-3, 1e-6),
     ("demo-arm", 2.5e-3, 1e-6),
-    # the knee's spline translations have jumps in their third derivative at the knots, where a
-    # fixed-step RK4 loses order (OpenSim's error-controlled integrator refines its steps)
-    ("gait10dof18musc", 5e-3, 1e-4),
+    # the knee's spline translations have jumps in their higher derivatives at the knots, where
+    # a fixed-step RK4 loses order (OpenSim's error-controlled integrator refines its steps):
+    # measured 3.3e-5 rad at 5 ms, 3.1e-6 at 1 ms, 1.1e-6 at 0.25 ms (a floor near 1e-6, from
+    # the splines rebuilt in torch rather than the step); 5 ms keeps the test short
+    ("gait10dof18musc", 5e-3, 5e-5),
 ])
 def test_simulation_matches_opensim_manager_over_half_a_second(name, dt, tol, model_dir):
     path = model_path(name, model_dir)
