@@ -439,6 +439,13 @@ def refine_output_error(objective: Objective, equation: EquationError, motion: M
     with torch.no_grad():
         tau0 = shooting.moments(out_objective.simulate(p_t).moments_nm, tracking.dof_rows)
     rmse0 = shooting.angle_rmse_deg(tau0, tracking.pi)
+    if not np.all(np.isfinite(rmse0)):
+        raise CalibrationError(describe(
+            source, "the output-error simulation diverges from the equation error's solution: "
+            "its segment inertias leave the mass matrix singular or indefinite along the motion",
+            "raise calibration.motion.inertia_prior_weight (it keeps the segments near the "
+            "scaled model), add richer calibration trials, or set calibration.motion.simulate: "
+            "false"))
     history: list[dict[str, float]] = []
     solved = solve_least_squares(problem, x0, max_evaluations=settings.max_evaluations,
                                  tolerance=tolerance, history=history)

