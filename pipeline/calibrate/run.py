@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from pipeline.calibrate import identifiability as ident
 from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
-from pipeline.calibrate.least_squares import solve_least_squares
+from pipeline.calibrate.least_squares import LeastSquaresResult, solve_least_squares
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
@@ -110,6 +110,17 @@ def make_objective(spec: ParameterSpec, batch: TrialBatch,
                      prior_weight=float(calibration.get("prior_weight", 0.0)))
 
 
+def least_squares_solver(objective: Objective) -> Callable[..., LeastSquaresResult]:
+    """The least-squares solver for ``objective``: CEINMS's objective needs the continuation
+    over its discontinuous fibre-length penalty
+    (:func:`~pipeline.calibrate.ceinms_objective.solve_ceinms_least_squares`)."""
+    if objective_document(objective)["name"] == "ceinms":
+        from pipeline.calibrate.ceinms_objective import solve_ceinms_least_squares
+
+        return solve_ceinms_least_squares
+    return solve_least_squares
+
+
 def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, Any], *,
               method: str = "gradient", seed: int | None = None, p0: np.ndarray | None = None,
               gradient_options: GradientOptions | None = None,
@@ -153,9 +164,10 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             raise ConfigError(describe("config.yaml", f"calibration.optimiser.method "
                                        f"{optimiser!r} is unknown",
                                        f"use one of {', '.join(OPTIMISERS)}"))
+        solve = least_squares_solver(objective)
         if optimiser == "least_squares":
-            solved = solve_least_squares(objective, start_p, max_evaluations=opts.max_evaluations,
-                                         tolerance=opts.tolerance)
+            solved = solve(objective, start_p, max_evaluations=opts.max_evaluations,
+                           tolerance=opts.tolerance)
             p, iterations, wall, history = solved.p, solved.evaluations, solved.wall_s, \
                 solved.history
             tracking_jacobian = solved.tracking_jacobian
@@ -169,7 +181,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             # iterations), not when it ran out of iterations.
             converged, stopped = result.stopped == "patience", result.stopped
             if opts.polish_iterations > 0:
-                solved = solve_least_squares(
+                solved = solve(
                     objective, p, max_evaluations=opts.polish_iterations,
                     tolerance=opts.tolerance, history=history,
                     iteration_offset=int(history[-1]["iteration"]) if history else 0,

@@ -185,12 +185,14 @@ def test_ceinms_objective_elastic_needs_no_shift_and_unknown_objective_is_refuse
         make_objective(spec, batch, {**CALIBRATION, "objective": "ceinms2"})
 
 
-def _jacobian_and_autograd(cfg: dict, *, step: float):
+def _jacobian_and_autograd(cfg: dict, *, step: float,
+                           smooth_band: tuple[float, float] | None = None):
     """The small case's residuals and Jacobian at a point off the start, and autograd's
     Jacobian of :meth:`all_residuals` there (the residuals are checked to agree)."""
     batch, muscles = _small_case()
     spec = build_spec(muscles, cfg)
     objective = make_objective(spec, batch, cfg)
+    objective.smooth_band = smooth_band
     p = torch.as_tensor(spec.denormalise(np.clip(
         spec.normalise(spec.initial) + step * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
     residuals, jacobian = objective.residuals_and_jacobian(p)
@@ -199,14 +201,19 @@ def _jacobian_and_autograd(cfg: dict, *, step: float):
     return batch, spec, residuals, jacobian, expected
 
 
-@pytest.mark.parametrize("prior_weight", [0.0, 0.5])
-def test_residual_jacobian_equals_autograd(prior_weight: float) -> None:
+@pytest.mark.parametrize(("prior_weight", "smooth_band"),
+                         [(0.0, None), (0.5, None), (0.0, (1e4, 0.05))])
+def test_residual_jacobian_equals_autograd(prior_weight: float,
+                                           smooth_band: tuple[float, float] | None) -> None:
+    """CEINMS's penalty and the continuation's smooth one: one penalty residual per trial and
+    MTU, whose square is that MTU's penalty in the loss."""
     batch, spec, residuals, jacobian, expected = _jacobian_and_autograd(
-        {**CALIBRATION, "prior_weight": prior_weight}, step=0.3)
+        {**CALIBRATION, "prior_weight": prior_weight}, step=0.3, smooth_band=smooth_band)
     assert jacobian.shape == (residuals.numel(), spec.n_free)
-    penalty_rows = slice(int(batch.mask.sum()) * 2, int(batch.mask.sum()) * 5)
+    n_track = int(batch.mask.sum()) * 2
+    penalty_rows = slice(n_track, n_track + 2 * 3)  # 2 trials x 3 MTUs
     assert np.count_nonzero(expected[penalty_rows].numpy()) > 0  # penalised fibres count
-    np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(np.asarray(jacobian), expected.numpy(), rtol=1e-9, atol=1e-11)
 
 
 def test_residual_jacobian_elastic_equals_autograd_with_the_recorded_emg_history() -> None:
@@ -215,7 +222,7 @@ def test_residual_jacobian_elastic_equals_autograd_with_the_recorded_emg_history
     batch, _, _, jacobian, expected = _jacobian_and_autograd(
         {**CALIBRATION, "tendon": "elastic", "ceinms_percentage_change": 0.0}, step=0.2)
     assert batch.excitation_before is not None
-    np.testing.assert_allclose(jacobian.toarray(), expected.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(jacobian), expected.numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_stiff_residual_jacobian_equals_central_differences() -> None:
@@ -230,7 +237,7 @@ def test_stiff_residual_jacobian_equals_central_differences() -> None:
                                  + 0.1 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98))
     _, jacobian = objective.residuals_and_jacobian(torch.as_tensor(p))
     n_track = objective.n_tracking_residuals
-    dense = jacobian.toarray()[:n_track]
+    dense = np.asarray(jacobian)[:n_track]
     for k in range(spec.n_free):
         step = 1e-6 * (spec.upper[k] - spec.lower[k])
         up, down = p.copy(), p.copy()

@@ -90,3 +90,42 @@ def test_bench_storage_files_hold_the_nms_inputs(bench_inputs: Path, problem: st
     np.testing.assert_array_equal(excitation[first:, 1:].T, trial.excitation)
     np.testing.assert_array_equal(excitation[:first, 1:].T, trial.excitation_before)
     assert excitation[:, 1:].min() >= 0.0 and excitation[:, 1:].max() <= 1.0
+
+
+#: CEINMS 0.9's annealing (``bench ceinms``, its solution evaluated by the project's CEINMS
+#: objective): the loss it reaches on ``walk_3dof``.
+CEINMS_WALK_3DOF_LOSS = 1.17637
+
+
+def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Path) -> None:
+    """On the real 3-DOF walk, the penalty continuation reaches at least CEINMS 0.9's loss with
+    every fibre inside its band; plain least squares stops where a fibre meets the band's edge
+    (the trap the continuation removes)."""
+    import torch
+    import yaml
+
+    from pipeline.bench.ceinms import PROBLEMS
+    from pipeline.calibrate.ceinms_objective import solve_ceinms_least_squares
+    from pipeline.calibrate.export import read_muscle_properties
+    from pipeline.calibrate.least_squares import solve_least_squares
+    from pipeline.calibrate.problem import batch_trials
+    from pipeline.calibrate.run import least_squares_solver, make_objective
+    from pipeline.calibrate.spec import build_spec
+    from project_paths import SHARED_DATA
+
+    folder = bench_inputs / "walk_3dof" / "pipeline"
+    cfg = yaml.safe_load((folder / "study" / "config.yaml").read_text())["calibration"]
+    batch = batch_trials([read_nms_trial(folder / "calibration" / "nms_inputs.npz")], ["walk"])
+    model = SHARED_DATA / "opensim-core" / "rajagopal-walk" / "subject_walk_scaled.osim"
+    spec = build_spec(read_muscle_properties(model, PROBLEMS["walk_3dof"]["mtus"]), cfg)
+    objective = make_objective(spec, batch, cfg)
+    assert least_squares_solver(objective) is solve_ceinms_least_squares
+    solved = solve_ceinms_least_squares(objective, spec.initial, max_evaluations=200,
+                                        tolerance=1e-10)
+    with torch.no_grad():
+        terms = objective.terms(torch.as_tensor(solved.p))
+    assert float(terms.total) == pytest.approx(solved.loss, rel=1e-12)
+    assert float(terms.penalty) == 0.0
+    assert solved.loss <= CEINMS_WALK_3DOF_LOSS
+    plain = solve_least_squares(objective, spec.initial, max_evaluations=200, tolerance=1e-10)
+    assert plain.loss > 2.0 * CEINMS_WALK_3DOF_LOSS
