@@ -419,7 +419,7 @@ CONTINUATION = ((1e2, 0.001), (1e4, 0.001), (1e6, 0.001))
 #: Relative tolerance and evaluation cap of each smooth stage (the polish uses the configured
 #: tolerance and ``max_evaluations``).
 STAGE_TOLERANCE = 1e-6
-STAGE_MAX_EVALUATIONS = 100
+STAGE_MAX_EVALUATIONS = 60
 
 
 def solve_ceinms_least_squares(objective: CeinmsObjective, p0: np.ndarray, /, *,
