@@ -25,7 +25,8 @@ from pipeline.logs import setup_logging
 log = logging.getLogger("pipeline")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or only ``command``'s module's (a known subcommand)."""
     parser = argparse.ArgumentParser(
         prog="nms-pipeline",
         description="EMG-informed neuromusculoskeletal calibration pipeline.",
@@ -34,19 +35,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", default=None, help="also append log messages to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
-    for info in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"pipeline.cli.{info.name}")
-        module.register(subparsers)
+    if command in cli.COMMANDS:
+        names = [cli.COMMANDS[command]]
+    else:
+        names = sorted(info.name for info in pkgutil.iter_modules(cli.__path__)
+                       if not info.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"pipeline.cli.{name}").register(subparsers)
     return parser
+
+
+def subcommand_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (after the global options), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--log":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     # Before build_parser: the subcommand modules' imports may load numpy's BLAS.
-    pin_blas_threads(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    argv_list = sys.argv[1:] if argv is None else list(argv)
+    pin_blas_threads(argv_list)
+    parser = build_parser(subcommand_of(argv_list))
+    args, extra = parser.parse_known_args(argv_list)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -43,3 +43,32 @@ def test_every_subcommand_help_renders() -> None:
                     walk(sub)
 
     walk(build_parser())
+
+
+def test_command_map_names_every_subcommand_and_only_its_module_is_imported() -> None:
+    """``pipeline.cli.COMMANDS`` equals what the modules register; a call to one subcommand
+    imports only its module (``report`` would pull in plotting and the study loader)."""
+    import argparse
+    import importlib
+    import pkgutil
+
+    from pipeline import cli
+    from pipeline.__main__ import subcommand_of
+
+    registered = {}
+    for info in pkgutil.iter_modules(cli.__path__):
+        if info.name.startswith("_"):
+            continue
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"pipeline.cli.{info.name}").register(sub)
+        registered.update(dict.fromkeys(sub.choices, info.name))
+    assert registered == cli.COMMANDS
+    assert subcommand_of(["--log", "run.log", "-v", "markers", "--study", "s"]) == "markers"
+    assert subcommand_of(["--log=run.log", "ik"]) == "ik"
+    assert subcommand_of(["--version"]) is None
+    code = ("import sys; from pipeline.__main__ import build_parser; "
+            "p = build_parser('markers'); "
+            "print(sorted(m for m in sys.modules if m.startswith('pipeline.cli.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=PROJECT_ROOT)
+    assert result.stdout.strip() == "['pipeline.cli._common', 'pipeline.cli.preprocess']"

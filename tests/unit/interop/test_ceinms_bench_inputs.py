@@ -103,6 +103,7 @@ def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Pat
     (the trap the continuation removes)."""
     import torch
     import yaml
+    from project_paths import SHARED_DATA
 
     from pipeline.bench.ceinms import PROBLEMS
     from pipeline.calibrate.ceinms_objective import solve_ceinms_least_squares
@@ -111,7 +112,6 @@ def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Pat
     from pipeline.calibrate.problem import batch_trials
     from pipeline.calibrate.run import least_squares_solver, make_objective
     from pipeline.calibrate.spec import build_spec
-    from project_paths import SHARED_DATA
 
     folder = bench_inputs / "walk_3dof" / "pipeline"
     cfg = yaml.safe_load((folder / "study" / "config.yaml").read_text())["calibration"]
