@@ -343,12 +343,13 @@ class CeinmsObjective(Objective):
                            * self._sample_weights()[:, None, :])  # (trial, dof, time)
         valid_track = data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
         excess, sign = self._band_excess(values.normalized_fiber_length - 1.0)
-        weighted = excess * self._penalty_root_weights()  # (trial, mtu, time); 0 on padding
+        root_w = self._penalty_root_weights()
+        weighted = excess * root_w  # (trial, mtu, time); 0 on padding
         pen = _root_sum_squares(weighted)  # (trial, mtu)
         residuals = torch.cat([((data.id_moment_nm - moments) * scale)[valid_track],
                                pen.reshape(-1), self.prior_residuals(p)])
         # d pen / d x = sum_t w_t e_t sign_t dx_t / pen (0 where no fibre is penalised)
-        pen_slope = (weighted * sign * self._penalty_root_weights()
+        pen_slope = (weighted * sign * root_w
                      / torch.where(pen > 0, pen, torch.ones_like(pen))[..., None])
         offsets = spec.slices()
         n_track = int(valid_track.sum())
