@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pandas as pd
 import yaml
 
@@ -104,6 +103,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:
+    import jsonschema  # imported here: 0.1 s that commands which load no study need not pay
+
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pandas as pd
 import yaml
 
@@ -44,6 +43,8 @@ def _row_record(row: pd.Series) -> tuple[dict[str, Any], list[str]]:
 
 
 def _check_rows(path: Path, frame: pd.DataFrame, schema_name: str) -> list[str]:
+    import jsonschema  # imported here, not at start-up (see pipeline.study._schema_errors)
+
     validator = jsonschema.Draft202012Validator(_row_schema(schema_name))
     problems = []
     for _, row in frame.iterrows():
