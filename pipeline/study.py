@@ -10,13 +10,12 @@ the line numbers of the sheet as a text editor shows them (comment lines count).
 from __future__ import annotations
 
 import copy
+import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import pandas as pd
 import yaml
 
 from pipeline import resources
@@ -104,6 +103,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:
+    import jsonschema  # imported here: 0.1 s that commands which load no study need not pay
+
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
@@ -114,35 +115,71 @@ def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-def read_sheet(path: Path) -> pd.DataFrame:
-    """Read a tab-separated sheet; lines starting with ``#`` are comments."""
+def read_sheet(path: Path) -> list[dict[str, Any]]:
+    """Read a tab-separated sheet: one dict per data row, keyed by the header's names.
+
+    Lines starting with ``#`` are comments; blank lines are skipped. Cells are stripped strings
+    (an empty cell is ``""``, nothing becomes NaN; a short row is padded with ``""``); quoted
+    cells may hold tabs. ``_row`` is the row's line number as a text editor shows it.
+    """
     if not path.exists():
         raise ConfigError(f"{path}: file not found. Fix: create it with `python -m "
                           "pipeline new-study DIR` and copy it into the study")
     try:
-        frame = pd.read_csv(path, sep="\t", comment="#", dtype=str, keep_default_na=False,
-                            skip_blank_lines=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        lines = _sheet_lines(path)
+    except (ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise ConfigError(f"{path}: cannot be parsed as a tab-separated sheet ({exc}). "
                           "Fix: separate columns with tabs, one row per line") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in SHEET_COLUMNS[path.name] if c not in frame.columns]
+    header = _header_names(lines[0][1]) if lines else []
+    missing = [c for c in SHEET_COLUMNS[path.name] if c not in header]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}. Fix: the header "
                           f"must contain {', '.join(SHEET_COLUMNS[path.name])} (tab-separated)")
-    frame = frame.apply(lambda col: col.str.strip())
-    frame["_row"] = _spreadsheet_rows(path, len(frame))
-    return frame
+    rows: list[dict[str, Any]] = []
+    for line_no, cells in lines[1:]:
+        cells = cells + [""] * (len(header) - len(cells))  # a short row: empty cells
+        row: dict[str, Any] = {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
+        row["_row"] = line_no
+        rows.append(row)
+    return rows
 
 
-def _spreadsheet_rows(path: Path, n: int) -> list[int]:
-    """Line numbers (header = 1) of the data rows, skipping comments and blank lines."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
-    return rows[1 : n + 1]
+def _sheet_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of the header and data lines; a ValueError for a line with more
+    cells than the header. Lines starting with ``#`` and blank lines are skipped."""
+    text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no cell
+    out: list[tuple[int, list[str]]] = []
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            cells = next(csv.reader([line], delimiter="\t", strict=True))
+        except csv.Error as exc:
+            if "end of data" in str(exc):
+                raise ValueError(f"a quoted cell in line {line_no} has no closing quote") from None
+            cells = next(csv.reader([line], delimiter="\t"))  # "a"b reads as ab, as in pandas
+        if out and len(cells) > len(out[0][1]):
+            raise ValueError(f"Expected {len(out[0][1])} fields in line {line_no}, "
+                             f"saw {len(cells)}")
+        out.append((line_no, cells))
+    return out
 
 
-def _typed_record(row: pd.Series, numeric: tuple[str, ...]) -> dict[str, Any]:
+def _header_names(cells: list[str]) -> list[str]:
+    """Stripped column names; an empty one is ``Unnamed: <index>``, a repeated one gets
+    ``.1``, ``.2``, ... (as pandas names them)."""
+    names: list[str] = []
+    for i, cell in enumerate(cells):
+        name = cell.strip() or f"Unnamed: {i}"
+        base, n = name, 0
+        while name in names:
+            n += 1
+            name = f"{base}.{n}"
+        names.append(name)
+    return names
+
+
+def _typed_record(row: dict[str, Any], numeric: tuple[str, ...]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for key, value in row.items():
         if key == "_row":
@@ -249,9 +286,9 @@ def load_study(study_dir: str | Path, *, check_files: bool = True,
     return Study(
         root=root,
         config=config,
-        subjects=tuple(_typed_record(r, ("mass_kg", "height_m")) for _, r in subjects.iterrows()),
-        trials=tuple(split_rows([_typed_record(r, ("start_s", "end_s"))
-                                 for _, r in trials.iterrows()], config["cycles"])),
+        subjects=tuple(_typed_record(r, ("mass_kg", "height_m")) for r in subjects),
+        trials=tuple(split_rows([_typed_record(r, ("start_s", "end_s")) for r in trials],
+                                config["cycles"])),
     )
 
 

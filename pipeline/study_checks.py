@@ -10,8 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import pandas as pd
 import yaml
 
 from pipeline import resources
@@ -21,12 +19,16 @@ log = logging.getLogger(__name__)
 
 _NUMERIC = {"mass_kg", "height_m", "start_s", "end_s"}
 
+#: A sheet as :func:`pipeline.study.read_sheet` returns it: one dict per row (stripped string
+#: cells keyed by column, plus ``_row``, the line number).
+Sheet = list[dict[str, Any]]
+
 
 def _row_schema(name: str) -> dict[str, Any]:
     return yaml.safe_load(resources.schema(name).read_text(encoding="utf-8"))
 
 
-def _row_record(row: pd.Series) -> tuple[dict[str, Any], list[str]]:
+def _row_record(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Typed record of a sheet row, plus problems converting numeric cells."""
     record: dict[str, Any] = {}
     bad: list[str] = []
@@ -43,10 +45,12 @@ def _row_record(row: pd.Series) -> tuple[dict[str, Any], list[str]]:
     return record, bad
 
 
-def _check_rows(path: Path, frame: pd.DataFrame, schema_name: str) -> list[str]:
+def _check_rows(path: Path, sheet: Sheet, schema_name: str) -> list[str]:
+    import jsonschema  # imported here, not at start-up (see pipeline.study._schema_errors)
+
     validator = jsonschema.Draft202012Validator(_row_schema(schema_name))
     problems = []
-    for _, row in frame.iterrows():
+    for row in sheet:
         record, bad = _row_record(row)
         where = f"{path.name} row {row['_row']}"
         problems += [f"{where}: {b}. Fix: write a plain number in SI units" for b in bad]
@@ -63,18 +67,23 @@ def _check_rows(path: Path, frame: pd.DataFrame, schema_name: str) -> list[str]:
     return problems
 
 
-def _duplicates(path: Path, frame: pd.DataFrame, keys: list[str]) -> list[str]:
+def _duplicates(path: Path, sheet: Sheet, keys: list[str]) -> list[str]:
+    """One message per row whose ``keys`` repeat an earlier row's, naming that first row."""
     problems = []
-    dup = frame[frame.duplicated(keys, keep="first")]
-    for _, row in dup.iterrows():
-        first = frame[(frame[keys] == row[keys]).all(axis=1)]["_row"].iloc[0]
+    first_row: dict[tuple[str, ...], Any] = {}
+    for row in sheet:
+        key = tuple(row[k] for k in keys)
+        if key not in first_row:
+            first_row[key] = row["_row"]
+            continue
+        first = first_row[key]
         ident = " / ".join(str(row[k]) for k in keys)
         problems.append(f"{path.name} row {row['_row']}: duplicate {'/'.join(keys)} {ident} "
                         f"(also row {first}). Fix: give each row a unique name")
     return problems
 
 
-def _split_problems(config: dict[str, Any], trials: pd.DataFrame, row: pd.Series,
+def _split_problems(config: dict[str, Any], trials: Sheet, row: dict[str, Any],
                     where: str) -> list[str]:
     """A ``split`` row: dynamic, no cycles cell, cycles config set, names that are free."""
     from pipeline.study import SPLIT_ROLES, split_trial_name
@@ -92,7 +101,7 @@ def _split_problems(config: dict[str, Any], trials: pd.DataFrame, row: pd.Series
         problems.append(f"{where}: role split, but config.yaml sets neither cycles.calibration "
                         "nor cycles.validation. Fix: set them (e.g. cycles: {calibration: "
                         '"1-2", validation: "3-"})')
-    names = set(trials.loc[trials["subject"] == row["subject"], "trial"])
+    names = {r["trial"] for r in trials if r["subject"] == row["subject"]}
     for role, spec in specs.items():
         name = split_trial_name(row["trial"], role)
         if spec and name in names:
@@ -101,17 +110,17 @@ def _split_problems(config: dict[str, Any], trials: pd.DataFrame, row: pd.Series
     return problems
 
 
-def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
-                 trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
+def check_sheets(root: Path, config: dict[str, Any], subjects: Sheet,
+                 trials: Sheet, *, check_files: bool = True) -> list[str]:
     """Row schemas, duplicates, references between the sheets, files and time windows."""
     problems = _check_rows(root / "subjects.tsv", subjects, "subjects.schema.yaml")
     problems += _check_rows(root / "trials.tsv", trials, "trials.schema.yaml")
     problems += _duplicates(root / "subjects.tsv", subjects, ["subject"])
     problems += _duplicates(root / "trials.tsv", trials, ["subject", "trial"])
-    if subjects.empty:
+    if not subjects:
         problems.append("subjects.tsv: no subjects. Fix: add one row per subject")
-    known = set(subjects["subject"])
-    for _, row in subjects.iterrows():
+    known = {row["subject"] for row in subjects}
+    for row in subjects:
         model = row["model"]
         if model and model not in config["models"]:
             problems.append(
@@ -121,7 +130,7 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
         if model.endswith(".osim") and check_files and not (root / model).exists():
             problems.append(f"subjects.tsv row {row['_row']}: model file {model} does not "
                             "exist. Fix: correct the path (relative to the study folder)")
-    for _, row in trials.iterrows():
+    for row in trials:
         where = f"trials.tsv row {row['_row']}"
         if row["subject"] not in known:
             problems.append(f"{where}: subject {row['subject']!r} is not in subjects.tsv. "
@@ -140,13 +149,12 @@ def check_sheets(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
             pass
     # Given files (C3D or OpenSim), and whether each trial has a source for what it needs.
     setups = {row["subject"]: config["models"].get(row["model"], {})
-              for _, row in subjects.iterrows()}
-    problems += source_problems(root, [r.to_dict() for _, r in subjects.iterrows()],
-                                [r.to_dict() for _, r in trials.iterrows()], setups=setups,
+              for row in subjects}
+    problems += source_problems(root, subjects, trials, setups=setups,
                                 emg_input=config["emg"].get("input", "envelope"),
                                 check_files=check_files)
     for subject in known:
-        roles = set(trials.loc[trials["subject"] == subject, "role"])
+        roles = {row["role"] for row in trials if row["subject"] == subject}
         if "split" in roles and str(config["cycles"].get("calibration") or "").strip():
             roles.add("calibration")
         if "calibration" not in roles:
@@ -242,8 +250,8 @@ def _check_models(config: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-def check_config(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
-                 trials: pd.DataFrame, *, check_files: bool = True) -> list[str]:
+def check_config(root: Path, config: dict[str, Any], subjects: Sheet,
+                 trials: Sheet, *, check_files: bool = True) -> list[str]:
     """Cross-field checks of the merged config (checks against data files: study_data_checks)."""
     where = str(root / "config.yaml")
     return _check_bounds(config, where) + _check_models(config, where)

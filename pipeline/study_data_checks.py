@@ -17,9 +17,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from pipeline.errors import PipelineError
+from pipeline.study_checks import Sheet
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def _nyquist_messages(found: dict[tuple, list[str]]) -> list[str]:
             f"below {nyquist:g} Hz" for (key, cutoff, nyquist, kind), where in found.items()]
 
 
-def _window(row: pd.Series, summary: Any, where: str, file: str) -> list[str]:
+def _window(row: dict[str, Any], summary: Any, where: str, file: str) -> list[str]:
     start, end = _number(row.get("start_s")), _number(row.get("end_s"))
     t0, t1 = summary.start_s, summary.end_s
     tol = 0.5 / summary.point_rate_hz if summary.point_rate_hz > 0 else 0.0
@@ -116,16 +115,16 @@ def _emg_messages(found: dict[tuple, list[str]]) -> list[str]:
     return messages
 
 
-def _check_trials(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
-                  trials: pd.DataFrame) -> list[str]:
+def _check_trials(root: Path, config: dict[str, Any], subjects: Sheet,
+                  trials: Sheet) -> list[str]:
     from pipeline.io.c3d_header import read_summary
     from pipeline.study import MODEL_SETUP_DEFAULTS, deep_merge
 
-    model_of = dict(zip(subjects["subject"], subjects["model"], strict=True))
+    model_of = {row["subject"]: row["model"] for row in subjects}
     problems: list[str] = []
     nyquist: dict[tuple, list[str]] = {}
     emg: dict[tuple, list[str]] = {}
-    for _, row in trials.iterrows():
+    for row in trials:
         path = root / row["file"]
         if not row["file"] or not path.is_file():
             continue
@@ -186,12 +185,12 @@ def _model_names(root: Path, model: str, where: str) -> tuple[list[str], list[st
     return coordinates, muscles, None, []
 
 
-def _check_models(root: Path, config: dict[str, Any], subjects: pd.DataFrame) -> list[str]:
+def _check_models(root: Path, config: dict[str, Any], subjects: Sheet) -> list[str]:
     from pipeline.study import MODEL_SETUP_DEFAULTS, deep_merge
 
     problems: list[str] = []
     seen: set[str] = set()
-    for _, row in subjects.iterrows():
+    for row in subjects:
         model = row["model"]
         if not model or model in seen or model not in config["models"]:
             continue
@@ -220,7 +219,7 @@ def _check_models(root: Path, config: dict[str, Any], subjects: pd.DataFrame) ->
     return problems
 
 
-def _uncrossed_dofs(root: Path, model: str, row: pd.Series, setup: dict[str, Any],
+def _uncrossed_dofs(root: Path, model: str, row: dict[str, Any], setup: dict[str, Any],
                     signs: dict | None, coordinates: list[str], key: str) -> list[str]:
     """Tracked DOFs (``tracked_dofs``, else ``dofs``) that no calibrated MTU
     (``calibrated_mtus``, else ``excitations``) crosses: from the built-in model's moment-arm
@@ -257,7 +256,7 @@ def _uncrossed_dofs(root: Path, model: str, row: pd.Series, setup: dict[str, Any
             for dof in dofs if dof in coordinates and dof not in crossed]
 
 
-def _user_osim(root: Path, model: str, row: pd.Series) -> Path | None:
+def _user_osim(root: Path, model: str, row: dict[str, Any]) -> Path | None:
     for value in (model, row.get("scaled_model")):
         if isinstance(value, str) and value.endswith(".osim"):
             path = Path(value) if Path(value).is_absolute() else root / value
@@ -289,7 +288,7 @@ def _check_set_file(root: Path, value: str | None, kind: str, model: str) -> lis
     return []
 
 
-def check_data(root: Path, config: dict[str, Any], subjects: pd.DataFrame,
-               trials: pd.DataFrame) -> list[str]:
+def check_data(root: Path, config: dict[str, Any], subjects: Sheet,
+               trials: Sheet) -> list[str]:
     """Every check that opens a data file; one message per problem."""
     return _check_trials(root, config, subjects, trials) + _check_models(root, config, subjects)

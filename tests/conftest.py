@@ -30,7 +30,7 @@ def template_study(tmp_path: Path) -> Path:
 
     study = tmp_path / "study"
     new_study(study)
-    for _, row in read_sheet(study / "trials.tsv").iterrows():
+    for row in read_sheet(study / "trials.tsv"):
         write_minimal_c3d(study / row["file"], n_frames=900,
                           analog_labels=("EMG1", "EMG2", "EMG3", "EMG4"))
     return study

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.study import deep_merge, load_study
+from pipeline.study import deep_merge, load_study, read_sheet
 
 
 def _edit_config(study: Path, patch: dict) -> None:
@@ -42,6 +42,62 @@ def test_initial_value_of_a_fixed_parameter_is_not_checked(template_study: Path)
     """damping is not calibrated by default: its initial value outside the bounds is harmless."""
     _edit_config(template_study, {"calibration": {"initial": {"damping": 5.0}}})
     load_study(template_study, check_data=True)
+
+
+def test_read_sheet_rows(tmp_path: Path) -> None:
+    """Comments and blank lines are skipped (yet counted in ``_row``), cells and header names
+    are stripped, empty and missing cells are "" (never NaN), quotes may hold a tab."""
+    path = tmp_path / "trials.tsv"
+    path.write_text("# a comment\n"
+                    " subject \ttrial\tfile\tkind\trole\tstart_s\n"
+                    "\n"
+                    "s01\t static \tc3d/s01/static.c3d\tstatic\tnone\t\n"
+                    "# another comment\n"
+                    "   \n"
+                    "s01\tflex1\tc3d/s01/flex1.c3d\tdynamic\tcalibration\t 0.5 \n"
+                    "s01\tNA\t\"c3d/a\tb.c3d\"\tdynamic\n", encoding="utf-8")
+    assert read_sheet(path) == [
+        {"subject": "s01", "trial": "static", "file": "c3d/s01/static.c3d", "kind": "static",
+         "role": "none", "start_s": "", "_row": 4},
+        {"subject": "s01", "trial": "flex1", "file": "c3d/s01/flex1.c3d", "kind": "dynamic",
+         "role": "calibration", "start_s": "0.5", "_row": 7},
+        {"subject": "s01", "trial": "NA", "file": "c3d/a\tb.c3d", "kind": "dynamic",
+         "role": "", "start_s": "", "_row": 8},
+    ]
+
+
+def test_read_sheet_refuses_a_row_longer_than_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "trials.tsv"
+    path.write_text("# comment\nsubject\ttrial\tfile\tkind\trole\n\n"
+                    "s01\tflex1\tc3d/s01/flex1.c3d\tdynamic\tcalibration\textra\n")
+    with pytest.raises(ConfigError) as err:
+        read_sheet(path)
+    assert str(err.value) == (
+        f"{path}: cannot be parsed as a tab-separated sheet (Expected 5 fields in line 4, "
+        "saw 6). Fix: separate columns with tabs, one row per line")
+
+
+@pytest.mark.parametrize(("content", "cause"), [
+    (b"subject\ttrial\tfile\tkind\trole\ns01\t\xff\tf.c3d\tdynamic\tnone\n",
+     "can't decode byte 0xff"),
+    (b'subject\ttrial\tfile\tkind\trole\ns01\t"flex1\tf.c3d\tdynamic\tnone\n',
+     "a quoted cell in line 2 has no closing quote"),
+])
+def test_read_sheet_refuses_unparsable_text(tmp_path: Path, content: bytes, cause: str) -> None:
+    path = tmp_path / "trials.tsv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="cannot be parsed as a tab-separated sheet") as err:
+        read_sheet(path)
+    assert cause in str(err.value) and "Fix: separate columns with tabs" in str(err.value)
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "subject\ttrial\n"])
+def test_read_sheet_names_missing_columns(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "trials.tsv"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=r"missing column\(s\) .*file, kind, role\. Fix: the "
+                       "header must contain subject, trial, file, kind, role"):
+        read_sheet(path)
 
 
 def test_deep_merge_does_not_mutate() -> None:

@@ -81,10 +81,10 @@ def summary(study: Path):
     (study / "e2e_summary.json").write_text(json.dumps(out, indent=1))
 
 
-def _trials(study: Path) -> list[dict[str, str]]:
+def _trials(study: Path) -> list[dict[str, Any]]:
     from pipeline.study import read_sheet
 
-    return [dict(row) for _, row in read_sheet(study / "trials.tsv").iterrows()]
+    return read_sheet(study / "trials.tsv")
 
 
 def _methods(config: dict[str, Any]) -> list[str]:

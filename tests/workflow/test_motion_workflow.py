@@ -137,8 +137,7 @@ def _calibration_motion(study: Path, subject: str, record_of: dict, coordinates:
 
     from pipeline.study import read_sheet
 
-    sheet = read_sheet(study / "trials.tsv")
-    names = [row["trial"] for _, row in sheet.iterrows()
+    names = [row["trial"] for row in read_sheet(study / "trials.tsv")
              if row["subject"] == subject and row["role"] == "calibration"]
     out = []
     for name in names:

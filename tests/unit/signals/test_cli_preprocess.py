@@ -22,7 +22,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("study") / "study"
     new_study(root)
-    for _, row in read_sheet(root / "trials.tsv").iterrows():
+    for row in read_sheet(root / "trials.tsv"):
         write_synthetic_c3d(root / row["file"], duration_s=4.0, n_markers=6, n_emg=4)
     cfg = (root / "config.yaml").read_text(encoding="utf-8")
     cfg = cfg.replace('"EMG1"', '"EMG01"').replace('"EMG2"', '"EMG02"')
