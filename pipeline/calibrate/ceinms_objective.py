@@ -48,12 +48,13 @@ from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves
 from pipeline.nms.activation import activation as compute_activation
+from pipeline.nms.activation import muscle_activation
 from pipeline.nms.mtu import cos_pennation, time_derivative
 from pipeline.nms.tangents import (
     FIELDS,
     MuscleSignals,
-    _pointwise_partials,
-    activation_tangents,
+    _values_and_partials,
+    neural_tangents,
     parameter_tangents,
 )
 from pipeline.nms.tendon import stiff_fiber_state, tendon_strain
@@ -135,20 +136,21 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
     :func:`pipeline.nms.tangents.parameter_tangents`: ``tangents[f].force_n[t, m, n]`` is
     ``d force_n[t, m, n] / d params.<f>[m]``.
 
-    The activation's tangents come from the filter's tangent recursions (run, as
+    The neural activation's tangents come from the filter's tangent recursions (run, as
     :func:`ceinms_activation`, through the recorded history); the rest of the model is pointwise,
-    so one reverse pass of :func:`ceinms_fiber_force` with one parameter copy per sample gives
-    its partials. No forward-mode autodiff (whose first use imports torch's compiler).
+    so one reverse pass of the activation's non-linearity and :func:`ceinms_fiber_force`, with
+    one parameter copy per sample, gives the force's partials; the normalised fibre length's are
+    in closed form. No forward-mode autodiff (whose first use imports torch's compiler).
     """
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
         raise ValueError(f"no tangents for {unknown}; use any of {FIELDS}")
     history, n_before = _activation_history(batch)
-    act, act_tangent = activation_tangents(history, params.c1, params.c2, params.shape_factor,
-                                           dt_s=batch.dt_s, emd_s=emd_s, fields=fields)
-    act = act[..., n_before:]
-    act_tangent = {f: t[..., n_before:] for f, t in act_tangent.items()}
-    shape = act.shape
+    neural, neural_tangent = neural_tangents(history, params.c1, params.c2, dt_s=batch.dt_s,
+                                             emd_s=emd_s, fields=fields)
+    neural = neural[..., n_before:]
+    neural_tangent = {f: t[..., n_before:] for f, t in neural_tangent.items()}
+    shape = neural.shape
 
     def flat(x: torch.Tensor) -> torch.Tensor:
         return x.detach().reshape(-1, 1)
@@ -156,34 +158,40 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
     def per_sample(x: torch.Tensor) -> torch.Tensor:
         return x.detach()[:, None].expand(shape).reshape(-1)
 
-    direct = ("optimal_fiber_length_m", "tendon_slack_length_m", "strength", "damping")
-    inputs = {"activation": flat(act), "mtu_length_m": flat(batch.mtu_length_m),
-              "mtu_velocity_mps": flat(trial_time_derivative(batch.mtu_length_m, batch)),
+    mtu_length = batch.mtu_length_m.detach()
+    inputs = {"neural": flat(neural), "mtu_length_m": flat(mtu_length),
+              "mtu_velocity_mps": flat(trial_time_derivative(mtu_length, batch)),
               **{k: per_sample(getattr(params, k)) for k in (
-                  "optimal_fiber_length_m", "tendon_slack_length_m", "pennation_at_optimal_rad",
-                  "max_isometric_force_n", "strength", "damping")}}
-    wrt = ["activation", *(f for f in direct if f in fields)]
+                  "shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m",
+                  "pennation_at_optimal_rad", "max_isometric_force_n", "strength", "damping")}}
+    direct = ("shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m", "strength",
+              "damping")
+    wrt = ["neural", *(f for f in direct if f in fields)]
 
-    def pointwise(**kw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = ceinms_fiber_force(kw.pop("activation"), kw.pop("mtu_length_m"),
-                                 kw.pop("mtu_velocity_mps"), **kw,
+    def pointwise(**kw: torch.Tensor) -> tuple[torch.Tensor]:
+        act = muscle_activation(kw.pop("neural"), kw.pop("shape_factor"))
+        out = ceinms_fiber_force(act, kw.pop("mtu_length_m"), kw.pop("mtu_velocity_mps"), **kw,
                                  percentage_change=percentage_change)
-        return out[0], out[1]
+        return (out[0],)
 
-    of_force, of_length = _pointwise_partials(pointwise, inputs, wrt)
-    with torch.no_grad():
-        force, norm_length = pointwise(**inputs)
-    values = CeinmsSignals(force.reshape(shape), norm_length.reshape(shape))
+    (force,), (of_force,) = _values_and_partials(pointwise, inputs, wrt)
+    # l / l0 with l = sqrt((l_mt - l_ts)^2 + w^2), w = l0 sin(phi0): closed-form partials.
+    l0 = params.optimal_fiber_length_m.detach()[:, None]
+    sin_phi = torch.sin(params.pennation_at_optimal_rad.detach())[:, None]
+    along_tendon = mtu_length - params.tendon_slack_length_m.detach()[:, None]
+    length = torch.sqrt(along_tendon**2 + (l0 * sin_phi) ** 2)
+    norm_length = length / l0
+    of_length = {"optimal_fiber_length_m": (l0 * sin_phi**2 / length - norm_length) / l0,
+                 "tendon_slack_length_m": -along_tendon / (length * l0)}
+    values = CeinmsSignals(force.reshape(shape), norm_length)
+    d_force_d_neural = of_force["neural"].reshape(shape)
+    zero = torch.zeros(shape, dtype=neural.dtype, device=neural.device)
     tangents = {}
-    zero = torch.zeros(shape, dtype=act.dtype, device=act.device)
     for f in fields:
-        t_force = of_force["activation"].reshape(shape) * act_tangent[f] \
-            if f in act_tangent else zero
-        t_length = zero
+        t_force = d_force_d_neural * neural_tangent[f] if f in neural_tangent else zero
         if f in of_force:
             t_force = t_force + of_force[f].reshape(shape)
-            t_length = of_length[f].reshape(shape)
-        tangents[f] = CeinmsSignals(t_force, t_length)
+        tangents[f] = CeinmsSignals(t_force, of_length.get(f, zero))
     return values, tangents
 
 
@@ -320,65 +328,61 @@ class CeinmsObjective(Objective):
         for the stiff tendon, :func:`pipeline.nms.tangents.parameter_tangents` for the elastic
         one): a muscle's parameters move only that muscle's force and fibre length, so a unit
         tangent on every MTU's value of a kind gives each MTU's column at once; entries shared by
-        several MTUs (strength groups, global activation parameters) sum their MTUs' columns.
+        several MTUs (strength groups, global activation parameters) sum their MTUs' columns
+        (:class:`_JacobianLayout`).
         """
-        data, spec = self.data, self.spec
+        data = self.data
         p = p.detach()
         params = self.muscle_parameters(p)
-        n_trials, n_mtus, n_time = data.excitation.shape
-        n_dofs = len(data.dof_names)
-        fields = [_FIELDS[kind] for kind in spec.free_kinds]
+        layout = self._layout()
         values: CeinmsSignals | MuscleSignals
         tangents: Mapping[str, CeinmsSignals | MuscleSignals]
         if self.tendon == "stiff":
             values, tangents = ceinms_muscle_tangents(
                 params, data, emd_s=self.emd_s, percentage_change=self.percentage_change,
-                fields=fields)
+                fields=layout.fields)
         else:  # the project's elastic model, as :meth:`simulate` runs it
             values, tangents = parameter_tangents(
                 params, data.excitation, data.mtu_length_m, dt_s=data.dt_s, tendon="elastic",
-                emd_s=self.emd_s, fields=fields, excitation_before=data.excitation_before)
-        moments = torch.einsum("tmdn,tmn->tdn", data.moment_arm_m, values.force_n)
-        scale = torch.sqrt(self.trial_dof_weights[:, :, None]
-                           * self._sample_weights()[:, None, :])  # (trial, dof, time)
-        valid_track = data.mask[:, None, :].expand(n_trials, n_dofs, n_time)
+                emd_s=self.emd_s, fields=layout.fields, excitation_before=data.excitation_before)
+        force = _numpy(values.force_n)
+        moments = np.einsum("tmdn,tmn->tdn", layout.moment_arm, force)
         excess, sign = self._band_excess(values.normalized_fiber_length - 1.0)
-        root_w = self._penalty_root_weights()
-        weighted = excess * root_w  # (trial, mtu, time); 0 on padding
-        pen = _root_sum_squares(weighted)  # (trial, mtu)
-        residuals = torch.cat([((data.id_moment_nm - moments) * scale)[valid_track],
-                               pen.reshape(-1), self.prior_residuals(p)])
+        root_w = _numpy(self._penalty_root_weights())
+        weighted = _numpy(excess) * root_w  # (trial, mtu, time); 0 on padding
+        pen = np.sqrt(np.maximum((weighted**2).sum(axis=2), 1e-300))  # _root_sum_squares
+        tracking = ((layout.id_moment - moments) * layout.scale)[layout.valid_track]
+        prior = _numpy(self.prior_residuals(p))
+        residuals = np.concatenate([tracking, pen.reshape(-1), prior])
         # d pen / d x = sum_t w_t e_t sign_t dx_t / pen (0 where no fibre is penalised)
-        pen_slope = (weighted * sign * root_w
-                     / torch.where(pen > 0, pen, torch.ones_like(pen))[..., None])
-        offsets = spec.slices()
-        n_track = int(valid_track.sum())
-        jacobian = np.zeros((residuals.numel(), spec.n_free))
-        track = torch.zeros(n_track, spec.n_free, dtype=torch.float64)
-        pen_block = torch.zeros(n_trials * n_mtus, spec.n_free, dtype=torch.float64)
-        pen_row_mtu = torch.arange(n_trials * n_mtus) % n_mtus
-        for kind, field in zip(spec.free_kinds, fields, strict=True):
-            index = torch.as_tensor(spec.blocks[kind].index, dtype=torch.long)
-            free = getattr(spec.blocks[kind], "free_mask",
-                           np.ones(len(spec.blocks[kind].entry_names), dtype=bool))
-            column = torch.full((len(free),), -1, dtype=torch.long)
-            column[torch.as_tensor(free)] = torch.arange(int(free.sum())) + offsets[kind].start
-            d_force = tangents[field].force_n
-            per_mtu = -(torch.einsum("tmdn,tmn->tdnm", data.moment_arm_m, d_force)
-                        * scale[..., None])
-            cols_of_mtu = column[index]  # (muscle,): free column or -1
-            keep = cols_of_mtu >= 0
-            track.index_add_(1, cols_of_mtu[keep], per_mtu[valid_track][:, keep])
-            d_pen = (pen_slope * tangents[field].normalized_fiber_length).sum(dim=2).reshape(-1)
-            col = cols_of_mtu[pen_row_mtu]
-            use = col >= 0
-            pen_block[torch.nonzero(use).reshape(-1), col[use]] += d_pen[use]
-        jacobian[:n_track] = track.numpy()
-        jacobian[n_track:n_track + pen_block.shape[0]] = pen_block.numpy()
-        if self.prior_weight > 0.0 and spec.n_free:
-            jacobian[n_track + pen_block.shape[0]:] = np.diag(
-                (self.prior_weight / spec.n_free) ** 0.5 / (spec.upper - spec.lower))
-        return residuals, jacobian
+        pen_slope = weighted * _numpy(sign) * root_w / np.where(pen > 0, pen, 1.0)[..., None]
+        n_kinds = len(layout.fields)
+        n_trials, n_mtus, n_time = force.shape
+        d_force = np.stack([_numpy(tangents[f].force_n) for f in layout.fields])
+        # (trial, time, kind, mtu) per valid tracking row: d moment = arm * d force
+        by_sample = d_force.transpose(1, 3, 0, 2).reshape(n_trials * n_time, n_kinds, n_mtus)
+        compressed = (layout.track_arm[:, None, :] * by_sample[layout.track_sample])
+        d_length = np.stack([_numpy(tangents[f].normalized_fiber_length)
+                             for f in layout.fields])
+        d_pen = (pen_slope[None] * d_length).sum(axis=3)  # (kind, trial, mtu)
+        pen_compressed = np.zeros((n_trials, n_mtus, n_kinds, n_mtus))
+        own = np.arange(n_mtus)
+        pen_compressed[:, own, :, own] = d_pen.transpose(2, 1, 0)
+        jacobian = np.empty((residuals.size, self.spec.n_free))
+        n_track = tracking.size
+        n_pen = n_trials * n_mtus
+        jacobian[:n_track] = compressed.reshape(n_track, -1) @ layout.columns
+        jacobian[n_track:n_track + n_pen] = pen_compressed.reshape(n_pen, -1) @ layout.columns
+        jacobian[n_track + n_pen:] = layout.prior_jacobian
+        return torch.from_numpy(residuals), jacobian
+
+    def _layout(self) -> _JacobianLayout:
+        """The constant part of :meth:`residuals_and_jacobian`, built once per data set."""
+        cached = getattr(self, "_cached_layout", None)
+        if cached is None or cached[0] is not self.data:
+            cached = (self.data, _JacobianLayout.build(self))
+            self._cached_layout = cached
+        return cached[1]
 
     def _penalty_rows(self, out: ModelOutput) -> torch.Tensor:
         value, _ = self._band_excess(out.normalized_fiber_length - 1.0)
@@ -403,6 +407,58 @@ class CeinmsObjective(Objective):
         """``(trial, 1, time)``: ``sqrt(weight n_dofs / N_i)`` on valid samples."""
         weight = PENALTY_WEIGHT if self.smooth_band is None else self.smooth_band[0]
         return torch.sqrt(len(self.data.dof_names) * weight * self._sample_weights())[:, None, :]
+
+
+class _JacobianLayout(NamedTuple):
+    """What :meth:`CeinmsObjective.residuals_and_jacobian` reads at every call but never
+    changes: the data as numpy, the tracking rows' weights, and the map from compressed columns
+    (one per kind and MTU) to free parameters."""
+
+    fields: tuple[str, ...]
+    moment_arm: np.ndarray  # (trial, mtu, dof, time)
+    id_moment: np.ndarray  # (trial, dof, time)
+    scale: np.ndarray  # (trial, dof, time): sqrt(1 / (var_id N_i)) on valid samples
+    valid_track: np.ndarray  # (trial, dof, time) bool
+    track_arm: np.ndarray  # (n_track, mtu): -moment arm x scale of each tracking row
+    track_sample: np.ndarray  # (n_track,): trial * n_time + time of each tracking row
+    columns: np.ndarray  # (kind * mtu, n_free): 1 where an MTU's kind feeds a free parameter
+    prior_jacobian: np.ndarray  # (n_free, n_free)
+
+    @classmethod
+    def build(cls, objective: CeinmsObjective) -> _JacobianLayout:
+        data, spec = objective.data, objective.spec
+        n_trials, n_mtus, n_time = data.excitation.shape
+        n_dofs = len(data.dof_names)
+        kinds = spec.free_kinds
+        scale = _numpy(torch.sqrt(objective.trial_dof_weights[:, :, None]
+                                  * objective._sample_weights()[:, None, :]))
+        valid = _numpy(data.mask[:, None, :].expand(n_trials, n_dofs, n_time)).copy()
+        arm = _numpy(data.moment_arm_m)
+        # (trial, dof, time, mtu) -> valid rows
+        track_arm = -(arm.transpose(0, 2, 3, 1) * scale[..., None])[valid]
+        sample = (np.arange(n_trials)[:, None, None] * n_time
+                  + np.arange(n_time)[None, None, :])
+        track_sample = np.broadcast_to(sample, valid.shape)[valid]
+        columns = np.zeros((len(kinds) * n_mtus, spec.n_free))
+        slices = spec.slices()
+        for k, kind in enumerate(kinds):
+            block, part = spec.blocks[kind], slices[kind]
+            column = np.full(len(block.entry_names), -1)
+            column[block.free_mask] = np.arange(part.start, part.stop)
+            for m, entry in enumerate(block.index):
+                if column[entry] >= 0:
+                    columns[k * n_mtus + m, column[entry]] = 1.0
+        prior = np.zeros((spec.n_free, spec.n_free))
+        if objective.prior_weight > 0.0 and spec.n_free:
+            prior = np.diag((objective.prior_weight / spec.n_free) ** 0.5
+                            / (spec.upper - spec.lower))
+        return cls(tuple(_FIELDS[kind] for kind in kinds), arm,
+                   _numpy(data.id_moment_nm), scale, valid, track_arm, track_sample,
+                   columns, prior)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
 
 
 def _root_sum_squares(weighted: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -72,11 +73,15 @@ class ParameterBlock:
     #: MTUs left out of ``calibrated_mtus`` keep their initial values.
     free: np.ndarray | None = None
 
-    @property
+    @cached_property
     def free_mask(self) -> np.ndarray:
+        """``(entry,)`` bool, read-only (computed once: every model evaluation reads it)."""
         if self.free is None:
-            return np.full(len(self.entry_names), self.calibrated)
-        return np.asarray(self.free, dtype=bool) & self.calibrated
+            mask = np.full(len(self.entry_names), self.calibrated)
+        else:
+            mask = np.asarray(self.free, dtype=bool) & self.calibrated
+        mask.setflags(write=False)
+        return mask
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class ParameterSpec:
     def mtu_names(self) -> tuple[str, ...]:
         return self.muscles.mtu_names
 
-    @property
+    @cached_property
     def free_kinds(self) -> tuple[str, ...]:
         return tuple(k for k in KINDS if self.blocks[k].free_mask.any())
 
@@ -123,6 +128,10 @@ class ParameterSpec:
                                    strict=True) if free]
 
     def slices(self) -> dict[str, slice]:
+        return dict(self._slices)
+
+    @cached_property
+    def _slices(self) -> dict[str, slice]:
         out, start = {}, 0
         for kind in self.free_kinds:
             n = int(self.blocks[kind].free_mask.sum())
@@ -167,21 +176,30 @@ class ParameterSpec:
     def expand(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         """Free physical vector ``p`` -> per-MTU tensors ``{kind: (muscle,)}`` for every kind."""
         out: dict[str, torch.Tensor] = {}
-        slices = self.slices()
+        for kind, index, initial, where, part in self._expand_plan:
+            values = torch.as_tensor(initial, dtype=p.dtype, device=p.device)
+            if part is not None:
+                if where is None:
+                    values = p[part]
+                else:
+                    values = values.index_put((where.to(p.device),), p[part])
+            out[kind] = values[index.to(p.device)]
+        return out
+
+    @cached_property
+    def _expand_plan(self) -> tuple[tuple[Any, ...], ...]:
+        """Per kind, what :meth:`expand` needs (computed once: it runs at every evaluation):
+        ``(kind, index, initial, free entries (None: all), slice of p (None: fixed))``."""
+        plan = []
         for kind in KINDS:
             b = self.blocks[kind]
-            index = torch.as_tensor(b.index, dtype=torch.long, device=p.device)
-            values = torch.as_tensor(b.initial, dtype=p.dtype, device=p.device)
-            if kind in slices:
-                free = b.free_mask
-                if free.all():
-                    values = p[slices[kind]]
-                else:
-                    where = torch.as_tensor(np.flatnonzero(free), dtype=torch.long,
-                                            device=p.device)
-                    values = values.index_put((where,), p[slices[kind]])
-            out[kind] = values[index]
-        return out
+            free = b.free_mask
+            where = None
+            if kind in self._slices and not free.all():
+                where = torch.as_tensor(np.flatnonzero(free), dtype=torch.long)
+            plan.append((kind, torch.as_tensor(b.index, dtype=torch.long),
+                         np.array(b.initial, dtype=float), where, self._slices.get(kind)))
+        return tuple(plan)
 
     def per_mtu(self, p: np.ndarray) -> dict[str, np.ndarray]:
         """Like :meth:`expand` on numpy arrays."""

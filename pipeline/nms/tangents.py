@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pipeline.nms import _iir, _rosenbrock, curves
-from pipeline.nms.activation import _delayed, delay_samples, muscle_activation, neural_activation
+from pipeline.nms.activation import _delayed, delay_samples, muscle_activation
 from pipeline.nms.model import MuscleParameters
 from pipeline.nms.mtu import fiber_force_along_tendon, time_derivative
 from pipeline.nms.tendon import (
@@ -36,7 +36,8 @@ from pipeline.nms.tendon import (
     tendon_strain,
 )
 
-__all__ = ["FIELDS", "MuscleSignals", "activation_tangents", "parameter_tangents"]
+__all__ = ["FIELDS", "MuscleSignals", "activation_tangents", "neural_tangents",
+           "parameter_tangents"]
 
 #: Parameter fields of :class:`MuscleParameters` that tangents can be taken for.
 FIELDS = ("c1", "c2", "shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m",
@@ -57,6 +58,13 @@ def _pointwise_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
                         ) -> list[dict[str, torch.Tensor]]:
     """Elementwise partials of each output of ``fn(**inputs)`` w.r.t. the inputs ``wrt`` (every
     input has one value per sample, so a unit cotangent yields the partials themselves)."""
+    return _values_and_partials(fn, inputs, wrt)[1]
+
+
+def _values_and_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
+                         inputs: dict[str, torch.Tensor], wrt: Sequence[str],
+                         ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """:func:`_pointwise_partials`, and the outputs (detached) of the same forward pass."""
     with torch.enable_grad():
         leaves = {k: (v.detach().clone().requires_grad_() if k in wrt else v.detach())
                   for k, v in inputs.items()}
@@ -68,7 +76,7 @@ def _pointwise_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
                                         retain_graph=i < len(outputs) - 1, allow_unused=True)
             result.append({k: (torch.zeros_like(leaves[k]) if g is None else g).reshape(-1)
                            for k, g in zip(wrt, grads, strict=True)})
-    return result
+    return [out.detach() for out in outputs], result
 
 
 def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
@@ -183,43 +191,63 @@ def activation_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Te
     """Muscle activation ``(trial, muscle, time)`` (:func:`pipeline.nms.activation.activation`)
     and its derivatives w.r.t. each muscle's own ``c1``, ``c2`` and ``shape_factor`` (those of
     them in ``fields``): the filter's tangent recursions, then the pointwise non-linearity."""
-    dtype, device = excitation.dtype, excitation.device
     shape = excitation.shape
-    n_trials, _, n_time = shape
 
     def full(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(shape)
 
-    p = {"c1": c1.detach(), "c2": c2.detach(), "shape_factor": shape_factor.detach()}
-    # Activation: the filter's tangents in c1 and c2, then the pointwise non-linearity.
-    neural = neural_activation(excitation, p["c1"], p["c2"], dt_s=dt_s, emd_s=emd_s,
-                               before=excitation_before).detach()
-    delayed = _delayed(excitation, delay_samples(emd_s=emd_s, dt_s=dt_s), excitation_before)
-    initial = delayed[..., :1]
-    drive = delayed - initial
-    drive_np = drive.detach().cpu().double().numpy().reshape(-1, n_time)
-    filtered = (neural - initial).cpu().double().numpy().reshape(-1, n_time)
-    rows = {k: p[k].detach().cpu().double().numpy()[None, :].repeat(n_trials, 0).reshape(-1)
-            for k in ("c1", "c2")}
-    beta1, beta2 = rows["c1"] + rows["c2"], rows["c1"] * rows["c2"]
-    neural_tangent = {}
-    for field, other in (("c1", "c2"), ("c2", "c1")):
-        if field in fields:
-            forcing = ((1.0 + rows[other])[:, None] * drive_np - _iir._delay(filtered, 1)
-                       - rows[other][:, None] * _iir._delay(filtered, 2))
-            tangent = _iir.run_filter(forcing, np.ones_like(beta1), beta1, beta2)
-            neural_tangent[field] = torch.from_numpy(tangent).to(dtype=dtype, device=device)\
-                .reshape(-1)
+    neural, neural_tangent = neural_tangents(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s,
+                                             fields=fields, excitation_before=excitation_before)
+    shape_factor = shape_factor.detach()
     (act_partials,) = _pointwise_partials(
         lambda neural, shape_factor: (muscle_activation(neural, shape_factor),),
-        {"neural": neural.detach().reshape(-1, 1),
-         "shape_factor": p["shape_factor"][:, None].expand(shape).reshape(-1)},
+        {"neural": neural.reshape(-1, 1),
+         "shape_factor": shape_factor[:, None].expand(shape).reshape(-1)},
         ("neural", "shape_factor"))
-    act = muscle_activation(neural, p["shape_factor"])
-    act_tangent = {f: full(act_partials["neural"] * neural_tangent[f]) for f in neural_tangent}
+    act = muscle_activation(neural, shape_factor)
+    act_tangent = {f: full(act_partials["neural"]) * t for f, t in neural_tangent.items()}
     if "shape_factor" in fields:
         act_tangent["shape_factor"] = full(act_partials["shape_factor"])
     return act, act_tangent
+
+
+def neural_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, *,
+                    dt_s: float, emd_s: float, fields: Sequence[str] = ("c1", "c2"),
+                    excitation_before: torch.Tensor | None = None,
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Neural activation ``(trial, muscle, time)``
+    (:func:`pipeline.nms.activation.neural_activation`, detached) and its derivatives w.r.t.
+    each muscle's own ``c1`` and ``c2`` (those of them in ``fields``): the filter, then its
+    tangent recursions, both tangents in one run of the filter (module :mod:`pipeline.nms._iir`).
+    """
+    dtype, device = excitation.dtype, excitation.device
+    shape = excitation.shape
+    n_trials, _, n_time = shape
+    delayed = _delayed(excitation.detach(), delay_samples(emd_s=emd_s, dt_s=dt_s),
+                       None if excitation_before is None else excitation_before.detach())
+    initial = delayed[..., :1]
+    drive = (delayed - initial).cpu().double().numpy().reshape(-1, n_time)
+    rows = {k: c.detach().cpu().double().numpy()[None, :].repeat(n_trials, 0).reshape(-1)
+            for k, c in (("c1", c1), ("c2", c2))}
+    beta1, beta2 = rows["c1"] + rows["c2"], rows["c1"] * rows["c2"]
+    alpha = 1.0 + rows["c1"] + rows["c2"] + rows["c1"] * rows["c2"]
+    filtered = _iir.run_filter(drive, alpha, beta1, beta2)
+    neural = initial + torch.from_numpy(filtered).to(dtype=dtype, device=device).reshape(shape)
+    wanted = [(f, other) for f, other in (("c1", "c2"), ("c2", "c1")) if f in fields]
+    if not wanted:
+        return neural, {}
+    # d/dc of u = alpha x - beta1 S1 u - beta2 S2 u with alpha = (1 + c1)(1 + c2),
+    # beta1 = c1 + c2, beta2 = c1 c2: the same filter driven by (1 + c_other) x - S1 u
+    # - c_other S2 u.
+    forcing = np.concatenate([(1.0 + rows[other])[:, None] * drive - _iir._delay(filtered, 1)
+                              - rows[other][:, None] * _iir._delay(filtered, 2)
+                              for _, other in wanted])
+    n = len(wanted)
+    tangent = _iir.run_filter(forcing, np.ones(n * beta1.size), np.tile(beta1, n),
+                              np.tile(beta2, n))
+    parts = np.split(tangent, n)
+    return neural, {f: torch.from_numpy(part).to(dtype=dtype, device=device).reshape(shape)
+                    for (f, _), part in zip(wanted, parts, strict=True)}
 
 
 def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str, torch.Tensor],
