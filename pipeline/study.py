@@ -20,7 +20,7 @@ import yaml
 
 from pipeline import resources
 from pipeline.errors import ConfigError
-from pipeline.study_checks import check_config, check_sheets
+from pipeline.study_checks import SAFE_LOADER, check_config, check_sheets, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ MODEL_SETUP_DEFAULTS: dict[str, Any] = {
 }
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(SAFE_LOADER):  # type: ignore[misc,valid-type]
     """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 
@@ -96,10 +96,6 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    return yaml.safe_load(resources.schema(name).read_text(encoding="utf-8"))
 
 
 def _schema_errors(data: Any, schema: dict[str, Any], where: str) -> list[str]:

@@ -24,8 +24,14 @@ _NUMERIC = {"mass_kg", "height_m", "start_s", "end_s"}
 Sheet = list[dict[str, Any]]
 
 
-def _row_schema(name: str) -> dict[str, Any]:
-    return yaml.safe_load(resources.schema(name).read_text(encoding="utf-8"))
+#: PyYAML's libyaml parser where the wheel has it (several times faster than the pure-Python one;
+#: every CLI start reads the default config, the study's config and the schema).
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """One of the package's JSON schemas (written in YAML)."""
+    return yaml.load(resources.schema(name).read_text(encoding="utf-8"), Loader=SAFE_LOADER)
 
 
 def _row_record(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -48,7 +54,7 @@ def _row_record(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _check_rows(path: Path, sheet: Sheet, schema_name: str) -> list[str]:
     import jsonschema  # imported here, not at start-up (see pipeline.study._schema_errors)
 
-    validator = jsonschema.Draft202012Validator(_row_schema(schema_name))
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
     problems = []
     for row in sheet:
         record, bad = _row_record(row)

@@ -174,7 +174,11 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
                                  percentage_change=percentage_change)
         return (out[0],)
 
-    (force,), (of_force,) = _values_and_partials(pointwise, inputs, wrt)
+    if fields:
+        (force,), (of_force,) = _values_and_partials(pointwise, inputs, wrt)
+    else:  # values only
+        with torch.no_grad():
+            (force,), of_force = pointwise(**inputs), {}
     # l / l0 with l = sqrt((l_mt - l_ts)^2 + w^2), w = l0 sin(phi0): closed-form partials.
     l0 = params.optimal_fiber_length_m.detach()[:, None]
     sin_phi = torch.sin(params.pennation_at_optimal_rad.detach())[:, None]
@@ -184,11 +188,11 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
     of_length = {"optimal_fiber_length_m": (l0 * sin_phi**2 / length - norm_length) / l0,
                  "tendon_slack_length_m": -along_tendon / (length * l0)}
     values = CeinmsSignals(force.reshape(shape), norm_length)
-    d_force_d_neural = of_force["neural"].reshape(shape)
     zero = torch.zeros(shape, dtype=neural.dtype, device=neural.device)
     tangents = {}
     for f in fields:
-        t_force = d_force_d_neural * neural_tangent[f] if f in neural_tangent else zero
+        t_force = (of_force["neural"].reshape(shape) * neural_tangent[f]
+                   if f in neural_tangent else zero)
         if f in of_force:
             t_force = t_force + of_force[f].reshape(shape)
         tangents[f] = CeinmsSignals(t_force, of_length.get(f, zero))
@@ -317,6 +321,13 @@ class CeinmsObjective(Objective):
         """Residuals whose sum of squares is the total loss: tracking, fibre-length penalty (one
         per trial and MTU, the root of ``sum_t 100 n_dofs / N_i (x - 1)^2`` over the samples
         outside the band), prior."""
+        if self.tendon == "stiff" and not (torch.is_grad_enabled() and p.requires_grad):
+            # No derivative wanted (the least-squares solver's trial points): the same values
+            # as below, without autograd's bookkeeping.
+            values, _ = ceinms_muscle_tangents(
+                self.muscle_parameters(p.detach()), self.data, emd_s=self.emd_s,
+                percentage_change=self.percentage_change, fields=())
+            return torch.from_numpy(self._residuals_from(values, p.detach())[0])
         out = self.simulate(p)
         return torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
                           self.prior_residuals(p)])
@@ -345,19 +356,11 @@ class CeinmsObjective(Objective):
             values, tangents = parameter_tangents(
                 params, data.excitation, data.mtu_length_m, dt_s=data.dt_s, tendon="elastic",
                 emd_s=self.emd_s, fields=layout.fields, excitation_before=data.excitation_before)
-        force = _numpy(values.force_n)
-        moments = np.einsum("tmdn,tmn->tdn", layout.moment_arm, force)
-        excess, sign = self._band_excess(values.normalized_fiber_length - 1.0)
-        root_w = _numpy(self._penalty_root_weights())
-        weighted = _numpy(excess) * root_w  # (trial, mtu, time); 0 on padding
-        pen = np.sqrt(np.maximum((weighted**2).sum(axis=2), 1e-300))  # _root_sum_squares
-        tracking = ((layout.id_moment - moments) * layout.scale)[layout.valid_track]
-        prior = _numpy(self.prior_residuals(p))
-        residuals = np.concatenate([tracking, pen.reshape(-1), prior])
+        residuals, weighted, sign, root_w, pen = self._residuals_from(values, p)
         # d pen / d x = sum_t w_t e_t sign_t dx_t / pen (0 where no fibre is penalised)
-        pen_slope = weighted * _numpy(sign) * root_w / np.where(pen > 0, pen, 1.0)[..., None]
+        pen_slope = weighted * sign * root_w / np.where(pen > 0, pen, 1.0)[..., None]
+        n_trials, n_mtus, n_time = weighted.shape
         n_kinds = len(layout.fields)
-        n_trials, n_mtus, n_time = force.shape
         d_force = np.stack([_numpy(tangents[f].force_n) for f in layout.fields])
         # (trial, time, kind, mtu) per valid tracking row: d moment = arm * d force
         by_sample = d_force.transpose(1, 3, 0, 2).reshape(n_trials * n_time, n_kinds, n_mtus)
@@ -369,12 +372,28 @@ class CeinmsObjective(Objective):
         own = np.arange(n_mtus)
         pen_compressed[:, own, :, own] = d_pen.transpose(2, 1, 0)
         jacobian = np.empty((residuals.size, self.spec.n_free))
-        n_track = tracking.size
+        n_track = layout.track_arm.shape[0]
         n_pen = n_trials * n_mtus
         jacobian[:n_track] = compressed.reshape(n_track, -1) @ layout.columns
         jacobian[n_track:n_track + n_pen] = pen_compressed.reshape(n_pen, -1) @ layout.columns
         jacobian[n_track + n_pen:] = layout.prior_jacobian
         return torch.from_numpy(residuals), jacobian
+
+    def _residuals_from(self, values: CeinmsSignals | MuscleSignals, p: torch.Tensor,
+                        ) -> tuple[np.ndarray, ...]:
+        """:meth:`all_residuals` from the model's per-muscle force and fibre length (numpy),
+        and the penalty's per-sample weighted excess, sign, root weights and per-(trial, MTU)
+        residuals, which its Jacobian reuses."""
+        layout = self._layout()
+        moments = np.einsum("tmdn,tmn->tdn", layout.moment_arm, _numpy(values.force_n))
+        excess, sign = self._band_excess(values.normalized_fiber_length - 1.0)
+        root_w = _numpy(self._penalty_root_weights())
+        weighted = _numpy(excess) * root_w  # (trial, mtu, time); 0 on padding
+        pen = np.sqrt(np.maximum((weighted**2).sum(axis=2), 1e-300))  # _root_sum_squares
+        tracking = ((layout.id_moment - moments) * layout.scale)[layout.valid_track]
+        residuals = np.concatenate([tracking, pen.reshape(-1),
+                                    _numpy(self.prior_residuals(p))])
+        return residuals, weighted, _numpy(sign), root_w, pen
 
     def _layout(self) -> _JacobianLayout:
         """The constant part of :meth:`residuals_and_jacobian`, built once per data set."""

@@ -188,7 +188,8 @@ def test_ceinms_objective_elastic_needs_no_shift_and_unknown_objective_is_refuse
 def _jacobian_and_autograd(cfg: dict, *, step: float,
                            smooth_band: tuple[float, float] | None = None):
     """The small case's residuals and Jacobian at a point off the start, and autograd's
-    Jacobian of :meth:`all_residuals` there (the residuals are checked to agree)."""
+    Jacobian of :meth:`all_residuals` there (the residuals are checked to agree, and the
+    solver's path without autograd to equal the differentiable one)."""
     batch, muscles = _small_case()
     spec = build_spec(muscles, cfg)
     objective = make_objective(spec, batch, cfg)
@@ -197,6 +198,9 @@ def _jacobian_and_autograd(cfg: dict, *, step: float,
         spec.normalise(spec.initial) + step * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
     residuals, jacobian = objective.residuals_and_jacobian(p)
     torch.testing.assert_close(residuals, objective.all_residuals(p), rtol=1e-12, atol=1e-14)
+    differentiable = objective.all_residuals(p.clone().requires_grad_())
+    assert differentiable.requires_grad
+    torch.testing.assert_close(residuals, differentiable.detach(), rtol=1e-12, atol=1e-14)
     expected = torch.autograd.functional.jacobian(objective.all_residuals, p)
     return batch, spec, residuals, jacobian, expected
 
