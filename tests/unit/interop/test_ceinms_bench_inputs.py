@@ -93,14 +93,16 @@ def test_bench_storage_files_hold_the_nms_inputs(bench_inputs: Path, problem: st
 
 
 #: CEINMS 0.9's annealing (``bench ceinms``, its solution evaluated by the project's CEINMS
-#: objective): the loss it reaches on ``walk_3dof``.
-CEINMS_WALK_3DOF_LOSS = 1.17637
+#: objective): the loss it reaches on each walk.
+CEINMS_LOSS = {"walk_1dof": 0.0087632, "walk_3dof": 1.17637}
 
 
-def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Path) -> None:
-    """On the real 3-DOF walk, the penalty continuation reaches at least CEINMS 0.9's loss with
-    every fibre inside its band; plain least squares stops where a fibre meets the band's edge
-    (the trap the continuation removes)."""
+@pytest.mark.parametrize("problem", ["walk_1dof", "walk_3dof"])
+def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Path,
+                                                               problem: str) -> None:
+    """On the real walks, the penalty continuation reaches at least CEINMS 0.9's loss with every
+    fibre inside its band; on the 3-DOF walk plain least squares stops where a fibre meets the
+    band's edge (the trap the continuation removes)."""
     import torch
     import yaml
     from project_paths import SHARED_DATA
@@ -113,11 +115,11 @@ def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Pat
     from pipeline.calibrate.run import least_squares_solver, make_objective
     from pipeline.calibrate.spec import build_spec
 
-    folder = bench_inputs / "walk_3dof" / "pipeline"
+    folder = bench_inputs / problem / "pipeline"
     cfg = yaml.safe_load((folder / "study" / "config.yaml").read_text())["calibration"]
     batch = batch_trials([read_nms_trial(folder / "calibration" / "nms_inputs.npz")], ["walk"])
     model = SHARED_DATA / "opensim-core" / "rajagopal-walk" / "subject_walk_scaled.osim"
-    spec = build_spec(read_muscle_properties(model, PROBLEMS["walk_3dof"]["mtus"]), cfg)
+    spec = build_spec(read_muscle_properties(model, PROBLEMS[problem]["mtus"]), cfg)
     objective = make_objective(spec, batch, cfg)
     assert least_squares_solver(objective) is solve_ceinms_least_squares
     solved = solve_ceinms_least_squares(objective, spec.initial, max_evaluations=200,
@@ -126,6 +128,8 @@ def test_least_squares_on_ceinms_objective_reaches_ceinms_loss(bench_inputs: Pat
         terms = objective.terms(torch.as_tensor(solved.p))
     assert float(terms.total) == pytest.approx(solved.loss, rel=1e-12)
     assert float(terms.penalty) == 0.0
-    assert solved.loss <= CEINMS_WALK_3DOF_LOSS
-    plain = solve_least_squares(objective, spec.initial, max_evaluations=200, tolerance=1e-10)
-    assert plain.loss > 2.0 * CEINMS_WALK_3DOF_LOSS
+    assert solved.loss <= CEINMS_LOSS[problem]
+    if problem == "walk_3dof":
+        plain = solve_least_squares(objective, spec.initial, max_evaluations=200,
+                                    tolerance=1e-10)
+        assert plain.loss > 2.0 * CEINMS_LOSS[problem]
