@@ -73,6 +73,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; syntax errors and duplicate keys become a :class:`ConfigError`."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}). Fix: save "
+                          "the file as UTF-8 in a text editor") from exc
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found. Fix: run `python -m pipeline new-study "
                           f"{path.parent}` to create the templates") from exc

@@ -376,7 +376,10 @@ class CeinmsObjective(Objective):
         n_pen = n_trials * n_mtus
         jacobian[:n_track] = compressed.reshape(n_track, -1) @ layout.columns
         jacobian[n_track:n_track + n_pen] = pen_compressed.reshape(n_pen, -1) @ layout.columns
-        jacobian[n_track + n_pen:] = layout.prior_jacobian
+        jacobian[n_track + n_pen:] = 0.0
+        if self.prior_weight > 0.0 and self.spec.n_free:
+            jacobian[n_track + n_pen:] = np.diag((self.prior_weight / self.spec.n_free) ** 0.5
+                                                 / (self.spec.upper - self.spec.lower))
         return torch.from_numpy(residuals), jacobian
 
     def _residuals_from(self, values: CeinmsSignals | MuscleSignals, p: torch.Tensor,
@@ -441,7 +444,6 @@ class _JacobianLayout(NamedTuple):
     track_arm: np.ndarray  # (n_track, mtu): -moment arm x scale of each tracking row
     track_sample: np.ndarray  # (n_track,): trial * n_time + time of each tracking row
     columns: np.ndarray  # (kind * mtu, n_free): 1 where an MTU's kind feeds a free parameter
-    prior_jacobian: np.ndarray  # (n_free, n_free)
 
     @classmethod
     def build(cls, objective: CeinmsObjective) -> _JacobianLayout:
@@ -467,13 +469,9 @@ class _JacobianLayout(NamedTuple):
             for m, entry in enumerate(block.index):
                 if column[entry] >= 0:
                     columns[k * n_mtus + m, column[entry]] = 1.0
-        prior = np.zeros((spec.n_free, spec.n_free))
-        if objective.prior_weight > 0.0 and spec.n_free:
-            prior = np.diag((objective.prior_weight / spec.n_free) ** 0.5
-                            / (spec.upper - spec.lower))
         return cls(tuple(_FIELDS[kind] for kind in kinds), arm,
                    _numpy(data.id_moment_nm), scale, valid, track_arm, track_sample,
-                   columns, prior)
+                   columns)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -150,6 +150,9 @@ BAD_CASES = [
     ("yaml_duplicate_key", lambda s: (s / "config.yaml").write_text(
         "markers:\n  cutoff_hz: 6\n  cutoff_hz: 8\n"),
      ["config.yaml", "duplicate key 'cutoff_hz'"]),
+    ("yaml_not_utf8", lambda s: (s / "config.yaml").write_bytes(
+        "markers:\n  cutoff_hz: 6 # \u00b0\n".encode("latin-1")),
+     ["config.yaml", "not UTF-8 text", "save the file as UTF-8"]),
     ("window_reversed", lambda s: _edit_sheet(s, "trials.tsv", "\t0.5\t8.0", "\t8.0\t0.5"),
      ["trials.tsv row 8", "end_s 0.5 is not after start_s 8.0"]),
     ("static_with_role", lambda s: _edit_sheet(s, "trials.tsv", "\tstatic\tnone",
