@@ -8,17 +8,40 @@ parameter), splices them in, and sums the moments and the loss with the objectiv
 :meth:`~pipeline.calibrate.losses.Objective.terms_from_output`. The loss is the objective's, to
 rounding: the same model runs on a subset of independent muscles. On the CPU (with numba) it runs
 as compiled loops (:mod:`pipeline.nms.compiled`), free of small-tensor dispatch costs.
+
+CEINMS's objective (:class:`~pipeline.calibrate.ceinms_objective.CeinmsObjective`, stiff tendon)
+runs the same way where numba is installed: the compiled loops with CEINMS's model details (the
+activation filter run through the recorded history, the activation-dependent optimal fibre length,
+the clipped fibre velocity) and CEINMS's loss from the objective's own residuals
+(:func:`supports` says which objectives have an incremental loss).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from pipeline.calibrate.ceinms_objective import (
+    CeinmsObjective,
+    CeinmsSignals,
+    _activation_history,
+    trial_time_derivative,
+)
 from pipeline.calibrate.losses import _FIELDS, MODEL_FAILURES, Objective
 from pipeline.nms import ModelOutput, compiled, simulate
 from pipeline.nms.activation import _delayed, delay_samples
 from pipeline.nms.mtu import time_derivative
+
+
+def supports(objective: Objective) -> bool:
+    """Whether :class:`IncrementalLoss` computes ``objective``'s loss: the default objective
+    always; CEINMS's with the stiff tendon where the compiled loops run."""
+    if type(objective) is Objective:
+        return True
+    return (type(objective) is CeinmsObjective and objective.tendon == "stiff"
+            and compiled.AVAILABLE and objective.device.type == "cpu")
 
 _PER_MUSCLE = ("activation", "fiber_length_m", "fiber_velocity_mps", "normalized_fiber_length",
                "normalized_fiber_velocity", "force_n", "tendon_force_n", "tendon_strain")
@@ -39,17 +62,30 @@ class IncrementalLoss:
                                      np.flatnonzero(block.free_mask), strict=True):
                 touches[column, np.asarray(block.index) == entry] = True
         self._touches = touches
+        if not supports(objective):
+            raise ValueError(f"no incremental loss for {type(objective).__name__} "
+                             f"(tendon {objective.tendon}, device {objective.device})")
         self._compiled = compiled.AVAILABLE and objective.device.type == "cpu"
+        #: model options of the compiled loops (CEINMS's variant, or the project's model)
+        self._variant: dict[str, Any] = {}
         if self._compiled:
             data = objective.data
-            delayed = _delayed(data.excitation, delay_samples(emd_s=objective.emd_s,
-                                                              dt_s=data.dt_s),
-                               data.excitation_before)
+            delay = delay_samples(emd_s=objective.emd_s, dt_s=data.dt_s)
+            if isinstance(objective, CeinmsObjective):  # as ceinms_activation: the filter
+                # runs through the recorded history
+                history, n_before = _activation_history(data)
+                delayed = _delayed(history, delay)
+                velocity = trial_time_derivative(data.mtu_length_m, data)
+                self._variant = {"percentage_change": objective.percentage_change,
+                                 "clip_velocity": True, "n_before": n_before}
+            else:
+                delayed = _delayed(data.excitation, delay, data.excitation_before)
+                velocity = time_derivative(data.mtu_length_m, dt_s=data.dt_s)
             self._signals = {
-                "drive": (delayed - delayed[..., :1]).numpy(),
+                "drive": (delayed - delayed[..., :1]).contiguous().numpy(),
                 "initial": delayed[..., 0].contiguous().numpy(),
                 "mtu_length_m": data.mtu_length_m.contiguous().numpy(),
-                "mtu_velocity_mps": time_derivative(data.mtu_length_m, dt_s=data.dt_s).numpy(),
+                "mtu_velocity_mps": velocity.contiguous().numpy(),
             }
             self._np = {"id": data.id_moment_nm.numpy(), "arm": data.moment_arm_m.numpy(),
                         "dof_w": objective.dof_weights.numpy(),
@@ -96,6 +132,11 @@ class IncrementalLoss:
     def _loss(self, p: np.ndarray) -> float:
         """``Objective.terms_from_output(...).total`` in numpy (a test keeps them equal)."""
         objective, arrays, state = self.objective, self._np, self._state
+        if isinstance(objective, CeinmsObjective):
+            residuals = objective._residuals_from(
+                CeinmsSignals(state["force_n"], state["normalized_fiber_length"]),
+                torch.as_tensor(p))[0]
+            return float(residuals @ residuals)
         moments = np.einsum("tmdn,tmn->tdn", arrays["arm"], state["force_n"].numpy())
         err2 = (arrays["id"] - moments) ** 2
         tracking = float(((err2 * arrays["dof_w"][None, :, None]).mean(axis=1)
@@ -128,7 +169,7 @@ class IncrementalLoss:
                 subset, drive=signals["drive"], initial=signals["initial"],
                 mtu_length_m=signals["mtu_length_m"],
                 mtu_velocity_mps=signals["mtu_velocity_mps"], dt_s=data.dt_s,
-                tendon=objective.tendon)
+                tendon=objective.tendon, **self._variant)
             if not np.all(np.isfinite(values_out["force_n"])):
                 raise FloatingPointError("the model is not finite at this point")
             # The loss needs only these (see _loss).

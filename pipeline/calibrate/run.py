@@ -194,12 +194,11 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             calibration.get("annealing", {}))
         x0 = spec.normalise(start_p)
 
-        # The default objective re-simulates only the MTUs a move touches; other objectives
-        # (e.g. CEINMS's model variant) are evaluated whole.
-        from pipeline.calibrate.incremental import IncrementalLoss  # numba: annealing only
+        # The default objective and CEINMS's (stiff tendon) re-simulate only the MTUs a move
+        # touches; the others are evaluated whole.
+        from pipeline.calibrate.incremental import IncrementalLoss, supports  # numba: annealing
 
-        loss_of = (IncrementalLoss(objective) if type(objective) is Objective
-                   else objective.loss_numpy)
+        loss_of = IncrementalLoss(objective) if supports(objective) else objective.loss_numpy
 
         def normalised_loss(x: np.ndarray) -> float:
             return loss_of(spec.denormalise(x))

@@ -4,8 +4,9 @@ Same formulas as :func:`pipeline.nms.simulate` (activation filter and non-linear
 elastic fibre kinematics, DeGrooteFregly2016 curves, force along the tendon, tendon strain), run
 element by element in numba with no tensor dispatch: a 14-parameter problem costs a fraction of a
 millisecond per evaluation instead of milliseconds of small-tensor overhead. No derivatives. A test
-keeps it equal to :func:`pipeline.nms.simulate`. Without numba, :data:`AVAILABLE` is False and
-callers use the torch model.
+keeps it equal to :func:`pipeline.nms.simulate`, and, with CEINMS's activation-dependent optimal
+fibre length and clipped fibre velocity, to :func:`pipeline.calibrate.ceinms_objective
+.simulate_ceinms`. Without numba, :data:`AVAILABLE` is False and callers use the torch model.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _activation_loops(drive, initial, c1, c2, shape, out):
 
 
 def _force_loops(act, length, velocity, lmt, l0, lts, sin_phi0, fmax, strength, damping,
-                 force, norm_length, strain):
+                 percentage_change, clip_velocity, force, norm_length, strain):
     n_trials, n_mtus, n_time = act.shape
     for t in range(n_trials):
         for m in range(n_mtus):
@@ -70,12 +71,16 @@ def _force_loops(act, length, velocity, lmt, l0, lts, sin_phi0, fmax, strength, 
                 x = fl / l0[m]
                 lc = math.sqrt(fl * fl - w * w)
                 cos_phi = lc / fl
+                # CEINMS's activation-dependent optimal fibre length (0: the project's model)
+                xa = x / (1.0 + percentage_change * (1.0 - act[t, m, n]))
                 fa = 0.0
                 for k in range(3):
-                    q = (x - _B[k, 1]) / (_B[k, 2] + _B[k, 3] * x)
+                    q = (xa - _B[k, 1]) / (_B[k, 2] + _B[k, 3] * xa)
                     fa += _B[k, 0] * math.exp(-0.5 * q * q)
                 fp = (math.exp(_KPE_E0 * (x - 1.0)) - _P_OFF) / _P_DEN
                 vn = velocity[t, m, n] / (_VMAX * l0[m])
+                if clip_velocity:
+                    vn = min(1.0, max(-1.0, vn))
                 fv = _D1 * math.asinh(_D2 * vn + _D3) + _D4
                 force[t, m, n] = scale * (fa * fv * act[t, m, n] + fp + damping[m] * vn) * cos_phi
                 norm_length[t, m, n] = x
@@ -93,7 +98,8 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
                     mtu_length_m: np.ndarray, mtu_velocity_mps: np.ndarray, dt_s: float,
                     tendon: str,
                     tendon_strain_at_one_norm_force: float = curves.TENDON_STRAIN_AT_ONE,
-                    ) -> dict[str, np.ndarray]:
+                    percentage_change: float = 0.0, clip_velocity: bool = False,
+                    n_before: int = 0) -> dict[str, np.ndarray]:
     """Per-muscle outputs ``(trial, muscle, time)``: activation, fibre length and velocity,
     force along the tendon, normalised fibre length, tendon strain.
 
@@ -103,12 +109,20 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
         drive: delayed excitation minus its first sample; initial: that first sample
             ``(trial, muscle)`` (see :func:`pipeline.nms.activation.neural_activation`).
         mtu_velocity_mps: time derivative of the MTU length (stiff tendon only).
+        percentage_change, clip_velocity: CEINMS's activation-dependent optimal fibre length and
+            clipped normalised fibre velocity
+            (:func:`pipeline.calibrate.ceinms_objective.ceinms_fiber_force`); 0 and False: the
+            project's model.
+        n_before: leading samples of ``drive`` that only run the activation filter (CEINMS's
+            recorded history); the outputs start after them.
     """
     if not AVAILABLE:
         raise RuntimeError("the compiled model needs numba")
-    shape = drive.shape
-    act = np.empty(shape)
+    act = np.empty(drive.shape)
     _activation_jit(drive, initial, params["c1"], params["c2"], params["shape_factor"], act)
+    if n_before:
+        act = np.ascontiguousarray(act[..., n_before:])
+    shape: tuple[int, ...] = act.shape
     l0, lts = params["optimal_fiber_length_m"], params["tendon_slack_length_m"]
     sin_phi0 = np.sin(params["pennation_at_optimal_rad"])
     if tendon == "stiff":
@@ -118,7 +132,7 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
         velocity = along / length * mtu_velocity_mps
     elif tendon == "elastic":
         k_tendon = curves.tendon_stiffness_exponent(tendon_strain_at_one_norm_force)
-        n_trials, n_mtus, n_time = shape
+        n_trials, n_mtus, n_time = shape[0], shape[1], shape[2]
         per_row = [np.ascontiguousarray(np.broadcast_to(v, (n_trials, n_mtus)).reshape(-1))
                    for v in (l0, lts, params["damping"], sin_phi0)]
         act_tm = np.ascontiguousarray(act.reshape(-1, n_time).T)
@@ -134,6 +148,6 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
     force, norm_length, strain = np.empty(shape), np.empty(shape), np.empty(shape)
     _force_jit(act, length, velocity, mtu_length_m, l0, lts, sin_phi0,
                params["max_isometric_force_n"], params["strength"], params["damping"],
-               force, norm_length, strain)
+               float(percentage_change), bool(clip_velocity), force, norm_length, strain)
     return {"activation": act, "fiber_length_m": length, "fiber_velocity_mps": velocity,
             "force_n": force, "normalized_fiber_length": norm_length, "tendon_strain": strain}

@@ -16,6 +16,7 @@ from pipeline.calibrate.run import make_objective
 from pipeline.calibrate.spec import MuscleProperties, build_spec
 from pipeline.errors import ConfigError
 from pipeline.io.nms_inputs import NMSTrial
+from pipeline.nms import compiled
 
 opensim = pytest.importorskip("opensim")
 _CURVES = opensim.DeGrooteFregly2016Muscle()
@@ -252,3 +253,77 @@ def test_stiff_residual_jacobian_equals_central_differences() -> None:
                     - objective.all_residuals(torch.as_tensor(down))[:n_track]).numpy()
         np.testing.assert_allclose(dense[:, k], diff / (2 * step), rtol=1e-5,
                                    atol=1e-7 * max(1.0, np.abs(dense[:, k]).max()))
+
+
+def _fast_case() -> tuple[TrialBatch, MuscleProperties]:
+    """The small case with a fast MTU-length ripple: normalised fibre velocities beyond +-1,
+    which CEINMS's model clips."""
+    import dataclasses
+
+    batch, muscles = _small_case()
+    n_time = batch.mtu_length_m.shape[-1]
+    ripple = 0.004 * torch.sin(torch.arange(n_time, dtype=torch.float64) * 2.5)
+    return dataclasses.replace(batch, mtu_length_m=batch.mtu_length_m + ripple), muscles
+
+
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba not installed")
+def test_compiled_ceinms_variant_equals_simulate_ceinms() -> None:
+    """The compiled loops with CEINMS's details (history, shifted active curve, clipped
+    velocity) equal :func:`simulate_ceinms` where velocities are clipped."""
+    from pipeline.calibrate.ceinms_objective import _activation_history, trial_time_derivative
+    from pipeline.nms.activation import _delayed, delay_samples
+
+    batch, muscles = _fast_case()
+    spec = build_spec(muscles, CALIBRATION)
+    objective = make_objective(spec, batch, CALIBRATION)
+    p = torch.as_tensor(spec.initial)
+    params = objective.muscle_parameters(p)
+    with torch.no_grad():
+        expected = simulate_ceinms(params, batch, emd_s=EMD, percentage_change=0.15)
+    assert float(expected.normalized_fiber_velocity.abs().max()) == 1.0  # clipped somewhere
+    history, n_before = _activation_history(batch)
+    assert n_before > 0
+    delayed = _delayed(history, delay_samples(emd_s=EMD, dt_s=batch.dt_s))
+    got = compiled.simulate_values(
+        {k: v.detach().numpy() for k, v in params.as_dict().items()},
+        drive=(delayed - delayed[..., :1]).numpy(), initial=delayed[..., 0].numpy(),
+        mtu_length_m=batch.mtu_length_m.numpy(),
+        mtu_velocity_mps=trial_time_derivative(batch.mtu_length_m, batch).numpy(),
+        dt_s=batch.dt_s, tendon="stiff", percentage_change=0.15, clip_velocity=True,
+        n_before=n_before)
+    valid = batch.mask[:, None, :].expand_as(expected.force_n).numpy()
+    for name in ("activation", "force_n", "normalized_fiber_length"):
+        want = getattr(expected, name).numpy()
+        np.testing.assert_allclose(got[name][valid], want[valid], rtol=1e-11,
+                                   atol=1e-12 * np.abs(want).max(), err_msg=name)
+
+
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba not installed")
+def test_incremental_loss_equals_ceinms_objective_along_an_annealing_walk() -> None:
+    """Annealing's incremental loss on CEINMS's objective equals the objective along coordinate
+    moves, reverted moves and a shared strength (group), with fibres outside the band (CEINMS's
+    jumping penalty) and clipped velocities."""
+    from pipeline.calibrate.incremental import IncrementalLoss, supports
+
+    batch, muscles = _fast_case()
+    spec = build_spec(muscles, CALIBRATION)
+    objective = make_objective(spec, batch, CALIBRATION)
+    assert supports(objective)
+    loss = IncrementalLoss(objective)
+    rng = np.random.default_rng(3)
+    p = spec.initial.copy()
+    span = spec.upper - spec.lower
+    penalised = 0
+    for step in range(60):
+        trial = p.copy()
+        k = int(rng.integers(p.size))
+        trial[k] = np.clip(trial[k] + 0.3 * span[k] * rng.uniform(-1, 1), spec.lower[k],
+                           spec.upper[k])
+        with torch.no_grad():
+            terms = objective.terms(torch.as_tensor(trial))
+        penalised += float(terms.penalty) > 0.0
+        assert loss(trial) == pytest.approx(float(terms.total), rel=1e-12, abs=1e-15)
+        if step % 3 == 0:
+            p = trial
+    assert penalised > 0
+    assert loss.partial_evaluations > 40  # a global parameter moves every MTU (a full one)
