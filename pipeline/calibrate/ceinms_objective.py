@@ -34,6 +34,7 @@ here).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -389,14 +390,16 @@ class CeinmsObjective(Objective):
         residuals, which its Jacobian reuses."""
         layout = self._layout()
         moments = np.einsum("tmdn,tmn->tdn", layout.moment_arm, _numpy(values.force_n))
-        excess, sign = self._band_excess(values.normalized_fiber_length - 1.0)
-        root_w = _numpy(self._penalty_root_weights())
-        weighted = _numpy(excess) * root_w  # (trial, mtu, time); 0 on padding
+        excess, sign = self._band_excess(_numpy(values.normalized_fiber_length) - 1.0)
+        weight = PENALTY_WEIGHT if self.smooth_band is None else self.smooth_band[0]
+        root_w = math.sqrt(weight) * layout.penalty_root  # _penalty_root_weights
+        weighted = excess * root_w  # (trial, mtu, time); 0 on padding
         pen = np.sqrt(np.maximum((weighted**2).sum(axis=2), 1e-300))  # _root_sum_squares
         tracking = ((layout.id_moment - moments) * layout.scale)[layout.valid_track]
-        residuals = np.concatenate([tracking, pen.reshape(-1),
-                                    _numpy(self.prior_residuals(p))])
-        return residuals, weighted, _numpy(sign), root_w, pen
+        prior = (_numpy(self.prior_residuals(p)) if self.prior_weight > 0.0
+                 else np.zeros(self.spec.n_free))
+        residuals = np.concatenate([tracking, pen.reshape(-1), prior])
+        return residuals, weighted, sign, root_w, pen
 
     def _layout(self) -> _JacobianLayout:
         """The constant part of :meth:`residuals_and_jacobian`, built once per data set."""
@@ -410,8 +413,9 @@ class CeinmsObjective(Objective):
         value, _ = self._band_excess(out.normalized_fiber_length - 1.0)
         return _root_sum_squares(value * self._penalty_root_weights()).reshape(-1)
 
-    def _band_excess(self, deviation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample penalty residual (before its weight) and its slope in ``l/l0``.
+    def _band_excess(self, deviation: Any) -> tuple[Any, Any]:
+        """Per-sample penalty residual (before its weight) and its slope in ``l/l0``, for a torch
+        tensor or a numpy array.
 
         CEINMS's penalty (``smooth_band`` None): ``|x - 1|`` outside the band, 0 inside (it
         jumps at the edge). The smooth stand-in of the continuation: ``|x - 1| - (0.5 - margin)``
@@ -421,9 +425,11 @@ class CeinmsObjective(Objective):
         else:
             threshold = PENALTY_HALF_WIDTH - self.smooth_band[1]
             shift = threshold
-        outside = deviation.abs() > threshold
-        value = torch.where(outside, deviation.abs() - shift, torch.zeros_like(deviation))
-        return value, torch.sign(deviation) * outside
+        xp: Any = torch if isinstance(deviation, torch.Tensor) else np
+        magnitude = abs(deviation)
+        outside = magnitude > threshold
+        value = xp.where(outside, magnitude - shift, xp.zeros_like(deviation))
+        return value, xp.sign(deviation) * outside
 
     def _penalty_root_weights(self) -> torch.Tensor:
         """``(trial, 1, time)``: ``sqrt(weight n_dofs / N_i)`` on valid samples."""
@@ -443,6 +449,7 @@ class _JacobianLayout(NamedTuple):
     valid_track: np.ndarray  # (trial, dof, time) bool
     track_arm: np.ndarray  # (n_track, mtu): -moment arm x scale of each tracking row
     track_sample: np.ndarray  # (n_track,): trial * n_time + time of each tracking row
+    penalty_root: np.ndarray  # (trial, 1, time): sqrt(n_dofs / N_i) on valid samples
     columns: np.ndarray  # (kind * mtu, n_free): 1 where an MTU's kind feeds a free parameter
 
     @classmethod
@@ -469,9 +476,10 @@ class _JacobianLayout(NamedTuple):
             for m, entry in enumerate(block.index):
                 if column[entry] >= 0:
                     columns[k * n_mtus + m, column[entry]] = 1.0
+        penalty_root = _numpy(torch.sqrt(n_dofs * objective._sample_weights()))[:, None, :]
         return cls(tuple(_FIELDS[kind] for kind in kinds), arm,
                    _numpy(data.id_moment_nm), scale, valid, track_arm, track_sample,
-                   columns)
+                   penalty_root, columns)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
