@@ -313,10 +313,9 @@ class CeinmsObjective(Objective):
 
     def _tracking_residuals(self, out: ModelOutput) -> torch.Tensor:
         err = self.data.id_moment_nm - out.moments_nm
-        scale = torch.sqrt(self.trial_dof_weights[:, :, None]
-                           * self._sample_weights()[:, None, :])
-        valid = self.data.mask[:, None, :].expand_as(err)
-        return (err * scale)[valid]
+        layout = self._layout()
+        scale = torch.from_numpy(layout.scale).to(err.device)
+        return (err * scale)[torch.from_numpy(layout.valid_track).to(err.device)]
 
     def all_residuals(self, p: torch.Tensor) -> torch.Tensor:
         """Residuals whose sum of squares is the total loss: tracking, fibre-length penalty (one
@@ -391,8 +390,7 @@ class CeinmsObjective(Objective):
         layout = self._layout()
         moments = np.einsum("tmdn,tmn->tdn", layout.moment_arm, _numpy(values.force_n))
         excess, sign = self._band_excess(_numpy(values.normalized_fiber_length) - 1.0)
-        weight = PENALTY_WEIGHT if self.smooth_band is None else self.smooth_band[0]
-        root_w = math.sqrt(weight) * layout.penalty_root  # _penalty_root_weights
+        root_w = self._penalty_root()
         weighted = excess * root_w  # (trial, mtu, time); 0 on padding
         pen = np.sqrt(np.maximum((weighted**2).sum(axis=2), 1e-300))  # _root_sum_squares
         tracking = ((layout.id_moment - moments) * layout.scale)[layout.valid_track]
@@ -432,9 +430,14 @@ class CeinmsObjective(Objective):
         return value, xp.sign(deviation) * outside
 
     def _penalty_root_weights(self) -> torch.Tensor:
-        """``(trial, 1, time)``: ``sqrt(weight n_dofs / N_i)`` on valid samples."""
+        """:meth:`_penalty_root` as a tensor on the data's device."""
+        return torch.from_numpy(self._penalty_root()).to(self.data.mask.device)
+
+    def _penalty_root(self) -> np.ndarray:
+        """``(trial, 1, time)``: ``sqrt(weight n_dofs / N_i)`` on valid samples (the weight of
+        CEINMS's penalty, or of the continuation's smooth one)."""
         weight = PENALTY_WEIGHT if self.smooth_band is None else self.smooth_band[0]
-        return torch.sqrt(len(self.data.dof_names) * weight * self._sample_weights())[:, None, :]
+        return math.sqrt(weight) * self._layout().penalty_root
 
 
 class _JacobianLayout(NamedTuple):
