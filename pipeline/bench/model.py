@@ -3,7 +3,8 @@
 The problem is the upper-limb reference (16 MTUs x 3 trials x 500 samples, float64, CPU) from
 :func:`pipeline.nms.make_reference_problem`; the loss is the mean squared moment error against the
 true moments with every calibrated parameter requiring a gradient. Writes the medians
-``{"stiff_ms": x, "elastic_ms": y}`` over ``--repeats`` timed runs after warm-up runs.
+``{"stiff_ms": x, "elastic_ms": y}`` over ``--repeats`` timed runs after warm-up runs, in the steady
+state of a long calibration (the activation filter's compiled loop when numba is installed).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         torch.set_num_threads(args.threads)
     try:
         log.info("torch %s, %d intra-op threads", torch.__version__, torch.get_num_threads())
+        # The steady state of a long run: the activation filter's compiled loop, which any run
+        # past _iir.NUMBA_AFTER_STEPS filter steps switches to.
+        from pipeline.nms import _iir
+
+        log.info("activation filter loop: %s", "numba" if _iir.use_compiled_loop() else "numpy")
         return {
             f"{tendon}_ms": round(time_forward_backward(tendon, repeats=args.repeats,
                                                        warmup=args.warmup), 3)

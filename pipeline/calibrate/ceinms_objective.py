@@ -48,6 +48,7 @@ from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves
+from pipeline.nms._iir import NUMBA_INSTALLED as _NUMBA_INSTALLED
 from pipeline.nms.activation import activation as compute_activation
 from pipeline.nms.activation import muscle_activation
 from pipeline.nms.mtu import cos_pennation, time_derivative
@@ -285,6 +286,7 @@ class CeinmsObjective(Objective):
         #: ``(weight, margin)`` of the smooth penalty that stands in for CEINMS's during the
         #: continuation (:func:`solve_ceinms_least_squares`); None: CEINMS's own penalty.
         self.smooth_band: tuple[float, float] | None = None
+        self._incremental: Any = None  # the compiled evaluator, built on first use
         mask = data.mask.to(torch.float64)
         self.n_samples = mask.sum(dim=1)  # (trial,)
         #: (trial, dof) weights 1 / var_id
@@ -323,14 +325,36 @@ class CeinmsObjective(Objective):
         outside the band), prior."""
         if self.tendon == "stiff" and not (torch.is_grad_enabled() and p.requires_grad):
             # No derivative wanted (the least-squares solver's trial points): the same values
-            # as below, without autograd's bookkeeping.
-            values, _ = ceinms_muscle_tangents(
-                self.muscle_parameters(p.detach()), self.data, emd_s=self.emd_s,
-                percentage_change=self.percentage_change, fields=())
+            # as below, without autograd's bookkeeping; from the compiled loops where they run.
+            values = self._compiled_signals(p.detach())
+            if values is None:
+                values, _ = ceinms_muscle_tangents(
+                    self.muscle_parameters(p.detach()), self.data, emd_s=self.emd_s,
+                    percentage_change=self.percentage_change, fields=())
             return torch.from_numpy(self._residuals_from(values, p.detach())[0])
         out = self.simulate(p)
         return torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
                           self.prior_residuals(p)])
+
+    def _compiled_signals(self, p: torch.Tensor) -> CeinmsSignals | None:
+        """Force and normalised fibre length at ``p`` from the compiled loops
+        (:class:`~pipeline.calibrate.incremental.IncrementalLoss`: numba, CPU, the same model to
+        rounding, a fraction of a millisecond on the walking problems); None where they do not
+        run (no numba, another device)."""
+        if self._incremental is None:
+            if not _NUMBA_INSTALLED or self.device.type != "cpu":
+                return None
+            from pipeline.calibrate.incremental import IncrementalLoss
+
+            self._incremental = IncrementalLoss(self)
+        state = self._incremental.signals(p.numpy())
+        return CeinmsSignals(state["force_n"], state["normalized_fiber_length"])
+
+    def warm_up(self, p: np.ndarray) -> None:
+        """Load the compiled loops (numba's import and cached machine code: start-up, about
+        0.3 s) with one evaluation at ``p``, before an optimiser's clock starts."""
+        with torch.no_grad():
+            self.all_residuals(torch.as_tensor(p, dtype=torch.float64))
 
     def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (dense).
@@ -535,6 +559,7 @@ def solve_ceinms_least_squares(objective: CeinmsObjective, p0: np.ndarray, /, *,
     evaluations = jacobians = 0
     elapsed = 0.0
     p = np.asarray(p0, dtype=float)
+    objective.warm_up(p)
     try:
         for weight, margin in stages:
             objective.smooth_band = (float(weight), float(margin))

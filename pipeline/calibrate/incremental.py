@@ -95,7 +95,11 @@ class IncrementalLoss:
         self.full_evaluations = 0
         self.partial_evaluations = 0
 
-    def __call__(self, p: np.ndarray) -> float:
+    def signals(self, p: np.ndarray) -> dict[str, torch.Tensor]:
+        """Per-muscle outputs ``(trial, muscle, time)`` at physical ``p`` (force, normalised
+        fibre length, tendon strain; every field of :class:`~pipeline.nms.ModelOutput` but the
+        moments without the compiled loops), re-simulating only the muscles whose parameters
+        changed. Raises the model's failures (``MODEL_FAILURES``)."""
         p = np.asarray(p, dtype=float)
         with torch.no_grad():
             try:
@@ -107,7 +111,16 @@ class IncrementalLoss:
                 self._update(p, muscles)
             except MODEL_FAILURES:
                 self._p = None  # the cached state may be half updated
-                return float("inf")
+                raise
+        return self._state
+
+    def __call__(self, p: np.ndarray) -> float:
+        p = np.asarray(p, dtype=float)
+        try:
+            self.signals(p)
+        except MODEL_FAILURES:
+            return float("inf")
+        with torch.no_grad():
             if self._compiled:
                 total = self._loss(p)
             else:

@@ -62,6 +62,13 @@ def _compiled() -> Callable[..., None] | None:
     return _state["jit"]
 
 
+def use_compiled_loop() -> bool:
+    """Switch to the numba loop now (for a long run that will earn its start-up, e.g. a
+    benchmark of the steady state or many evaluations); False when numba is not installed."""
+    _state["numpy_steps"] = max(_state["numpy_steps"], NUMBA_AFTER_STEPS)
+    return _compiled() is not None
+
+
 def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.ndarray, *,
                reverse: bool = False) -> np.ndarray:
     """The recursion on float64 ``x`` ``(rows, time)`` with ``(rows,)`` coefficients (backwards in
@@ -165,11 +172,14 @@ class RecursiveFilter(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_u):
         x_np, u, a, b1, b2 = ctx.state
-        ones = np.ones_like(a)
-        lam = run_filter(_np(grad_u), ones, b1, b2, reverse=True)
-        grads = (a[:, None] * lam, (lam * x_np).sum(axis=1),
-                 -(lam * _delay(u, 1)).sum(axis=1), -(lam * _delay(u, 2)).sum(axis=1))
-        return tuple(_like(ctx, np.ascontiguousarray(g)) for g in grads)
+        lam = run_filter(_np(grad_u), np.ones_like(a), b1, b2, reverse=True)
+        need = ctx.needs_input_grad
+        # Row-wise dot products (einsum: no product array); S1 u, S2 u as shifted slices.
+        grads = (a[:, None] * lam if need[0] else None,
+                 np.einsum("ij,ij->i", lam, x_np) if need[1] else None,
+                 -np.einsum("ij,ij->i", lam[:, 1:], u[:, :-1]) if need[2] else None,
+                 -np.einsum("ij,ij->i", lam[:, 2:], u[:, :-2]) if need[3] else None)
+        return tuple(None if g is None else _like(ctx, np.ascontiguousarray(g)) for g in grads)
 
     @staticmethod
     def jvp(ctx, t_x, t_alpha, t_beta1, t_beta2):

@@ -28,6 +28,7 @@ constant excitation gives the same constant neural activation.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from pipeline.nms._iir import RecursiveFilter
 
@@ -124,20 +125,13 @@ def neural_activation(
     return initial + torch.fft.irfft(spectrum, n=n_fft)[..., :n_time]
 
 
-def _expm1_over_x(x: torch.Tensor) -> torch.Tensor:
-    """``(exp(x) - 1) / x``, equal to 1 at 0, smooth and differentiable everywhere."""
-    small = x.abs() < _SERIES_LIMIT
-    safe_x = torch.where(small, torch.ones_like(x), x)
-    exact = torch.expm1(safe_x) / safe_x
-    series = 1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0)))
-    return torch.where(small, series, exact)
-
-
 def muscle_activation(neural: torch.Tensor, shape_factor: torch.Tensor) -> torch.Tensor:
     """Exponential non-linearity ``a = (exp(A u) - 1) / (exp(A) - 1)``.
 
     Written as ``u * phi(A u) / phi(A)`` with ``phi(x) = expm1(x) / x`` so that ``A -> 0`` gives
-    ``a = u`` smoothly (series for ``|x| < 1e-3``, truncation error below 1e-17).
+    ``a = u`` smoothly (series for ``|x| < 1e-3``, truncation error below 1e-17). One fused
+    autograd node with closed-form derivatives (:class:`_MuscleActivation`):
+    ``da/du = exp(A u) / phi(A)`` and ``da/dA = (u^2 phi'(A u) - a phi'(A)) / phi(A)``.
 
     Args:
         neural: ``(..., muscle, time)`` neural activation ``u``.
@@ -146,8 +140,70 @@ def muscle_activation(neural: torch.Tensor, shape_factor: torch.Tensor) -> torch
     Returns:
         ``(..., muscle, time)`` activation ``a`` (in [0, 1] when ``u`` is).
     """
-    shape = shape_factor.unsqueeze(-1)
-    return neural * _expm1_over_x(shape * neural) / _expm1_over_x(shape)
+    return _MuscleActivation.apply(neural, shape_factor)
+
+
+def _phi_and_slope(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(phi(x), phi'(x), exp(x))`` with ``phi(x) = expm1(x) / x`` and
+    ``phi'(x) = (exp(x) - phi(x)) / x``, by their series where ``|x| < 1e-3``."""
+    small = x.abs() < _SERIES_LIMIT
+    safe_x = torch.where(small, torch.ones_like(x), x)
+    expm1 = torch.expm1(x)
+    exact = expm1 / safe_x
+    series = 1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0)))
+    phi = torch.where(small, series, exact)
+    slope_series = 1.0 / 2.0 + x * (1.0 / 3.0 + x * (1.0 / 8.0 + x * (1.0 / 30.0 + x / 144.0)))
+    slope = torch.where(small, slope_series, (expm1 + 1.0 - phi) / safe_x)
+    return phi, slope, expm1 + 1.0
+
+
+class _MuscleActivation(torch.autograd.Function):
+    """``(u (..., muscle, time), A (muscle,)) -> a``; closed-form reverse and forward rules.
+
+    With every ``|A| >= 1e-3`` the forms without ``phi`` are exact and cheaper:
+    ``a = expm1(A u) / expm1(A)``, ``da/du = A exp(A u) / expm1(A)``,
+    ``da/dA = (u exp(A u) - a exp(A)) / expm1(A)``; otherwise the series forms above."""
+
+    @staticmethod
+    def forward(ctx, neural, shape_factor):
+        shape = shape_factor.unsqueeze(-1)
+        if bool((shape_factor.abs() >= _SERIES_LIMIT).all()):
+            exp_minus_one = torch.expm1(shape * neural)
+            denominator = torch.expm1(shape)
+            inverse = 1.0 / denominator
+            act = exp_minus_one * inverse
+            exp = exp_minus_one + 1.0
+            ctx.partials = (exp * (shape * inverse),  # da/du
+                            (neural * exp - act * (denominator + 1.0)) * inverse)  # da/dA
+        else:
+            phi, slope, exp = _phi_and_slope(shape * neural)
+            phi_shape, slope_shape, _ = _phi_and_slope(shape)
+            inverse = 1.0 / phi_shape
+            act = neural * phi * inverse
+            ctx.partials = (exp * inverse, (neural * neural * slope - act * slope_shape) * inverse)
+        ctx.shapes = (neural.shape, shape.shape)
+        return act
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        by_neural, by_shape = ctx.partials
+        grad_neural = grad_shape = None
+        if ctx.needs_input_grad[0]:
+            grad_neural = (grad * by_neural).sum_to_size(ctx.shapes[0])
+        if ctx.needs_input_grad[1]:
+            grad_shape = (grad * by_shape).sum_to_size(ctx.shapes[1]).squeeze(-1)
+        return grad_neural, grad_shape
+
+    @staticmethod
+    def jvp(ctx, t_neural, t_shape):
+        by_neural, by_shape = ctx.partials
+        total = torch.zeros_like(by_neural)
+        if t_neural is not None:
+            total = total + by_neural * t_neural
+        if t_shape is not None:
+            total = total + by_shape * t_shape.unsqueeze(-1)
+        return total
 
 
 def activation(

@@ -36,9 +36,12 @@ __all__ = [
     "TENDON_C3",
     "TENDON_STRAIN_AT_ONE",
     "active_force_length",
+    "active_force_length_and_slope",
     "force_velocity",
+    "force_velocity_and_slope",
     "force_velocity_inverse",
     "passive_force_length",
+    "passive_force_length_and_slope",
     "tendon_force_length",
     "tendon_force_length_inverse",
     "tendon_stiffness_exponent",
@@ -77,9 +80,14 @@ _ACTIVE_FL_FLOATS = tuple(tuple(float(b) for b in row) for row in ACTIVE_FL_COEF
 def asinh(x: torch.Tensor) -> torch.Tensor:
     """``asinh(x)`` as ``sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))``: exact to rounding and,
     in float64 on the CPU, several times faster than ``torch.asinh``."""
-    magnitude = x.abs()
+    return _asinh_and_root(x)[0]
+
+
+def _asinh_and_root(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(asinh(x), sqrt(1 + x^2))``, the root being the reciprocal of asinh's slope."""
     square = x * x
-    return torch.copysign(torch.log1p(magnitude + square / (1.0 + torch.sqrt(1.0 + square))), x)
+    root = torch.sqrt(1.0 + square)
+    return torch.copysign(torch.log1p(x.abs() + square / (1.0 + root)), x), root
 
 
 def tendon_stiffness_exponent(strain_at_one_norm_force: float = TENDON_STRAIN_AT_ONE) -> float:
@@ -105,6 +113,29 @@ def active_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     return terms[0] + terms[1] + terms[2]
 
 
+def active_force_length_and_slope(norm_fiber_length: torch.Tensor,
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`active_force_length` and its derivative ``dfa/dl~``: each term ``b1 exp(-q^2 / 2)``
+    with ``q = (l~ - b2) / (b3 + b4 l~)`` has the slope ``-term q (b3 + b4 b2) / (b3 + b4 l~)^2``.
+    Works in place on its own temporaries: for values outside autograd (fused derivatives)."""
+    value = slope = None
+    for b1, b2, b3, b4 in _ACTIVE_FL_FLOATS:
+        q = norm_fiber_length - b2
+        if b4:
+            inverse_width = (norm_fiber_length * b4).add_(b3).reciprocal_()
+            q.mul_(inverse_width)
+            dq: torch.Tensor | float = inverse_width.square_().mul_(b3 + b4 * b2)
+        else:
+            q.mul_(1.0 / b3)
+            dq = 1.0 / b3
+        term = q.square().mul_(-0.5).exp_().mul_(b1)
+        term_slope = q.mul_(term).mul_(dq)
+        value = term if value is None else value.add_(term)
+        slope = term_slope.neg_() if slope is None else slope.sub_(term_slope)
+    assert value is not None and slope is not None
+    return value, slope
+
+
 def passive_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     """Passive force-length multiplier ``fp(l~)`` (exponential, OpenSim's offset form).
 
@@ -113,6 +144,15 @@ def passive_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     """
     scaled = PASSIVE_KPE * (norm_fiber_length - 1.0) / PASSIVE_STRAIN_AT_ONE
     return (torch.exp(scaled) - _PASSIVE_OFFSET) / _PASSIVE_DENOMINATOR
+
+
+def passive_force_length_and_slope(norm_fiber_length: torch.Tensor,
+                                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`passive_force_length` and its derivative ``dfp/dl~`` (in place on its temporaries:
+    outside autograd)."""
+    grow = (norm_fiber_length - 1.0).mul_(PASSIVE_KPE / PASSIVE_STRAIN_AT_ONE).exp_()
+    return ((grow - _PASSIVE_OFFSET).mul_(1.0 / _PASSIVE_DENOMINATOR),
+            grow.mul_(PASSIVE_KPE / PASSIVE_STRAIN_AT_ONE / _PASSIVE_DENOMINATOR))
 
 
 def force_velocity(norm_fiber_velocity: torch.Tensor) -> torch.Tensor:
@@ -124,6 +164,14 @@ def force_velocity(norm_fiber_velocity: torch.Tensor) -> torch.Tensor:
     ``log(x + sqrt(x^2 + 1))``.
     """
     return FV_D1 * asinh(FV_D2 * norm_fiber_velocity + FV_D3) + FV_D4
+
+
+def force_velocity_and_slope(norm_fiber_velocity: torch.Tensor,
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`force_velocity` and its derivative ``dfv/dv~ = d1 d2 / sqrt(1 + x^2)``,
+    ``x = d2 v~ + d3`` (one square root for both)."""
+    arcsinh, root = _asinh_and_root(norm_fiber_velocity * FV_D2 + FV_D3)
+    return arcsinh.mul_(FV_D1).add_(FV_D4), root.reciprocal_().mul_(FV_D1 * FV_D2)
 
 
 def force_velocity_inverse(force_velocity_multiplier: torch.Tensor) -> torch.Tensor:

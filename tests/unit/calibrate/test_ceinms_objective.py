@@ -221,6 +221,31 @@ def test_residual_jacobian_equals_autograd(prior_weight: float,
     np.testing.assert_allclose(np.asarray(jacobian), expected.numpy(), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+def test_solver_trial_points_from_the_compiled_loops_equal_the_torch_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The residuals at the solver's trial points (no gradient wanted) come from the compiled
+    loops; without numba from the torch model: the same values to rounding, at two points in a
+    row (the second re-simulates from the evaluator's cached state)."""
+    from pipeline.calibrate import ceinms_objective
+
+    batch, muscles = _small_case()
+    spec = build_spec(muscles, CALIBRATION)
+    compiled_objective = make_objective(spec, batch, CALIBRATION)
+    torch_objective = make_objective(spec, batch, CALIBRATION)
+    for step in (0.3, -0.2):
+        p = torch.as_tensor(spec.denormalise(np.clip(
+            spec.normalise(spec.initial) + step * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
+        with torch.no_grad():
+            from_loops = compiled_objective.all_residuals(p)
+            with monkeypatch.context() as patch:
+                patch.setattr(ceinms_objective, "_NUMBA_INSTALLED", False)
+                from_torch = torch_objective.all_residuals(p)
+        assert torch_objective._incremental is None
+        assert compiled_objective._incremental is not None
+        torch.testing.assert_close(from_loops, from_torch, rtol=1e-12, atol=1e-12)
+
+
 def test_residual_jacobian_elastic_equals_autograd_with_the_recorded_emg_history() -> None:
     """The elastic variant's Jacobian (the project's tangents) is that of the residuals
     :meth:`all_residuals` computes, EMG before the window included."""
