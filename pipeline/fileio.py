@@ -11,6 +11,14 @@ from pathlib import Path
 from typing import Any
 
 
+def user_cache_dir() -> Path:
+    """The project's cache folder: ``$PIPELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pipeline``
+    (``~/.cache/pipeline``). Never created here."""
+    root = os.environ.get("PIPELINE_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pipeline"
+    return Path(root)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -29,9 +28,9 @@ _STAMP = ".pipeline-build.json"
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("PIPELINE_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pipeline"
-    return Path(root) / "ceinms-0.9"
+    from pipeline.fileio import user_cache_dir
+
+    return user_cache_dir() / "ceinms-0.9"
 
 
 def ensure_built(source: str | Path = DEFAULT_SOURCE, cache_dir: str | Path | None = None, *,

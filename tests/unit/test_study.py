@@ -251,3 +251,29 @@ def test_help_lists_subcommands() -> None:
                             text=True, check=True)
     for command in ("new-study", "validate-study"):
         assert command in result.stdout
+
+
+def test_a_config_that_validated_is_remembered_and_a_bad_one_never(template_study: Path,
+                                                                    tmp_path: Path) -> None:
+    """The schema check is cached by content: a job that loads a config already found valid does
+    not import jsonschema; any change (a bad value here) is checked again and reported."""
+    import os
+
+    cache = tmp_path / "cache"
+    probe = ("import sys; from pipeline.study import load_config; "
+             f"load_config(__import__('pathlib').Path({str(template_study)!r})); "
+             "print('jsonschema' in sys.modules)")
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              env={**os.environ, "PIPELINE_CACHE_DIR": str(cache)})
+
+    assert run().stdout.split() == ["True"]  # checked, then remembered
+    assert len(list((cache / "valid-configs").iterdir())) == 1
+    assert run().stdout.split() == ["False"]  # remembered: no schema check
+    _edit_config(template_study, {"calibration": {"tendon": "rubber"}})
+    for _ in range(2):
+        result = run()
+        assert result.returncode != 0
+        assert "calibration.tendon" in result.stderr and "rubber" in result.stderr
+    assert len(list((cache / "valid-configs").iterdir())) == 1
