@@ -6,8 +6,9 @@ muscle's outputs at the last evaluated point, simulates only the MTUs whose para
 from it (one MTU for a per-muscle parameter, a group for a shared strength or a global activation
 parameter), splices them in, and sums the moments and the loss with the objective's own
 :meth:`~pipeline.calibrate.losses.Objective.terms_from_output`. The loss is the objective's, to
-rounding: the same model runs on a subset of independent muscles. On the CPU (with numba) it runs
-as compiled loops (:mod:`pipeline.nms.compiled`), free of small-tensor dispatch costs.
+rounding: the same model runs on a subset of independent muscles. On the CPU it runs as the array
+loops of :mod:`pipeline.nms.compiled` (numba's compiled loops, or vectorised numpy with
+``backend="numpy"``), free of small-tensor dispatch costs.
 
 CEINMS's objective (:class:`~pipeline.calibrate.ceinms_objective.CeinmsObjective`, stiff tendon)
 runs the same way where numba is installed: the compiled loops with CEINMS's model details (the
@@ -35,13 +36,14 @@ from pipeline.nms.activation import _delayed, delay_samples
 from pipeline.nms.mtu import time_derivative
 
 
-def supports(objective: Objective) -> bool:
+def supports(objective: Objective, *, backend: str = "numba") -> bool:
     """Whether :class:`IncrementalLoss` computes ``objective``'s loss: the default objective
-    always; CEINMS's with the stiff tendon where the compiled loops run."""
+    always; CEINMS's with the stiff tendon on the CPU where the array loops run (``backend``
+    ``"numba"`` where numba is installed, ``"numpy"`` anywhere)."""
     if type(objective) is Objective:
         return True
     return (type(objective) is CeinmsObjective and objective.tendon == "stiff"
-            and compiled.AVAILABLE and objective.device.type == "cpu")
+            and (backend == "numpy" or compiled.AVAILABLE) and objective.device.type == "cpu")
 
 _PER_MUSCLE = ("activation", "fiber_length_m", "fiber_velocity_mps", "normalized_fiber_length",
                "normalized_fiber_velocity", "force_n", "tendon_force_n", "tendon_strain")
@@ -50,7 +52,7 @@ _PER_MUSCLE = ("activation", "fiber_length_m", "fiber_velocity_mps", "normalized
 class IncrementalLoss:
     """``loss(p)`` of ``objective`` at physical ``p`` (numpy), ``inf`` where the model fails."""
 
-    def __init__(self, objective: Objective) -> None:
+    def __init__(self, objective: Objective, *, backend: str = "numba") -> None:
         self.objective = objective
         spec = objective.spec
         n_mtus = len(spec.mtu_names)
@@ -62,10 +64,13 @@ class IncrementalLoss:
                                      np.flatnonzero(block.free_mask), strict=True):
                 touches[column, np.asarray(block.index) == entry] = True
         self._touches = touches
-        if not supports(objective):
+        if not supports(objective, backend=backend):
             raise ValueError(f"no incremental loss for {type(objective).__name__} "
                              f"(tendon {objective.tendon}, device {objective.device})")
-        self._compiled = compiled.AVAILABLE and objective.device.type == "cpu"
+        #: the array loops of :mod:`pipeline.nms.compiled` (else the torch model)
+        self._compiled = ((backend == "numpy" or compiled.AVAILABLE)
+                          and objective.device.type == "cpu")
+        self._backend = backend
         #: model options of the compiled loops (CEINMS's variant, or the project's model)
         self._variant: dict[str, Any] = {}
         if self._compiled:
@@ -182,7 +187,7 @@ class IncrementalLoss:
                 subset, drive=signals["drive"], initial=signals["initial"],
                 mtu_length_m=signals["mtu_length_m"],
                 mtu_velocity_mps=signals["mtu_velocity_mps"], dt_s=data.dt_s,
-                tendon=objective.tendon, **self._variant)
+                tendon=objective.tendon, backend=self._backend, **self._variant)
             if not np.all(np.isfinite(values_out["force_n"])):
                 raise FloatingPointError("the model is not finite at this point")
             # The loss needs only these (see _loss).

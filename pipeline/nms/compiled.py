@@ -6,23 +6,27 @@ element by element in numba with no tensor dispatch: a 14-parameter problem cost
 millisecond per evaluation instead of milliseconds of small-tensor overhead. No derivatives. A test
 keeps it equal to :func:`pipeline.nms.simulate`, and, with CEINMS's activation-dependent optimal
 fibre length and clipped fibre velocity, to :func:`pipeline.calibrate.ceinms_objective
-.simulate_ceinms`. Without numba, :data:`AVAILABLE` is False and callers use the torch model.
+.simulate_ceinms`. Without numba, :data:`AVAILABLE` is False.
+
+``backend="numpy"`` runs the same formulas vectorised in numpy instead (the activation filter of
+:mod:`pipeline.nms._iir`): no numba import and no machine code to load (0.3-0.6 s of start-up),
+about half a millisecond on small problems, where tensor dispatch costs milliseconds. numba is
+imported on the first call that needs it.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from pipeline.nms import _rosenbrock, curves
+from pipeline.nms._iir import NUMBA_INSTALLED, run_filter
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None  # type: ignore[assignment]
-
-AVAILABLE = numba is not None
+#: numba is installed (the loops are compiled, or loaded from numba's cache, on first use).
+AVAILABLE = NUMBA_INSTALLED
+_JIT: dict[str, Any] = {}
 
 _B = curves.ACTIVE_FL_COEFFICIENTS
 _KPE_E0 = curves.PASSIVE_KPE / curves.PASSIVE_STRAIN_AT_ONE
@@ -87,11 +91,59 @@ def _force_loops(act, length, velocity, lmt, l0, lts, sin_phi0, fmax, strength, 
                 strain[t, m, n] = (lmt[t, m, n] - lc) / lts[m] - 1.0
 
 
-if numba is not None:
-    _jit = numba.njit(cache=True, nogil=True)
-    _phi = _jit(_phi)
-    _activation_jit = _jit(_activation_loops)
-    _force_jit = _jit(_force_loops)
+def _jitted() -> dict[str, Any]:
+    """The numba kernels, compiled (or loaded from numba's cache) on first use."""
+    if not _JIT:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True)
+        global _phi
+        _phi = jit(_phi)  # called by the activation loop: compiled first
+        _JIT["activation"] = jit(_activation_loops)
+        _JIT["force"] = jit(_force_loops)
+    return _JIT
+
+
+def _phi_array(x: np.ndarray) -> np.ndarray:
+    """:func:`_phi` elementwise."""
+    small = np.abs(x) < _SERIES
+    safe = np.where(small, 1.0, x)
+    series = 1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0)))
+    return np.where(small, series, np.expm1(safe) / safe)
+
+
+def _activation_numpy(drive, initial, c1, c2, shape, out):
+    """:func:`_activation_loops` vectorised (the filter in :func:`pipeline.nms._iir.run_filter`)."""
+    n_trials, n_mtus, n_time = drive.shape
+    coefficients = [np.broadcast_to(c, (n_trials, n_mtus)).reshape(-1)
+                    for c in (1.0 + c1 + c2 + c1 * c2, c1 + c2, c1 * c2)]
+    filtered = run_filter(drive.reshape(-1, n_time), *coefficients).reshape(drive.shape)
+    neural = initial[..., None] + filtered
+    a_shape = shape[:, None]
+    out[...] = neural * _phi_array(a_shape * neural) / _phi_array(a_shape)
+
+
+def _force_numpy(act, length, velocity, lmt, l0, lts, sin_phi0, fmax, strength, damping,
+                 percentage_change, clip_velocity, force, norm_length, strain):
+    """:func:`_force_loops` vectorised."""
+    per_muscle = (l0[:, None], lts[:, None], (l0 * sin_phi0)[:, None],
+                  (fmax * strength)[:, None], damping[:, None])
+    l0_m, lts_m, w, scale, d = per_muscle
+    x = length / l0_m
+    lc = np.sqrt(length * length - w * w)
+    xa = x / (1.0 + percentage_change * (1.0 - act))
+    fa = 0.0
+    for k in range(3):
+        q = (xa - _B[k, 1]) / (_B[k, 2] + _B[k, 3] * xa)
+        fa = fa + _B[k, 0] * np.exp(-0.5 * q * q)
+    fp = (np.exp(_KPE_E0 * (x - 1.0)) - _P_OFF) / _P_DEN
+    vn = velocity / (_VMAX * l0_m)
+    if clip_velocity:
+        vn = np.clip(vn, -1.0, 1.0)
+    fv = _D1 * np.arcsinh(_D2 * vn + _D3) + _D4
+    force[...] = scale * (fa * fv * act + fp + d * vn) * (lc / length)
+    norm_length[...] = x
+    strain[...] = (lmt - lc) / lts_m - 1.0
 
 
 def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial: np.ndarray,
@@ -99,7 +151,7 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
                     tendon: str,
                     tendon_strain_at_one_norm_force: float = curves.TENDON_STRAIN_AT_ONE,
                     percentage_change: float = 0.0, clip_velocity: bool = False,
-                    n_before: int = 0) -> dict[str, np.ndarray]:
+                    n_before: int = 0, backend: str = "numba") -> dict[str, np.ndarray]:
     """Per-muscle outputs ``(trial, muscle, time)``: activation, fibre length and velocity,
     force along the tendon, normalised fibre length, tendon strain.
 
@@ -115,11 +167,18 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
             project's model.
         n_before: leading samples of ``drive`` that only run the activation filter (CEINMS's
             recorded history); the outputs start after them.
+        backend: ``"numba"`` (compiled loops) or ``"numpy"`` (vectorised; module docstring).
     """
-    if not AVAILABLE:
-        raise RuntimeError("the compiled model needs numba")
+    if backend == "numba":
+        if not AVAILABLE:
+            raise RuntimeError("the compiled model needs numba; use backend='numpy'")
+        activation_kernel, force_kernel = _jitted()["activation"], _jitted()["force"]
+    elif backend == "numpy":
+        activation_kernel, force_kernel = _activation_numpy, _force_numpy
+    else:
+        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
     act = np.empty(drive.shape)
-    _activation_jit(drive, initial, params["c1"], params["c2"], params["shape_factor"], act)
+    activation_kernel(drive, initial, params["c1"], params["c2"], params["shape_factor"], act)
     if n_before:
         act = np.ascontiguousarray(act[..., n_before:])
     shape: tuple[int, ...] = act.shape
@@ -146,7 +205,7 @@ def simulate_values(params: dict[str, np.ndarray], *, drive: np.ndarray, initial
     else:
         raise ValueError(f"tendon must be 'elastic' or 'stiff', got {tendon!r}")
     force, norm_length, strain = np.empty(shape), np.empty(shape), np.empty(shape)
-    _force_jit(act, length, velocity, mtu_length_m, l0, lts, sin_phi0,
+    force_kernel(act, length, velocity, mtu_length_m, l0, lts, sin_phi0,
                params["max_isometric_force_n"], params["strength"], params["damping"],
                float(percentage_change), bool(clip_velocity), force, norm_length, strain)
     return {"activation": act, "fiber_length_m": length, "fiber_velocity_mps": velocity,

@@ -221,28 +221,23 @@ def test_residual_jacobian_equals_autograd(prior_weight: float,
     np.testing.assert_allclose(np.asarray(jacobian), expected.numpy(), rtol=1e-9, atol=1e-11)
 
 
-@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
-def test_solver_trial_points_from_the_compiled_loops_equal_the_torch_model(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The residuals at the solver's trial points (no gradient wanted) come from the compiled
-    loops; without numba from the torch model: the same values to rounding, at two points in a
-    row (the second re-simulates from the evaluator's cached state)."""
-    from pipeline.calibrate import ceinms_objective
-
+def test_solver_trial_points_from_the_array_loops_equal_the_torch_model() -> None:
+    """The residuals at the solver's trial points (no gradient wanted) come from the numpy
+    array loops; through torch they are the same to rounding, at two points in a row (the
+    second re-simulates from the evaluator's cached state)."""
     batch, muscles = _small_case()
     spec = build_spec(muscles, CALIBRATION)
-    compiled_objective = make_objective(spec, batch, CALIBRATION)
+    loops_objective = make_objective(spec, batch, CALIBRATION)
     torch_objective = make_objective(spec, batch, CALIBRATION)
+    torch_objective.array_loops = False
     for step in (0.3, -0.2):
         p = torch.as_tensor(spec.denormalise(np.clip(
             spec.normalise(spec.initial) + step * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
         with torch.no_grad():
-            from_loops = compiled_objective.all_residuals(p)
-            with monkeypatch.context() as patch:
-                patch.setattr(ceinms_objective, "_NUMBA_INSTALLED", False)
-                from_torch = torch_objective.all_residuals(p)
+            from_loops = loops_objective.all_residuals(p)
+            from_torch = torch_objective.all_residuals(p)
         assert torch_objective._incremental is None
-        assert compiled_objective._incremental is not None
+        assert loops_objective._incremental is not None
         torch.testing.assert_close(from_loops, from_torch, rtol=1e-12, atol=1e-12)
 
 
@@ -291,8 +286,10 @@ def _fast_case() -> tuple[TrialBatch, MuscleProperties]:
     return dataclasses.replace(batch, mtu_length_m=batch.mtu_length_m + ripple), muscles
 
 
-@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba not installed")
-def test_compiled_ceinms_variant_equals_simulate_ceinms() -> None:
+@pytest.mark.parametrize("backend", [
+    pytest.param("numba", marks=pytest.mark.skipif(not compiled.AVAILABLE,
+                                                   reason="numba not installed")), "numpy"])
+def test_compiled_ceinms_variant_equals_simulate_ceinms(backend: str) -> None:
     """The compiled loops with CEINMS's details (history, shifted active curve, clipped
     velocity) equal :func:`simulate_ceinms` where velocities are clipped."""
     from pipeline.calibrate.ceinms_objective import _activation_history, trial_time_derivative
@@ -315,7 +312,7 @@ def test_compiled_ceinms_variant_equals_simulate_ceinms() -> None:
         mtu_length_m=batch.mtu_length_m.numpy(),
         mtu_velocity_mps=trial_time_derivative(batch.mtu_length_m, batch).numpy(),
         dt_s=batch.dt_s, tendon="stiff", percentage_change=0.15, clip_velocity=True,
-        n_before=n_before)
+        n_before=n_before, backend=backend)
     valid = batch.mask[:, None, :].expand_as(expected.force_n).numpy()
     for name in ("activation", "force_n", "normalized_fiber_length"):
         want = getattr(expected, name).numpy()
