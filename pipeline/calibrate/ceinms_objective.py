@@ -49,12 +49,11 @@ from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves
 from pipeline.nms.activation import activation as compute_activation
-from pipeline.nms.activation import muscle_activation
+from pipeline.nms.activation import muscle_activation_and_partials
 from pipeline.nms.mtu import cos_pennation, time_derivative
 from pipeline.nms.tangents import (
     FIELDS,
     MuscleSignals,
-    _values_and_partials,
     neural_tangents,
     parameter_tangents,
 )
@@ -139,9 +138,7 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
 
     The neural activation's tangents come from the filter's tangent recursions (run, as
     :func:`ceinms_activation`, through the recorded history); the rest of the model is pointwise,
-    so one reverse pass of the activation's non-linearity and :func:`ceinms_fiber_force`, with
-    one parameter copy per sample, gives the force's partials; the normalised fibre length's are
-    in closed form. No forward-mode autodiff (whose first use imports torch's compiler).
+    and its partials are in closed form (:func:`_ceinms_force_and_partials`). No autodiff.
     """
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
@@ -153,51 +150,96 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
     neural_tangent = {f: t[..., n_before:] for f, t in neural_tangent.items()}
     shape = neural.shape
 
-    def flat(x: torch.Tensor) -> torch.Tensor:
-        return x.detach().reshape(-1, 1)
-
-    def per_sample(x: torch.Tensor) -> torch.Tensor:
-        return x.detach()[:, None].expand(shape).reshape(-1)
-
     mtu_length = batch.mtu_length_m.detach()
-    inputs = {"neural": flat(neural), "mtu_length_m": flat(mtu_length),
-              "mtu_velocity_mps": flat(trial_time_derivative(mtu_length, batch)),
-              **{k: per_sample(getattr(params, k)) for k in (
-                  "shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m",
-                  "pennation_at_optimal_rad", "max_isometric_force_n", "strength", "damping")}}
-    direct = ("shape_factor", "optimal_fiber_length_m", "tendon_slack_length_m", "strength",
-              "damping")
-    wrt = ["neural", *(f for f in direct if f in fields)]
-
-    def pointwise(**kw: torch.Tensor) -> tuple[torch.Tensor]:
-        act = muscle_activation(kw.pop("neural"), kw.pop("shape_factor"))
-        out = ceinms_fiber_force(act, kw.pop("mtu_length_m"), kw.pop("mtu_velocity_mps"), **kw,
-                                 percentage_change=percentage_change)
-        return (out[0],)
-
-    if fields:
-        (force,), (of_force,) = _values_and_partials(pointwise, inputs, wrt)
-    else:  # values only
-        with torch.no_grad():
-            (force,), of_force = pointwise(**inputs), {}
-    # l / l0 with l = sqrt((l_mt - l_ts)^2 + w^2), w = l0 sin(phi0): closed-form partials.
-    l0 = params.optimal_fiber_length_m.detach()[:, None]
-    sin_phi = torch.sin(params.pennation_at_optimal_rad.detach())[:, None]
-    along_tendon = mtu_length - params.tendon_slack_length_m.detach()[:, None]
-    length = torch.sqrt(along_tendon**2 + (l0 * sin_phi) ** 2)
-    norm_length = length / l0
-    of_length = {"optimal_fiber_length_m": (l0 * sin_phi**2 / length - norm_length) / l0,
-                 "tendon_slack_length_m": -along_tendon / (length * l0)}
-    values = CeinmsSignals(force.reshape(shape), norm_length)
+    with torch.no_grad():
+        force, norm_length, of_force, of_length = _ceinms_force_and_partials(
+            neural, mtu_length, trial_time_derivative(mtu_length, batch), params,
+            percentage_change=percentage_change, wanted=bool(fields))
+    values = CeinmsSignals(force, norm_length)
     zero = torch.zeros(shape, dtype=neural.dtype, device=neural.device)
     tangents = {}
     for f in fields:
-        t_force = (of_force["neural"].reshape(shape) * neural_tangent[f]
-                   if f in neural_tangent else zero)
+        t_force = (of_force["neural"] * neural_tangent[f] if f in neural_tangent else zero)
         if f in of_force:
-            t_force = t_force + of_force[f].reshape(shape)
+            t_force = t_force + of_force[f]
         tangents[f] = CeinmsSignals(t_force, of_length.get(f, zero))
     return values, tangents
+
+
+def _ceinms_force_and_partials(neural: torch.Tensor, mtu_length: torch.Tensor,
+                               mtu_velocity: torch.Tensor, params: MuscleParameters, *,
+                               percentage_change: float, wanted: bool,
+                               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor],
+                                          dict[str, torch.Tensor]]:
+    """:func:`ceinms_fiber_force` of the activation of ``neural`` (``(trial, muscle, time)``),
+    its normalised fibre length, and (``wanted``) their elementwise partial derivatives w.r.t. the
+    neural activation and each muscle's own ``shape_factor``, ``optimal_fiber_length_m``,
+    ``tendon_slack_length_m``, ``strength`` and ``damping`` (a test holds them to autograd and to
+    central differences).
+
+    With ``d = l_mt - l_ts``, ``w = l0 sin(phi0)``: ``l = sqrt(d^2 + w^2)``,
+    ``cos(phi) = |d| / l``, ``v = (d / l) v_mt``, ``x = l / l0``, ``x_a = x / k`` with
+    ``k = 1 + c (1 - a)`` (CEINMS's activation-dependent optimal length), ``v~`` = ``v /
+    (vmax l0)`` clipped to [-1, 1] (no slope outside), ``N = fa(x_a) fv(v~) a + fp(x) + d_f v~``
+    and ``F = Fmax s N cos(phi)``."""
+    p = {k: v.detach()[:, None] for k, v in params.as_dict().items()}
+    act, dact_dneural, dact_dshape = muscle_activation_and_partials(neural, params.shape_factor
+                                                                    .detach())
+    along = mtu_length - p["tendon_slack_length_m"]
+    sin_phi0 = torch.sin(p["pennation_at_optimal_rad"])
+    thickness = p["optimal_fiber_length_m"] * sin_phi0
+    length = torch.sqrt(along * along + thickness * thickness)
+    inverse_length = 1.0 / length
+    cos_phi = along.abs() * inverse_length
+    velocity = along * inverse_length * mtu_velocity
+    l0 = p["optimal_fiber_length_m"]
+    norm_length = length / l0
+    stretch = 1.0 + percentage_change * (1.0 - act)
+    shifted_length = norm_length / stretch
+    raw_velocity = velocity / (curves.MAX_CONTRACTION_VELOCITY_PER_S * l0)
+    norm_velocity = torch.clamp(raw_velocity, -1.0, 1.0)
+    fa, dfa = curves.active_force_length_and_slope(shifted_length)
+    fv, dfv = curves.force_velocity_and_slope(norm_velocity)
+    fp, dfp = curves.passive_force_length_and_slope(norm_length)
+    damping = p["damping"]
+    fa_fv = fa * fv
+    normalised = fa_fv * act + fp + damping * norm_velocity
+    max_force = p["max_isometric_force_n"] * p["strength"]
+    force = max_force * normalised * cos_phi
+    if not wanted:
+        return force, norm_length, {}, {}
+    scaled_cos = max_force * cos_phi
+    # dN/da, dN/dx, dN/dx_a, dN/dv~ (zero slope where v~ is clipped)
+    by_shifted = dfa * fv * act
+    by_act = fa_fv + by_shifted * shifted_length * percentage_change / stretch
+    by_velocity = (fa * dfv * act + damping) * ((raw_velocity >= -1.0) & (raw_velocity <= 1.0))
+    # dN/dl, dN/dv (through x, x_a, v~) and dN/dl0 at fixed l and v
+    per_l0 = 1.0 / l0
+    by_length = (dfp + by_shifted / stretch) * per_l0
+    by_fiber_velocity = by_velocity * (per_l0 / curves.MAX_CONTRACTION_VELOCITY_PER_S)
+    by_l0_direct = -(dfp * norm_length + by_shifted * shifted_length
+                     + by_velocity * raw_velocity) * per_l0
+    # l, v and cos(phi) against d and w
+    cube = inverse_length * inverse_length * inverse_length
+    dlength_dd, dlength_dw = along * inverse_length, thickness * inverse_length
+    dvelocity_dd = mtu_velocity * thickness * thickness * cube
+    dvelocity_dw = -along * mtu_velocity * thickness * cube
+    dcos_dd = torch.sign(along) * thickness * thickness * cube
+    dcos_dw = -along.abs() * thickness * cube
+    by_d = max_force * ((by_length * dlength_dd + by_fiber_velocity * dvelocity_dd) * cos_phi
+                        + normalised * dcos_dd)
+    by_w = max_force * ((by_length * dlength_dw + by_fiber_velocity * dvelocity_dw) * cos_phi
+                        + normalised * dcos_dw)
+    by_act_force = scaled_cos * by_act
+    of_force = {"neural": by_act_force * dact_dneural,
+                "shape_factor": by_act_force * dact_dshape,
+                "optimal_fiber_length_m": by_w * sin_phi0 + scaled_cos * by_l0_direct,
+                "tendon_slack_length_m": -by_d,
+                "strength": p["max_isometric_force_n"] * normalised * cos_phi,
+                "damping": scaled_cos * norm_velocity}
+    of_length = {"optimal_fiber_length_m": (dlength_dw * sin_phi0 - norm_length) * per_l0,
+                 "tendon_slack_length_m": -dlength_dd * per_l0}
+    return force, norm_length, of_force, of_length
 
 
 def _activation_history(batch: TrialBatch) -> tuple[torch.Tensor, int]:

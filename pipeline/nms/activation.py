@@ -157,6 +157,26 @@ def _phi_and_slope(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return phi, slope, expm1 + 1.0
 
 
+def muscle_activation_and_partials(neural: torch.Tensor, shape_factor: torch.Tensor,
+                                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`muscle_activation` and its elementwise partials ``(a, da/du, da/dA)``, outside
+    autograd (:class:`_MuscleActivation` has the formulas)."""
+    shape = shape_factor.unsqueeze(-1)
+    if bool((shape_factor.abs() >= _SERIES_LIMIT).all()):
+        exp_minus_one = torch.expm1(shape * neural)
+        denominator = torch.expm1(shape)
+        inverse = 1.0 / denominator
+        act = exp_minus_one * inverse
+        exp = exp_minus_one + 1.0
+        return (act, exp * (shape * inverse),
+                (neural * exp - act * (denominator + 1.0)) * inverse)
+    phi, slope, exp = _phi_and_slope(shape * neural)
+    phi_shape, slope_shape, _ = _phi_and_slope(shape)
+    inverse = 1.0 / phi_shape
+    act = neural * phi * inverse
+    return act, exp * inverse, (neural * neural * slope - act * slope_shape) * inverse
+
+
 class _MuscleActivation(torch.autograd.Function):
     """``(u (..., muscle, time), A (muscle,)) -> a``; closed-form reverse and forward rules.
 
@@ -166,22 +186,9 @@ class _MuscleActivation(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, neural, shape_factor):
-        shape = shape_factor.unsqueeze(-1)
-        if bool((shape_factor.abs() >= _SERIES_LIMIT).all()):
-            exp_minus_one = torch.expm1(shape * neural)
-            denominator = torch.expm1(shape)
-            inverse = 1.0 / denominator
-            act = exp_minus_one * inverse
-            exp = exp_minus_one + 1.0
-            ctx.partials = (exp * (shape * inverse),  # da/du
-                            (neural * exp - act * (denominator + 1.0)) * inverse)  # da/dA
-        else:
-            phi, slope, exp = _phi_and_slope(shape * neural)
-            phi_shape, slope_shape, _ = _phi_and_slope(shape)
-            inverse = 1.0 / phi_shape
-            act = neural * phi * inverse
-            ctx.partials = (exp * inverse, (neural * neural * slope - act * slope_shape) * inverse)
-        ctx.shapes = (neural.shape, shape.shape)
+        act, *partials = muscle_activation_and_partials(neural, shape_factor)
+        ctx.partials = tuple(partials)
+        ctx.shapes = (neural.shape, shape_factor.unsqueeze(-1).shape)
         return act
 
     @staticmethod

@@ -349,3 +349,22 @@ def test_incremental_loss_equals_ceinms_objective_along_an_annealing_walk() -> N
             p = trial
     assert penalised > 0
     assert loss.partial_evaluations > 40  # a global parameter moves every MTU (a full one)
+
+
+def test_stiff_jacobian_with_clipped_velocities_and_free_damping_equals_autograd() -> None:
+    """The closed-form partials where CEINMS clips the fibre velocity (no slope there) and with
+    the activation-dependent optimal length, against autograd through :func:`simulate_ceinms`."""
+    batch, muscles = _fast_case()
+    cfg = {**CALIBRATION, "parameters": [*CALIBRATION["parameters"], "damping"],
+           "bounds": {**CALIBRATION["bounds"], "damping": {"lower": 0.0, "upper": 0.1}}}
+    spec = build_spec(muscles, cfg)
+    objective = make_objective(spec, batch, cfg)
+    p = torch.as_tensor(spec.denormalise(np.clip(
+        spec.normalise(spec.initial) + 0.2 * np.linspace(-1, 1, spec.n_free), 0.02, 0.98)))
+    with torch.no_grad():
+        clipped = objective.simulate(p).normalized_fiber_velocity.abs() == 1.0
+    assert bool(clipped.any()) and not bool(clipped.all())
+    residuals, jacobian = objective.residuals_and_jacobian(p)
+    expected = torch.autograd.functional.jacobian(objective.all_residuals, p)
+    torch.testing.assert_close(residuals, objective.all_residuals(p), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(jacobian), expected.numpy(), rtol=1e-9, atol=1e-11)
