@@ -369,7 +369,7 @@ class CeinmsObjective(Objective):
         outside the band), prior."""
         if self.tendon == "stiff" and not (torch.is_grad_enabled() and p.requires_grad):
             # No derivative wanted (the least-squares solver's trial points): the same values
-            # as below, without autograd's bookkeeping; from the compiled loops where they run.
+            # as below, without autograd's bookkeeping; from the numpy array loops on the CPU.
             values = self._compiled_signals(p.detach())
             if values is None:
                 values, _ = ceinms_muscle_tangents(

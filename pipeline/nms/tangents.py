@@ -58,13 +58,6 @@ def _pointwise_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
                         ) -> list[dict[str, torch.Tensor]]:
     """Elementwise partials of each output of ``fn(**inputs)`` w.r.t. the inputs ``wrt`` (every
     input has one value per sample, so a unit cotangent yields the partials themselves)."""
-    return _values_and_partials(fn, inputs, wrt)[1]
-
-
-def _values_and_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
-                         inputs: dict[str, torch.Tensor], wrt: Sequence[str],
-                         ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    """:func:`_pointwise_partials`, and the outputs (detached) of the same forward pass."""
     with torch.enable_grad():
         leaves = {k: (v.detach().clone().requires_grad_() if k in wrt else v.detach())
                   for k, v in inputs.items()}
@@ -76,7 +69,7 @@ def _values_and_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
                                         retain_graph=i < len(outputs) - 1, allow_unused=True)
             result.append({k: (torch.zeros_like(leaves[k]) if g is None else g).reshape(-1)
                            for k, g in zip(wrt, grads, strict=True)})
-    return [out.detach() for out in outputs], result
+    return result
 
 
 def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
