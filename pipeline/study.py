@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,13 @@ import yaml
 
 from pipeline import resources
 from pipeline.errors import ConfigError
-from pipeline.study_checks import SAFE_LOADER, check_config, check_sheets, load_schema
+from pipeline.study_checks import (
+    SAFE_LOADER,
+    check_config,
+    check_sheets,
+    load_schema,
+    schema_problems_once,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,41 +260,11 @@ def load_config(study_dir: Path) -> dict[str, Any]:
     path = study_dir / "config.yaml"
     merged = deep_merge(read_yaml(resources.default_config()), read_yaml(path))
     schema = load_schema("config.schema.yaml")
-    stamp = _validation_stamp(merged, schema)
-    if stamp is not None and stamp.exists():
-        return merged  # this very config passed this very schema before
-    problems = _schema_errors(merged, schema, str(path))
+    problems = schema_problems_once(merged, schema,
+                                    lambda: _schema_errors(merged, schema, str(path)))
     if problems:
         raise ConfigError(_join(problems))
-    _remember(stamp)
     return merged
-
-
-def _validation_stamp(config: dict[str, Any], schema: dict[str, Any]) -> Path | None:
-    """Cache file that marks ``config`` (merged) as valid against ``schema`` with the installed
-    jsonschema: validation is a pure function of the three, and remembering it spares each
-    workflow job jsonschema's import (about 0.1 s). None when the config cannot be keyed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from pipeline.fileio import user_cache_dir
-
-    try:
-        text = json.dumps([config, schema, version("jsonschema")], sort_keys=True)
-    except (TypeError, ValueError, PackageNotFoundError):  # e.g. a YAML date: validate
-        return None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return user_cache_dir() / "valid-configs" / digest
-
-
-def _remember(stamp: Path | None) -> None:
-    """Create the stamp; a cache that cannot be written only costs the next job the check."""
-    if stamp is None:
-        return
-    try:
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.touch()
-    except OSError as exc:
-        log.debug("config validation not cached (%s)", exc)
 
 
 def load_study(study_dir: str | Path, *, check_files: bool = True,

@@ -6,7 +6,10 @@ the row or key, the cause and the fix.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +54,56 @@ def _row_record(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return record, bad
 
 
+def schema_problems_once(data: Any, schema: dict[str, Any],
+                         check: Callable[[], list[str]]) -> list[str]:
+    """``check()``'s problems with ``data`` against ``schema``, skipped when this very data
+    already passed this very schema: validation is a pure function of the two and of the
+    installed jsonschema, and remembering a pass spares each workflow job jsonschema's import
+    (about 0.1 s). Failures are never remembered."""
+    stamp = _validation_stamp(data, schema)
+    if stamp is not None and stamp.exists():
+        return []
+    problems = check()
+    if not problems:
+        _remember(stamp)
+    return problems
+
+
+def _validation_stamp(data: Any, schema: dict[str, Any]) -> Path | None:
+    """Cache file that marks ``data`` as valid against ``schema`` with the installed jsonschema;
+    None when the data cannot be keyed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pipeline.fileio import user_cache_dir
+
+    try:
+        text = json.dumps([data, schema, version("jsonschema")], sort_keys=True)
+    except (TypeError, ValueError, PackageNotFoundError):  # e.g. a YAML date: validate
+        return None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return user_cache_dir() / "valid-configs" / digest
+
+
+def _remember(stamp: Path | None) -> None:
+    """Create the stamp; a cache that cannot be written only costs the next job the check."""
+    if stamp is None:
+        return
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError as exc:
+        log.debug("config validation not cached (%s)", exc)
+
+
 def _check_rows(path: Path, sheet: Sheet, schema_name: str) -> list[str]:
+    schema = load_schema(schema_name)
+    return schema_problems_once(sheet, schema, lambda: _row_problems(path, sheet, schema))
+
+
+def _row_problems(path: Path, sheet: Sheet, schema: dict[str, Any]) -> list[str]:
     import jsonschema  # imported here, not at start-up (see pipeline.study._schema_errors)
 
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for row in sheet:
         record, bad = _row_record(row)

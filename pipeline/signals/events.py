@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.signal import find_peaks
 
 from pipeline.errors import C3DError, describe
 from pipeline.io.c3d import Event
@@ -85,10 +84,49 @@ def kinematic_cycles(times_s: np.ndarray, xyz_m: np.ndarray, /, *,
     if best is None or best_signal is None:
         return []
     rate = 1.0 / np.median(np.diff(times_s))
-    peaks, _ = find_peaks(best_signal, distance=max(1, int(min_cycle_s * rate)),
-                          prominence=0.25 * best_range)
+    peaks = prominent_peaks(best_signal, min_distance=max(1, int(min_cycle_s * rate)),
+                            min_prominence=0.25 * best_range)
     return [(float(times_s[a]), float(times_s[b])) for a, b in zip(peaks[:-1], peaks[1:],
                                                                     strict=True)]
+
+
+def local_maxima(x: np.ndarray) -> np.ndarray:
+    """Indices of samples higher than both neighbours; a flat top counts once, at its middle."""
+    steps = np.diff(np.asarray(x, dtype=float))
+    moves = np.flatnonzero(steps != 0)
+    rising, falling = steps[moves[:-1]] > 0, steps[moves[1:]] < 0
+    first = moves[:-1][rising & falling] + 1  # first sample of the top
+    last = moves[1:][rising & falling]  # last sample of the top
+    return (first + last) // 2
+
+
+def prominent_peaks(x: np.ndarray, *, min_distance: int, min_prominence: float) -> np.ndarray:
+    """Local maxima at least ``min_distance`` samples apart and ``min_prominence`` high.
+
+    Distance first: the highest peaks are kept and their lower neighbours closer than
+    ``min_distance`` dropped. A peak's prominence is its height above the higher of the two
+    lowest points between it and the nearest higher sample on each side (or the signal's end).
+    """
+    x = np.asarray(x, dtype=float)
+    peaks = local_maxima(x)
+    keep = np.ones(len(peaks), dtype=bool)
+    for i in np.argsort(x[peaks])[::-1]:  # ties: numpy's default sort order
+        if keep[i]:
+            close = np.abs(peaks - peaks[i]) < min_distance
+            close[i] = False
+            keep &= ~close
+    peaks = peaks[keep]
+    prominent = []
+    for peak in peaks:
+        height = x[peak]
+        higher_left = np.flatnonzero(x[:peak] > height)
+        higher_right = np.flatnonzero(x[peak + 1:] > height)
+        left = higher_left[-1] + 1 if higher_left.size else 0
+        right = peak + 1 + higher_right[0] if higher_right.size else len(x)
+        base = max(x[left:peak + 1].min(), x[peak:right].min())
+        if height - base >= min_prominence:
+            prominent.append(peak)
+    return np.array(prominent, dtype=int)
 
 
 def clip_windows(windows: Sequence[tuple[float, float, str]], /, *, start_s: float | None,

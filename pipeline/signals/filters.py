@@ -1,5 +1,7 @@
 """Zero-lag Butterworth filters (SOS form, forward-backward), NaN-aware.
 
+The design and the filtering themselves live in :mod:`pipeline.signals.iir` (numpy only).
+
 Double-pass correction. A digital Butterworth filter of order n designed at ``fd`` has the squared
 gain ``|H|^2 = 1 / (1 + (tan(pi f / fs) / tan(pi fd / fs))^(2n))``. Running it forwards and
 backwards squares the gain: ``G(f) = |H(f)|^2``. Asking ``G(f0) = 1/sqrt(2)`` (-3 dB at the
@@ -17,9 +19,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import signal
 
 from pipeline.errors import ConfigError
+from pipeline.signals.iir import butterworth_sos, sos_filtfilt, sos_response
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,12 @@ def design_sos(cutoff_hz: float | tuple[float, float], *, rate_hz: float, order:
     if np.any(cutoffs <= 0) or np.any(cutoffs >= nyquist):
         raise ConfigError(f"cut-off {cutoffs.tolist()} Hz is outside (0, {nyquist:g}) Hz for a "
                           f"rate of {rate_hz:g} Hz. Fix: lower the cut-off in config.yaml")
-    wn = cutoffs[0] if cutoffs.size == 1 else cutoffs
-    return signal.butter(order, wn, btype=btype, fs=rate_hz, output="sos")
+    return butterworth_sos(order, cutoffs, rate_hz=rate_hz, btype=btype)
 
 
 def _filtfilt_segment(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     padlen = min(3 * (2 * len(sos) + 1), x.shape[0] - 1)
-    return signal.sosfiltfilt(sos, x, axis=0, padlen=max(padlen, 0))
+    return sos_filtfilt(sos, x, padlen=max(padlen, 0))
 
 
 def filtfilt_nan(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -113,5 +114,4 @@ def double_pass_gain(freq_hz: float | np.ndarray, *, cutoff_hz: float | tuple[fl
     """Analytic magnitude of the forward-backward filter (|H|^2) at ``freq_hz``."""
     sos = design_sos(cutoff_hz, rate_hz=rate_hz, order=order, btype=btype,
                      correct_double_pass=correct_double_pass)
-    _, h = signal.sosfreqz(sos, worN=np.atleast_1d(freq_hz), fs=rate_hz)
-    return np.abs(h) ** 2
+    return np.abs(sos_response(sos, np.atleast_1d(freq_hz), rate_hz=rate_hz)) ** 2

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from pipeline.errors import C3DError, ConfigError, describe
 from pipeline.signals.filters import finite_runs
@@ -31,6 +30,44 @@ class Gap:
 
     def span_s(self, rate_hz: float, first_time_s: float = 0.0) -> tuple[float, float]:
         return (first_time_s + (self.start - 1) / rate_hz, first_time_s + self.stop / rate_hz)
+
+
+def not_a_knot_spline(t: np.ndarray, y: np.ndarray, t_new: np.ndarray) -> np.ndarray:
+    """Cubic spline through ``(t, y)`` (``y``: samples first) evaluated at ``t_new``.
+
+    Twice continuously differentiable, and "not-a-knot" at both ends (the third derivative is
+    continuous at the second and second-to-last knots). Three knots give the parabola through
+    them, two the straight line. The knot slopes solve one small linear system.
+    """
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float).reshape(len(t), -1)
+    n = len(t)
+    h = np.diff(t)
+    delta = np.diff(y, axis=0) / h[:, None]
+    if n == 2:
+        slopes = np.vstack([delta, delta]).astype(float)
+    elif n == 3:  # the parabola through the three knots
+        curvature = (delta[1] - delta[0]) / (h[0] + h[1])
+        slopes = np.vstack([delta[0] - curvature * h[0], delta[0] + curvature * h[0],
+                            delta[0] + curvature * (h[0] + 2.0 * h[1])])
+    else:
+        system = np.zeros((n, n))
+        rhs = np.zeros((n, y.shape[1]))
+        for i in range(1, n - 1):  # continuous second derivative at interior knots
+            system[i, i - 1:i + 2] = [h[i], 2.0 * (h[i - 1] + h[i]), h[i - 1]]
+            rhs[i] = 3.0 * (h[i] * delta[i - 1] + h[i - 1] * delta[i])
+        system[0, :2] = [h[1], h[0] + h[1]]
+        first, last = h[0] + h[1], h[-2] + h[-1]
+        rhs[0] = ((h[0] + 2.0 * first) * h[1] * delta[0] + h[0] ** 2 * delta[1]) / first
+        system[-1, -2:] = [last, h[-2]]
+        rhs[-1] = (h[-1] ** 2 * delta[-2] + (2.0 * last + h[-1]) * h[-2] * delta[-1]) / last
+        slopes = np.asarray(np.linalg.solve(system, rhs), dtype=float)
+    k = np.clip(np.searchsorted(t, t_new, side="right") - 1, 0, n - 2)
+    width = h[k][:, None]
+    s = ((np.asarray(t_new, dtype=float) - t[k]) / h[k])[:, None]
+    # Cubic Hermite form on each interval, from the end values and slopes.
+    return np.asarray((1 + 2 * s) * (1 - s) ** 2 * y[k] + s * (1 - s) ** 2 * width * slopes[k]
+                      + s**2 * (3 - 2 * s) * y[k + 1] - s**2 * (1 - s) * width * slopes[k + 1])
 
 
 def find_gaps(xyz: np.ndarray, labels: tuple[str, ...] | list[str]) -> list[Gap]:
@@ -66,8 +103,8 @@ def fill_gaps(xyz: np.ndarray, /, labels: tuple[str, ...] | list[str], *, rate_h
         before = np.flatnonzero(valid[: gap.start, m])[-SUPPORT_SAMPLES:]
         after = gap.stop + np.flatnonzero(valid[gap.stop:, m])[:SUPPORT_SAMPLES]
         support = np.concatenate([before, after])
-        spline = CubicSpline(support, out[support, m, :], axis=0)
-        out[gap.start:gap.stop, m, :] = spline(np.arange(gap.start, gap.stop))
+        out[gap.start:gap.stop, m, :] = not_a_knot_spline(
+            support.astype(float), out[support, m, :], np.arange(gap.start, gap.stop, dtype=float))
     if too_long:
         spans = "; ".join(
             f"{g.marker} from {g.span_s(rate_hz, first_time_s)[0]:.3f} s to "

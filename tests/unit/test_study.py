@@ -277,3 +277,29 @@ def test_a_config_that_validated_is_remembered_and_a_bad_one_never(template_stud
         assert result.returncode != 0
         assert "calibration.tendon" in result.stderr and "rubber" in result.stderr
     assert len(list((cache / "valid-configs").iterdir())) == 1
+
+
+def test_sheets_that_validated_are_remembered_and_a_bad_row_never(template_study: Path,
+                                                                  tmp_path: Path) -> None:
+    """Like the config, the sheets' row check is cached by content: a second load of the same
+    study imports no jsonschema at all; a bad row is checked and reported every time."""
+    import os
+
+    cache = tmp_path / "cache"
+    probe = ("import sys; from pipeline.study import load_study; "
+             f"load_study({str(template_study)!r}); print('jsonschema' in sys.modules)")
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              env={**os.environ, "PIPELINE_CACHE_DIR": str(cache)})
+
+    assert run().stdout.split() == ["True"]
+    assert len(list((cache / "valid-configs").iterdir())) == 3  # config, subjects, trials
+    assert run().stdout.split() == ["False"]
+    trials = template_study / "trials.tsv"
+    trials.write_text(trials.read_text().replace("\tdynamic\tvalidation\t", "\tdynamic\tmaybe\t"))
+    for _ in range(2):
+        result = run()
+        assert result.returncode != 0
+        assert "role" in result.stderr and "maybe" in result.stderr
+    assert len(list((cache / "valid-configs").iterdir())) == 3
