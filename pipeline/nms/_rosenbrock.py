@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import types
 from types import SimpleNamespace
 from typing import Any
 
@@ -97,6 +98,163 @@ def increment(xp, fl, v, a, a_next, lmt, lmt_next, l0, lts, damping, sin_phi0, *
     return numerator / (g_l + g_v / dt_s)
 
 
+
+
+#: Order of the partials :func:`increment_partials` returns (the step's inputs).
+STEP_INPUTS = ("l", "v", "a", "a_next", "lmt", "lmt_next", "l0", "lts", "damping", "sin_phi0")
+
+
+def _step_partials(fl, v, a, a_next, lmt, lmt_next, l0, lts, damping, sin_phi0, dt_s, k_tendon):
+    """Increment and its partials in :data:`STEP_INPUTS` order, in closed form.
+
+    Elementwise: the same code runs on numpy arrays and, compiled by numba, on scalars.
+    The increment is ``N / D`` with ``N = g_v v - g - g_a (a' - a) - g_lmt (l_mt' - l_mt)`` and
+    ``D = g_l + g_v / h``, so its partials need the residual's second partials. Each of
+    ``g, g_l, g_v, g_a, g_lmt`` depends on a few intermediates: the tendon strain, ``cos(phi)``,
+    ``c3 = d cos(phi) / d l``, ``x = l / l0``, ``vn = v / (vmax l0)``, ``ivl = 1 / (vmax l0)``,
+    ``a``, the damping, and explicit ``1 / lts`` and ``1 / l0`` factors. ``s_<intermediate>_<q>``
+    below is the partial of ``q`` w.r.t. one intermediate; each input's partial of ``q`` is the sum
+    over the intermediates it moves (chain rule). The pennation enters only through
+    ``w2 = (l0 sin(phi0))^2``: ``w_<q>`` is the partial of ``q`` w.r.t. ``w2``.
+    """
+    w2 = (l0 * sin_phi0) ** 2
+    l2 = fl * fl
+    lc = np.sqrt(l2 - w2)
+    cos_phi = lc / fl
+    c3 = w2 / (l2 * lc)
+    strain = (lmt - lc) / lts
+    e_tendon = _TC1 * np.exp(k_tendon * (strain - _TC2))
+    dft = k_tendon * e_tendon  # d ft / d strain
+    x = fl / l0
+    fa = 0.0
+    dfa = 0.0
+    d2fa = 0.0
+    for k in range(3):
+        b4 = _B[k, 3]
+        width = _B[k, 2] + b4 * x
+        q = (x - _B[k, 1]) / width
+        dq = (1.0 - q * b4) / width
+        term = _B[k, 0] * np.exp(-0.5 * q * q)
+        fa = fa + term
+        dfa = dfa - term * q * dq
+        d2fa = d2fa + term * (dq * dq * (q * q - 1.0) + 2.0 * b4 * q * dq / width)
+    e_passive = np.exp(_KPE_E0 * (x - 1.0))
+    dfp = _KPE_E0 * _P_INV_DEN * e_passive
+    ivl = 1.0 / (_VMAX * l0)
+    vn = v * ivl
+    y = _D2 * vn + _D3
+    root2 = y * y + 1.0
+    fv = _D1 * np.arcsinh(y) + _D4
+    dfv = _D1 * _D2 / np.sqrt(root2)
+    d2fv = -dfv * _D2 * y / root2
+    fm = fa * fv * a + (e_passive - _P_OFF) * _P_INV_DEN + damping * vn
+    p_x = dfa * fv * a + dfp  # d fm / d x
+    r_v = fa * a * dfv + damping  # d fm / d vn
+    inv_lts = 1.0 / lts
+    inv_l0 = 1.0 / l0
+    g = e_tendon - _TC3 - fm * cos_phi
+    g_l = -dft * inv_lts / cos_phi - p_x * cos_phi * inv_l0 - fm * c3
+    g_v = -r_v * ivl * cos_phi
+    g_a = -fa * fv * cos_phi
+    g_lmt = dft * inv_lts
+    inv_h = 1.0 / dt_s
+    inv_den = 1.0 / (g_l + g_v * inv_h)
+    da = a_next - a
+    dm = lmt_next - lmt
+    step = (g_v * v - g - g_a * da - g_lmt * dm) * inv_den
+
+    s_strain_gl = -k_tendon * g_lmt / cos_phi
+    s_strain_glmt = k_tendon * g_lmt
+    s_cos_gl = g_lmt / (cos_phi * cos_phi) - p_x * inv_l0
+    s_cos_gv = -r_v * ivl
+    s_cos_ga = -fa * fv
+    s_x_g = -p_x * cos_phi
+    s_x_gl = -(d2fa * fv * a + _KPE_E0 * dfp) * cos_phi * inv_l0 - p_x * c3
+    s_x_gv = -dfa * a * dfv * ivl * cos_phi
+    s_x_ga = -dfa * fv * cos_phi
+    s_vn_g = -r_v * cos_phi
+    s_vn_gl = -dfa * dfv * a * cos_phi * inv_l0 - r_v * c3
+    s_vn_gv = -fa * cos_phi * a * d2fv * ivl
+    s_vn_ga = -fa * cos_phi * dfv
+
+    # l: moves the strain (through lc), cos(phi), c3 and x.
+    r_strain = -fl / lc * inv_lts
+    r_c3 = -w2 * (2.0 * lc * lc + l2) / (l2 * fl * lc * lc * lc)
+    p_l = _ratio(dft * r_strain - fm * c3 + s_x_g * inv_l0,
+                 s_strain_gl * r_strain + s_cos_gl * c3 - fm * r_c3 + s_x_gl * inv_l0,
+                 s_cos_gv * c3 + s_x_gv * inv_l0, s_cos_ga * c3 + s_x_ga * inv_l0,
+                 s_strain_glmt * r_strain, v, da, dm, step, inv_h, inv_den)
+    p_v = _ratio(s_vn_g * ivl, s_vn_gl * ivl, s_vn_gv * ivl, s_vn_ga * ivl, 0.0,
+                 v, da, dm, step, inv_h, inv_den) + g_v * inv_den
+    p_a = _ratio(-fv * fa * cos_phi, -dfa * fv * cos_phi * inv_l0 - fa * fv * c3,
+                 -fa * cos_phi * dfv * ivl, 0.0, 0.0,
+                 v, da, dm, step, inv_h, inv_den) + g_a * inv_den
+    p_m = _ratio(dft * inv_lts, s_strain_gl * inv_lts, 0.0, 0.0, s_strain_glmt * inv_lts,
+                 v, da, dm, step, inv_h, inv_den) + g_lmt * inv_den
+    # lts: moves the strain and the explicit 1 / lts in g_l and g_lmt.
+    r_strain = -strain * inv_lts
+    p_lts = _ratio(dft * r_strain, s_strain_gl * r_strain + g_lmt * inv_lts / cos_phi,
+                   0.0, 0.0, s_strain_glmt * r_strain - g_lmt * inv_lts,
+                   v, da, dm, step, inv_h, inv_den)
+    p_d = _ratio(-vn * cos_phi, -vn * c3, -ivl * cos_phi, 0.0, 0.0,
+                 v, da, dm, step, inv_h, inv_den)
+    # w2: moves the strain, cos(phi) and c3.
+    r_strain = 0.5 / lc * inv_lts
+    r_cos = -0.5 / (lc * fl)
+    r_c3 = (2.0 * lc * lc + w2) / (2.0 * l2 * lc * lc * lc)
+    w_g = dft * r_strain - fm * r_cos
+    w_gl = s_strain_gl * r_strain + s_cos_gl * r_cos - fm * r_c3
+    w_gv = s_cos_gv * r_cos
+    w_ga = s_cos_ga * r_cos
+    w_glmt = s_strain_glmt * r_strain
+    # l0: moves x, vn and ivl (each as -itself / l0), the explicit 1 / l0 and w2.
+    r_x = -x * inv_l0
+    r_vn = -vn * inv_l0
+    c = 2.0 * l0 * sin_phi0 * sin_phi0
+    p_l0 = _ratio(s_x_g * r_x + s_vn_g * r_vn + w_g * c,
+                  s_x_gl * r_x + s_vn_gl * r_vn + p_x * cos_phi * inv_l0 * inv_l0 + w_gl * c,
+                  s_x_gv * r_x + s_vn_gv * r_vn + r_v * cos_phi * ivl * inv_l0 + w_gv * c,
+                  s_x_ga * r_x + s_vn_ga * r_vn + w_ga * c, w_glmt * c,
+                  v, da, dm, step, inv_h, inv_den)
+    c = 2.0 * l0 * l0 * sin_phi0
+    p_s = _ratio(w_g * c, w_gl * c, w_gv * c, w_ga * c, w_glmt * c, v, da, dm, step, inv_h,
+                 inv_den)
+    return (step, p_l, p_v, p_a, -g_a * inv_den, p_m, -g_lmt * inv_den, p_l0, p_lts, p_d, p_s)
+
+
+def _partials_loops(fl, v, a, lmt, l0, lts, damping, sin_phi0, dt_s, k_tendon, out):
+    n_steps, n = out.shape[1:]
+    for i in range(n_steps):
+        for k in range(n):
+            values = _step_partials(fl[i, k], v[i, k], a[i, k], a[i + 1, k], lmt[i, k],
+                                    lmt[i + 1, k], l0[k], lts[k], damping[k], sin_phi0[k],
+                                    dt_s, k_tendon)
+            for j in range(11):
+                out[j, i, k] = values[j]
+
+
+def increment_partials(length, velocity, a, lmt, l0, lts, damping, sin_phi0, *, dt_s,
+                       k_tendon):
+    """Partials of every increment ``dl_i`` of :func:`integrate`'s recursion w.r.t. each input in
+    :data:`STEP_INPUTS` (``l_i, v_i, a_i, a_{i+1}, lmt_i, lmt_{i+1}, l0, l_ts, d, sin(phi0)``),
+    each ``(time - 1, n)``; exact, in closed form (:func:`_step_partials`), in the numba kernel
+    when it is on, else vectorised in numpy."""
+    n_steps = a.shape[0] - 1
+    kernels = _kernels()
+    if kernels is not None:
+        out = np.empty((11, n_steps, a.shape[1]))
+        kernels["partials"](length, velocity, a, lmt, l0, lts, damping, sin_phi0, float(dt_s),
+                            float(k_tendon), out)
+        return list(out[1:])
+    values = _step_partials(length[:-1], velocity[:-1], a[:-1], a[1:], lmt[:-1], lmt[1:], l0,
+                            lts, damping, sin_phi0, dt_s, k_tendon)
+    return [np.broadcast_to(p, (n_steps, a.shape[1])) for p in values[1:]]
+
+
+def _ratio(d_g, d_gl, d_gv, d_ga, d_glmt, v, da, dm, step, inv_h, inv_den):
+    """Partial of ``N / D`` from the partials of ``g, g_l, g_v, g_a, g_lmt`` along one input
+    (the input's own explicit terms in ``N`` are added by the caller)."""
+    return (v * d_gv - d_g - da * d_ga - dm * d_glmt - step * (d_gl + d_gv * inv_h)) * inv_den
 
 
 def _scalar_residual(fl, v, a, lmt, l0, lts, damping, sin_phi0, k_tendon):
@@ -208,6 +366,12 @@ def _equilibrium_loops(a, lmt, l0, lts, damping, sin_phi0, k_tendon, out):
         out[k] = math.sqrt(y * y + w2)
 
 
+def _rebound(function: Any, **names: Any) -> Any:
+    """A copy of ``function`` whose global ``names`` resolve to the given objects."""
+    return types.FunctionType(function.__code__, {**globals(), **names}, function.__name__,
+                              function.__defaults__, function.__closure__)
+
+
 def _kernels() -> dict[str, Any] | None:
     """The compiled loops (numba imported and the kernels loaded on the first call); None when
     :data:`USE_NUMBA` is off."""
@@ -220,8 +384,14 @@ def _kernels() -> dict[str, Any] | None:
         jit = numba.njit(cache=True, nogil=True)
         # Rebind the global name so the loop kernels call the compiled twin.
         _scalar_residual = jit(_scalar_residual)
+        # The closed-form step partials serve numpy arrays too: compile copies that call each
+        # other's compiled versions, and leave the Python functions as they are.
+        # numpy's error model (no zero-division checks): the same inf/nan as the numpy path.
+        quiet = numba.njit(cache=True, nogil=True, error_model="numpy")
+        step = quiet(_rebound(_step_partials, _ratio=quiet(_ratio)))
         _KERNELS.update(integrate=jit(_integrate_loops), adjoint=jit(_adjoint_loops),
-                        tangent=jit(_tangent_loops), equilibrium=jit(_equilibrium_loops))
+                        tangent=jit(_tangent_loops), equilibrium=jit(_equilibrium_loops),
+                        partials=quiet(_rebound(_partials_loops, _step_partials=step)))
     return _KERNELS
 
 

@@ -98,24 +98,10 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _local_jacobians(length, velocity, act_np, lmt_np, params, *, dt_s, k_tendon):
     """Partials of every increment ``dl_i`` (``(time - 1, n)`` each) w.r.t. ``l_i``, ``v_i``,
-    ``a_i``, ``a_{i+1}``, ``lmt_i``, ``lmt_{i+1}``, ``l0``, ``l_ts``, ``d``, ``sin(phi0)``: torch
-    autograd on the step evaluated batched over all time steps (the step is elementwise, so one
-    backward pass with unit cotangents gives every partial exactly)."""
-    n_steps = length.shape[0] - 1
-    with torch.enable_grad():
-        leaves = [
-            torch.from_numpy(x).requires_grad_()
-            for x in (length[:-1], velocity[:-1], act_np[:-1], act_np[1:], lmt_np[:-1],
-                      lmt_np[1:])
-        ]
-        leaves += [
-            torch.from_numpy(np.broadcast_to(p, (n_steps, p.shape[0])).copy()).requires_grad_()
-            for p in params
-        ]
-        step = _rosenbrock.increment(_rosenbrock.TORCH, *leaves, dt_s=dt_s, k_tendon=k_tendon)
-        # Summed to a scalar: explicit grad_outputs would make torch import sympy (0.7 s).
-        partials = torch.autograd.grad(step.sum(), leaves)
-    return [p.numpy() for p in partials]
+    ``a_i``, ``a_{i+1}``, ``lmt_i``, ``lmt_{i+1}``, ``l0``, ``l_ts``, ``d``, ``sin(phi0)``, in
+    closed form (:func:`pipeline.nms._rosenbrock.increment_partials`; tests hold them to autograd)."""
+    return _rosenbrock.increment_partials(length, velocity, act_np, lmt_np, *params, dt_s=dt_s,
+                                          k_tendon=k_tendon)
 
 
 class _RosenbrockFiber(torch.autograd.Function):

@@ -58,6 +58,42 @@ def test_partials_match_autograd() -> None:
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_step_partials_in_closed_form_equal_autograd(compiled: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every partial of the Rosenbrock increment (the adjoint's and the tangents' local
+    Jacobians) against reverse-mode autograd through the step, on lengthened and shortened
+    fibres, fast shortening and lengthening, with and without pennation and damping; in the
+    numba kernel and in the numpy fallback."""
+    if compiled and not _rosenbrock.USE_NUMBA:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(_rosenbrock, "USE_NUMBA", compiled)
+    rng = np.random.default_rng(11)
+    n_time, n = 40, 7
+    l0 = rng.uniform(0.05, 0.15, n)
+    lts = rng.uniform(0.1, 0.3, n)
+    d = np.array([0.0, 0.0, 0.05, 0.1, 0.2, 0.01, 0.3])
+    sp = np.array([0.0, 0.1, 0.2, 0.0, 0.35, 0.45, 0.05])
+    length = l0 * rng.uniform(0.6, 1.5, (n_time, n))
+    velocity = l0 * rng.uniform(-8.0, 8.0, (n_time, n))
+    act = rng.uniform(0.0, 1.0, (n_time, n))
+    lmt = lts * rng.uniform(0.98, 1.05, (n_time, n)) + length * np.sqrt(1 - (sp * l0 / length) ** 2)
+    k_tendon = curves.tendon_stiffness_exponent()
+    ours = _rosenbrock.increment_partials(length, velocity, act, lmt, l0, lts, d, sp, dt_s=0.004,
+                                          k_tendon=k_tendon)
+    leaves = [torch.from_numpy(x.copy()).requires_grad_() for x in (
+        length[:-1], velocity[:-1], act[:-1], act[1:], lmt[:-1], lmt[1:],
+        *(np.broadcast_to(p, (n_time - 1, n)) for p in (l0, lts, d, sp)))]
+    step = _rosenbrock.increment(_rosenbrock.TORCH, *leaves, dt_s=0.004, k_tendon=k_tendon)
+    auto = torch.autograd.grad(step.sum(), leaves)
+    assert len(ours) == len(_rosenbrock.STEP_INPUTS) == len(auto)
+    for name, mine, theirs in zip(_rosenbrock.STEP_INPUTS, ours, auto, strict=True):
+        scale = float(theirs.abs().max())
+        assert scale > 0.0, name
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-12 * scale,
+                                   err_msg=name)
+
+
 @pytest.mark.skipif(not _rosenbrock.USE_NUMBA, reason="numba not installed")
 def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
