@@ -24,6 +24,11 @@ held-out window's RMSE and R² of the same model. ``optimiser_s`` is CEINMS's pr
 ``parameters.json`` (optimisation alone). CEINMS's evaluations are its temperature steps x
 NS x NT x parameters + 1 (its annealing loop; it does not print a count). ``own_loss`` is the
 loss each tool reports for its own solution (CEINMS: its last ``fOpt_``), beside ``common_loss``.
+
+``--with-annealing`` also runs the project's own simulated annealing (``calibrate --method
+annealing``, the baseline ``bench calibration`` compares against) on the same problem, and
+reports its evaluations per second beside CEINMS's (``annealing_cost_ratio``: CEINMS's rate over
+the project's, above 1 when the project's annealing is the slower per evaluation).
 """
 
 from __future__ import annotations
@@ -92,6 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-objective", choices=("ceinms", "default"), default="ceinms",
                         help="the loss the project minimises (both are judged by the common, "
                              "CEINMS-compatible loss); default ceinms, the same as CEINMS's")
+    parser.add_argument("--with-annealing", action="store_true",
+                        help="also run the project's own simulated annealing (the baseline of "
+                             "bench calibration) on the same problems, and compare its cost per "
+                             "evaluation with CEINMS's")
     parser.add_argument("--inputs-only", action="store_true",
                         help="write both tools' inputs and stop (no build, no runs)")
 
@@ -298,6 +307,28 @@ def run_problem(name: str, walk, args: argparse.Namespace, folder: Path,
         "evaluations": best_ours["evaluations"], "wall_s_runs": [r["wall_s"] for r in ours],
         "own_loss": float(best_ours["document"]["loss"]["total"]),
         **evaluate(params, written, cfg)}
+    entry["ceinms"]["evaluations_per_s"] = (entry["ceinms"]["evaluations"]
+                                            / entry["ceinms"]["optimiser_s"])
+    if getattr(args, "with_annealing", False):
+        annealed = []
+        for k in range(args.repeats):
+            annealed.append(run_pipeline(written, "annealing",
+                                         folder / "pipeline" / f"annealing{k}"))
+            log.info("%s: project's annealing %.2f s (optimiser %.2f s, %d evaluations)", name,
+                     annealed[-1]["wall_s"], annealed[-1]["optimiser_s"],
+                     annealed[-1]["evaluations"])
+        fastest = min(annealed, key=lambda r: r["optimiser_s"])
+        entry["annealing"] = {
+            "wall_s": min(r["wall_s"] for r in annealed), "optimiser_s": fastest["optimiser_s"],
+            "evaluations": fastest["evaluations"],
+            "evaluations_per_s": fastest["evaluations"] / fastest["optimiser_s"],
+            "optimiser_s_runs": [r["optimiser_s"] for r in annealed],
+            "own_loss": float(fastest["document"]["loss"]["total"]),
+            **evaluate(muscle_parameters_from_document(fastest["document"], spec.mtu_names),
+                       written, cfg)}
+        # > 1: the project's annealing pays more per evaluation than CEINMS's
+        entry["annealing_cost_ratio"] = (entry["ceinms"]["evaluations_per_s"]
+                                         / entry["annealing"]["evaluations_per_s"])
     entry["speedup"] = entry["ceinms"]["wall_s"] / entry["pipeline"]["wall_s"]
     entry["optimiser_speedup"] = entry["ceinms"]["optimiser_s"] / entry["pipeline"]["optimiser_s"]
     entry["settings"] = {"pipeline_objective": getattr(args, "pipeline_objective", "ceinms"),

@@ -95,8 +95,24 @@ class IncrementalLoss:
             self._np = {"id": data.id_moment_nm.numpy(), "arm": data.moment_arm_m.numpy(),
                         "dof_w": objective.dof_weights.numpy(),
                         "time_w": objective.time_weights.numpy()}
+        self._subsets: dict[bytes, dict[str, np.ndarray]] = {}
+        # Per free kind: its field, entry values, free entries, slice of p, and MTU index.
+        self._plan: list[tuple[str, np.ndarray, np.ndarray, slice, np.ndarray]] = []
+        self._fixed_parameters = {"max_isometric_force_n": spec.muscles.max_isometric_force_n,
+                                  "pennation_at_optimal_rad": spec.muscles.pennation_angle_rad}
+        slices = spec.slices()
+        for kind, field in _FIELDS.items():
+            block = spec.blocks[kind]
+            initial = np.array(block.initial, dtype=float)
+            index = np.asarray(block.index)
+            if kind in slices:
+                self._plan.append((field, initial, np.asarray(block.free_mask, dtype=bool),
+                                   slices[kind], index))
+            else:
+                self._fixed_parameters[field] = initial[index]
         self._p: np.ndarray | None = None
         self._state: dict[str, torch.Tensor] = {}
+        self._arrays: dict[str, np.ndarray] = {}
         self.full_evaluations = 0
         self.partial_evaluations = 0
 
@@ -135,16 +151,11 @@ class IncrementalLoss:
 
     def _parameters(self, p: np.ndarray) -> dict[str, np.ndarray]:
         """Per-MTU parameter arrays at ``p`` (numpy twin of ``Objective.muscle_parameters``)."""
-        spec = self.objective.spec
-        slices = spec.slices()
-        out = {"max_isometric_force_n": spec.muscles.max_isometric_force_n,
-               "pennation_at_optimal_rad": spec.muscles.pennation_angle_rad}
-        for kind, field in _FIELDS.items():
-            block = spec.blocks[kind]
-            values = np.array(block.initial, dtype=float)
-            if kind in slices:
-                values[np.asarray(block.free_mask, dtype=bool)] = p[slices[kind]]
-            out[field] = values[np.asarray(block.index)]
+        out = dict(self._fixed_parameters)
+        for field, initial, free, part, index in self._plan:
+            values = initial.copy()
+            values[free] = p[part]
+            out[field] = values[index]
         return out
 
     def _loss(self, p: np.ndarray) -> float:
@@ -182,7 +193,7 @@ class IncrementalLoss:
             values = self._parameters(p)
             take = slice(None) if everything else muscles
             subset = {k: np.ascontiguousarray(v[take]) for k, v in values.items()}
-            signals = {k: np.ascontiguousarray(v[:, take]) for k, v in self._signals.items()}
+            signals = self._signal_subset(muscles, everything)
             values_out = compiled.simulate_values(
                 subset, drive=signals["drive"], initial=signals["initial"],
                 mtu_length_m=signals["mtu_length_m"],
@@ -193,11 +204,13 @@ class IncrementalLoss:
             # The loss needs only these (see _loss).
             needed = ("force_n", "normalized_fiber_length", "tendon_strain")
             if everything:
-                self._state = {name: torch.from_numpy(values_out[name]) for name in needed}
+                # torch views of numpy arrays: a partial update below writes through them
+                self._arrays = {name: values_out[name] for name in needed}
+                self._state = {name: torch.from_numpy(self._arrays[name]) for name in needed}
                 self.full_evaluations += 1
             else:
                 for name in needed:
-                    self._state[name][:, muscles] = torch.from_numpy(values_out[name])
+                    self._arrays[name][:, muscles] = values_out[name]
                 self.partial_evaluations += 1
             self._p = p.copy()
             return
@@ -220,6 +233,17 @@ class IncrementalLoss:
                 self._state[name][:, idx] = getattr(out_t, name)
             self.partial_evaluations += 1
         self._p = p.copy()
+
+    def _signal_subset(self, muscles: np.ndarray, everything: bool) -> dict[str, np.ndarray]:
+        """The input signals of ``muscles`` (contiguous copies, kept: a move touches the same
+        muscles every time it changes the same parameter)."""
+        if everything:
+            return self._signals
+        key = muscles.tobytes()
+        if key not in self._subsets:
+            self._subsets[key] = {k: np.ascontiguousarray(v[:, muscles])
+                                  for k, v in self._signals.items()}
+        return self._subsets[key]
 
     def _output(self) -> ModelOutput:
         force = self._state["force_n"]

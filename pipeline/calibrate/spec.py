@@ -101,8 +101,18 @@ class ParameterSpec:
         return tuple(k for k in KINDS if self.blocks[k].free_mask.any())
 
     def _free(self, attr: str) -> np.ndarray:
-        parts = [getattr(self.blocks[k], attr)[self.blocks[k].free_mask] for k in self.free_kinds]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        # A spec is immutable: each vector is built once and handed out as a copy (callers may
+        # write into it). Annealing asks for the bounds on every evaluation.
+        cache = self._free_vectors
+        if attr not in cache:
+            parts = [getattr(self.blocks[k], attr)[self.blocks[k].free_mask]
+                     for k in self.free_kinds]
+            cache[attr] = np.concatenate(parts) if parts else np.zeros(0)
+        return cache[attr].copy()
+
+    @cached_property
+    def _free_vectors(self) -> dict[str, np.ndarray]:
+        return {}
 
     @property
     def lower(self) -> np.ndarray:
@@ -116,7 +126,7 @@ class ParameterSpec:
     def initial(self) -> np.ndarray:
         return self._free("initial")
 
-    @property
+    @cached_property
     def n_free(self) -> int:
         return int(sum(self.blocks[k].free_mask.sum() for k in self.free_kinds))
 

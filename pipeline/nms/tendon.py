@@ -99,7 +99,8 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def _local_jacobians(length, velocity, act_np, lmt_np, params, *, dt_s, k_tendon):
     """Partials of every increment ``dl_i`` (``(time - 1, n)`` each) w.r.t. ``l_i``, ``v_i``,
     ``a_i``, ``a_{i+1}``, ``lmt_i``, ``lmt_{i+1}``, ``l0``, ``l_ts``, ``d``, ``sin(phi0)``, in
-    closed form (:func:`pipeline.nms._rosenbrock.increment_partials`; tests hold them to autograd)."""
+    closed form (:func:`pipeline.nms._rosenbrock.increment_partials`; tests hold them to
+    autograd)."""
     return _rosenbrock.increment_partials(length, velocity, act_np, lmt_np, *params, dt_s=dt_s,
                                           k_tendon=k_tendon)
 
