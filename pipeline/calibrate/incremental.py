@@ -113,6 +113,10 @@ class IncrementalLoss:
         self._p: np.ndarray | None = None
         self._state: dict[str, torch.Tensor] = {}
         self._arrays: dict[str, np.ndarray] = {}
+        # The loss's per-muscle parts (see _refresh_sums) and which muscles they lag behind.
+        self._stale = np.ones(n_mtus, dtype=bool)
+        self._contributions = np.zeros(0)
+        self._penalty_sums: dict[str, np.ndarray] = {}
         self.full_evaluations = 0
         self.partial_evaluations = 0
 
@@ -166,22 +170,46 @@ class IncrementalLoss:
                 CeinmsSignals(state["force_n"], state["normalized_fiber_length"]),
                 torch.as_tensor(p))[0]
             return float(residuals @ residuals)
-        moments = np.einsum("tmdn,tmn->tdn", arrays["arm"], state["force_n"].numpy())
+        self._refresh_sums()
+        moments = self._contributions.sum(axis=1)
         err2 = (arrays["id"] - moments) ** 2
         tracking = float(((err2 * arrays["dof_w"][None, :, None]).mean(axis=1)
                           * arrays["time_w"]).sum())
-        penalty = 0.0
-        for key, name in (("fiber_length", "normalized_fiber_length"),
-                          ("tendon_strain", "tendon_strain")):
-            rng = objective.penalties[key]
-            x = state[name].numpy()
-            dist = np.maximum(rng.lower - x, 0.0) ** 2 + np.maximum(x - rng.upper, 0.0) ** 2
-            penalty += float((rng.weight * dist.sum(axis=1) * arrays["time_w"]).sum())
+        penalty = sum(float(objective.penalties[key].weight * sums.sum())
+                      for key, sums in self._penalty_sums.items())
         if objective.prior_weight > 0.0 and p.size:
             spec = objective.spec
             penalty += objective.prior_weight / p.size * float(
                 (((p - spec.initial) / (spec.upper - spec.lower)) ** 2).sum())
         return tracking + penalty
+
+    def _refresh_sums(self) -> None:
+        """Bring the per-muscle parts of the loss up to date for the muscles simulated since the
+        last loss: each muscle's moment contributions ``arm * force`` and its time-weighted
+        penalty sums per trial. The loss then sums them, without recomputing the others."""
+        stale = np.flatnonzero(self._stale)
+        if stale.size == 0:
+            return
+        arrays, time_w = self._np, self._np["time_w"][:, None, :]
+        everything = stale.size == self._stale.size
+        take = slice(None) if everything else stale
+        force = self._arrays["force_n"][:, take]
+        contribution = arrays["arm"][:, take] * force[:, :, None, :]
+        if everything:
+            self._contributions = contribution
+        else:
+            self._contributions[:, take] = contribution
+        for key, name in (("fiber_length", "normalized_fiber_length"),
+                          ("tendon_strain", "tendon_strain")):
+            rng = self.objective.penalties[key]
+            x = self._arrays[name][:, take]
+            dist = np.maximum(rng.lower - x, 0.0) ** 2 + np.maximum(x - rng.upper, 0.0) ** 2
+            sums = (dist * time_w).sum(axis=2)  # (trial, muscle)
+            if everything:
+                self._penalty_sums[key] = sums
+            else:
+                self._penalty_sums[key][:, take] = sums
+        self._stale[:] = False
 
     def _update(self, p: np.ndarray, muscles: np.ndarray) -> None:
         objective, data = self.objective, self.objective.data
@@ -207,10 +235,12 @@ class IncrementalLoss:
                 # torch views of numpy arrays: a partial update below writes through them
                 self._arrays = {name: values_out[name] for name in needed}
                 self._state = {name: torch.from_numpy(self._arrays[name]) for name in needed}
+                self._stale[:] = True
                 self.full_evaluations += 1
             else:
                 for name in needed:
                     self._arrays[name][:, muscles] = values_out[name]
+                self._stale[muscles] = True
                 self.partial_evaluations += 1
             self._p = p.copy()
             return
