@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib as mpl  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.rcsetup import cycler  # noqa: E402
 
@@ -144,9 +149,53 @@ def empty_panel(ax: Any, message: str) -> None:
     ax.grid(False)
 
 
+def _pin_axis(axis: Axis) -> tuple[Axis, tuple] | None:
+    """Replace ``axis``'s automatic ticks by the ones they give now; return what to restore.
+
+    Only a linear axis with matplotlib's default locator is pinned (fixed ticks, category,
+    log and date axes keep theirs). The labels come from the axis's own formatter; when it
+    prints an offset or a power of ten (``1e3``) it is kept, so that text still shows.
+    """
+    locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+    if type(locator) is not ticker.AutoLocator or axis.get_scale() != "linear":
+        return None
+    defaults = axis.isDefault_majloc, axis.isDefault_majfmt
+    locs = np.asarray(locator(), dtype=float)
+    labels = formatter.format_ticks(locs)
+    # The ticks matplotlib would draw: those inside the view interval (the locator also
+    # returns one beyond each end), with its tolerance for a tick on an edge.
+    low, high = sorted(axis.get_view_interval())
+    tol = 1e-10 * (high - low)
+    keep = [i for i, loc in enumerate(locs) if low - tol <= loc <= high + tol]
+    axis.set_major_locator(ticker.FixedLocator(locs[keep]))
+    if isinstance(formatter, ticker.ScalarFormatter) and not formatter.get_offset():
+        axis.set_major_formatter(ticker.FixedFormatter([labels[i] for i in keep]))
+    return axis, (locator, formatter, defaults)
+
+
+@contextmanager
+def pinned_ticks(fig: Figure) -> Iterator[None]:
+    """Compute every axis's ticks once, for a whole save, and put the locators back after.
+
+    matplotlib recomputes the tick positions and labels of every axis each time it needs the
+    axis's size: several times per axes in each constrained-layout pass and again when
+    drawing, which was most of the figures step. Pinned before the layout, they are computed
+    once, for the axes' size before the layout (the layout then makes room for those labels).
+    """
+    pinned = [entry for ax in fig.axes if ax.get_visible()
+              for entry in (_pin_axis(ax.xaxis), _pin_axis(ax.yaxis)) if entry is not None]
+    try:
+        yield
+    finally:
+        for axis, (locator, formatter, defaults) in pinned:
+            axis.set_major_locator(locator)
+            axis.set_major_formatter(formatter)
+            axis.isDefault_majloc, axis.isDefault_majfmt = defaults
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save ``fig`` to ``path`` atomically; the format follows the suffix (``.png``/``.svg``)."""
     path = Path(path)
-    with mpl.rc_context(RC_PARAMS), atomic_path(path) as tmp:
+    with mpl.rc_context(RC_PARAMS), pinned_ticks(fig), atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
