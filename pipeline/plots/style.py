@@ -193,9 +193,39 @@ def pinned_ticks(fig: Figure) -> Iterator[None]:
             axis.isDefault_majloc, axis.isDefault_majfmt = defaults
 
 
+@contextmanager
+def laid_out(fig: Figure, fmt: str) -> Iterator[None]:
+    """Run the figure's layout engine once, now, and leave it off until the block ends.
+
+    With a layout engine, ``savefig`` draws the whole figure once (output off) only to run the
+    layout, then draws it again to save it. Running the layout here, at the resolution the
+    figure is saved at, skips that first draw. Only for PNG (a vector format lays text out at
+    its own resolution, so it keeps matplotlib's way).
+    """
+    engine = fig.get_layout_engine()
+    if engine is None or fmt != "png":
+        yield
+        return
+    dpi = fig.dpi
+    save_dpi = mpl.rcParams["savefig.dpi"]
+    fig.dpi = dpi if save_dpi == "figure" else float(save_dpi)
+    try:
+        engine.execute(fig)
+    finally:
+        fig.dpi = dpi
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
+    try:
+        yield
+    finally:
+        fig.set_layout_engine(engine)
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save ``fig`` to ``path`` atomically; the format follows the suffix (``.png``/``.svg``)."""
     path = Path(path)
-    with mpl.rc_context(RC_PARAMS), pinned_ticks(fig), atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    fmt = path.suffix.lstrip(".") or "png"
+    with (mpl.rc_context(RC_PARAMS), pinned_ticks(fig), laid_out(fig, fmt),
+          atomic_path(path) as tmp):
+        fig.savefig(tmp, format=fmt)
     return path
