@@ -84,9 +84,13 @@ def new_figure(n_rows: int = 1, n_cols: int = 1, *, panel_width_in: float = PANE
 
     The figure is not registered with pyplot, so nothing leaks between calls.
     """
+    width, height = panel_width_in * n_cols + 0.6, panel_height_in * n_rows + 0.7
     with mpl.rc_context(RC_PARAMS):
-        fig = Figure(figsize=(panel_width_in * n_cols + 0.6, panel_height_in * n_rows + 0.7),
-                     layout="constrained")
+        fig = Figure(figsize=(width, height), layout="constrained")
+        # The constrained layout places the axes; these parameters only give them about their
+        # final size before it runs, which is when their ticks are chosen (see pinned_ticks).
+        fig.subplotpars.update(left=0.3 / width, right=1 - 0.3 / width, bottom=0.7 / height,
+                               top=1 - 0.7 / height, wspace=0.05, hspace=0.4)
         axes = fig.subplots(n_rows, n_cols, squeeze=squeeze, **subplot_kw)
     setattr(fig, ANNOTATIONS_ATTR, {})
     return fig, axes
@@ -180,7 +184,8 @@ def pinned_ticks(fig: Figure) -> Iterator[None]:
     matplotlib recomputes the tick positions and labels of every axis each time it needs the
     axis's size: several times per axes in each constrained-layout pass and again when
     drawing, which was most of the figures step. Pinned before the layout, they are computed
-    once, for the axes' size before the layout (the layout then makes room for those labels).
+    once, for the axes' size before the layout (about the final size, see new_figure; the
+    layout then makes room for those labels).
     """
     pinned = [entry for ax in fig.axes if ax.get_visible()
               for entry in (_pin_axis(ax.xaxis), _pin_axis(ax.yaxis)) if entry is not None]
