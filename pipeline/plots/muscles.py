@@ -62,7 +62,9 @@ def excitation_activation_figure(trial: TrialResult, *, method: str = "") -> Fig
         note = {"recorded": "", "synthesised": " (synthesised)", "none": " (no EMG)"}[source]
         ax.set_title(f"{mtu}{note}")
         record(fig, f"{mtu}/source", source)
-        ax.set_ylim(-0.02, 1.02)
+    # One call for all panels (they share y), with the 0-1 ticks of a normalised signal.
+    axes[0, 0].set_ylim(-0.02, 1.02)
+    axes[0, 0].set_yticks(np.linspace(0.0, 1.0, 6))
     hide_unused(axes, len(mtus))
     label_bottom_panels(axes, "time (s)")
     for ax in axes[:, 0]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib as mpl  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.rcsetup import cycler  # noqa: E402
 
@@ -79,9 +84,13 @@ def new_figure(n_rows: int = 1, n_cols: int = 1, *, panel_width_in: float = PANE
 
     The figure is not registered with pyplot, so nothing leaks between calls.
     """
+    width, height = panel_width_in * n_cols + 0.6, panel_height_in * n_rows + 0.7
     with mpl.rc_context(RC_PARAMS):
-        fig = Figure(figsize=(panel_width_in * n_cols + 0.6, panel_height_in * n_rows + 0.7),
-                     layout="constrained")
+        fig = Figure(figsize=(width, height), layout="constrained")
+        # The constrained layout places the axes; these parameters only give them about their
+        # final size before it runs, which is when their ticks are chosen (see pinned_ticks).
+        fig.subplotpars.update(left=0.3 / width, right=1 - 0.3 / width, bottom=0.7 / height,
+                               top=1 - 0.7 / height, wspace=0.05, hspace=0.4)
         axes = fig.subplots(n_rows, n_cols, squeeze=squeeze, **subplot_kw)
     setattr(fig, ANNOTATIONS_ATTR, {})
     return fig, axes
@@ -144,9 +153,84 @@ def empty_panel(ax: Any, message: str) -> None:
     ax.grid(False)
 
 
+def _pin_axis(axis: Axis) -> tuple[Axis, tuple] | None:
+    """Replace ``axis``'s automatic ticks by the ones they give now; return what to restore.
+
+    Only a linear axis with matplotlib's default locator is pinned (fixed ticks, category,
+    log and date axes keep theirs). The labels come from the axis's own formatter; when it
+    prints an offset or a power of ten (``1e3``) it is kept, so that text still shows.
+    """
+    locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+    if type(locator) is not ticker.AutoLocator or axis.get_scale() != "linear":
+        return None
+    defaults = axis.isDefault_majloc, axis.isDefault_majfmt
+    locs = np.asarray(locator(), dtype=float)
+    labels = formatter.format_ticks(locs)
+    # The ticks matplotlib would draw: those inside the view interval (the locator also
+    # returns one beyond each end), with its tolerance for a tick on an edge.
+    low, high = sorted(axis.get_view_interval())
+    tol = 1e-10 * (high - low)
+    keep = [i for i, loc in enumerate(locs) if low - tol <= loc <= high + tol]
+    axis.set_major_locator(ticker.FixedLocator(locs[keep]))
+    if isinstance(formatter, ticker.ScalarFormatter) and not formatter.get_offset():
+        axis.set_major_formatter(ticker.FixedFormatter([labels[i] for i in keep]))
+    return axis, (locator, formatter, defaults)
+
+
+@contextmanager
+def pinned_ticks(fig: Figure) -> Iterator[None]:
+    """Compute every axis's ticks once, for a whole save, and put the locators back after.
+
+    matplotlib recomputes the tick positions and labels of every axis each time it needs the
+    axis's size: several times per axes in each constrained-layout pass and again when
+    drawing, which was most of the figures step. Pinned before the layout, they are computed
+    once, for the axes' size before the layout (about the final size, see new_figure; the
+    layout then makes room for those labels).
+    """
+    pinned = [entry for ax in fig.axes if ax.get_visible()
+              for entry in (_pin_axis(ax.xaxis), _pin_axis(ax.yaxis)) if entry is not None]
+    try:
+        yield
+    finally:
+        for axis, (locator, formatter, defaults) in pinned:
+            axis.set_major_locator(locator)
+            axis.set_major_formatter(formatter)
+            axis.isDefault_majloc, axis.isDefault_majfmt = defaults
+
+
+@contextmanager
+def laid_out(fig: Figure, fmt: str) -> Iterator[None]:
+    """Run the figure's layout engine once, now, and leave it off until the block ends.
+
+    With a layout engine, ``savefig`` draws the whole figure once (output off) only to run the
+    layout, then draws it again to save it. Running the layout here, at the resolution the
+    figure is saved at, skips that first draw. Only for PNG (a vector format lays text out at
+    its own resolution, so it keeps matplotlib's way).
+    """
+    engine = fig.get_layout_engine()
+    if engine is None or fmt != "png":
+        yield
+        return
+    dpi = fig.dpi
+    save_dpi = mpl.rcParams["savefig.dpi"]
+    fig.dpi = dpi if save_dpi == "figure" else float(save_dpi)
+    try:
+        engine.execute(fig)
+    finally:
+        fig.dpi = dpi
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
+    try:
+        yield
+    finally:
+        fig.set_layout_engine(engine)
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save ``fig`` to ``path`` atomically; the format follows the suffix (``.png``/``.svg``)."""
     path = Path(path)
-    with mpl.rc_context(RC_PARAMS), atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    fmt = path.suffix.lstrip(".") or "png"
+    with (mpl.rc_context(RC_PARAMS), pinned_ticks(fig), laid_out(fig, fmt),
+          atomic_path(path) as tmp):
+        fig.savefig(tmp, format=fmt)
     return path

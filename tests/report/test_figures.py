@@ -175,3 +175,30 @@ def test_svg_output_keeps_panel_text(tmp_path: Path) -> None:
     rmse = per_trial_metrics(read_json(root / "results/s01/calibration/gradient/metrics.json"))
     expected = f"RMSE {rmse['flex2'][DOFS[0]]['rmse_nm']:.3g} N·m"
     assert expected in svg
+
+
+def test_save_figure_pins_ticks_for_the_save_only(tmp_path: Path) -> None:
+    """save_figure computes the ticks once and lays the figure out itself (speed); the
+    figure keeps its automatic ticks and layout engine, and an offset axis its offset."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+    from matplotlib.ticker import AutoLocator, FixedLocator, ScalarFormatter
+
+    from pipeline.plots.style import new_figure, pinned_ticks, save_figure
+
+    fig, axes = new_figure(1, 2)
+    axes[0, 0].plot([0.0, 4.0], [0.0, 1.0])
+    axes[0, 1].plot([0.0, 1.0], [1e6, 1e6 + 2.0])  # labels relative to an offset
+    with pinned_ticks(fig):
+        assert isinstance(axes[0, 0].xaxis.get_major_locator(), FixedLocator)
+        ticks = list(axes[0, 0].get_xticks())
+        assert ticks[0] >= axes[0, 0].get_xlim()[0] and ticks[-1] <= axes[0, 0].get_xlim()[1]
+        labels = [t.get_text() for t in axes[0, 0].get_xticklabels()]
+        assert [float(label) for label in labels] == pytest.approx(ticks)
+        assert isinstance(axes[0, 1].yaxis.get_major_formatter(), ScalarFormatter)
+    path = save_figure(fig, tmp_path / "pinned.png")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    for ax in axes.flat:
+        assert isinstance(ax.xaxis.get_major_locator(), AutoLocator)
+        assert isinstance(ax.yaxis.get_major_locator(), AutoLocator)
+    assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    assert axes[0, 1].yaxis.get_offset_text().get_text()  # the offset is still printed
