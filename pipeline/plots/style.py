@@ -165,13 +165,13 @@ def _pin_axis(axis: Axis) -> tuple[Axis, tuple] | None:
         return None
     defaults = axis.isDefault_majloc, axis.isDefault_majfmt
     locs = np.asarray(locator(), dtype=float)
-    labels = formatter.format_ticks(locs)
+    labels = formatter.format_ticks(locs.tolist())
     # The ticks matplotlib would draw: those inside the view interval (the locator also
     # returns one beyond each end), with its tolerance for a tick on an edge.
     low, high = sorted(axis.get_view_interval())
     tol = 1e-10 * (high - low)
     keep = [i for i, loc in enumerate(locs) if low - tol <= loc <= high + tol]
-    axis.set_major_locator(ticker.FixedLocator(locs[keep]))
+    axis.set_major_locator(ticker.FixedLocator(locs[keep].tolist()))
     if isinstance(formatter, ticker.ScalarFormatter) and not formatter.get_offset():
         axis.set_major_formatter(ticker.FixedFormatter([labels[i] for i in keep]))
     return axis, (locator, formatter, defaults)
