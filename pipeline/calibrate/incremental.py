@@ -4,11 +4,12 @@ Simulated annealing (like CEINMS's) changes one parameter per evaluation; a musc
 touch only that muscle's activation, fibre state and force. :class:`IncrementalLoss` keeps every
 muscle's outputs at the last evaluated point, simulates only the MTUs whose parameters differ
 from it (one MTU for a per-muscle parameter, a group for a shared strength or a global activation
-parameter), splices them in, and sums the moments and the loss with the objective's own
-:meth:`~pipeline.calibrate.losses.Objective.terms_from_output`. The loss is the objective's, to
-rounding: the same model runs on a subset of independent muscles. On the CPU it runs as the array
-loops of :mod:`pipeline.nms.compiled` (numba's compiled loops, or vectorised numpy with
-``backend="numpy"``), free of small-tensor dispatch costs.
+parameter), splices them in, and sums the moments and the loss. The loss is the objective's
+(:meth:`~pipeline.calibrate.losses.Objective.terms_from_output`), to rounding: the same model runs
+on a subset of independent muscles. On the CPU it runs as the array loops of
+:mod:`pipeline.nms.compiled` (numba's compiled loops, or vectorised numpy with
+``backend="numpy"``), free of small-tensor dispatch costs, and keeps each muscle's moment
+contributions and penalty sums, so a move re-sums only the muscles it re-simulated.
 
 CEINMS's objective (:class:`~pipeline.calibrate.ceinms_objective.CeinmsObjective`, stiff tendon)
 runs the same way where numba is installed: the compiled loops with CEINMS's model details (the

@@ -13,11 +13,14 @@ and the MTU length as the controls ``u``:
     dl = (g_v v_i - g - g_a (a_{i+1} - a_i) - g_lmt (l_mt,{i+1} - l_mt,i)) / (g_l + g_v / h)
     l_{i+1} = l_i + dl,   v_{i+1} = dl / h.
 
-The same formulas run on torch tensors (batched over all time steps at once, to get the exact local
-Jacobians for the adjoint) and on numpy arrays, through ``xp`` namespaces. The sequential loops (the
-forward recursion, its adjoint and the static equilibrium) run element by element in a numba kernel
-when numba is installed (``_scalar_residual`` repeats the formulas with ``math`` functions; a test
-keeps both identical), else vectorised over the batch in numpy, which is exact but slower. numba is
+The same formulas run on torch tensors (the first sample's implicit-function gradient) and on
+numpy arrays, through ``xp`` namespaces. The step's own partials w.r.t. all its inputs (the local
+Jacobians of the adjoint and of the tangents) need the residual's second partials; they are in
+closed form in :func:`_step_partials` (tested against autograd through the step). The sequential
+loops (the forward recursion, its adjoint and the static equilibrium) and the step partials run
+element by element in a numba kernel when numba is installed (``_scalar_residual`` repeats the
+formulas with ``math`` functions; a test keeps both identical), else vectorised over the batch in
+numpy, which is exact but slower. numba is
 imported, and the kernels loaded, on the first call that needs them (a stiff-tendon process never
 pays for it).
 """
