@@ -23,6 +23,8 @@ impulse response), and the only Python loop runs over blocks, not samples.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # Samples per block: the Toeplitz product costs L multiply-adds per sample, the block loop
@@ -136,30 +138,44 @@ def sos_steady_state(sos: np.ndarray) -> np.ndarray:
     return states
 
 
-def _section_filter(section: np.ndarray, x: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """One section along axis 0 of ``x`` (N, M), starting from ``state`` (2, M)."""
-    n, m = x.shape
-    length = min(_BLOCK, n)
-    blocks = -(-n // length)
-    a, b, d = _state_space(section)
-    powers = np.empty((length + 1, 2, 2))
+@functools.lru_cache(maxsize=256)
+def _block_operators(section: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """The block matrices of one section (built once per section: a NaN-aware filter calls the
+    same sections for every run of every channel): the lower-triangular Toeplitz of the first
+    ``L`` impulse-response samples ``(L, L)``, the block input's push on the state ``(2, L)``,
+    the free response to the block's initial state ``(L, 2)`` and the state's carry ``A^L``."""
+    a, b, d = _state_space(np.asarray(section))
+    powers = np.empty((_BLOCK + 1, 2, 2))
     powers[0] = np.eye(2)
-    for i in range(1, length + 1):
+    for i in range(1, _BLOCK + 1):
         powers[i] = a @ powers[i - 1]
-    impulse = np.empty(length)
+    impulse = np.empty(_BLOCK)
     impulse[0] = d
-    impulse[1:] = (powers[: length - 1] @ b)[:, 0]
-    lag = np.arange(length)[:, None] - np.arange(length)[None, :]
+    impulse[1:] = (powers[: _BLOCK - 1] @ b)[:, 0]
+    lag = np.arange(_BLOCK)[:, None] - np.arange(_BLOCK)[None, :]
     toeplitz = np.where(lag >= 0, impulse[np.clip(lag, 0, None)], 0.0)
-    to_state = (powers[length - 1::-1] @ b).T  # (2, L): A^(L-1-j) B
-    free = powers[:length, 0, :]  # (L, 2): C A^i
+    to_state = (powers[_BLOCK - 1::-1] @ b).T  # (2, L): A^(L-1-j) B
+    free = powers[:_BLOCK, 0, :]  # (L, 2): C A^i
+    operators = (toeplitz, np.ascontiguousarray(to_state), np.ascontiguousarray(free),
+                 powers[_BLOCK].copy())
+    for operator in operators:
+        operator.flags.writeable = False
+    return operators
+
+
+def _section_filter(section: np.ndarray, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """One section along axis 0 of ``x`` (N, M), starting from ``state`` (2, M). The signal is
+    zero-padded to whole blocks (causal: the padding changes no output before it)."""
+    n, m = x.shape
+    length = _BLOCK
+    blocks = -(-n // length)
+    toeplitz, to_state, free, carry = _block_operators(tuple(float(v) for v in section))
     padded = np.zeros((blocks * length, m))
     padded[:n] = x
     # Time-within-block first, so each product below is one matrix multiplication.
     xb = padded.reshape(blocks, length, m).transpose(1, 0, 2).reshape(length, blocks * m)
     y = (toeplitz @ xb).reshape(length, blocks, m)
     pushed = (to_state @ xb).reshape(2, blocks, m).transpose(1, 0, 2)  # (blocks, 2, M)
-    carry = powers[length]
     starts = np.empty((blocks, 2, m))
     s = np.array(state, dtype=float)
     for k in range(blocks):
