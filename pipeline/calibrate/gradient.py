@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.calibrate.losses import MODEL_FAILURES
+from pipeline.calibrate.optimisers import AdamW, minimize_lbfgs
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import CalibrationError, describe
 
@@ -79,7 +80,8 @@ class GradientResult:
 
 def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
                        options: GradientOptions | None = None, seed: int = 0,
-                       p0: np.ndarray | None = None, polish: bool = True) -> GradientResult:
+                       p0: np.ndarray | None = None, polish: bool = True,
+                       polish_metric: torch.Tensor | None = None) -> GradientResult:
     """Minimise ``terms(p)[0]`` over the free physical parameters of ``spec``.
 
     Args:
@@ -89,13 +91,15 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
         seed: seeds torch (the optimiser itself is deterministic).
         p0: start point (default ``spec.initial``).
         polish: run the L-BFGS polish after AdamW (``options.polish_iterations`` evaluations).
+        polish_metric: the polish's diagonal preconditioner in the unconstrained variables
+            (:func:`~pipeline.calibrate.optimisers.minimize_lbfgs`); ``None`` is the identity.
     """
     opts = options or GradientOptions()
     torch.manual_seed(seed)
     start = time.perf_counter()
     z = spec.to_unconstrained(spec.initial if p0 is None else p0).clone().requires_grad_(True)
     lr = float(opts.learning_rate)
-    optimiser, scheduler = _make_optimiser(z, lr, opts)
+    optimiser = _make_optimiser(z, lr, opts)
     best_z = z.detach().clone()
     best_loss = ref_loss = math.inf
     since_best = 0
@@ -107,7 +111,7 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
     iteration = 0
     try:
         for iteration in range(1, opts.max_iterations + 1):
-            optimiser.zero_grad(set_to_none=True)
+            z.grad = None
             try:
                 total, tracking, penalty = terms(spec.to_physical(z))
                 loss = float(total.detach())
@@ -130,9 +134,9 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
                             "parameters and halving the learning rate to %.3g", iteration, lr)
                 with torch.no_grad():
                     z.copy_(best_z)
-                optimiser, scheduler = _make_optimiser(z, lr, opts)
+                optimiser = _make_optimiser(z, lr, opts)
                 continue
-            current_lr = optimiser.param_groups[0]["lr"]
+            current_lr = optimiser.learning_rate
             history.append({"iteration": iteration, "loss": loss,
                             "tracking": float(tracking.detach()),
                             "penalty": float(penalty.detach()), "lr": current_lr,
@@ -154,14 +158,14 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
             if since_best >= opts.patience:
                 stopped = "patience"
                 break
-            optimiser.step()
-            scheduler.step()
+            optimiser.step(z.grad)
     finally:
         bar.close()
     polish_evaluations = 0
     if polish and opts.polish_iterations > 0:
         n_rows = len(history)
-        best_z, best_loss = _polish(terms, spec, best_z, best_loss, opts, history, start)
+        best_z, best_loss = _polish(terms, spec, best_z, best_loss, opts, history, start,
+                                    polish_metric)
         polish_evaluations = len(history) - n_rows
     with torch.no_grad():
         p = spec.to_physical(best_z).numpy().copy()
@@ -171,34 +175,28 @@ def calibrate_gradient(terms: TermsFn, spec: ParameterSpec, /, *,
     return GradientResult(p, best_loss, iteration, wall, stopped, history, polish_evaluations)
 
 
-def _make_optimiser(z: torch.Tensor, lr: float, opts: GradientOptions):
-    optimiser = torch.optim.AdamW([z], lr=lr, weight_decay=opts.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=opts.lr_decay)
-    return optimiser, scheduler
+def _make_optimiser(z: torch.Tensor, lr: float, opts: GradientOptions) -> AdamW:
+    return AdamW(z, learning_rate=lr, lr_decay=opts.lr_decay,
+                 weight_decay=opts.weight_decay)
 
 
 def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: float,
             opts: GradientOptions, history: list[dict[str, float]], start: float,
-            ) -> tuple[torch.Tensor, float]:
+            metric: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """L-BFGS (strong Wolfe line search) from the AdamW optimum; returns the best iterate seen.
 
     Every objective evaluation is a history row (``lr`` is NaN: L-BFGS has none). A model failure
     or a non-finite loss inside the line search ends the polish with the best iterate so far.
     """
-    z = z0.clone().requires_grad_(True)
-    lbfgs = torch.optim.LBFGS([z], lr=1.0, max_iter=opts.polish_iterations,
-                              max_eval=opts.polish_iterations, history_size=50,
-                              line_search_fn="strong_wolfe", tolerance_grad=1e-12,
-                              tolerance_change=1e-16)
     best_z, best_loss_seen = z0, best_loss
     offset = history[-1]["iteration"] if history else 0
     first_row = len(history)
     bar = tqdm(total=opts.polish_iterations, file=sys.stderr, disable=not opts.progress,
                desc="calibrate (L-BFGS)", dynamic_ncols=True, leave=False)
 
-    def closure() -> torch.Tensor:
+    def loss_and_gradient(x: torch.Tensor) -> tuple[float, torch.Tensor]:
         nonlocal best_z, best_loss_seen
-        lbfgs.zero_grad(set_to_none=True)
+        z = x.detach().clone().requires_grad_(True)
         total, tracking, penalty = terms(spec.to_physical(z))
         loss = float(total.detach())
         if not math.isfinite(loss):
@@ -215,10 +213,12 @@ def _polish(terms: TermsFn, spec: ParameterSpec, z0: torch.Tensor, best_loss: fl
             best_z, best_loss_seen = z.detach().clone(), loss
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.6g}", best=f"{best_loss_seen:.6g}", refresh=False)
-        return total
+        return loss, z.grad
 
     try:
-        lbfgs.step(closure)
+        minimize_lbfgs(loss_and_gradient, z0, max_evaluations=opts.polish_iterations,
+                       history_size=50, tolerance_grad=1e-12, tolerance_change=1e-16,
+                       metric=metric)
     except (_PolishStop, *MODEL_FAILURES) as exc:
         log.info("L-BFGS polish stopped early (%s); keeping its best iterate", exc)
     finally:

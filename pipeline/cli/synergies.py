@@ -68,7 +68,8 @@ def _calibrate_synergy(args: argparse.Namespace) -> int:
     run_synergy_hybrid(inputs=args.inputs, validation_inputs=args.validation_inputs,
                        out_dir=args.out_dir, config=config, unrecorded=unrecorded,
                        scaled_osim=args.model, truth_trials=truth_trials, seed=args.seed,
-                       subject=args.subject, progress=not args.no_progress)
+                       subject=args.subject, max_iterations=args.max_iterations,
+                       progress=not args.no_progress)
     return 0
 
 
@@ -142,7 +143,8 @@ def _study_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--tendon", choices=("stiff", "elastic"), default=None,
                         help="override calibration.tendon")
     parser.add_argument("--max-iterations", type=int, default=None,
-                        help="override calibration.optimiser.max_iterations")
+                        help="override the AdamW iterations (synergies.adamw_iterations for "
+                        "calibrate-synergy, calibration.optimiser.max_iterations otherwise)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest for these small tensors)")
 

@@ -63,13 +63,23 @@ class HybridOptions:
     reconstruction_weight: float = 1.0  #: w_e
     synthesis_weight: float = 0.01  #: w_s
     penalty_weight: float = 100.0  #: eq. 4 weight keeping W, H and synthesised e in [0, 1]
+    adamw_iterations: int = 150  #: AdamW iterations before the L-BFGS polish
+    polish_evaluations: int = 350  #: objective evaluations of the preconditioned L-BFGS polish
     seed: int = 0
 
     @classmethod
     def from_config(cls, synergies_cfg: Mapping[str, Any], **overrides: Any) -> HybridOptions:
         keys = ("vaf_threshold", "n_synergies", "restarts", "reconstruction_weight",
-                "synthesis_weight", "penalty_weight")
-        return cls(**{k: synergies_cfg[k] for k in keys if k in synergies_cfg}, **overrides)
+                "synthesis_weight", "penalty_weight", "adamw_iterations", "polish_evaluations")
+        return cls(**{**{k: synergies_cfg[k] for k in keys if k in synergies_cfg}, **overrides})
+
+    def gradient_options(self, optimiser_cfg: Mapping[str, Any], **overrides: Any,
+                         ) -> GradientOptions:
+        """``calibration.optimiser`` (learning rate, decay, early stopping) with this
+        calibration's own iteration counts."""
+        return GradientOptions.from_config(
+            dict(optimiser_cfg), **{"max_iterations": self.adamw_iterations,
+                                    "polish_iterations": self.polish_evaluations, **overrides})
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,39 @@ class HybridObjective:
         return total, tracking, total.detach() - tracking
 
 
+def polish_metric(layout: SynergySpec, recorded_mask: np.ndarray, options: HybridOptions,
+                  time_weights: torch.Tensor | None) -> torch.Tensor:
+    """Diagonal preconditioner of the L-BFGS polish: each primitive sample's variable scaled
+    like the weightings.
+
+    A primitive sample ``H[t, s, n]`` enters a handful of residuals (its trial and time), a
+    weighting ``W[m, s]`` every sample of every trial, so the excitation term's curvature in
+    ``W`` is about ``Σ_{t,n} tw H[t,s,n]²`` against ``tw[t,n] Σ_m W[m,s]²`` in ``H`` (``tw`` the
+    time weights), roughly the number of samples apart. The metric of ``H[t, s, n]`` is the ratio
+    of the recorded weightings' Gauss-Newton curvature to the primitive sample's, at the start;
+    the NMS parameters and the weightings keep 1.
+    """
+    w0 = layout.initial[layout.n_free:layout.n_free + int(np.prod(layout.w_shape))]
+    h = np.asarray(layout.initial[layout.n_free + w0.size:]).reshape(layout.h_shape)
+    w = np.asarray(w0).reshape(layout.w_shape)
+    n_trial, _, n_time = layout.h_shape
+    tw = (np.full((n_trial, n_time), 1.0 / n_time) if time_weights is None
+          else time_weights.detach().cpu().numpy())
+    mask = np.asarray(recorded_mask, dtype=bool)
+    per_rec = options.reconstruction_weight / max(int(mask.sum()), 1)
+    per_unrec = options.synthesis_weight / max(int((~mask).sum()), 1)
+    weighting_curvature = per_rec * np.einsum("tn,tsn->s", tw, h * h)  # (synergy,)
+    row_weight = per_rec * (w[mask] ** 2).sum(0) + per_unrec * (w[~mask] ** 2).sum(0)
+    sample_curvature = tw[:, None, :] * row_weight[None, :, None]  # (trial, synergy, time)
+    valid = sample_curvature > 0
+    ratio = np.ones(layout.h_shape)
+    ratio[valid] = (np.broadcast_to(weighting_curvature[None, :, None], layout.h_shape)[valid]
+                    / sample_curvature[valid])
+    ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+    return torch.as_tensor(np.concatenate([np.ones(layout.n_free + w.size), ratio.ravel()]),
+                           dtype=torch.float64)
+
+
 def _pad_primitives(synergies: Synergies, n_time: int) -> np.ndarray:
     return np.stack([np.pad(h, [(0, 0), (0, n_time - h.shape[1])], mode="edge")
                      for h in synergies.primitives])
@@ -250,7 +293,9 @@ def calibrate_synergy_hybrid(
              ", ".join(unrec) or "none")
     # SynergySpec duck-types the three members of ParameterSpec that calibrate_gradient uses.
     result = calibrate_gradient(hybrid, layout,  # type: ignore[arg-type]
-                                options=gradient_options, seed=opts.seed)
+                                options=gradient_options, seed=opts.seed,
+                                polish_metric=polish_metric(layout, mask, opts,
+                                                            objective.time_weights))
     x = torch.as_tensor(result.p, dtype=torch.float64)
     with torch.no_grad():
         terms = {k: float(v) for k, v in hybrid.breakdown(x).items()}

@@ -37,7 +37,7 @@ from pipeline.calibrate.export import (
     write_calibrated_osim,
     write_parameters,
 )
-from pipeline.calibrate.gradient import GradientOptions, history_tsv
+from pipeline.calibrate.gradient import history_tsv
 from pipeline.calibrate.problem import TrialBatch, batch_trials
 from pipeline.calibrate.run import make_objective
 from pipeline.calibrate.spec import MuscleProperties, build_spec
@@ -175,11 +175,10 @@ def run_synergy_hybrid(
     muscles = muscles.subset(batch.mtu_names)
     spec = build_spec(muscles, calibration)
     objective = make_objective(spec, batch, calibration)
-    options = HybridOptions.from_config(config.get("synergies", {}), seed=seed)
-    optimiser = dict(calibration.get("optimiser", {}))
-    if max_iterations is not None:
-        optimiser["max_iterations"] = int(max_iterations)
-    gradient_options = GradientOptions.from_config(optimiser, progress=progress)
+    overrides = {} if max_iterations is None else {"adamw_iterations": int(max_iterations)}
+    options = HybridOptions.from_config(config.get("synergies", {}), seed=seed, **overrides)
+    gradient_options = options.gradient_options(calibration.get("optimiser", {}),
+                                                progress=progress)
     result = calibrate_synergy_hybrid(objective, unrecorded=unrec, options=options,
                                       gradient_options=gradient_options)
     cal_filled = dataclasses.replace(batch, excitation=torch.as_tensor(
