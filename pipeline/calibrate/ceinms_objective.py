@@ -336,6 +336,12 @@ class CeinmsObjective(Objective):
         #: (trial, dof) weights 1 / var_id
         self.trial_dof_weights = torch.as_tensor(1.0 / trial_variances(data), dtype=torch.float64)
 
+    @property
+    def cheap_residuals(self) -> bool:
+        """Residuals without derivatives cost a fraction of the Jacobian (stiff tendon: the array
+        loops), so the least-squares solver evaluates the Jacobian at accepted points only."""
+        return self.tendon == "stiff"
+
     def simulate(self, p: torch.Tensor, data: TrialBatch | None = None) -> ModelOutput:
         if self.tendon != "stiff":
             return super().simulate(p, data)

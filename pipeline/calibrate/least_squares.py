@@ -48,7 +48,13 @@ class LeastSquaresResult:
 class LeastSquaresProblem(Protocol):
     """What the solver needs of a problem: bounds (``spec.lower``/``spec.upper``), residuals
     whose sum of squares is the loss (the first ``n_tracking_residuals`` the tracking term) and
-    their exact Jacobian. :class:`~pipeline.calibrate.losses.Objective` is one."""
+    their exact Jacobian. :class:`~pipeline.calibrate.losses.Objective` is one.
+
+    A problem may set ``cheap_residuals`` (true when residuals without derivatives cost a
+    fraction of the Jacobian): the solver then evaluates plain residuals at trial points and the
+    Jacobian at accepted points, on the full residual vector. Otherwise each evaluation computes
+    both, and the solver works on their QR-reduced form (``n_free + 1`` rows).
+    """
 
     @property
     def spec(self) -> Any: ...
@@ -96,35 +102,76 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
                      "tracking": tracking, "penalty": total - tracking, "lr": math.nan,
                      "elapsed_s": elapsed_offset_s + time.perf_counter() - start})
 
-    def fun(p: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            try:
-                r = objective.all_residuals(torch.as_tensor(p, dtype=torch.float64)).detach()\
-                    .cpu().numpy()
-            except MODEL_FAILURES as exc:
-                log.debug("least squares: model failed at a trial point (%s)", exc)
-                r = np.full(n_res, 1e6)
-        if not np.all(np.isfinite(r)):
-            r = np.nan_to_num(r, nan=1e6, posinf=1e6, neginf=-1e6)
-        record(r)
-        return r
-
-    def jac(p: np.ndarray):
+    def evaluate(p: np.ndarray, *, with_jacobian: bool, count: bool = True,
+                 ) -> tuple[np.ndarray, Any]:
+        """Residuals (capped where not finite) and, when asked and possible, the Jacobian;
+        ``count``: a residual evaluation of the solver (a history row)."""
+        cache.pop("p", None)
+        jacobian = None
         try:
-            _, jacobian = objective.residuals_and_jacobian(torch.as_tensor(p, dtype=torch.float64))
+            p_t = torch.as_tensor(p, dtype=torch.float64)
+            if with_jacobian:
+                r_t, jacobian = objective.residuals_and_jacobian(p_t)
+                if hasattr(jacobian, "toarray"):  # an objective may return a sparse matrix
+                    jacobian = jacobian.toarray()
+            else:
+                with torch.no_grad():
+                    r_t = objective.all_residuals(p_t)
+            r = r_t.detach().cpu().numpy()
         except MODEL_FAILURES as exc:
+            log.debug("least squares: model failed at a trial point (%s)", exc)
+            cache["failure"] = str(exc)
+            r, jacobian = np.full(n_res, 1e6), None
+        if not np.all(np.isfinite(r)) or (jacobian is not None
+                                          and not np.all(np.isfinite(jacobian))):
+            cache.setdefault("failure", "non-finite residuals or Jacobian")
+            r, jacobian = np.nan_to_num(r, nan=1e6, posinf=1e6, neginf=-1e6), None
+        if count:
+            record(r)
+        if jacobian is not None:
+            counts["jac"] += 1
+            cache["p"], cache["jacobian"] = p.copy(), jacobian
+        return r, jacobian
+
+    def reduced_fun(p: np.ndarray) -> np.ndarray:
+        """The residuals and Jacobian at ``p``, rotated by the QR factorisation of ``[J r]``.
+
+        ``[J r] = Q [R q; 0 rho]`` gives ``||r||² = ||q||² + rho²``, ``J'J = R'R`` and
+        ``J'r = R'q``, so ``(q, rho)`` with the Jacobian ``[R; 0]`` is the same least-squares
+        problem in ``n + 1`` rows: trf's SVDs run on an ``(n+1) x n`` matrix instead of
+        ``n_residuals x n``, and ``jac`` at an accepted point costs nothing more.
+        """
+        r, jacobian = evaluate(p, with_jacobian=True)
+        if jacobian is None:  # the same cost as the (capped) residuals; never an accepted step
+            reduced = np.zeros(n_reduced)
+            reduced[-1] = float(np.linalg.norm(r))
+            return reduced
+        triangle = np.linalg.qr(np.column_stack([jacobian, r]), mode="r")
+        cache["reduced_jacobian"] = triangle[:, :-1]
+        return triangle[:, -1]
+
+    def full_fun(p: np.ndarray) -> np.ndarray:
+        return evaluate(p, with_jacobian=False)[0]
+
+    def jac(p: np.ndarray, *_: Any) -> np.ndarray:
+        if "p" not in cache or not np.array_equal(cache["p"], p):
+            evaluate(p, with_jacobian=True, count=False)  # fun counted these residuals
+        if "p" not in cache:
             raise CalibrationError(describe(
-                None, f"the model's Jacobian cannot be evaluated at a trial point ({exc})",
+                None, f"the model's Jacobian cannot be evaluated at a trial point "
+                f"({cache.get('failure')})",
                 "narrow calibration.bounds of the fibre and tendon slack lengths so fibres stay "
-                "longer than their pennation thickness, or check the trials' MTU lengths")) from exc
-        if hasattr(jacobian, "toarray"):  # an objective may return a scipy sparse matrix
-            jacobian = jacobian.toarray()
-        counts["jac"] += 1
-        cache["p"], cache["jacobian"] = p.copy(), jacobian
-        return jacobian
+                "longer than their pennation thickness, or check the trials' MTU lengths"))
+        cache["accepted_p"], cache["accepted_jacobian"] = cache["p"], cache["jacobian"]
+        return cache["reduced_jacobian"] if reduce else cache["jacobian"]
 
     with torch.no_grad():
         n_res = int(objective.all_residuals(torch.as_tensor(x0)).numel())
+    n_reduced = min(n_res, x0.size + 1)
+    # Objectives whose residuals cost much less than their Jacobian keep the full residuals at
+    # trial points (a rejected step then costs no Jacobian).
+    reduce = not getattr(objective, "cheap_residuals", False)
+    fun = reduced_fun if reduce else full_fun
     result = least_squares(fun, x0, jac=jac, bounds=(spec.lower, spec.upper), method="trf",
                            x_scale=span, tr_solver="exact", ftol=tolerance, xtol=tolerance,
                            gtol=tolerance, max_nfev=max_evaluations)
@@ -135,8 +182,9 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
     if loss > loss0:  # never return a worse point than the start
         p, loss = x0, loss0
     tracking_jacobian = None
-    if "p" in cache and np.array_equal(cache["p"], p):
-        tracking_jacobian = cache["jacobian"][:n_tracking]
+    for key in ("", "accepted_"):
+        if f"{key}p" in cache and np.array_equal(cache[f"{key}p"], p):
+            tracking_jacobian = cache[f"{key}jacobian"][:n_tracking]
     wall = time.perf_counter() - start
     stopped = {-1: "improper_input", 0: "max_evaluations", 1: "gtol", 2: "ftol", 3: "xtol",
                4: "ftol_xtol"}.get(int(result.status), str(result.status))

@@ -254,21 +254,41 @@ class Objective:
             parts = [((data.id_moment_nm - moments) * scale)[valid]]
         n_free = spec.n_free
         n_track = int(parts[0].numel())
+        n_kinds = len(kinds)
         jac = torch.zeros(n_track + 2 * n_trials * n_mtus + n_free, n_free, dtype=torch.float64)
-        # free column of each MTU's entry of each kind (-1: that entry is fixed)
-        columns = {k: _mtu_columns(spec, k) for k in kinds}
-        keep = {k: columns[k] >= 0 for k in kinds}
-        for kind, field in zip(kinds, fields, strict=True):
-            # d moment[t, d, n] / d theta[m] = arm[t, m, d, n] * d force[t, m, n] / d theta[m]
-            if self.tracking is not None:
-                per_mtu = self.tracking.jacobian(
-                    (data.moment_arm_m * tangents[field].force_n.unsqueeze(2)).permute(0, 2, 3, 1))
+        # free column of each (kind, MTU) entry (-1: fixed), flattened like the tangents below
+        columns = torch.stack([_mtu_columns(spec, k) for k in kinds]).reshape(-1)
+        keep = columns >= 0
+        kept = columns[keep]
+        unique = int(kept.numel()) == int(torch.unique(kept).numel())
+        # every entry free and in kind-major order: the tangents are the columns themselves
+        identity = bool(keep.all()) and torch.equal(kept, torch.arange(n_free))
+
+        def scatter(rows: slice, values: torch.Tensor) -> None:
+            """Add ``values`` ``(n_rows, n_kinds * n_mtus)`` into the free columns."""
+            values = values.cpu().double()
+            if identity:
+                jac[rows] = values
+            elif unique:
+                jac[rows, kept] = values[:, keep]
             else:
-                per_mtu = -(data.moment_arm_m * tangents[field].force_n.unsqueeze(2)
-                            * scale.unsqueeze(1)).permute(0, 2, 3, 1)[valid]
-            per_mtu = per_mtu.cpu()
-            jac[:n_track].index_add_(1, columns[kind][keep[kind]],
-                                     per_mtu.cpu().double()[:, keep[kind]])
+                jac[rows].index_add_(1, kept, values[:, keep])
+
+        # d moment[t, d, n] / d theta_k[m] = arm[t, m, d, n] * d force[t, m, n] / d theta_k[m]
+        force_tangents = torch.stack([tangents[f].force_n for f in fields], dim=1)  # t k m n
+        force_tangents = force_tangents.permute(0, 3, 1, 2).unsqueeze(1)  # t 1 n k m
+        if self.tracking is not None:
+            arms = data.moment_arm_m.permute(0, 2, 3, 1).unsqueeze(3)  # t d n 1 m
+            scatter(slice(0, n_track), self.tracking.jacobian(
+                (arms * force_tangents).reshape(*arms.shape[:3], n_kinds * n_mtus)))
+        else:
+            arms = self._scaled_arms(scale)  # -arm * scale: t d n 1 m
+            if identity and bool(valid.all()) and jac.device == arms.device:
+                torch.mul(arms, force_tangents, out=jac[:n_track].view(
+                    *arms.shape[:3], n_kinds, n_mtus))
+            else:
+                scatter(slice(0, n_track), (arms * force_tangents)[valid[:, :, :]]
+                        .reshape(n_track, n_kinds * n_mtus))
         row = n_track
         for key, attr in (("fiber_length", "normalized_fiber_length"),
                           ("tendon_strain", "tendon_strain")):
@@ -276,20 +296,28 @@ class Objective:
             root = _root(sums)
             parts.append(root.reshape(-1))
             inverse = torch.where(root > 0.0, 1.0 / torch.where(root > 0.0, root, 1.0), 0.0)
-            rows = slice(row, row + n_trials * n_mtus)
-            for kind, field in zip(kinds, fields, strict=True):
-                # d r[t, m] / d theta[m] = sum_n w tw signed * d x / d theta[m] / r[t, m]
-                slope = (weighted * getattr(tangents[field], attr)).sum(dim=2) * inverse
-                per_mtu = torch.zeros(n_trials, n_mtus, n_mtus, dtype=torch.float64)
-                per_mtu.diagonal(dim1=1, dim2=2).copy_(slope.cpu().double())
-                jac[rows].index_add_(1, columns[kind][keep[kind]],
-                                     per_mtu.reshape(n_trials * n_mtus, n_mtus)[:, keep[kind]])
+            # d r[t, m] / d theta_k[m] = sum_n w tw signed * d x / d theta_k[m] / r[t, m]
+            x_tangents = torch.stack([getattr(tangents[f], attr) for f in fields], dim=1)
+            slope = (weighted.unsqueeze(1) * x_tangents).sum(dim=3) * inverse.unsqueeze(1)
+            # row (t, m) has MTU m's entries only: block-diagonal in m
+            block = torch.zeros(n_trials, n_mtus, n_kinds, n_mtus, dtype=torch.float64,
+                                device=slope.device)  # t, row MTU, k, column MTU
+            block.diagonal(dim1=1, dim2=3).copy_(slope)
+            scatter(slice(row, row + n_trials * n_mtus),
+                    block.reshape(n_trials * n_mtus, n_kinds * n_mtus))
             row += n_trials * n_mtus
         parts.append(self.prior_residuals(p.detach()))
         if self.prior_weight > 0.0 and n_free:
             diag = (self.prior_weight / n_free) ** 0.5 / (spec.upper - spec.lower)
             jac[row:].diagonal().copy_(torch.as_tensor(diag))
         return torch.cat([x.reshape(-1) for x in parts]), jac.numpy()
+
+    def _scaled_arms(self, scale: torch.Tensor) -> torch.Tensor:
+        """``-arm * scale`` laid out ``(trial, dof, time, 1, MTU)`` (the data are fixed: once)."""
+        if getattr(self, "_arms_cache", None) is None:
+            arms = self.data.moment_arm_m.permute(0, 2, 3, 1)  # t d n m
+            self._arms_cache = (-(arms * scale.unsqueeze(-1))).unsqueeze(3).contiguous()
+        return self._arms_cache
 
     def loss_numpy(self, p: np.ndarray) -> float:
         """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model

@@ -6,12 +6,15 @@ and with central finite differences, in float64.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from torch.autograd import forward_ad as fwAD
 
 from pipeline.calibrate.losses import Objective, penalties_from_config
+from pipeline.calibrate.spec import build_spec
 from pipeline.calibrate.synthetic import SYNTHETIC_CALIBRATION, make_problem
 from pipeline.nms import _iir, make_reference_problem, simulate
 from pipeline.nms.tangents import FIELDS, parameter_tangents
@@ -83,6 +86,25 @@ def test_residual_jacobian_equals_reverse_mode_and_finite_differences(tendon: st
         assert np.abs(ours[n_track:]).max() > 1e-3 * scale
     fd = central_differences(objective, p)
     np.testing.assert_allclose(ours, fd, rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("tendon", ["stiff", "elastic"])
+def test_residual_jacobian_of_a_partial_spec_on_padded_trials(tendon: str) -> None:
+    """Some MTUs fixed (the column map is not the identity) and a shorter, padded trial."""
+    objective, p_full = small_objective(tendon)
+    problem_spec = objective.spec
+    calibration = dict(SYNTHETIC_CALIBRATION)
+    spec = build_spec(problem_spec.muscles, calibration, calibrated_mtus={"mtu00", "mtu02"})
+    assert 0 < spec.n_free < problem_spec.n_free
+    mask = objective.data.mask.clone()
+    mask[0, -9:] = False
+    data = dataclasses.replace(objective.data, mask=mask)
+    partial = Objective(spec, data, tendon=tendon, emd_s=objective.emd_s)
+    p = 0.5 * (spec.initial + spec.upper)
+    _, ours = partial.residuals_and_jacobian(torch.as_tensor(p))
+    reverse = reverse_jacobian(partial, p)
+    assert ours.shape == reverse.shape
+    np.testing.assert_allclose(ours, reverse, rtol=0, atol=1e-8 * np.abs(reverse).max())
 
 
 @pytest.mark.parametrize("tendon", ["stiff", "elastic"])
