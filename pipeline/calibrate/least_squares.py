@@ -146,7 +146,8 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
             reduced = np.zeros(n_reduced)
             reduced[-1] = float(np.linalg.norm(r))
             return reduced
-        triangle = np.linalg.qr(np.column_stack([jacobian, r]), mode="r")
+        triangle: np.ndarray = np.linalg.qr(  # type: ignore[assignment]
+            np.column_stack([jacobian, r]), mode="r")
         cache["reduced_jacobian"] = triangle[:, :-1]
         return triangle[:, -1]
 
