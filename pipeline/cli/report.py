@@ -30,7 +30,7 @@ def _figures(args: argparse.Namespace) -> int:
     log.info("figures for %s (methods: %s) -> %s", args.subject, ", ".join(methods),
              args.out_dir)
     write_subject_figures(study, args.subject, Path(args.out_dir), methods=methods,
-                          fmt=args.format)
+                          fmt=args.format, workers=max(1, args.threads))
     return 0
 
 
@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="calibration methods to plot (default: calibration.methods)")
     parser.add_argument("--format", choices=("png", "svg"), default="png",
                         help="figure file format (default: png)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="processes drawing figures at once (default: 1)")
     parser = add_command(subparsers, "report", _report,
                          "build the self-contained HTML report (figures embedded) of a study")
     parser.add_argument("--study", default=".", help="study folder (default: .)")

@@ -6,8 +6,10 @@ figure shows (see :func:`pipeline.plots.style.record`); the HTML report is built
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import multiprocessing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +123,49 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
     return jobs
 
 
+#: The figures forked workers draw (set just before the fork; children inherit it).
+_PENDING: list[FigureJob] = []
+
+
+def _draw_and_save(job: FigureJob, out_dir: Path, *, fmt: str, subject: str) -> dict:
+    """Draw one figure, save it, and return its manifest entry."""
+    fig = job.draw()
+    path = save_figure(fig, out_dir / f"{job.stem}.{fmt}")
+    log.info("%s: wrote %s (%.0f KiB)", subject, path, path.stat().st_size / 1024)
+    return {"file": path.name, "title": job.title, "caption": job.caption,
+            "method": job.method, "annotations": _json_safe(annotations_of(fig))}
+
+
+def _draw_pending(index: int, out_dir: Path, fmt: str, subject: str) -> dict | None:
+    """Worker: one of :data:`_PENDING`; None if it failed (the parent draws it again and raises
+    its error there, with the usual message)."""
+    try:
+        return _draw_and_save(_PENDING[index], out_dir, fmt=fmt, subject=subject)
+    except Exception as exc:  # noqa: BLE001 - reported by the parent's own attempt
+        log.debug("figure %s failed in a worker (%s); drawing it again in the parent",
+                  _PENDING[index].stem, exc)
+        return None
+
+
+def _draw_all(jobs: list[FigureJob], out_dir: Path, *, fmt: str, subject: str,
+              workers: int) -> list[dict]:
+    """Every job's manifest entry, in job order (drawn by forked workers where possible)."""
+    global _PENDING
+    drawn: list[dict | None] = [None] * len(jobs)
+    if workers > 1 and len(jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _PENDING = jobs
+        try:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+                drawn = pool.map(functools.partial(_draw_pending, out_dir=out_dir, fmt=fmt,
+                                                   subject=subject),
+                                 range(len(jobs)), chunksize=1)
+        finally:
+            _PENDING = []
+    return [entry if entry is not None else _draw_and_save(job, out_dir, fmt=fmt,
+                                                             subject=subject)
+            for job, entry in zip(jobs, drawn, strict=True)]
+
+
 def gait_jobs(study: Study, subject: str, roles: dict[str, str]) -> list[FigureJob]:
     """Joint angles, moments per kg, GRF in body weights and EMG with quality flags, per cycle
     (the first figures of a subject's section)."""
@@ -165,17 +210,16 @@ def _bind(fn: Callable[..., Figure], *args: Any, **kwargs: Any) -> Callable[[], 
 
 
 def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
-                          methods: Sequence[str], fmt: str = "png") -> dict:
-    """Draw and save every figure of ``subject`` into ``out_dir``; return the manifest."""
+                          methods: Sequence[str], fmt: str = "png", workers: int = 1) -> dict:
+    """Draw and save every figure of ``subject`` into ``out_dir``; return the manifest.
+
+    ``workers`` > 1 draws the figures in that many forked processes (where the platform forks;
+    the data are loaded once, before the fork). The files and the manifest are the same.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for job in figure_jobs(study, subject, methods=methods):
-        fig = job.draw()
-        path = save_figure(fig, out_dir / f"{job.stem}.{fmt}")
-        log.info("%s: wrote %s (%.0f KiB)", subject, path, path.stat().st_size / 1024)
-        entries.append({"file": path.name, "title": job.title, "caption": job.caption,
-                        "method": job.method, "annotations": _json_safe(annotations_of(fig))})
+    jobs = figure_jobs(study, subject, methods=methods)
+    entries = _draw_all(jobs, out_dir, fmt=fmt, subject=subject, workers=workers)
     figure_inputs = sorted(p for m in methods for p in
                            (study.root / layout.method_dir(subject, m)).glob("*.json"))
     manifest = {"subject": subject, "methods": list(methods), "figures": entries,

@@ -59,6 +59,41 @@ def test_every_figure_file_is_written_and_non_empty(study_with_figures: Path) ->
         assert entry["caption"].endswith(".") and entry["title"]
 
 
+def test_figures_drawn_by_two_workers_are_the_same_files(study_with_figures: Path,
+                                                          tmp_path: Path) -> None:
+    """--threads 2 (forked workers) writes byte-identical files and the same manifest; a figure
+    that fails in a worker fails the command with its usual message."""
+    out = tmp_path / "parallel"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "figures", "--study", str(study_with_figures),
+         "--subject", "s01", "--out-dir", str(out), "--threads", "2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    folder = study_with_figures / "results/s01/figures"
+    serial = json.loads((folder / "manifest.json").read_text())
+    parallel = json.loads((out / "manifest.json").read_text())
+    assert parallel["figures"] == serial["figures"]
+    for entry in serial["figures"]:
+        assert (out / entry["file"]).read_bytes() == (folder / entry["file"]).read_bytes(), \
+            entry["file"]
+
+
+def test_a_figure_failing_in_a_worker_fails_in_the_parent(study_with_figures: Path,
+                                                          tmp_path: Path) -> None:
+    from pipeline.plots.subject import FigureJob, _draw_all
+
+    def broken():
+        raise ValueError("cannot draw this one")
+
+    def fine():
+        return marker_error_figure([], max_rms_error_m=None)
+
+    jobs = [FigureJob("ok", "OK", "Fine.", fine), FigureJob("bad", "Bad", "Broken.", broken)]
+    with pytest.raises(ValueError, match="cannot draw this one"):
+        _draw_all(jobs, tmp_path, fmt="png", subject="s01", workers=2)
+    assert (tmp_path / "ok.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_panel_numbers_equal_metrics_json(study_with_figures: Path) -> None:
     folder = study_with_figures / "results/s01/figures"
     manifest = json.loads((folder / "manifest.json").read_text())

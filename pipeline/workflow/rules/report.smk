@@ -21,6 +21,7 @@ rule figures:
         reads=rule_reads("figures"),
         cmd=PIPELINE,
         methods=" ".join(METHODS),
+    threads: 2
     log:
         "logs/figures/{subject}.log",
     conda:
@@ -29,7 +30,7 @@ rule figures:
         "benchmarks/figures/{subject}.tsv"
     shell:
         "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
-        " --out-dir {output.figures} --methods {params.methods}"
+        " --out-dir {output.figures} --methods {params.methods} --threads {threads}"
 
 
 rule report:
