@@ -10,10 +10,12 @@ from pathlib import Path
 
 from project_paths import PROJECT_ROOT
 
+from pipeline.cli.workflow import snakemake_environment
+
 
 def run_snakemake(study: Path, *args: str, timeout_s: int = 3600) -> str:
     """Run the project's workflow on ``study`` with the venv's Snakemake; return its output."""
-    env = dict(os.environ)
+    env = snakemake_environment(os.environ, profile=None, snakemake_args=list(args))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT_ROOT / "Snakefile"),
                "--cores", "2", "--directory", str(study), *args]

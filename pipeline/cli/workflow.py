@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -53,6 +54,25 @@ def snakemake_command(study: Path, *, cores: str | None, profile: str | None,
     return command + snakemake_args
 
 
+def snakemake_environment(environ: dict[str, str] | os._Environ[str], *, profile: str | None,
+                          snakemake_args: list[str]) -> dict[str, str]:
+    """The environment of the Snakemake process.
+
+    Snakemake imports every installed executor plugin as it starts, and the SLURM plugin then
+    runs ``scontrol show config``. Where SLURM's client is installed but no controller answers
+    (a workstation with the package, a machine whose test cluster is stopped), that waits about
+    10 s on every run and every dry run. A local run (no profile, no ``--executor``) never talks
+    to SLURM, so its ``scontrol`` is pointed at an empty configuration and fails at once; a
+    ``SLURM_CONF`` already set is kept.
+    """
+    env = dict(environ)
+    executor = any(a in ("-e", "--executor") or a.startswith("--executor=")
+                   for a in snakemake_args)
+    if profile is None and not executor:
+        env.setdefault("SLURM_CONF", os.devnull)
+    return env
+
+
 def _run(args: argparse.Namespace) -> int:
     from pipeline.study import load_study
 
@@ -61,7 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     command = snakemake_command(study.root, cores=args.cores, profile=args.profile,
                                 snakemake_args=extra)
     log.info("running: %s", shlex.join(command))
-    return subprocess.call(command)
+    return subprocess.call(command, env=snakemake_environment(os.environ, profile=args.profile,
+                                                              snakemake_args=extra))
 
 
 def _defaults(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -49,3 +50,21 @@ def test_unknown_options_are_refused_except_by_run(capsys: pytest.CaptureFixture
 def test_defaults_prints_the_commented_default_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["defaults"]) == 0
     assert capsys.readouterr().out == resources.default_config().read_text(encoding="utf-8")
+
+
+def test_a_local_run_points_scontrol_at_an_empty_configuration() -> None:
+    """The SLURM plugin's ``scontrol show config`` at Snakemake's start must fail at once for a
+    local run (it waits ~10 s where no controller answers); SLURM runs keep the environment."""
+    from pipeline.cli.workflow import snakemake_environment
+
+    base = {"PATH": "/usr/bin"}
+    assert snakemake_environment(base, profile=None, snakemake_args=["-n"])["SLURM_CONF"] \
+        == os.devnull
+    for profile, args in (("slurm", []), (None, ["--executor", "slurm"]),
+                          (None, ["-e", "slurm"]), (None, ["--executor=slurm"])):
+        assert "SLURM_CONF" not in snakemake_environment(base, profile=profile,
+                                                         snakemake_args=args)
+    mine = {**base, "SLURM_CONF": "/etc/slurm/site.conf"}
+    assert snakemake_environment(mine, profile=None, snakemake_args=[])["SLURM_CONF"] \
+        == "/etc/slurm/site.conf"
+    assert base == {"PATH": "/usr/bin"}  # the caller's mapping is not changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,15 @@ from pathlib import Path
 from project_paths import PROJECT_ROOT
 from workflow_helpers import planned_jobs
 
+from pipeline.cli.workflow import snakemake_environment
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT_ROOT / "Snakefile")]
 
 
 def _run(args: list[str], study: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SNAKEMAKE, *args, "--directory", str(study)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env=snakemake_environment(os.environ, profile=None, snakemake_args=args))
 
 
 def test_snakemake_lint_is_clean(template_study: Path) -> None:
