@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.optimize import least_squares, lsq_linear
 
-from pipeline.calibrate.least_squares import solve_least_squares
+from pipeline.calibrate.least_squares import qr_triangle, solve_least_squares
 from pipeline.errors import CalibrationError
 
 
@@ -93,3 +93,20 @@ def test_a_model_that_fails_at_the_start_is_a_calibration_error() -> None:
                        n_tracking=2, fail=lambda p: True)
     with pytest.raises(CalibrationError, match="no static equilibrium"):
         solve_least_squares(problem, np.array([0.5, 0.5]), max_evaluations=10)
+
+
+@pytest.mark.parametrize("shape", [(5000, 40), (1300, 12), (50, 8), (6, 9)])
+def test_block_qr_triangle_keeps_the_gram_matrix(shape: tuple[int, int]) -> None:
+    """The blocked factorisation's R'R is [J r]'[J r], also for rank-deficient J (a repeated
+    column) and for fewer rows than columns."""
+    rng = np.random.default_rng(shape[0])
+    jacobian = rng.normal(size=shape) * np.geomspace(1e-3, 1e3, shape[1])
+    jacobian[:, -1] = jacobian[:, 0]
+    residuals = rng.normal(size=shape[0])
+    a = np.column_stack([jacobian, residuals])
+    triangle = qr_triangle(jacobian, residuals)
+    assert triangle.shape == (min(shape[0], shape[1] + 1), shape[1] + 1)
+    assert np.allclose(np.tril(triangle, -1), 0.0)
+    gram = a.T @ a
+    np.testing.assert_allclose(triangle.T @ triangle, gram, rtol=0,
+                               atol=1e-13 * np.abs(gram).max())
