@@ -96,7 +96,7 @@ def test_line_search_returns_a_strong_wolfe_step() -> None:
 def test_line_search_backs_off_from_a_region_where_the_loss_is_not_finite() -> None:
     def guarded(x: torch.Tensor) -> torch.Tensor:
         loss = ((x - 1.0) ** 2).sum()
-        return loss if float(x.max()) < 1.5 else loss * math.nan
+        return loss if float(x.detach().max()) < 1.5 else loss * math.nan
 
     evaluate = _loss_and_gradient(guarded)
     result = minimize_lbfgs(evaluate, torch.tensor([-40.0], dtype=torch.float64),
