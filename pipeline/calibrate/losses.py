@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -182,10 +183,8 @@ class Objective:
         if self.tracking is not None:
             return self.tracking.residuals(out.moments_nm)
         err = self.data.id_moment_nm - out.moments_nm
-        scale = torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
-                           * self.time_weights[:, None, :])
         valid = self.data.mask[:, None, :].expand_as(err)
-        return (err * scale)[valid]
+        return (err * self._residual_scale)[valid]
 
     @property
     def n_tracking_residuals(self) -> int:
@@ -244,14 +243,12 @@ class Objective:
             dt_s=data.dt_s, tendon=self.tendon, emd_s=self.emd_s, fields=fields,
             excitation_before=data.excitation_before)
         n_trials, n_mtus, _ = values.force_n.shape
-        scale = torch.sqrt(self.dof_weights[None, :, None] / len(data.dof_names)
-                           * self.time_weights[:, None, :])
         moments = (data.moment_arm_m * values.force_n.unsqueeze(2)).sum(dim=1)
         valid = data.mask[:, None, :].expand_as(moments)
         if self.tracking is not None:
             parts = [self.tracking.residuals(moments)]
         else:
-            parts = [((data.id_moment_nm - moments) * scale)[valid]]
+            parts = [((data.id_moment_nm - moments) * self._residual_scale)[valid]]
         n_free = spec.n_free
         n_track = int(parts[0].numel())
         n_kinds = len(kinds)
@@ -282,12 +279,12 @@ class Objective:
             scatter(slice(0, n_track), self.tracking.jacobian(
                 (arms * force_tangents).reshape(*arms.shape[:3], n_kinds * n_mtus)))
         else:
-            arms = self._scaled_arms(scale)  # -arm * scale: t d n 1 m
+            arms = self._scaled_arms  # t d n 1 m
             if identity and bool(valid.all()) and jac.device == arms.device:
                 torch.mul(arms, force_tangents, out=jac[:n_track].view(
                     *arms.shape[:3], n_kinds, n_mtus))
             else:
-                scatter(slice(0, n_track), (arms * force_tangents)[valid[:, :, :]]
+                scatter(slice(0, n_track), (arms * force_tangents)[valid]
                         .reshape(n_track, n_kinds * n_mtus))
         row = n_track
         for key, attr in (("fiber_length", "normalized_fiber_length"),
@@ -312,12 +309,19 @@ class Objective:
             jac[row:].diagonal().copy_(torch.as_tensor(diag))
         return torch.cat([x.reshape(-1) for x in parts]), jac.numpy()
 
-    def _scaled_arms(self, scale: torch.Tensor) -> torch.Tensor:
-        """``-arm * scale`` laid out ``(trial, dof, time, 1, MTU)`` (the data are fixed: once)."""
-        if getattr(self, "_arms_cache", None) is None:
-            arms = self.data.moment_arm_m.permute(0, 2, 3, 1)  # t d n m
-            self._arms_cache = (-(arms * scale.unsqueeze(-1))).unsqueeze(3).contiguous()
-        return self._arms_cache
+    @cached_property
+    def _residual_scale(self) -> torch.Tensor:
+        """``(trial, dof, time)`` factor of the tracking residuals:
+        ``sqrt(dof weight / n_dofs * time weight)`` (fixed with the data)."""
+        return torch.sqrt(self.dof_weights[None, :, None] / len(self.data.dof_names)
+                          * self.time_weights[:, None, :])
+
+    @cached_property
+    def _scaled_arms(self) -> torch.Tensor:
+        """``-arm * residual scale`` laid out ``(trial, dof, time, 1, MTU)``: the fixed factor of
+        the tracking residuals' Jacobian."""
+        arms = self.data.moment_arm_m.permute(0, 2, 3, 1)  # t d n m
+        return (-(arms * self._residual_scale.unsqueeze(-1))).unsqueeze(3).contiguous()
 
     def loss_numpy(self, p: np.ndarray) -> float:
         """Total loss at physical ``p`` without gradients (for annealing); ``inf`` where the model

@@ -217,9 +217,8 @@ def polish_metric(layout: SynergySpec, recorded_mask: np.ndarray, options: Hybri
     of the recorded weightings' Gauss-Newton curvature to the primitive sample's, at the start;
     the NMS parameters and the weightings keep 1.
     """
-    w0 = layout.initial[layout.n_free:layout.n_free + int(np.prod(layout.w_shape))]
-    h = np.asarray(layout.initial[layout.n_free + w0.size:]).reshape(layout.h_shape)
-    w = np.asarray(w0).reshape(layout.w_shape)
+    _, w_t, h_t = layout.split(torch.as_tensor(layout.initial, dtype=torch.float64))
+    w, h = w_t.numpy(), h_t.numpy()
     n_trial, _, n_time = layout.h_shape
     tw = (np.full((n_trial, n_time), 1.0 / n_time) if time_weights is None
           else time_weights.detach().cpu().numpy())
