@@ -7,7 +7,9 @@ problem. ``scipy.optimize.least_squares`` (method ``trf``, in physical units wit
 variables scaled by their bounds' span, exact trust-region subproblems) converges in a few dozen
 evaluations where first-order methods need hundreds. The Jacobian is exact, column-compressed
 forward mode (:meth:`~pipeline.calibrate.losses.Objective.residuals_and_jacobian`), for both
-tendon models; no finite differences.
+tendon models; no finite differences. Each ``(c1, c2)`` pair is solved as its mean and squared
+gap (:class:`~pipeline.calibrate.activation_pairs.PairCoordinates`), where the fold ``c1 = c2`` of
+the symmetric activation filter is a plain bound instead of a place Gauss-Newton cannot see.
 
 This is the default calibration method (``calibration.optimiser.method: least_squares``, started
 from the scaled model) and the refinement after AdamW (``method: adamw``,
@@ -19,12 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from pipeline.calibrate.activation_pairs import PairCoordinates
 from pipeline.calibrate.losses import MODEL_FAILURES
 from pipeline.errors import CalibrationError, describe
 
@@ -87,11 +91,18 @@ def qr_triangle(jacobian: np.ndarray, residuals: np.ndarray, /) -> np.ndarray:
     return np.linalg.qr(np.vstack(parts), mode="r")  # type: ignore[return-value]
 
 
+#: A stage has stalled when its last STALL_STEPS accepted steps lowered the loss by less than
+#: STALL_GAIN of it in all (then the next stage's coordinates take over). 1e-3: the upper-limb
+#: bench problem switches after 25-30 evaluations of a crawl towards the fold.
+STALL_STEPS = 5
+STALL_GAIN = 1e-3
+
+
 def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
                         max_evaluations: int = 200,
                         tolerance: float = 1e-10, history: list[dict[str, float]] | None = None,
                         iteration_offset: int = 0, elapsed_offset_s: float = 0.0,
-                        ) -> LeastSquaresResult:
+                        stall_gain: float = STALL_GAIN) -> LeastSquaresResult:
     """Minimise the objective's sum of squared residuals from ``p0`` inside the spec's bounds.
 
     Args:
@@ -101,18 +112,26 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
         tolerance: scipy's ``ftol``, ``xtol`` and ``gtol``.
         history: rows are appended to this list (one per residual evaluation).
         iteration_offset, elapsed_offset_s: added to the rows' iteration and elapsed time.
+        stall_gain: the physical-coordinate stage ends when its last :data:`STALL_STEPS`
+            accepted steps lowered the loss by less than this fraction (the (c1, c2) pairs'
+            mean-and-gap stage goes on from there).
     """
     from scipy.optimize import least_squares
 
     spec = objective.spec
     start = time.perf_counter()
-    span = spec.upper - spec.lower
-    x0 = np.clip(np.asarray(p0, dtype=float), spec.lower + 1e-9 * span, spec.upper - 1e-9 * span)
+    # Stage 1 solves in the physical parameters; if it stalls (a (c1, c2) pair creeping towards
+    # the fold c1 = c2), stage 2 goes on from there with each pair as its mean and squared gap
+    # (module activation_pairs), where the fold is a plain bound.
+    pairs = PairCoordinates.of(spec)
+    stages = [PairCoordinates.identity()] + ([pairs] if pairs.n_pairs else [])
     n_tracking = objective.n_tracking_residuals
     rows = [] if history is None else history
     first_row = len(rows)
-    cache: dict[str, Any] = {}
     counts = {"fun": 0, "jac": 0}
+    # Objectives whose residuals cost much less than their Jacobian keep the full residuals at
+    # trial points (a rejected step then costs no Jacobian).
+    reduce = not getattr(objective, "cheap_residuals", False)
 
     def record(r: np.ndarray) -> None:
         tracking = float(r[:n_tracking] @ r[:n_tracking])
@@ -122,18 +141,87 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
                      "tracking": tracking, "penalty": total - tracking, "lr": math.nan,
                      "elapsed_s": elapsed_offset_s + time.perf_counter() - start})
 
-    def evaluate(p: np.ndarray, *, with_jacobian: bool, count: bool = True,
+    p_start = np.asarray(p0, dtype=float)
+    p, loss, stopped, tracking_jacobian = p_start, math.inf, "", None
+    stage_log = []
+    for stage, coords in enumerate(stages):
+        budget = max_evaluations - counts["fun"]
+        if budget <= 0:
+            break
+        lower, upper = coords.bounds(spec.lower, spec.upper)
+        span = upper - lower
+        x0 = np.clip(coords.to_solver(p), lower + 1e-9 * span, upper - 1e-9 * span)
+        cache: dict[str, Any] = {}
+        with torch.no_grad():
+            n_res = int(objective.all_residuals(torch.as_tensor(coords.to_model(x0))).numel())
+        fun, jac = _stage_functions(objective, coords, cache, record, counts, n_res=n_res,
+                                    n_reduced=min(n_res, x0.size + 1), reduce=reduce,
+                                    stall_gain=stall_gain if stage < len(stages) - 1 else None)
+        try:
+            result = least_squares(fun, x0, jac=jac, bounds=(lower, upper), method="trf",
+                                   x_scale=span, tr_solver="exact", ftol=tolerance,
+                                   xtol=tolerance, gtol=tolerance, max_nfev=budget)
+            y, stage_loss = np.asarray(result.x, dtype=float), float(2.0 * result.cost)
+            stopped = {-1: "improper_input", 0: "max_evaluations", 1: "gtol", 2: "ftol",
+                       3: "xtol", 4: "ftol_xtol"}.get(int(result.status), str(result.status))
+            last = True
+        except _Stalled:
+            y, stage_loss, stopped, last = cache["accepted_p"], cache["accepted_loss"], "", False
+        stage_log.append(f"{'physical' if stage == 0 else '(c1, c2) as mean and gap'}: "
+                         f"{stopped or 'stalled'}")
+        if stage_loss <= loss:
+            p, loss, tracking_jacobian = coords.to_model(y), stage_loss, None
+            for key in ("", "accepted_"):
+                if f"{key}p" in cache and np.array_equal(cache[f"{key}p"], y):
+                    tracking_jacobian = cache[f"{key}jacobian_p"][:n_tracking]
+        if last:
+            break
+    reached = [row["loss"] for row in rows[first_row:]]
+    loss0 = reached[0] if reached else math.inf
+    if loss > loss0:  # never return a worse point than the start
+        p, loss, tracking_jacobian = np.clip(p_start, spec.lower, spec.upper), loss0, None
+    stopped = stopped or "max_evaluations"
+    wall = time.perf_counter() - start
+    log.info("least squares (trust-region reflective, exact Jacobian): loss %.6g -> %.6g, %d "
+             "evaluations, %d Jacobians, %.2f s (stopped: %s; %s)", loss0, loss, counts["fun"],
+             counts["jac"], wall, stopped, "; ".join(stage_log))
+    return LeastSquaresResult(p, loss, counts["fun"], counts["jac"], wall, stopped, rows,
+                              tracking_jacobian)
+
+
+
+class _Stalled(Exception):
+    """Raised inside scipy's solver to end a stage that has stalled."""
+
+
+def _stage_functions(objective: LeastSquaresProblem, coords: PairCoordinates,
+                     cache: dict[str, Any], record: Callable[[np.ndarray], None],
+                     counts: dict[str, int], *, n_res: int,
+                     n_reduced: int, reduce: bool, stall_gain: float | None,
+                     ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[..., np.ndarray]]:
+    """scipy's ``fun`` and ``jac`` for one stage, in the stage's variables ``y``.
+
+    ``record`` is called with the residuals of each counted evaluation; ``counts["jac"]``
+    counts Jacobians. ``cache`` keeps the last Jacobian's ``y`` (``p``), the solver's Jacobian
+    (``jacobian``), the one w.r.t. the physical parameters (``jacobian_p``) and its loss, and
+    the same under ``accepted_`` for the last accepted point (where scipy asked for ``jac``).
+    ``stall_gain``: raise :class:`_Stalled` at an accepted point after a stall (None: never).
+    """
+    accepted: list[float] = []
+
+    def evaluate(y: np.ndarray, *, with_jacobian: bool, count: bool = True,
                  ) -> tuple[np.ndarray, Any]:
         """Residuals (capped where not finite) and, when asked and possible, the Jacobian;
         ``count``: a residual evaluation of the solver (a history row)."""
         cache.pop("p", None)
-        jacobian = None
+        jacobian = jacobian_p = None
         try:
-            p_t = torch.as_tensor(p, dtype=torch.float64)
+            p_t = torch.as_tensor(coords.to_model(y), dtype=torch.float64)
             if with_jacobian:
-                r_t, jacobian = objective.residuals_and_jacobian(p_t)
-                if hasattr(jacobian, "toarray"):  # an objective may return a sparse matrix
-                    jacobian = jacobian.toarray()
+                r_t, jacobian_p = objective.residuals_and_jacobian(p_t)
+                if hasattr(jacobian_p, "toarray"):  # an objective may return a sparse matrix
+                    jacobian_p = jacobian_p.toarray()
+                jacobian = coords.jacobian(y, jacobian_p)
             else:
                 with torch.no_grad():
                     r_t = objective.all_residuals(p_t)
@@ -150,18 +238,19 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
             record(r)
         if jacobian is not None:
             counts["jac"] += 1
-            cache["p"], cache["jacobian"] = p.copy(), jacobian
+            cache.update(p=y.copy(), jacobian=jacobian, jacobian_p=jacobian_p,
+                         loss=float(r @ r))
         return r, jacobian
 
-    def reduced_fun(p: np.ndarray) -> np.ndarray:
-        """The residuals and Jacobian at ``p``, rotated by the QR factorisation of ``[J r]``.
+    def reduced_fun(y: np.ndarray) -> np.ndarray:
+        """The residuals and Jacobian at ``y``, rotated by the QR factorisation of ``[J r]``.
 
         ``[J r] = Q [R q; 0 rho]`` gives ``||r||² = ||q||² + rho²``, ``J'J = R'R`` and
         ``J'r = R'q``, so ``(q, rho)`` with the Jacobian ``[R; 0]`` is the same least-squares
         problem in ``n + 1`` rows: trf's SVDs run on an ``(n+1) x n`` matrix instead of
         ``n_residuals x n``, and ``jac`` at an accepted point costs nothing more.
         """
-        r, jacobian = evaluate(p, with_jacobian=True)
+        r, jacobian = evaluate(y, with_jacobian=True)
         if jacobian is None:  # the same cost as the (capped) residuals; never an accepted step
             reduced = np.zeros(n_reduced)
             reduced[-1] = float(np.linalg.norm(r))
@@ -170,46 +259,25 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
         cache["reduced_jacobian"] = triangle[:, :-1]
         return triangle[:, -1]
 
-    def full_fun(p: np.ndarray) -> np.ndarray:
-        return evaluate(p, with_jacobian=False)[0]
+    def full_fun(y: np.ndarray) -> np.ndarray:
+        return evaluate(y, with_jacobian=False)[0]
 
-    def jac(p: np.ndarray, *_: Any) -> np.ndarray:
-        if "p" not in cache or not np.array_equal(cache["p"], p):
-            evaluate(p, with_jacobian=True, count=False)  # fun counted these residuals
+    def jac(y: np.ndarray, *_: Any) -> np.ndarray:
+        if "p" not in cache or not np.array_equal(cache["p"], y):
+            evaluate(y, with_jacobian=True, count=False)  # fun counted these residuals
         if "p" not in cache:
             raise CalibrationError(describe(
                 None, f"the model's Jacobian cannot be evaluated at a trial point "
                 f"({cache.get('failure')})",
                 "narrow calibration.bounds of the fibre and tendon slack lengths so fibres stay "
                 "longer than their pennation thickness, or check the trials' MTU lengths"))
-        cache["accepted_p"], cache["accepted_jacobian"] = cache["p"], cache["jacobian"]
+        for key in ("p", "jacobian", "jacobian_p", "loss"):
+            cache[f"accepted_{key}"] = cache[key]
+        accepted.append(cache["loss"])
+        if (stall_gain is not None and len(accepted) > STALL_STEPS
+                and accepted[-STALL_STEPS - 1] - accepted[-1]
+                < stall_gain * accepted[-STALL_STEPS - 1]):
+            raise _Stalled
         return cache["reduced_jacobian"] if reduce else cache["jacobian"]
 
-    with torch.no_grad():
-        n_res = int(objective.all_residuals(torch.as_tensor(x0)).numel())
-    n_reduced = min(n_res, x0.size + 1)
-    # Objectives whose residuals cost much less than their Jacobian keep the full residuals at
-    # trial points (a rejected step then costs no Jacobian).
-    reduce = not getattr(objective, "cheap_residuals", False)
-    fun = reduced_fun if reduce else full_fun
-    result = least_squares(fun, x0, jac=jac, bounds=(spec.lower, spec.upper), method="trf",
-                           x_scale=span, tr_solver="exact", ftol=tolerance, xtol=tolerance,
-                           gtol=tolerance, max_nfev=max_evaluations)
-    p = np.asarray(result.x, dtype=float)
-    loss = float(2.0 * result.cost)
-    reached = [row["loss"] for row in rows[first_row:]]
-    loss0 = reached[0] if reached else math.inf
-    if loss > loss0:  # never return a worse point than the start
-        p, loss = x0, loss0
-    tracking_jacobian = None
-    for key in ("", "accepted_"):
-        if f"{key}p" in cache and np.array_equal(cache[f"{key}p"], p):
-            tracking_jacobian = cache[f"{key}jacobian"][:n_tracking]
-    wall = time.perf_counter() - start
-    stopped = {-1: "improper_input", 0: "max_evaluations", 1: "gtol", 2: "ftol", 3: "xtol",
-               4: "ftol_xtol"}.get(int(result.status), str(result.status))
-    log.info("least squares (trust-region reflective, exact Jacobian): loss %.6g -> %.6g, %d "
-             "evaluations, %d Jacobians, %.2f s (stopped: %s)", loss0, loss, counts["fun"],
-             counts["jac"], wall, stopped)
-    return LeastSquaresResult(p, loss, counts["fun"], counts["jac"], wall, stopped, rows,
-                              tracking_jacobian)
+    return (reduced_fun if reduce else full_fun), jac

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.calibrate import identifiability as ident
+from pipeline.calibrate.activation_pairs import off_the_fold
 from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
@@ -165,6 +166,7 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
                                        f"{optimiser!r} is unknown",
                                        f"use one of {', '.join(OPTIMISERS)}"))
         solve = least_squares_solver(objective)
+        start_p = off_the_fold(spec, start_p)
         if optimiser == "least_squares":
             solved = solve(objective, start_p, max_evaluations=opts.max_evaluations,
                            tolerance=opts.tolerance)

@@ -7,9 +7,10 @@ multiply-add per sample, far less than the FFT convolution of :mod:`pipeline.nms
 small batches. It runs in numpy, vectorised over the rows and in blocks of time, for the process's
 first :data:`NUMBA_AFTER_STEPS` time steps; then in numba when installed (its first call costs
 about a second of imports and cache loading, which a least-squares calibration of a few hundred
-filter runs never earns back and a long run, e.g. annealing, does). The loops agree to rounding (a
-test holds both to the recursion written out). The derivatives are exact and come from the same
-recursion:
+filter runs never earns back and a long run, e.g. annealing, does). The elastic tendon's kernels
+(:mod:`pipeline.nms._rosenbrock`) start numba anyway; they switch this loop to numba at once.
+The loops agree to rounding (a test holds both to the recursion written out). The derivatives
+are exact and come from the same recursion:
 
 * forward mode: ``u' = F_1(alpha' x + alpha x' - beta1' S1 u - beta2' S2 u)`` where ``F_1`` is the
   filter with unit ``alpha`` and ``S1``, ``S2`` delay by one and two samples;

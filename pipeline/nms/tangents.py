@@ -55,9 +55,10 @@ class MuscleSignals(NamedTuple):
 
 def _pointwise_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
                         inputs: dict[str, torch.Tensor], wrt: Sequence[str],
-                        ) -> list[dict[str, torch.Tensor]]:
-    """Elementwise partials of each output of ``fn(**inputs)`` w.r.t. the inputs ``wrt`` (every
-    input has one value per sample, so a unit cotangent yields the partials themselves)."""
+                        ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """The outputs of ``fn(**inputs)`` (detached) and the elementwise partials of each w.r.t. the
+    inputs ``wrt`` (every input has one value per sample, so a unit cotangent yields the
+    partials themselves)."""
     with torch.enable_grad():
         leaves = {k: (v.detach().clone().requires_grad_() if k in wrt else v.detach())
                   for k, v in inputs.items()}
@@ -69,7 +70,7 @@ def _pointwise_partials(fn: Callable[..., tuple[torch.Tensor, ...]],
                                         retain_graph=i < len(outputs) - 1, allow_unused=True)
             result.append({k: (torch.zeros_like(leaves[k]) if g is None else g).reshape(-1)
                            for k, g in zip(wrt, grads, strict=True)})
-    return result
+    return [out.detach() for out in outputs], result
 
 
 def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
@@ -122,7 +123,7 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
         length, velocity = stiff_fiber_state(mtu_length_m, mtu_velocity, **geometry)
         wrt = [f for f in ("optimal_fiber_length_m", "tendon_slack_length_m") if f in fields]
         if wrt:
-            of_length, of_velocity = _pointwise_partials(
+            _, (of_length, of_velocity) = _pointwise_partials(
                 lambda **kw: stiff_fiber_state(kw.pop("lmt"), kw.pop("vmt"), **kw),
                 {"lmt": flat(mtu_length_m), "vmt": flat(mtu_velocity), **geometry_e}, wrt)
             for f in wrt:
@@ -142,21 +143,17 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
                                                      "pennation_at_optimal_rad",
                                                      "max_isometric_force_n", "strength",
                                                      "damping")}}
-    (of_force,) = _pointwise_partials(
+    (force,), (of_force,) = _pointwise_partials(
         lambda **kw: (fiber_force_along_tendon(kw.pop("activation"), kw.pop("fiber_length_m"),
                                                kw.pop("fiber_velocity_mps"), **kw),),
         force_inputs, ("activation", "fiber_length_m", "fiber_velocity_mps",
                        "optimal_fiber_length_m", "strength", "damping"))
-    (of_strain,) = _pointwise_partials(
+    (strain,), (of_strain,) = _pointwise_partials(
         lambda **kw: (tendon_strain(kw.pop("lmt"), kw.pop("fiber_length_m"), **kw),),
         {"lmt": flat(mtu_length_m), "fiber_length_m": flat(length), **geometry_e},
         ("fiber_length_m", "optimal_fiber_length_m", "tendon_slack_length_m"))
-    force = fiber_force_along_tendon(act, length, velocity, **{
-        k: p[k] for k in ("optimal_fiber_length_m", "pennation_at_optimal_rad",
-                          "max_isometric_force_n", "strength", "damping")})
     l0 = p["optimal_fiber_length_m"][:, None]
-    values = MuscleSignals(force, length / l0,
-                           tendon_strain(mtu_length_m, length, **geometry))
+    values = MuscleSignals(full(force), length / l0, full(strain))
     tangents = {}
     for f in fields:
         t_act = act_tangent.get(f, zero)
@@ -192,12 +189,12 @@ def activation_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Te
     neural, neural_tangent = neural_tangents(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s,
                                              fields=fields, excitation_before=excitation_before)
     shape_factor = shape_factor.detach()
-    (act_partials,) = _pointwise_partials(
+    (act,), (act_partials,) = _pointwise_partials(
         lambda neural, shape_factor: (muscle_activation(neural, shape_factor),),
         {"neural": neural.reshape(-1, 1),
          "shape_factor": shape_factor[:, None].expand(shape).reshape(-1)},
         ("neural", "shape_factor"))
-    act = muscle_activation(neural, shape_factor)
+    act = full(act)
     act_tangent = {f: full(act_partials["neural"]) * t for f, t in neural_tangent.items()}
     if "shape_factor" in fields:
         act_tangent["shape_factor"] = full(act_partials["shape_factor"])

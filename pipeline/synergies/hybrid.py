@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.calibrate.activation_pairs import off_the_fold
 from pipeline.calibrate.gradient import GradientOptions, GradientResult, calibrate_gradient
 from pipeline.calibrate.losses import Objective
 from pipeline.calibrate.problem import TrialBatch
@@ -283,9 +284,8 @@ def calibrate_synergy_hybrid(
     recorded, unrec = split_recorded(data.mtu_names, unrecorded)
     mask = np.array([m in set(recorded) for m in data.mtu_names])
     synergies, w0, h0 = initial_synergies(data, recorded, options=opts)
-    layout = SynergySpec(objective.spec, w0, h0)
-    if p0 is not None:
-        layout = layout.with_p0(p0)
+    layout = SynergySpec(objective.spec, w0, h0).with_p0(off_the_fold(
+        objective.spec, objective.spec.initial if p0 is None else p0))
     hybrid = HybridObjective(objective, layout, mask, opts)
     log.info("synergy-hybrid calibration: %d synergies (VAF %.3f), %d recorded, %d synthesised "
              "(%s)", synergies.n_synergies, synergies.vaf, len(recorded), len(unrec),

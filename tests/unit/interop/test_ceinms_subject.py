@@ -10,6 +10,7 @@ import pytest
 import torch
 from ceinms_xsd import assert_valid
 
+from pipeline.calibrate.activation_pairs import off_the_fold
 from pipeline.calibrate.export import parameters_document
 from pipeline.calibrate.gradient import GradientOptions
 from pipeline.calibrate.problem import batch_from_arrays
@@ -204,10 +205,19 @@ def test_calibration_starts_from_the_subjects_per_muscle_values(subject_path: Pa
         out = simulate(params, batch.excitation, batch.mtu_length_m, batch.moment_arm_m,
                        dt_s=batch.dt_s, tendon="stiff", emd_s=0.02)
         expected = make_objective(spec, batch, CALIBRATION).terms_from_output(out).total
+    objective = make_objective(spec, batch, CALIBRATION)
+    assert float(objective(torch.as_tensor(spec.initial))) == pytest.approx(float(expected),
+                                                                          rel=1e-12)
+    # The calibration starts there, except that a (c1, c2) pair on the fold c1 = c2 (the third
+    # MTU's defaults) is moved apart first (pipeline.calibrate.activation_pairs).
+    moved = spec.per_mtu(off_the_fold(spec, spec.initial))
+    np.testing.assert_allclose(moved["c1"], [-0.61, -0.42, -0.5 - 0.0495], rtol=1e-5)
+    np.testing.assert_allclose(moved["c2"][:2], start["c2"][:2])
     outcome = calibrate(spec, batch, CALIBRATION, analyse=False, progress=False,
                         gradient_options=GradientOptions(max_iterations=2, polish_iterations=0,
                                                          progress=False))
-    assert outcome.history[0]["loss"] == pytest.approx(float(expected), rel=1e-6)
+    first = float(objective(torch.as_tensor(off_the_fold(spec, spec.initial))))
+    assert outcome.history[0]["loss"] == pytest.approx(first, rel=1e-6)
 
 
 def test_initial_values_reader(subject_path: Path) -> None:
