@@ -9,6 +9,8 @@ time (and over any leading trial dimensions).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import torch
@@ -74,6 +76,40 @@ def fiber_force_along_tendon(
     return _FiberForce.apply(activation, fiber_length_m, fiber_velocity_mps,
                              optimal_fiber_length_m, pennation_at_optimal_rad,
                              max_isometric_force_n, strength, damping)
+
+
+def fiber_force_and_partials(activation: torch.Tensor, fiber_length_m: torch.Tensor,
+                             fiber_velocity_mps: torch.Tensor, *,
+                             optimal_fiber_length_m: torch.Tensor,
+                             pennation_at_optimal_rad: torch.Tensor,
+                             max_isometric_force_n: torch.Tensor, strength: torch.Tensor,
+                             damping: torch.Tensor, parameters: Sequence[str] = (),
+                             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`fiber_force_along_tendon` and its per-sample partial derivatives, outside autograd.
+
+    Returns ``(force, partials)``: ``partials`` has ``activation``, ``fiber_length_m`` and
+    ``fiber_velocity_mps``, and each of ``parameters`` (any of ``optimal_fiber_length_m``,
+    ``pennation_at_optimal_rad``, ``max_isometric_force_n``, ``strength``, ``damping``): the
+    derivative of each sample's force w.r.t. its own muscle's parameter, ``(..., muscle, time)``.
+    The formulas are :class:`_FiberForce`'s.
+    """
+    names = ("optimal_fiber_length_m", "pennation_at_optimal_rad", "max_isometric_force_n",
+             "strength", "damping")
+    unknown = set(parameters) - set(names)
+    if unknown:
+        raise ValueError(f"no partials for {sorted(unknown)}; use any of {names}")
+    params = [p.unsqueeze(-1) for p in (optimal_fiber_length_m, pennation_at_optimal_rad,
+                                        max_isometric_force_n, strength, damping)]
+    signals = (activation, fiber_length_m, fiber_velocity_mps)
+    ctx = SimpleNamespace(params=params, signals=signals,
+                          terms=_force_terms(*signals, *params))
+    by_signals = _FiberForce._signal_partials(ctx, 1.0)
+    by_params = _FiberForce._parameter_partials(ctx, 1.0, by_signals[1], by_signals[2],
+                                                [n in parameters for n in names])
+    partials = dict(zip(("activation", "fiber_length_m", "fiber_velocity_mps"), by_signals,
+                        strict=True))
+    partials.update({n: p for n, p in zip(names, by_params, strict=True) if p is not None})
+    return ctx.terms.force, partials
 
 
 class _ForceTerms(NamedTuple):

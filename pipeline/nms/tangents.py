@@ -26,9 +26,13 @@ import numpy as np
 import torch
 
 from pipeline.nms import _iir, _rosenbrock, curves
-from pipeline.nms.activation import _delayed, delay_samples, muscle_activation
+from pipeline.nms.activation import (
+    _delayed,
+    delay_samples,
+    muscle_activation_and_partials,
+)
 from pipeline.nms.model import MuscleParameters
-from pipeline.nms.mtu import fiber_force_along_tendon, time_derivative
+from pipeline.nms.mtu import fiber_force_and_partials, time_derivative
 from pipeline.nms.tendon import (
     _local_jacobians,
     elastic_fiber_kinematics,
@@ -137,40 +141,53 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
     else:
         raise ValueError(f"tendon must be 'elastic' or 'stiff', got {tendon!r}")
 
-    force_inputs = {"activation": flat(act), "fiber_length_m": flat(length),
-                    "fiber_velocity_mps": flat(velocity),
-                    **{k: per_sample(p[k]) for k in ("optimal_fiber_length_m",
-                                                     "pennation_at_optimal_rad",
-                                                     "max_isometric_force_n", "strength",
-                                                     "damping")}}
-    (force,), (of_force,) = _pointwise_partials(
-        lambda **kw: (fiber_force_along_tendon(kw.pop("activation"), kw.pop("fiber_length_m"),
-                                               kw.pop("fiber_velocity_mps"), **kw),),
-        force_inputs, ("activation", "fiber_length_m", "fiber_velocity_mps",
-                       "optimal_fiber_length_m", "strength", "damping"))
-    (strain,), (of_strain,) = _pointwise_partials(
-        lambda **kw: (tendon_strain(kw.pop("lmt"), kw.pop("fiber_length_m"), **kw),),
-        {"lmt": flat(mtu_length_m), "fiber_length_m": flat(length), **geometry_e},
-        ("fiber_length_m", "optimal_fiber_length_m", "tendon_slack_length_m"))
+    force, of_force = fiber_force_and_partials(
+        act, length, velocity, parameters=[f for f in ("optimal_fiber_length_m", "strength",
+                                                       "damping") if f in fields],
+        **{k: p[k] for k in ("optimal_fiber_length_m", "pennation_at_optimal_rad",
+                             "max_isometric_force_n", "strength", "damping")})
+    strain, of_strain = _tendon_strain_and_partials(mtu_length_m, length, **geometry)
     l0 = p["optimal_fiber_length_m"][:, None]
-    values = MuscleSignals(full(force), length / l0, full(strain))
+    values = MuscleSignals(force, length / l0, strain)
     tangents = {}
     for f in fields:
         t_act = act_tangent.get(f, zero)
         t_len = length_tangent.get(f, zero)
         t_vel = velocity_tangent.get(f, zero)
-        t_force = (full(of_force["activation"]) * t_act + full(of_force["fiber_length_m"]) * t_len
-                   + full(of_force["fiber_velocity_mps"]) * t_vel)
+        t_force = (of_force["activation"] * t_act + of_force["fiber_length_m"] * t_len
+                   + of_force["fiber_velocity_mps"] * t_vel)
         if f in of_force:
-            t_force = t_force + full(of_force[f])
+            t_force = t_force + of_force[f]
         t_norm = t_len / l0
         if f == "optimal_fiber_length_m":
             t_norm = t_norm - length / l0**2
-        t_strain = full(of_strain["fiber_length_m"]) * t_len
+        t_strain = of_strain["fiber_length_m"] * t_len
         if f in of_strain:
-            t_strain = t_strain + full(of_strain[f])
+            t_strain = t_strain + of_strain[f]
         tangents[f] = MuscleSignals(t_force, t_norm, t_strain)
     return values, tangents
+
+
+def _tendon_strain_and_partials(mtu_length_m: torch.Tensor, fiber_length_m: torch.Tensor, *,
+                                optimal_fiber_length_m: torch.Tensor,
+                                tendon_slack_length_m: torch.Tensor,
+                                pennation_at_optimal_rad: torch.Tensor,
+                                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`~pipeline.nms.tendon.tendon_strain` ``(l_mt - sqrt(l^2 - w^2)) / l_ts - 1`` with
+    ``w = l0 sin(phi0)``, and its per-sample partials w.r.t. the fibre length, ``l0`` and
+    ``l_ts``."""
+    values = tendon_strain(mtu_length_m, fiber_length_m,
+                           optimal_fiber_length_m=optimal_fiber_length_m,
+                           tendon_slack_length_m=tendon_slack_length_m,
+                           pennation_at_optimal_rad=pennation_at_optimal_rad)
+    sin_phi0 = torch.sin(pennation_at_optimal_rad)[:, None]
+    thickness = optimal_fiber_length_m[:, None] * sin_phi0
+    inverse_slack = 1.0 / tendon_slack_length_m[:, None]
+    along = torch.sqrt(fiber_length_m * fiber_length_m - thickness * thickness)
+    per_along = inverse_slack / along
+    return values, {"fiber_length_m": -fiber_length_m * per_along,
+                    "optimal_fiber_length_m": (thickness * sin_phi0) * per_along,
+                    "tendon_slack_length_m": -(values + 1.0) * inverse_slack}
 
 
 def activation_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor,
@@ -188,16 +205,10 @@ def activation_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Te
 
     neural, neural_tangent = neural_tangents(excitation, c1, c2, dt_s=dt_s, emd_s=emd_s,
                                              fields=fields, excitation_before=excitation_before)
-    shape_factor = shape_factor.detach()
-    (act,), (act_partials,) = _pointwise_partials(
-        lambda neural, shape_factor: (muscle_activation(neural, shape_factor),),
-        {"neural": neural.reshape(-1, 1),
-         "shape_factor": shape_factor[:, None].expand(shape).reshape(-1)},
-        ("neural", "shape_factor"))
-    act = full(act)
-    act_tangent = {f: full(act_partials["neural"]) * t for f, t in neural_tangent.items()}
+    act, by_neural, by_shape = muscle_activation_and_partials(neural, shape_factor.detach())
+    act_tangent = {f: by_neural * t for f, t in neural_tangent.items()}
     if "shape_factor" in fields:
-        act_tangent["shape_factor"] = full(act_partials["shape_factor"])
+        act_tangent["shape_factor"] = by_shape
     return act, act_tangent
 
 
