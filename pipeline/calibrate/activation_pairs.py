@@ -11,13 +11,14 @@ the loss has zero slope along ``c1 - c2``:
   vanishes there: the upper-limb bench problem crawled from evaluation 49 to past 200 on a 1 %
   gain. :class:`PairCoordinates` gives the least-squares solver each pair as its mean ``m`` and
   squared gap ``w = (c2 - c1)^2``, in which ``beta2 = m^2 - w / 4`` is linear: the fold becomes
-  the plain bound ``w >= w_min`` and the solver reaches it in a few steps (27 evaluations
-  instead of 200 at a lower loss).
+  the plain bound ``w >= w_min``. The solver switches to them when its physical-coordinate
+  stage stalls (:mod:`pipeline.calibrate.least_squares`; 35 evaluations instead of 200 there).
 
-``c1 = m - sqrt(w)/2`` and ``c2 = m + sqrt(w)/2`` are reflected back into the pair's bounds when
-they leave them (a mirror, not a clip: the loss keeps a slope towards the inside, so a bound is a
-minimum only where the constrained problem has one there). Only pairs with equal bounds are
-mapped (the order of ``c1`` and ``c2`` is then free); any other parameter is solved as it is.
+``c1 = m - sigma sqrt(w)/2`` and ``c2 = m + sigma sqrt(w)/2`` keep each pair's order at the
+switch (``sigma = +-1``: a prior centred on unequal start values is not symmetric in the two)
+and are reflected back into the pair's bounds when they leave them (a mirror, not a clip: the
+loss keeps a slope towards the inside, so a bound is a minimum only where the constrained problem
+has one there). Only pairs with equal bounds are mapped; any other parameter is solved as it is.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class PairCoordinates:
     second: np.ndarray  #: c2 slots (hold ``w``)
     low: np.ndarray  #: the pairs' common bounds
     high: np.ndarray
+    #: +1 where ``c1 <= c2``, -1 where ``c1 > c2`` (:meth:`oriented_as`); None: all +1
+    sign: np.ndarray | None = None
 
     @classmethod
     def of(cls, spec: Any) -> PairCoordinates:
@@ -102,6 +105,16 @@ class PairCoordinates:
     def n_pairs(self) -> int:
         return int(self.first.size)
 
+    def oriented_as(self, p: np.ndarray) -> PairCoordinates:
+        """These coordinates with each pair's order (``c1 <= c2`` or ``c1 > c2``) as in ``p``."""
+        p = np.asarray(p, dtype=float)
+        sign = np.where(p[self.first] > p[self.second], -1.0, 1.0)
+        return PairCoordinates(self.first, self.second, self.low, self.high, sign)
+
+    @property
+    def _sign(self) -> np.ndarray | float:
+        return 1.0 if self.sign is None else self.sign
+
     @property
     def _min_w(self) -> np.ndarray:
         return (MIN_GAP_FRACTION * (self.high - self.low)) ** 2
@@ -115,7 +128,8 @@ class PairCoordinates:
         return y_lower, y_upper
 
     def to_solver(self, p: np.ndarray) -> np.ndarray:
-        """``y`` of the physical ``p`` (a pair with ``c1 > c2`` comes back swapped)."""
+        """``y`` of the physical ``p`` (a pair ordered against :attr:`sign` comes back
+        swapped: the same model)."""
         y = np.array(p, dtype=float, copy=True)
         c1, c2 = y[self.first].copy(), y[self.second].copy()
         y[self.first] = 0.5 * (c1 + c2)
@@ -127,7 +141,7 @@ class PairCoordinates:
         sign as ``dc/dm``."""
         m, half = y[self.first], 0.5 * np.sqrt(y[self.second])
         out = []
-        for raw in (m - half, m + half):
+        for raw in (m - self._sign * half, m + self._sign * half):
             below, above = raw < self.low, raw > self.high
             value = np.where(below, 2.0 * self.low - raw, np.where(above, 2.0 * self.high - raw,
                                                                   raw))
@@ -144,12 +158,13 @@ class PairCoordinates:
 
     def jacobian(self, y: np.ndarray, jacobian_p: np.ndarray) -> np.ndarray:
         """The Jacobian w.r.t. ``y`` from the one w.r.t. ``p`` (columns of the pairs combined:
-        ``dc1/dw = -s1 / (4 sqrt(w))``, ``dc2/dw = s2 / (4 sqrt(w))``)."""
+        ``dc1/dm = s1``, ``dc2/dm = s2``, ``dc1/dw = -sigma s1 / (4 sqrt(w))``,
+        ``dc2/dw = sigma s2 / (4 sqrt(w))``, ``s``: the mirror's sign)."""
         if self.n_pairs == 0:
             return jacobian_p
         _, _, s1, s2, half = self._pair_values(np.asarray(y, dtype=float))
         out = np.array(jacobian_p, dtype=float, copy=True)
         a, b = jacobian_p[:, self.first] * s1, jacobian_p[:, self.second] * s2
         out[:, self.first] = a + b
-        out[:, self.second] = (b - a) / (8.0 * half)
+        out[:, self.second] = (b - a) * (self._sign / (8.0 * half))
         return out

@@ -7,8 +7,9 @@ problem. ``scipy.optimize.least_squares`` (method ``trf``, in physical units wit
 variables scaled by their bounds' span, exact trust-region subproblems) converges in a few dozen
 evaluations where first-order methods need hundreds. The Jacobian is exact, column-compressed
 forward mode (:meth:`~pipeline.calibrate.losses.Objective.residuals_and_jacobian`), for both
-tendon models; no finite differences. Each ``(c1, c2)`` pair is solved as its mean and squared
-gap (:class:`~pipeline.calibrate.activation_pairs.PairCoordinates`), where the fold ``c1 = c2`` of
+tendon models; no finite differences. The solver works in the physical parameters; when its
+progress stalls it goes on with each ``(c1, c2)`` pair as its mean and squared gap
+(:class:`~pipeline.calibrate.activation_pairs.PairCoordinates`), where the fold ``c1 = c2`` of
 the symmetric activation filter is a plain bound instead of a place Gauss-Newton cannot see.
 
 This is the default calibration method (``calibration.optimiser.method: least_squares``, started
@@ -123,9 +124,10 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
 
     spec = objective.spec
     start = time.perf_counter()
-    # Stage 1 solves in the physical parameters; if it stalls (a (c1, c2) pair creeping towards
-    # the fold c1 = c2), stage 2 goes on from there with each pair as its mean and squared gap
-    # (module activation_pairs), where the fold is a plain bound.
+    # Stage 1 solves in the physical parameters; when its progress stalls (STALL_GAIN: on these
+    # problems typically a (c1, c2) pair creeping towards the fold c1 = c2, but any slow phase
+    # counts, final convergence included), stage 2 goes on from there with each pair as its
+    # mean and squared gap (module activation_pairs), where the fold is a plain bound.
     pairs = PairCoordinates.of(spec)
     stages = [PairCoordinates.identity()] + ([pairs] if pairs.n_pairs else [])
     n_tracking = objective.n_tracking_residuals
@@ -145,18 +147,22 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
                      "elapsed_s": elapsed_offset_s + time.perf_counter() - start})
 
     p_start = np.asarray(p0, dtype=float)
-    p, loss, stopped, tracking_jacobian = p_start, math.inf, "", None
+    p, loss, stopped, tracking_jacobian = p_start, math.inf, "max_evaluations", None
     stage_log = []
+    n_res = 0
     for stage, coords in enumerate(stages):
         budget = max_evaluations - counts["fun"]
         if budget <= 0:
             break
+        if stage > 0:  # each pair keeps the order it has now (the prior may not be symmetric)
+            coords = coords.oriented_as(p)
         lower, upper = coords.bounds(spec.lower, spec.upper)
         span = upper - lower
         x0 = np.clip(coords.to_solver(p), lower + 1e-9 * span, upper - 1e-9 * span)
+        if stage == 0:
+            with torch.no_grad():
+                n_res = int(objective.all_residuals(torch.as_tensor(x0)).numel())
         cache: dict[str, Any] = {}
-        with torch.no_grad():
-            n_res = int(objective.all_residuals(torch.as_tensor(coords.to_model(x0))).numel())
         fun, jac = _stage_functions(objective, coords, cache, record, counts, n_res=n_res,
                                     n_reduced=min(n_res, x0.size + 1), reduce=reduce,
                                     stall_gain=stall_gain if stage < len(stages) - 1 else None)
@@ -165,25 +171,30 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
                                    x_scale=span, tr_solver="exact", ftol=tolerance,
                                    xtol=tolerance, gtol=tolerance, max_nfev=budget)
             y, stage_loss = np.asarray(result.x, dtype=float), float(2.0 * result.cost)
-            stopped = {-1: "improper_input", 0: "max_evaluations", 1: "gtol", 2: "ftol",
-                       3: "xtol", 4: "ftol_xtol"}.get(int(result.status), str(result.status))
-            last = True
+            stage_stopped = {-1: "improper_input", 0: "max_evaluations", 1: "gtol", 2: "ftol",
+                             3: "xtol", 4: "ftol_xtol"}.get(int(result.status),
+                                                            str(result.status))
         except _Stalled:
-            y, stage_loss, stopped, last = cache["accepted_p"], cache["accepted_loss"], "", False
+            y, stage_loss, stage_stopped = cache["accepted_p"], cache["accepted_loss"], "stalled"
+        if stage == 0:
+            first_point = (x0, cache.get("first_jacobian_p"))
         stage_log.append(f"{'physical' if stage == 0 else '(c1, c2) as mean and gap'}: "
-                         f"{stopped or 'stalled'}")
-        if stage_loss <= loss:
-            p, loss, tracking_jacobian = coords.to_model(y), stage_loss, None
+                         f"{stage_stopped}")
+        if stage_loss <= loss:  # a later stage is kept only where it is no worse
+            p, loss, stopped, tracking_jacobian = coords.to_model(y), stage_loss, stage_stopped, \
+                None
             for key in ("", "accepted_"):
                 if f"{key}p" in cache and np.array_equal(cache[f"{key}p"], y):
                     tracking_jacobian = cache[f"{key}jacobian_p"][:n_tracking]
-        if last:
+        if stage_stopped != "stalled":
             break
+    if stopped == "stalled" and counts["fun"] >= max_evaluations:
+        stopped = "max_evaluations"  # no evaluations were left for the next stage
     reached = [row["loss"] for row in rows[first_row:]]
     loss0 = reached[0] if reached else math.inf
     if loss > loss0:  # never return a worse point than the start
-        p, loss, tracking_jacobian = np.clip(p_start, spec.lower, spec.upper), loss0, None
-    stopped = stopped or "max_evaluations"
+        (p, first_jacobian), loss = first_point, loss0
+        tracking_jacobian = None if first_jacobian is None else first_jacobian[:n_tracking]
     wall = time.perf_counter() - start
     log.info("least squares (trust-region reflective, exact Jacobian): loss %.6g -> %.6g, %d "
              "evaluations, %d Jacobians, %.2f s (stopped: %s; %s)", loss0, loss, counts["fun"],
@@ -207,7 +218,8 @@ def _stage_functions(objective: LeastSquaresProblem, coords: PairCoordinates,
     ``record`` is called with the residuals of each counted evaluation; ``counts["jac"]``
     counts Jacobians. ``cache`` keeps the last Jacobian's ``y`` (``p``), the solver's Jacobian
     (``jacobian``), the one w.r.t. the physical parameters (``jacobian_p``) and its loss, and
-    the same under ``accepted_`` for the last accepted point (where scipy asked for ``jac``).
+    the same under ``accepted_`` for the last accepted point (where scipy asked for ``jac``),
+    and the start's (the first accepted point's) Jacobian w.r.t. ``p`` as ``first_jacobian_p``.
     ``stall_gain``: raise :class:`_Stalled` at an accepted point after a stall (None: never).
     """
     accepted: list[float] = []
@@ -276,6 +288,7 @@ def _stage_functions(objective: LeastSquaresProblem, coords: PairCoordinates,
                 "longer than their pennation thickness, or check the trials' MTU lengths"))
         for key in ("p", "jacobian", "jacobian_p", "loss"):
             cache[f"accepted_{key}"] = cache[key]
+        cache.setdefault("first_jacobian_p", cache["jacobian_p"])
         accepted.append(cache["loss"])
         if (stall_gain is not None and len(accepted) > STALL_STEPS
                 and accepted[-STALL_STEPS - 1] - accepted[-1]

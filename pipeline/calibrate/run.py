@@ -21,7 +21,12 @@ from pipeline.calibrate.activation_pairs import off_the_fold
 from pipeline.calibrate.annealing import AnnealingOptions, anneal
 from pipeline.calibrate.export import log_at_bound, parameters_document
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
-from pipeline.calibrate.least_squares import LeastSquaresResult, solve_least_squares
+from pipeline.calibrate.least_squares import (
+    STALL_GAIN,
+    STALL_STEPS,
+    LeastSquaresResult,
+    solve_least_squares,
+)
 from pipeline.calibrate.losses import Objective, penalties_from_config
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
@@ -49,7 +54,8 @@ class CalibrationOutcome:
     identifiability: ident.Identifiability | None = None
     converged: bool = True
     polish_evaluations: int = 0  #: adamw: least-squares evaluations after the AdamW iterations
-    #: Why the optimiser stopped: gtol / ftol / xtol / max_evaluations (least squares), patience /
+    #: Why the optimiser stopped: gtol / ftol / xtol / max_evaluations / stalled (least squares;
+    #: stalled: its mean-and-gap stage ended worse than the point it started from), patience /
     #: max_iterations (adamw), converged / max_evaluations (annealing). ``converged`` is True only
     #: when its stopping rule was met.
     stopped: str = ""
@@ -173,7 +179,8 @@ def calibrate(spec: ParameterSpec, batch: TrialBatch, calibration: Mapping[str, 
             p, iterations, wall, history = solved.p, solved.evaluations, solved.wall_s, \
                 solved.history
             tracking_jacobian = solved.tracking_jacobian
-            converged, stopped = solved.stopped != "max_evaluations", solved.stopped
+            converged = solved.stopped not in ("max_evaluations", "stalled")
+            stopped = solved.stopped
         else:
             result = calibrate_gradient(objective.terms, spec, options=opts, seed=seed,
                                         p0=start_p, polish=False)
@@ -280,7 +287,13 @@ def report_outcome(outcome: CalibrationOutcome, document: Mapping[str, Any]) -> 
     log.info("%s calibration: loss %.6g (tracking %.6g, penalty %.3g), %d %s, %.2f s",
              outcome.method, outcome.loss, outcome.tracking, outcome.penalty, outcome.iterations,
              "evaluations" if outcome.method == "annealing" else "iterations", outcome.wall_s)
-    if not outcome.converged:
+    if not outcome.converged and outcome.stopped == "stalled":
+        log.warning("%s calibration stalled: its progress fell below %g %% over %d steps and the "
+                    "(c1, c2) mean-and-gap stage found nothing better; parameters.json says "
+                    "converged: false. Fix: look at the parameters at their bounds (the loss may "
+                    "be flat there), or start from other calibration.initial values",
+                    outcome.method, 100 * STALL_GAIN, STALL_STEPS)
+    elif not outcome.converged:
         if outcome.method == "annealing":
             key = "calibration.annealing.max_evaluations"
         elif outcome.stopped == "max_evaluations":

@@ -37,7 +37,7 @@ from pipeline.nms.tendon import (
     _local_jacobians,
     elastic_fiber_kinematics,
     stiff_fiber_state,
-    tendon_strain,
+    tendon_strain_and_partials,
 )
 
 __all__ = ["FIELDS", "MuscleSignals", "activation_tangents", "neural_tangents",
@@ -124,15 +124,17 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
     velocity_tangent: dict[str, torch.Tensor] = {}
     if tendon == "stiff":
         mtu_velocity = time_derivative(mtu_length_m, dt_s=dt_s)
-        length, velocity = stiff_fiber_state(mtu_length_m, mtu_velocity, **geometry)
         wrt = [f for f in ("optimal_fiber_length_m", "tendon_slack_length_m") if f in fields]
         if wrt:
-            _, (of_length, of_velocity) = _pointwise_partials(
+            (length, velocity), (of_length, of_velocity) = _pointwise_partials(
                 lambda **kw: stiff_fiber_state(kw.pop("lmt"), kw.pop("vmt"), **kw),
                 {"lmt": flat(mtu_length_m), "vmt": flat(mtu_velocity), **geometry_e}, wrt)
+            length, velocity = full(length), full(velocity)
             for f in wrt:
                 length_tangent[f] = full(of_length[f])
                 velocity_tangent[f] = full(of_velocity[f])
+        else:
+            length, velocity = stiff_fiber_state(mtu_length_m, mtu_velocity, **geometry)
     elif tendon == "elastic":
         length, velocity = _elastic_tangents(
             act, mtu_length_m, p, act_tangent, fields, dt_s=dt_s,
@@ -146,7 +148,7 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
                                                        "damping") if f in fields],
         **{k: p[k] for k in ("optimal_fiber_length_m", "pennation_at_optimal_rad",
                              "max_isometric_force_n", "strength", "damping")})
-    strain, of_strain = _tendon_strain_and_partials(mtu_length_m, length, **geometry)
+    strain, of_strain = tendon_strain_and_partials(mtu_length_m, length, **geometry)
     l0 = p["optimal_fiber_length_m"][:, None]
     values = MuscleSignals(force, length / l0, strain)
     tangents = {}
@@ -166,28 +168,6 @@ def parameter_tangents(params: MuscleParameters, excitation: torch.Tensor,
             t_strain = t_strain + of_strain[f]
         tangents[f] = MuscleSignals(t_force, t_norm, t_strain)
     return values, tangents
-
-
-def _tendon_strain_and_partials(mtu_length_m: torch.Tensor, fiber_length_m: torch.Tensor, *,
-                                optimal_fiber_length_m: torch.Tensor,
-                                tendon_slack_length_m: torch.Tensor,
-                                pennation_at_optimal_rad: torch.Tensor,
-                                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """:func:`~pipeline.nms.tendon.tendon_strain` ``(l_mt - sqrt(l^2 - w^2)) / l_ts - 1`` with
-    ``w = l0 sin(phi0)``, and its per-sample partials w.r.t. the fibre length, ``l0`` and
-    ``l_ts``."""
-    values = tendon_strain(mtu_length_m, fiber_length_m,
-                           optimal_fiber_length_m=optimal_fiber_length_m,
-                           tendon_slack_length_m=tendon_slack_length_m,
-                           pennation_at_optimal_rad=pennation_at_optimal_rad)
-    sin_phi0 = torch.sin(pennation_at_optimal_rad)[:, None]
-    thickness = optimal_fiber_length_m[:, None] * sin_phi0
-    inverse_slack = 1.0 / tendon_slack_length_m[:, None]
-    along = torch.sqrt(fiber_length_m * fiber_length_m - thickness * thickness)
-    per_along = inverse_slack / along
-    return values, {"fiber_length_m": -fiber_length_m * per_along,
-                    "optimal_fiber_length_m": (thickness * sin_phi0) * per_along,
-                    "tendon_slack_length_m": -(values + 1.0) * inverse_slack}
 
 
 def activation_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor,

@@ -89,6 +89,30 @@ def tendon_strain(
     return (mtu_length_m - along_tendon) / slack - 1.0
 
 
+def tendon_strain_and_partials(mtu_length_m: torch.Tensor, fiber_length_m: torch.Tensor, *,
+                               optimal_fiber_length_m: torch.Tensor,
+                               tendon_slack_length_m: torch.Tensor,
+                               pennation_at_optimal_rad: torch.Tensor,
+                               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`tendon_strain` and its per-sample partial derivatives w.r.t. the fibre length and
+    each muscle's own ``optimal_fiber_length_m`` and ``tendon_slack_length_m``, outside autograd.
+
+    With ``w = l0 sin(phi0)`` and ``c = sqrt(l^2 - w^2)``: ``d/dl = -l / (c l_ts)``,
+    ``d/dl0 = w sin(phi0) / (c l_ts)``, ``d/dl_ts = -(strain + 1) / l_ts``.
+    """
+    # the value as tendon_strain computes it, to the bit
+    thickness = _thickness(optimal_fiber_length_m, pennation_at_optimal_rad)
+    along_tendon = torch.sqrt(fiber_length_m**2 - thickness**2)
+    slack = tendon_slack_length_m.unsqueeze(-1)
+    strain = (mtu_length_m - along_tendon) / slack - 1.0
+    sin_phi0 = torch.sin(pennation_at_optimal_rad).unsqueeze(-1)
+    inverse_slack = 1.0 / slack
+    per_along = inverse_slack / along_tendon
+    return strain, {"fiber_length_m": -fiber_length_m * per_along,
+                    "optimal_fiber_length_m": (thickness * sin_phi0) * per_along,
+                    "tendon_slack_length_m": -(strain + 1.0) * inverse_slack}
+
+
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     tensor = tensor.detach()
     if tensor.dtype != torch.float64 or tensor.device.type != "cpu":  # .to() costs when a no-op

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.calibrate.activation_pairs import off_the_fold
 from pipeline.calibrate.gradient import GradientOptions, calibrate_gradient
 from pipeline.calibrate.losses import Objective
 from pipeline.calibrate.problem import TrialBatch
@@ -81,7 +82,9 @@ def _objective(template: Objective, batch: TrialBatch) -> Objective:
 def _emg_driven(template: Objective, removed: Sequence[str], p0: np.ndarray,
                 options: GradientOptions) -> tuple[np.ndarray, Objective]:
     objective = _objective(template, _zeroed(template.data, removed))
-    result = calibrate_gradient(objective.terms, objective.spec, options=options, p0=p0)
+    # off the (c1, c2) fold, as the synergy-hybrid arm starts (AdamW cannot leave c1 = c2)
+    result = calibrate_gradient(objective.terms, objective.spec, options=options,
+                                p0=off_the_fold(objective.spec, p0))
     return result.p, objective
 
 

@@ -11,7 +11,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from pipeline.calibrate.activation_pairs import PairCoordinates, activation_pairs, off_the_fold
-from pipeline.calibrate.least_squares import solve_least_squares
+from pipeline.calibrate.least_squares import STALL_GAIN, solve_least_squares
 from pipeline.calibrate.run import make_objective
 from pipeline.calibrate.synthetic import make_problem
 
@@ -73,10 +73,21 @@ def test_mean_and_gap_round_trip_and_bounds() -> None:
     assert unequal.n_pairs == 1 and unequal.first.tolist() == [1]
 
 
+def test_each_pair_keeps_its_order_when_oriented() -> None:
+    coords = PairCoordinates.of(_spec(LABELS, LOWER, UPPER))
+    p = np.array([-0.3, -0.8, -0.7, -0.6, 1.0])  # pair a: c1 > c2, pair b: c1 < c2
+    oriented = coords.oriented_as(p)
+    np.testing.assert_array_equal(oriented.sign, [-1.0, 1.0])
+    np.testing.assert_allclose(oriented.to_model(oriented.to_solver(p)), p, atol=1e-15)
+    assert coords.to_model(coords.to_solver(p))[0] == pytest.approx(-0.7)  # unoriented: swapped
+
+
+@pytest.mark.parametrize("sign", [None, np.array([-1.0, 1.0])])
 @pytest.mark.parametrize("y", [np.array([-0.45, -0.6, 0.09, 0.02, 1.1]),
                                np.array([-0.12, -0.6, 0.04, 1e-4, 0.7])])  # pair a mirrored
-def test_jacobian_in_mean_and_gap_equals_finite_differences(y: np.ndarray) -> None:
-    coords = PairCoordinates.of(_spec(LABELS, LOWER, UPPER))
+def test_jacobian_in_mean_and_gap_equals_finite_differences(y: np.ndarray, sign) -> None:
+    plain = PairCoordinates.of(_spec(LABELS, LOWER, UPPER))
+    coords = PairCoordinates(plain.first, plain.second, plain.low, plain.high, sign)
     rng = np.random.default_rng(0)
     a = rng.normal(size=(7, 5))
 
@@ -119,7 +130,7 @@ class _FilterCoefficients:
         return torch.as_tensor(self._r(p.numpy())), np.array([[1.0, 1.0], [3.0 * c2, 3.0 * c1]])
 
 
-@pytest.mark.parametrize("stall_gain", [1e-3, np.inf])  # default; the switch forced at once
+@pytest.mark.parametrize("stall_gain", [STALL_GAIN, np.inf])  # the default; switch at once
 def test_an_optimum_on_the_fold_is_reached(stall_gain: float) -> None:
     problem = _FilterCoefficients()
     on_fold = minimize_scalar(lambda m: (2 * m + 1.0) ** 2 + 9.0 * (m * m - 0.3) ** 2,

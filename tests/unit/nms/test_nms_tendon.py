@@ -205,3 +205,76 @@ def test_mtu_force_gradcheck(tendon: str) -> None:
                                         strength=s, damping=d)
 
     assert torch.autograd.gradcheck(force, inputs, rtol=1e-5, atol=1e-6)
+
+
+def _per_sample_autograd(fn, signals: dict, params: dict, wrt: list[str]) -> dict:
+    """Per-sample partials by reverse mode: parameters copied to every sample (so each sample's
+    derivative is not summed over the others), one backward pass of the summed output."""
+    shape = next(iter(signals.values())).shape
+    leaves = {k: v.clone().requires_grad_(k in wrt) for k, v in signals.items()}
+    per_sample = {k: v[:, None].expand(shape[-2:]).contiguous().requires_grad_(k in wrt)
+                  for k, v in params.items()}
+
+    def broadcast(**kw):
+        # the model takes (muscle,) parameters: a per-sample copy runs sample by sample
+        flat = {k: v.reshape(-1, 1) for k, v in kw.items()}
+        return fn(**flat).reshape(shape)
+
+    out = broadcast(**leaves, **per_sample)
+    grads = torch.autograd.grad(out.sum(), [{**leaves, **per_sample}[k] for k in wrt])
+    return {k: g.expand(shape) for k, g in zip(wrt, grads, strict=True)}
+
+
+def test_closed_form_strain_and_force_partials_equal_autograd() -> None:
+    from pipeline.nms.mtu import fiber_force_and_partials
+    from pipeline.nms.tendon import tendon_strain_and_partials
+
+    rng = np.random.default_rng(3)
+    n_mtus, n_time = 3, 7
+
+    def t(x):
+        return torch.as_tensor(x, dtype=torch.float64)
+
+    l0 = t(rng.uniform(0.05, 0.12, n_mtus))
+    lts = t(rng.uniform(0.1, 0.3, n_mtus))
+    phi0 = t(rng.uniform(0.0, 0.3, n_mtus))
+    length = l0[:, None] * t(rng.uniform(0.7, 1.3, (n_mtus, n_time)))
+    lmt = lts[:, None] * 1.03 + length * torch.cos(phi0)[:, None]
+    strain, partials = tendon_strain_and_partials(
+        lmt, length, optimal_fiber_length_m=l0, tendon_slack_length_m=lts,
+        pennation_at_optimal_rad=phi0)
+    assert torch.equal(strain, tendon_strain(lmt, length, optimal_fiber_length_m=l0,
+                                             tendon_slack_length_m=lts,
+                                             pennation_at_optimal_rad=phi0))
+    reference = _per_sample_autograd(
+        lambda lmt, fiber_length_m, optimal_fiber_length_m, tendon_slack_length_m,
+        pennation_at_optimal_rad: tendon_strain(
+            lmt, fiber_length_m, optimal_fiber_length_m=optimal_fiber_length_m[:, 0],
+            tendon_slack_length_m=tendon_slack_length_m[:, 0],
+            pennation_at_optimal_rad=pennation_at_optimal_rad[:, 0]),
+        {"lmt": lmt, "fiber_length_m": length},
+        {"optimal_fiber_length_m": l0, "tendon_slack_length_m": lts,
+         "pennation_at_optimal_rad": phi0},
+        ["fiber_length_m", "optimal_fiber_length_m", "tendon_slack_length_m"])
+    for key, value in reference.items():
+        torch.testing.assert_close(partials[key], value, rtol=1e-12, atol=1e-12)
+
+    act = t(rng.uniform(0.0, 1.0, (n_mtus, n_time)))
+    velocity = l0[:, None] * t(rng.uniform(-3.0, 3.0, (n_mtus, n_time)))
+    params = {"optimal_fiber_length_m": l0, "pennation_at_optimal_rad": phi0,
+              "max_isometric_force_n": t(rng.uniform(200, 900, n_mtus)),
+              "strength": t(rng.uniform(0.6, 1.4, n_mtus)),
+              "damping": t(rng.uniform(0.0, 0.1, n_mtus))}
+    names = list(params)
+    force, partials = fiber_force_and_partials(act, length, velocity, parameters=names,
+                                               **params)
+    assert torch.equal(force, fiber_force_along_tendon(act, length, velocity, **params))
+    reference = _per_sample_autograd(
+        lambda activation, fiber_length_m, fiber_velocity_mps, **kw: fiber_force_along_tendon(
+            activation, fiber_length_m, fiber_velocity_mps, **{k: v[:, 0] for k, v in kw.items()}),
+        {"activation": act, "fiber_length_m": length, "fiber_velocity_mps": velocity}, params,
+        ["activation", "fiber_length_m", "fiber_velocity_mps", *names])
+    for key, value in reference.items():
+        torch.testing.assert_close(partials[key], value, rtol=1e-11, atol=1e-9)
+    with pytest.raises(ValueError, match="no partials"):
+        fiber_force_and_partials(act, length, velocity, parameters=["c1"], **params)
