@@ -203,7 +203,6 @@ def solve_least_squares(objective: LeastSquaresProblem, p0: np.ndarray, /, *,
                               tracking_jacobian)
 
 
-
 class _Stalled(Exception):
     """Raised inside scipy's solver to end a stage that has stalled."""
 
