@@ -9,7 +9,8 @@ values it reads changes) and takes every file its CLI step reads as an ``input``
 
 - ``config.<dotted.key>``: a key of the merged config (a missing key reads as ``null``);
   ``config.<section>!<key>,<key>``: the section without the keys named after ``!`` (e.g. the
-  calibration settings without ``methods``, which picks the jobs rather than their content);
+  calibration settings without ``methods``, which picks the jobs rather than their content); an
+  excluded key may be dotted (``optimiser.tolerance``: that key of the subsection);
 - ``setup.<key>``: a key of the subject's model setup (``models.<model>`` merged onto the
   defaults, :meth:`pipeline.study.Study.model_setup`);
 - ``subject.<column>``: a cell of the subject's row in subjects.tsv;
@@ -100,9 +101,14 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "import_id": ("setup.dofs",),
     "import_emg": ("setup.excitations", "setup.emg_channels", "setup.drop_emg"),
     "execute": (),
-    "calibrate_synergy_hybrid": ("config.calibration!methods,motion", "config.synergies",
-                                 "setup.unrecorded"),
-    "channel_removal": ("config.calibration!methods,motion", "config.synergies",
+    # The synergy hybrid takes its iteration counts from synergies.*, and neither it nor channel
+    # removal runs the least-squares method (its method, evaluations and tolerance).
+    "calibrate_synergy_hybrid": (
+        "config.calibration!methods,motion,optimiser.method,optimiser.max_evaluations,"
+        "optimiser.tolerance,optimiser.max_iterations,optimiser.polish_iterations",
+        "config.synergies", "setup.unrecorded"),
+    "channel_removal": ("config.calibration!methods,motion,optimiser.method,"
+                        "optimiser.max_evaluations,optimiser.tolerance", "config.synergies",
                         "setup.unrecorded"),
     "figures": ("config.calibration.methods", "config.calibration.penalties",
                 "config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates"),
@@ -119,8 +125,8 @@ def step_reads(study: Any, step: str, subject: str | None = None,
         if kind == "config":
             key, _, excluded = key.partition("!")
             value = lookup(study.config, key)
-            if excluded and isinstance(value, dict):
-                value = {k: v for k, v in value.items() if k not in excluded.split(",")}
+            for dotted in filter(None, excluded.split(",")):
+                value = _without(value, dotted.split("."))
             values[source] = value
         elif kind == "setup":
             values[source] = study.model_setup(subject).get(key)
@@ -141,6 +147,18 @@ def step_reads(study: Any, step: str, subject: str | None = None,
         else:
             raise ValueError(f"STEP_READS[{step!r}]: unknown source {source!r}")
     return values
+
+
+def _without(value: Any, path: list[str]) -> Any:
+    """``value`` without the key at ``path`` (nested dicts copied along it; anything else as
+    it is)."""
+    if not isinstance(value, dict) or path[0] not in value:
+        return value
+    head, rest = path[0], path[1:]
+    kept = {k: v for k, v in value.items() if k != head}
+    if rest:
+        kept[head] = _without(value[head], rest)
+    return kept
 
 
 def step_hash(study: Any, step: str, subject: str | None = None,
