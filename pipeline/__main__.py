@@ -18,6 +18,7 @@ import pkgutil
 import sys
 
 from pipeline import __version__, cli
+from pipeline._gc import command_line_process, lasting_imports
 from pipeline._threads import pin_blas_threads
 from pipeline.errors import PipelineError, describe_os_error
 from pipeline.logs import setup_logging
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     # Before build_parser: the subcommand modules' imports may load numpy's BLAS.
     argv_list = sys.argv[1:] if argv is None else list(argv)
     pin_blas_threads(argv_list)
-    parser = build_parser(subcommand_of(argv_list))
+    with lasting_imports():
+        parser = build_parser(subcommand_of(argv_list))
     args, extra = parser.parse_known_args(argv_list)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -101,5 +103,12 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def console() -> int:
+    """The ``nms-pipeline`` script: :func:`main` as a command-line process (pipeline._gc)."""
+    command_line_process()
+    return main()
+
+
 if __name__ == "__main__":
+    command_line_process()
     exit_now(main())

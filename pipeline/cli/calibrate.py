@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline._gc import lasting_imports
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_json_atomic, write_text_atomic
@@ -88,15 +89,16 @@ def _write_method_outputs(args: argparse.Namespace, document: dict, history: lis
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import torch
+    with lasting_imports():
+        import torch
 
-    from pipeline.calibrate.annealing import AnnealingOptions
-    from pipeline.calibrate.execute import batch_metrics
-    from pipeline.calibrate.export import provenance, read_muscle_properties
-    from pipeline.calibrate.gradient import GradientOptions
-    from pipeline.calibrate.problem import load_trials
-    from pipeline.calibrate.run import calibrate, report_outcome
-    from pipeline.calibrate.spec import build_spec
+        from pipeline.calibrate.annealing import AnnealingOptions
+        from pipeline.calibrate.execute import batch_metrics
+        from pipeline.calibrate.export import provenance, read_muscle_properties
+        from pipeline.calibrate.gradient import GradientOptions
+        from pipeline.calibrate.problem import load_trials
+        from pipeline.calibrate.run import calibrate, report_outcome
+        from pipeline.calibrate.spec import build_spec
 
     torch.set_num_threads(max(1, args.threads))
     study = _subject_study(args)
@@ -220,16 +222,17 @@ def _calibrate_motion(args: argparse.Namespace, study, spec, batch, fit_batch,  
 
 
 def _execute(args: argparse.Namespace) -> int:
-    import torch
+    with lasting_imports():
+        import torch
 
-    from pipeline.calibrate.execute import (
-        batch_metrics,
-        execute,
-        muscle_parameters_from_document,
-        write_execution,
-    )
-    from pipeline.calibrate.export import read_parameters
-    from pipeline.calibrate.problem import load_trials
+        from pipeline.calibrate.execute import (
+            batch_metrics,
+            execute,
+            muscle_parameters_from_document,
+            write_execution,
+        )
+        from pipeline.calibrate.export import read_parameters
+        from pipeline.calibrate.problem import load_trials
 
     torch.set_num_threads(max(1, args.threads))
     config = _study_config(args)

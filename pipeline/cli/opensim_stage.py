@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import __version__, resources
+from pipeline._gc import lasting_imports
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, MuscleAnalysisError, ScalingError, describe
 from pipeline.provenance import config_sha256, study_provenance
@@ -79,7 +80,8 @@ def _dofs(study: Any, subject: str) -> list[str]:
 
 
 def _scale(args: argparse.Namespace) -> None:
-    from pipeline.osim.scale import scale_model
+    with lasting_imports("opensim"):
+        from pipeline.osim.scale import scale_model
 
     study = _study(args)
     row = study.subject(args.subject)
@@ -193,7 +195,8 @@ def _derived_measurements(generic: Path, marker_set: Path | None, static_trc: st
 
 
 def _ik(args: argparse.Namespace) -> None:
-    from pipeline.osim.ik import marker_time_range, run_inverse_kinematics
+    with lasting_imports("opensim"):
+        from pipeline.osim.ik import marker_time_range, run_inverse_kinematics
 
     study = _study(args)
     cfg = study.config["opensim"]["ik"]
@@ -209,7 +212,8 @@ def _ik(args: argparse.Namespace) -> None:
 
 
 def _id(args: argparse.Namespace) -> None:
-    from pipeline.osim.inverse_dynamics import run_inverse_dynamics
+    with lasting_imports("opensim"):
+        from pipeline.osim.inverse_dynamics import run_inverse_dynamics
 
     study = _study(args)
     if (args.external_loads is None) != (args.grf is None):
@@ -246,7 +250,8 @@ def _warn_implausible_moments(sto: str | Path, mass_kg: float, trial: str) -> No
 
 
 def _muscle_analysis(args: argparse.Namespace) -> None:
-    from pipeline.osim.muscle_analysis import run_muscle_analysis
+    with lasting_imports("opensim"):
+        from pipeline.osim.muscle_analysis import run_muscle_analysis
 
     study = _study(args)
     mtus = (args.muscles or list(study.model_setup(args.subject).get("excitations") or {})
@@ -261,8 +266,9 @@ def _muscle_analysis(args: argparse.Namespace) -> None:
 
 
 def _collect(args: argparse.Namespace) -> None:
-    from pipeline.io.nms_inputs import write_nms_trial
-    from pipeline.osim.collect import analysis_window, collect_nms_trial
+    with lasting_imports():
+        from pipeline.io.nms_inputs import write_nms_trial
+        from pipeline.osim.collect import analysis_window, collect_nms_trial
 
     study = _study(args)
     setup = study.model_setup(args.subject)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from pipeline import layout
+from pipeline._gc import lasting_imports
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError
 from pipeline.study import load_study
@@ -20,7 +21,8 @@ def _methods(args: argparse.Namespace, study_methods: list[str]) -> list[str]:
 
 
 def _figures(args: argparse.Namespace) -> int:
-    from pipeline.plots.subject import write_subject_figures
+    with lasting_imports():
+        from pipeline.plots.subject import write_subject_figures
 
     study = load_study(args.study, check_files=False)
     if args.subject not in study.subject_names:
@@ -35,7 +37,8 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report
+    with lasting_imports():
+        from pipeline.report import write_report
 
     study = load_study(args.study, check_files=False)
     methods = _methods(args, study.config["calibration"]["methods"])

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline._gc import lasting_imports
 from pipeline.cli._common import add_command
 from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_text_atomic
@@ -51,9 +52,10 @@ def _calibration_overrides(config: dict[str, Any], args: argparse.Namespace) -> 
 
 
 def _calibrate_synergy(args: argparse.Namespace) -> int:
-    import torch
+    with lasting_imports():
+        import torch
 
-    from pipeline.synergies.run import read_truth_trials, run_synergy_hybrid
+        from pipeline.synergies.run import read_truth_trials, run_synergy_hybrid
 
     torch.set_num_threads(max(1, args.threads))
     config, setup = _config(args)
@@ -74,13 +76,14 @@ def _calibrate_synergy(args: argparse.Namespace) -> int:
 
 
 def _channel_removal(args: argparse.Namespace) -> int:
-    import torch
+    with lasting_imports():
+        import torch
 
-    from pipeline.calibrate.gradient import GradientOptions
-    from pipeline.calibrate.problem import TrialBatch, load_trials
-    from pipeline.calibrate.run import make_objective
-    from pipeline.synergies.channel_removal import plot_channel_removal, run_channel_removal
-    from pipeline.synergies.hybrid import HybridOptions
+        from pipeline.calibrate.gradient import GradientOptions
+        from pipeline.calibrate.problem import TrialBatch, load_trials
+        from pipeline.calibrate.run import make_objective
+        from pipeline.synergies.channel_removal import plot_channel_removal, run_channel_removal
+        from pipeline.synergies.hybrid import HybridOptions
 
     torch.set_num_threads(max(1, args.threads))
     config, _ = _config(args)

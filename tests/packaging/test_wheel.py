@@ -88,7 +88,7 @@ def test_wheel_holds_every_data_file_of_the_package(installed: Installed) -> Non
     assert sorted(data - shipped) == [], "add a pattern to [tool.setuptools.package-data]"
     entry_points = next(n for n in shipped if n.endswith("entry_points.txt"))
     with zipfile.ZipFile(installed.wheel) as archive:
-        assert "nms-pipeline = pipeline.__main__:main" in archive.read(entry_points).decode()
+        assert "nms-pipeline = pipeline.__main__:console" in archive.read(entry_points).decode()
 
 
 def test_new_and_validate_study_from_an_unrelated_folder(installed: Installed,
