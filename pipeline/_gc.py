@@ -54,3 +54,24 @@ def lasting_imports(*modules: str) -> Iterator[None]:
         gc.enable()
         log.debug("start-up: %d objects kept out of the garbage collector's scans",
                   gc.get_freeze_count())
+
+
+@contextmanager
+def one_collection() -> Iterator[None]:
+    """No collection while the block runs, one young-generation collection when it ends.
+
+    For a block that builds a large structure full of reference cycles and drops it (one
+    matplotlib figure: ~100,000 objects, every artist pointing back at its figure). Collected
+    as it grows, the structure is scanned again and again as it ages into older generations;
+    here it stays young and is scanned once, after it became garbage (a subject's figures:
+    2.4 -> 1.4 s of collection). Nested blocks leave the collection to the outer one.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(0)

@@ -60,7 +60,10 @@ def excitation_activation_figure(trial: TrialResult, *, method: str = "") -> Fig
             ax.plot(trial.activations.time_s, activation, color=COLORS["predicted"])
             record(fig, f"{mtu}/peak_activation", float(np.nanmax(activation)))
         note = {"recorded": "", "synthesised": " (synthesised)", "none": " (no EMG)"}[source]
-        ax.set_title(f"{mtu}{note}")
+        # y=1: the panel's place for a title when nothing sits above the axes, which holds here
+        # (fixed 0-1 ticks: no offset text); matplotlib's automatic placement would find the
+        # same place after measuring the y axis again, per panel and per layout pass.
+        ax.set_title(f"{mtu}{note}", y=1.0)
         record(fig, f"{mtu}/source", source)
     # One call for all panels (they share y), with the 0-1 ticks of a normalised signal.
     axes[0, 0].set_ylim(-0.02, 1.02)

@@ -18,6 +18,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from pipeline import layout
+from pipeline._gc import one_collection
 from pipeline.fileio import write_json_atomic
 from pipeline.plots.calibration import loss_figure, method_comparison_figure, parameters_figure
 from pipeline.plots.experiment import grf_figure, marker_error_figure
@@ -128,12 +129,16 @@ _PENDING: list[FigureJob] = []
 
 
 def _draw_and_save(job: FigureJob, out_dir: Path, *, fmt: str, subject: str) -> dict:
-    """Draw one figure, save it, and return its manifest entry."""
-    fig = job.draw()
-    path = save_figure(fig, out_dir / f"{job.stem}.{fmt}")
-    log.info("%s: wrote %s (%.0f KiB)", subject, path, path.stat().st_size / 1024)
-    return {"file": path.name, "title": job.title, "caption": job.caption,
-            "method": job.method, "annotations": _json_safe(annotations_of(fig))}
+    """Draw one figure, save it, and return its manifest entry (the figure's objects are
+    collected once, when it is done: pipeline._gc.one_collection)."""
+    with one_collection():
+        fig = job.draw()
+        path = save_figure(fig, out_dir / f"{job.stem}.{fmt}")
+        log.info("%s: wrote %s (%.0f KiB)", subject, path, path.stat().st_size / 1024)
+        entry = {"file": path.name, "title": job.title, "caption": job.caption,
+                 "method": job.method, "annotations": _json_safe(annotations_of(fig))}
+        del fig
+    return entry
 
 
 def _draw_pending(index: int, out_dir: Path, fmt: str, subject: str) -> dict | None:

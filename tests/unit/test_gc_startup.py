@@ -1,15 +1,18 @@
-"""Garbage collection during a command's imports (pipeline._gc): a command-line process runs no
-full collection while torch imports and freezes what it imported; in-process calls keep
-Python's defaults. Each case runs in a fresh interpreter, counting collections with
-``gc.callbacks``."""
+"""Garbage collection (pipeline._gc): a command-line process runs no full collection while
+torch imports and freezes what it imported, in-process calls keep Python's defaults (each case
+in a fresh interpreter, counting collections with ``gc.callbacks``); one_collection frees a
+block's reference cycles once, at its end."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
+from pipeline._gc import one_collection
 from tests.project_paths import PROJECT_ROOT
 
 _PROBE = """
@@ -63,3 +66,35 @@ def test_python_m_pipeline_is_a_command_line_process(tmp_path: Path) -> None:
     assert "objects kept out of the garbage collector's scans" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "figures").exists()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+def test_one_collection_frees_the_blocks_cycles_once_at_its_end() -> None:
+    assert gc.isenabled()
+    with one_collection():
+        assert not gc.isenabled()
+        node = _Node()
+        ref = weakref.ref(node)
+        del node
+        assert ref() is not None  # no collection inside the block
+    assert gc.isenabled()
+    assert ref() is None  # the young collection at the end reclaimed the cycle
+
+
+def test_one_collection_inside_a_disabled_collector_changes_nothing() -> None:
+    gc.disable()
+    try:
+        with one_collection():
+            node = _Node()
+            ref = weakref.ref(node)
+            del node
+        assert not gc.isenabled()
+        assert ref() is not None
+    finally:
+        gc.enable()
+        gc.collect()
+    assert ref() is None
