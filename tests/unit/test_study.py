@@ -279,6 +279,29 @@ def test_a_config_that_validated_is_remembered_and_a_bad_one_never(template_stud
     assert len(list((cache / "valid-configs").iterdir())) == 1
 
 
+def test_the_validation_cache_is_keyed_by_the_installed_jsonschema(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The key names the installed jsonschema by its package file's path, modification time and
+    size (os.stat is the oracle), so an upgrade validates again, without importlib.metadata."""
+    import os
+
+    import jsonschema
+
+    from pipeline import study_checks
+
+    stat = os.stat(jsonschema.__file__)
+    assert study_checks._installed_jsonschema() == (
+        f"{jsonschema.__file__}:{stat.st_mtime_ns}:{stat.st_size}")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path))
+    here = study_checks._validation_stamp({"a": 1}, {"type": "object"})
+    assert here == study_checks._validation_stamp({"a": 1}, {"type": "object"})
+    monkeypatch.setattr(study_checks, "_installed_jsonschema", lambda: "/elsewhere:1:2")
+    upgraded = study_checks._validation_stamp({"a": 1}, {"type": "object"})
+    assert here is not None and upgraded is not None and here != upgraded
+    monkeypatch.setattr(study_checks, "_installed_jsonschema", lambda: None)
+    assert study_checks._validation_stamp({"a": 1}, {"type": "object"}) is None
+
+
 def test_sheets_that_validated_are_remembered_and_a_bad_row_never(template_study: Path,
                                                                   tmp_path: Path) -> None:
     """Like the config, the sheets' row check is cached by content: a second load of the same
