@@ -62,7 +62,8 @@ class _RouteOnImport:
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
-        self._loader, spec.loader = spec.loader, self
+        # A loader by its methods; typeshed names importlib.abc.Loader, which is not imported.
+        self._loader, spec.loader = spec.loader, self  # type: ignore[assignment]
         return spec
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
