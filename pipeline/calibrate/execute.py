@@ -21,7 +21,7 @@ from pipeline.calibrate.metrics import summarise, trial_metrics
 from pipeline.calibrate.problem import TrialBatch
 from pipeline.errors import CalibrationError, describe
 from pipeline.io.opensim_files import StoTable, write_sto
-from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
+from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, few_passes, simulate
 from pipeline.nms.model import TendonModel
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
     if device is not None:
         params = params.to(device=device)
         batch = batch.to(device)
-    with torch.no_grad():
+    # One forward pass: numpy loops unless numba already runs in this process (few_passes).
+    with torch.no_grad(), few_passes():
         if objective and objective.get("name") == "ceinms" and tendon == "stiff":
             from pipeline.calibrate.ceinms_objective import simulate_ceinms
 

@@ -9,9 +9,11 @@ moments ``(trial, dof, time)``, parameters ``(muscle,)``):
 * :func:`stiff_fiber_kinematics`, :func:`elastic_fiber_kinematics`, :func:`tendon_strain`;
 * :func:`fiber_force_along_tendon` - the MTU force;
 * :func:`from_unconstrained`, :func:`to_unconstrained`, :func:`relative_bounds` - bounds mapping;
-* :func:`make_reference_problem` - a synthetic problem with known truth.
+* :func:`make_reference_problem` - a synthetic problem with known truth;
+* :func:`few_passes` - run the elastic tendon's loops in numpy for a few passes (no numba start).
 """
 
+from pipeline.nms._rosenbrock import few_passes
 from pipeline.nms.activation import activation, muscle_activation, neural_activation
 from pipeline.nms.model import DEFAULT_EMD_S, ModelOutput, MuscleParameters, simulate
 from pipeline.nms.mtu import fiber_force_along_tendon
@@ -26,6 +28,7 @@ __all__ = [
     "ReferenceProblem",
     "activation",
     "elastic_fiber_kinematics",
+    "few_passes",
     "fiber_force_along_tendon",
     "from_unconstrained",
     "make_reference_problem",

@@ -31,6 +31,8 @@ import importlib.util
 import logging
 import math
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,6 +45,8 @@ from pipeline.nms import curves
 #: use it).
 USE_NUMBA = importlib.util.find_spec("numba") is not None
 _KERNELS: dict[str, Any] = {}
+#: Open :func:`few_passes` blocks.
+_FEW_PASSES = {"depth": 0}
 
 log = logging.getLogger(__name__)
 
@@ -375,11 +379,26 @@ def _rebound(function: Any, **names: Any) -> Any:
                               function.__defaults__, function.__closure__)
 
 
+@contextmanager
+def few_passes() -> Iterator[None]:
+    """Run the loops in numpy inside the block, unless numba's kernels are loaded already.
+
+    For a few forward passes (executing a calibrated model on its trials): there the numpy
+    loops take a few tenths of a second, where numba's first call costs about a second and a
+    half (its import, its CPU target's start-up, loading the cached kernels). The two paths
+    agree to rounding (a test holds them together)."""
+    _FEW_PASSES["depth"] += 1
+    try:
+        yield
+    finally:
+        _FEW_PASSES["depth"] -= 1
+
+
 def _kernels() -> dict[str, Any] | None:
     """The compiled loops (numba imported and the kernels loaded on the first call); None when
-    :data:`USE_NUMBA` is off."""
+    :data:`USE_NUMBA` is off, or inside :func:`few_passes` before they were loaded."""
     global _scalar_residual
-    if not USE_NUMBA:
+    if not USE_NUMBA or (_FEW_PASSES["depth"] and not _KERNELS):
         return None
     if not _KERNELS:
         import numba

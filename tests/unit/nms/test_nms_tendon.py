@@ -116,6 +116,31 @@ def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
 
 
+@pytest.mark.skipif(not _rosenbrock.USE_NUMBA, reason="numba not installed")
+def test_few_passes_runs_numpy_until_numba_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside few_passes a process that has not loaded the kernels yet runs the numpy loops
+    (the forward pass equals the compiled one to rounding); once they are loaded, it uses them."""
+    rng = np.random.default_rng(5)
+    n, n_time = 5, 60
+    l0, lts = rng.uniform(0.06, 0.14, n), rng.uniform(0.1, 0.25, n)
+    d, sp = np.full(n, 0.01), np.sin(rng.uniform(0.0, 0.3, n))
+    lmt = (lts * 1.02 + l0)[None] + 0.01 * np.sin(np.linspace(0, 6, n_time))[:, None]
+    act = 0.2 + 0.5 * np.sin(np.linspace(0, 4, n_time))[:, None] ** 2 * np.ones(n)
+    kwargs = {"dt_s": 0.005, "k_tendon": curves.tendon_stiffness_exponent()}
+    compiled = _rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(_rosenbrock, "_KERNELS", {})  # a process that never loaded them
+        with _rosenbrock.few_passes():
+            assert _rosenbrock._kernels() is None
+            in_numpy = _rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, **kwargs)
+        assert not _rosenbrock._KERNELS
+    for a, b in zip(compiled, in_numpy, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+    assert _rosenbrock._KERNELS  # loaded by the first integration
+    with _rosenbrock.few_passes():
+        assert _rosenbrock._kernels() is _rosenbrock._KERNELS
+
+
 def test_isometric_converges_to_equilibrium() -> None:
     # A physiological activation rise: an excitation step through the activation dynamics at
     # 100 Hz. (Much sharper per-sample jumps can trap the one-step scheme, see tendon.py.)
