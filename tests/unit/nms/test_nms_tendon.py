@@ -94,14 +94,22 @@ def test_step_partials_in_closed_form_equal_autograd(compiled: bool,
                                    err_msg=name)
 
 
+def _kernel_case(rng: np.random.Generator, n: int, n_time: int, damping: float
+                 ) -> tuple[np.ndarray, ...]:
+    """``(l0, lts, damping, sin_phi0, lmt, act)`` for the kernel tests: random muscles, a slow
+    MTU-length wave around slack and a smooth activation, time-major ``(n_time, n)``."""
+    l0, lts = rng.uniform(0.06, 0.14, n), rng.uniform(0.1, 0.25, n)
+    d, sp = np.full(n, damping), np.sin(rng.uniform(0.0, 0.3, n))
+    lmt = (lts * 1.02 + l0)[None] + 0.01 * np.sin(np.linspace(0, 6, n_time))[:, None]
+    act = 0.2 + 0.5 * np.sin(np.linspace(0, 4, n_time))[:, None] ** 2 * np.ones(n)
+    return l0, lts, d, sp, lmt, act
+
+
 @pytest.mark.skipif(not _rosenbrock.USE_NUMBA, reason="numba not installed")
 def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
     n, n_time = 6, 80
-    l0, lts = rng.uniform(0.06, 0.14, n), rng.uniform(0.1, 0.25, n)
-    d, sp = np.full(n, 0.02), np.sin(rng.uniform(0.0, 0.3, n))
-    lmt = (lts * 1.02 + l0)[None] + 0.01 * np.sin(np.linspace(0, 6, n_time))[:, None]
-    act = 0.2 + 0.5 * np.sin(np.linspace(0, 4, n_time))[:, None] ** 2 * np.ones(n)
+    l0, lts, d, sp, lmt, act = _kernel_case(rng, n, n_time, damping=0.02)
     grads = rng.normal(size=(2, n_time, n))
     jac = rng.normal(size=(2, n_time - 1, n)) * 0.1
     kwargs = {"k_tendon": curves.tendon_stiffness_exponent()}
@@ -120,12 +128,7 @@ def test_numba_kernels_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_few_passes_runs_numpy_until_numba_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside few_passes a process that has not loaded the kernels yet runs the numpy loops
     (the forward pass equals the compiled one to rounding); once they are loaded, it uses them."""
-    rng = np.random.default_rng(5)
-    n, n_time = 5, 60
-    l0, lts = rng.uniform(0.06, 0.14, n), rng.uniform(0.1, 0.25, n)
-    d, sp = np.full(n, 0.01), np.sin(rng.uniform(0.0, 0.3, n))
-    lmt = (lts * 1.02 + l0)[None] + 0.01 * np.sin(np.linspace(0, 6, n_time))[:, None]
-    act = 0.2 + 0.5 * np.sin(np.linspace(0, 4, n_time))[:, None] ** 2 * np.ones(n)
+    l0, lts, d, sp, lmt, act = _kernel_case(np.random.default_rng(5), 5, 60, damping=0.01)
     kwargs = {"dt_s": 0.005, "k_tendon": curves.tendon_stiffness_exponent()}
     compiled = _rosenbrock.integrate(l0 * 0.9, act, lmt, l0, lts, d, sp, **kwargs)
     with monkeypatch.context() as patch:
