@@ -4,12 +4,21 @@
 
 row by row (one row per trial-muscle pair, per-row coefficients). A sequential loop costs about one
 multiply-add per sample, far less than the FFT convolution of :mod:`pipeline.nms.activation` on
-small batches. It runs in numpy, vectorised over the rows and in blocks of time, for the process's
-first :data:`NUMBA_AFTER_STEPS` time steps; then in numba when installed (its first call costs
-about a second of imports and cache loading, which a least-squares calibration of a few hundred
-filter runs never earns back and a long run, e.g. annealing, does). The elastic tendon's kernels
-(:mod:`pipeline.nms._rosenbrock`) start numba anyway; they switch this loop to numba at once.
-The loops agree to rounding (a test holds both to the recursion written out). The derivatives
+small batches. Where it runs, first found first:
+
+* numba's loop, once compiled in this process (see below);
+* LAPACK's banded triangular solve (``dtbtrs``: the recursion is ``(I + beta1 S1 + beta2 S2) u =
+  alpha x``, a unit lower-triangular system of bandwidth 2; backwards in time, its transpose),
+  one call per distinct ``(beta1, beta2)`` among the rows, when ``scipy.linalg`` is already
+  imported (every least-squares calibration imports it; importing it only for this would cost
+  0.3-0.5 s). 5-50 us per call on the walking problems against 170-360 us in numpy blocks;
+* numpy, vectorised over the rows and in blocks of time, for the process's first
+  :data:`NUMBA_AFTER_STEPS` time steps; then numba when installed (its first call costs about a
+  second of imports and cache loading, which a least-squares calibration of a few hundred filter
+  runs never earns back and a long run, e.g. annealing, does). The elastic tendon's kernels
+  (:mod:`pipeline.nms._rosenbrock`) start numba anyway; they switch this loop to numba at once.
+
+The three agree to rounding (a test holds each to the recursion written out). The derivatives
 are exact and come from the same recursion:
 
 * forward mode: ``u' = F_1(alpha' x + alpha x' - beta1' S1 u - beta2' S2 u)`` where ``F_1`` is the
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -81,9 +91,49 @@ def run_filter(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray, beta2: np.nd
     if jit is not None:
         jit(x, a, b1, b2, bool(reverse), out)
         return out
+    if _banded(x, a, b1, b2, bool(reverse), out):
+        return out
     _numpy_loop(x, a, b1, b2, bool(reverse), out)
     _state["numpy_steps"] += x.shape[1]
     return out
+
+
+#: At most this many distinct ``(beta1, beta2)`` among the rows go to LAPACK (each costs one call,
+#: about 6 us plus 2 us per row of 251 samples; the numpy blocks cost about 170 us plus 2.6 us per
+#: row).
+BANDED_MAX_GROUPS = 24
+
+
+def _banded(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, reverse: bool,
+            out: np.ndarray) -> bool:
+    """The recursion as LAPACK's unit lower-triangular banded solve (module docstring), grouped
+    by the rows' ``(beta1, beta2)``; False (nothing written) when ``scipy.linalg`` is not imported
+    yet, the signal is too short for a band of 2, or the rows have too many distinct
+    coefficients."""
+    lapack = sys.modules.get("scipy.linalg.lapack")
+    rows, n = x.shape
+    if lapack is None or n < 3 or rows == 0:
+        return False
+    groups: dict[tuple[float, float], list[int]] = {}
+    for row, key in enumerate(zip(b1.tolist(), b2.tolist(), strict=True)):
+        groups.setdefault(key, []).append(row)
+    if len(groups) > BANDED_MAX_GROUPS:
+        return False
+    band = np.empty((3, n))  # LAPACK band storage: row 0 the (unit) diagonal, then S1, S2
+    band[0] = 1.0
+    drive = a[:, None] * x
+    for (beta1, beta2), members in groups.items():
+        band[1], band[2] = beta1, beta2
+        part = drive if len(members) == rows else drive[members]
+        solution, info = lapack.dtbtrs(band, part.T, uplo="L", trans="T" if reverse else "N",
+                                       diag="U")
+        if info != 0:  # cannot happen with a unit diagonal; never return a wrong answer
+            return False
+        if len(members) == rows:
+            out[...] = solution.T
+        else:
+            out[members] = solution.T
+    return True
 
 
 def _numpy_loop(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, reverse: bool,

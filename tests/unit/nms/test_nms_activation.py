@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -179,6 +180,7 @@ def test_recursive_filter_loops_agree_and_numba_takes_over_after_its_budget(
             expected[r, i], u2, u1 = u, u1, u
     monkeypatch.setattr(_iir, "_state", {"numpy_steps": 0, "jit": None})
     monkeypatch.setattr(_iir, "NUMBA_AFTER_STEPS", int(1.5 * n_time))
+    monkeypatch.delitem(sys.modules, "scipy.linalg.lapack", raising=False)  # no LAPACK path
     first = _iir.run_filter(x, alpha, beta1, beta2)  # numpy
     assert _iir._state["jit"] is None and _iir._state["numpy_steps"] == n_time
     backwards = _iir.run_filter(x[:, ::-1], alpha, beta1, beta2, reverse=True)  # numpy
@@ -189,3 +191,67 @@ def test_recursive_filter_loops_agree_and_numba_takes_over_after_its_budget(
     np.testing.assert_allclose(first, expected, rtol=0, atol=1e-13 * scale)
     np.testing.assert_allclose(backwards[:, ::-1], expected, rtol=0, atol=1e-13 * scale)
     np.testing.assert_allclose(later, expected, rtol=0, atol=1e-13 * scale)
+
+
+def _recursion_written_out(x: np.ndarray, alpha: np.ndarray, beta1: np.ndarray,
+                           beta2: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(x)
+    for r in range(x.shape[0]):
+        u1 = u2 = 0.0
+        for i in range(x.shape[1]):
+            u = alpha[r] * x[r, i] - beta1[r] * u1 - beta2[r] * u2
+            out[r, i], u2, u1 = u, u1, u
+    return out
+
+
+@pytest.mark.parametrize("distinct", [1, 3, 7])
+def test_recursive_filter_lapack_path_equals_the_recursion_both_ways(
+        monkeypatch: pytest.MonkeyPatch, distinct: int) -> None:
+    """With scipy.linalg imported, the filter runs as LAPACK's banded triangular solve, one call
+    per distinct (beta1, beta2) among the rows (shared coefficients, a few groups, every row its
+    own), forwards and backwards in time: the recursion written out to rounding, and no numpy
+    step is counted towards numba's start."""
+    import scipy.linalg  # noqa: F401  (the path is taken only once it is imported)
+
+    from pipeline.nms import _iir
+
+    rng = np.random.default_rng(11)
+    rows, n_time = 7, 251
+    x = rng.normal(size=(rows, n_time))
+    # stable filters: poles -c1, -c2 inside the unit circle (activation parameters c in (-1, 0))
+    c1, c2 = rng.uniform(-0.95, -0.05, distinct), rng.uniform(-0.95, -0.05, distinct)
+    group = np.arange(rows) % distinct
+    beta1, beta2 = (c1 + c2)[group], (c1 * c2)[group]
+    alpha = rng.uniform(0.1, 1.0, rows)  # per row even within a group
+    expected = _recursion_written_out(x, alpha, beta1, beta2)
+    monkeypatch.setattr(_iir, "_state", {"numpy_steps": 0, "jit": None})
+    forwards = _iir.run_filter(x, alpha, beta1, beta2)
+    backwards = _iir.run_filter(x[:, ::-1], alpha, beta1, beta2, reverse=True)
+    assert _iir._state == {"numpy_steps": 0, "jit": None}
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(forwards, expected, rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(backwards[:, ::-1], expected, rtol=0, atol=1e-13 * scale)
+
+
+def test_recursive_filter_lapack_path_declines_what_numpy_does_better(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More distinct coefficient pairs than BANDED_MAX_GROUPS, or a signal shorter than the
+    band, go to the numpy loops (counted towards numba's start), with the same values."""
+    import scipy.linalg  # noqa: F401
+
+    from pipeline.nms import _iir
+
+    rng = np.random.default_rng(12)
+    monkeypatch.setattr(_iir, "_state", {"numpy_steps": 0, "jit": None})
+    for rows, n_time in ((_iir.BANDED_MAX_GROUPS + 1, 60), (3, 2)):
+        x = rng.normal(size=(rows, n_time))
+        c1, c2 = rng.uniform(-0.95, -0.05, rows), rng.uniform(-0.95, -0.05, rows)
+        alpha, beta1, beta2 = np.ones(rows), c1 + c2, c1 * c2
+        out = np.full_like(x, np.nan)
+        assert not _iir._banded(x, alpha, beta1, beta2, False, out)
+        assert np.isnan(out).all()  # nothing written when declining
+        before = _iir._state["numpy_steps"]
+        np.testing.assert_allclose(_iir.run_filter(x, alpha, beta1, beta2),
+                                   _recursion_written_out(x, alpha, beta1, beta2),
+                                   rtol=0, atol=1e-13)
+        assert _iir._state["numpy_steps"] == before + n_time
