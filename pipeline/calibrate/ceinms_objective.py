@@ -48,13 +48,13 @@ from pipeline.calibrate.problem import TrialBatch
 from pipeline.calibrate.spec import ParameterSpec
 from pipeline.errors import ConfigError, describe
 from pipeline.nms import DEFAULT_EMD_S, ModelOutput, MuscleParameters, curves
+from pipeline.nms.activation import _delayed, delay_samples, muscle_activation_and_partials
 from pipeline.nms.activation import activation as compute_activation
-from pipeline.nms.activation import muscle_activation_and_partials
 from pipeline.nms.mtu import cos_pennation, time_derivative
 from pipeline.nms.tangents import (
     FIELDS,
     MuscleSignals,
-    neural_tangents,
+    neural_tangents_arrays,
     parameter_tangents,
 )
 from pipeline.nms.tendon import stiff_fiber_state, tendon_strain
@@ -121,83 +121,113 @@ def ceinms_fiber_force(activation: torch.Tensor, mtu_length_m: torch.Tensor,
 
 
 class CeinmsSignals(NamedTuple):
-    """Per-muscle outputs of the CEINMS model (or their tangents), ``(trial, muscle, time)``."""
+    """Per-muscle outputs of the CEINMS model (or their tangents), ``(trial, muscle, time)``:
+    numpy arrays from :func:`ceinms_muscle_tangents` and the array loops."""
 
-    force_n: torch.Tensor
-    normalized_fiber_length: torch.Tensor
+    force_n: np.ndarray
+    normalized_fiber_length: np.ndarray
+
+
+class StiffInputs(NamedTuple):
+    """What :func:`ceinms_muscle_tangents` reads of a batch, as float64 numpy arrays: the
+    delayed excitation through the recorded history ``(trial, muscle, n_before + time)``, the
+    history's length, and the MTU lengths and their time derivatives ``(trial, muscle, time)``
+    (:func:`trial_time_derivative`). Constant for a batch: an objective builds it once."""
+
+    delayed: np.ndarray
+    n_before: int
+    mtu_length_m: np.ndarray
+    mtu_velocity_mps: np.ndarray
+
+    @classmethod
+    def of(cls, batch: TrialBatch, *, emd_s: float) -> StiffInputs:
+        history, n_before = _activation_history(batch)
+        delayed = _delayed(history.detach(), delay_samples(emd_s=emd_s, dt_s=batch.dt_s))
+        mtu_length = batch.mtu_length_m.detach()
+        return cls(_float64(delayed), n_before, _float64(mtu_length),
+                   _float64(trial_time_derivative(mtu_length, batch)))
 
 
 def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s: float,
                            percentage_change: float, fields: Sequence[str],
+                           inputs: StiffInputs | None = None,
                            ) -> tuple[CeinmsSignals, dict[str, CeinmsSignals]]:
     """:func:`simulate_ceinms`'s per-muscle force and normalised fibre length, and their exact
     derivatives w.r.t. each muscle's own parameter of each of ``fields`` (names of
     :class:`~pipeline.nms.MuscleParameters`), column-compressed as
     :func:`pipeline.nms.tangents.parameter_tangents`: ``tangents[f].force_n[t, m, n]`` is
-    ``d force_n[t, m, n] / d params.<f>[m]``.
+    ``d force_n[t, m, n] / d params.<f>[m]``. numpy arrays, float64, whatever the batch's device
+    (the Jacobian they feed is assembled in numpy); ``inputs``: the batch's
+    :class:`StiffInputs`, when the caller keeps them.
 
     The neural activation's tangents come from the filter's tangent recursions (run, as
     :func:`ceinms_activation`, through the recorded history); the rest of the model is pointwise,
-    and its partials are in closed form (:func:`_ceinms_force_and_partials`). No autodiff.
+    and its partials are in closed form (:func:`_ceinms_force_and_partials`). No autodiff, and no
+    tensor dispatch: on these small arrays numpy costs a fraction of torch's per-operation
+    overhead.
     """
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
         raise ValueError(f"no tangents for {unknown}; use any of {FIELDS}")
-    history, n_before = _activation_history(batch)
-    neural, neural_tangent = neural_tangents(history, params.c1, params.c2, dt_s=batch.dt_s,
-                                             emd_s=emd_s, fields=fields)
+    if inputs is None:
+        inputs = StiffInputs.of(batch, emd_s=emd_s)
+    per_muscle = {k: _float64(v) for k, v in params.as_dict().items()}
+    neural, neural_tangent = neural_tangents_arrays(inputs.delayed, per_muscle["c1"],
+                                                    per_muscle["c2"], fields=fields)
+    n_before = inputs.n_before
     neural = neural[..., n_before:]
-    neural_tangent = {f: t[..., n_before:] for f, t in neural_tangent.items()}
-    shape = neural.shape
-
-    mtu_length = batch.mtu_length_m.detach()
-    with torch.no_grad():
-        force, norm_length, of_force, of_length = _ceinms_force_and_partials(
-            neural, mtu_length, trial_time_derivative(mtu_length, batch), params,
-            percentage_change=percentage_change, wanted=bool(fields))
+    force, norm_length, of_force, of_length = _ceinms_force_and_partials(
+        neural, inputs.mtu_length_m, inputs.mtu_velocity_mps,
+        {k: v[:, None] for k, v in per_muscle.items()}, percentage_change=percentage_change,
+        wanted=bool(fields))
     values = CeinmsSignals(force, norm_length)
-    zero = torch.zeros(shape, dtype=neural.dtype, device=neural.device)
+    zero = np.zeros(neural.shape)
     tangents = {}
     for f in fields:
-        t_force = (of_force["neural"] * neural_tangent[f] if f in neural_tangent else zero)
+        t_force = (of_force["neural"] * neural_tangent[f][..., n_before:]
+                   if f in neural_tangent else zero)
         if f in of_force:
             t_force = t_force + of_force[f]
         tangents[f] = CeinmsSignals(t_force, of_length.get(f, zero))
     return values, tangents
 
 
-def _ceinms_force_and_partials(neural: torch.Tensor, mtu_length: torch.Tensor,
-                               mtu_velocity: torch.Tensor, params: MuscleParameters, *,
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _ceinms_force_and_partials(neural: np.ndarray, mtu_length: np.ndarray,
+                               mtu_velocity: np.ndarray, p: Mapping[str, np.ndarray], *,
                                percentage_change: float, wanted: bool,
-                               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor],
-                                          dict[str, torch.Tensor]]:
+                               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray],
+                                          dict[str, np.ndarray]]:
     """:func:`ceinms_fiber_force` of the activation of ``neural`` (``(trial, muscle, time)``),
     its normalised fibre length, and (``wanted``) their elementwise partial derivatives w.r.t. the
     neural activation and each muscle's own ``shape_factor``, ``optimal_fiber_length_m``,
     ``tendon_slack_length_m``, ``strength`` and ``damping`` (a test holds them to autograd and to
-    central differences).
+    central differences). ``p``: :class:`~pipeline.nms.MuscleParameters`'s fields as
+    ``(muscle, 1)`` arrays.
 
     With ``d = l_mt - l_ts``, ``w = l0 sin(phi0)``: ``l = sqrt(d^2 + w^2)``,
     ``cos(phi) = |d| / l``, ``v = (d / l) v_mt``, ``x = l / l0``, ``x_a = x / k`` with
     ``k = 1 + c (1 - a)`` (CEINMS's activation-dependent optimal length), ``v~`` = ``v /
     (vmax l0)`` clipped to [-1, 1] (no slope outside), ``N = fa(x_a) fv(v~) a + fp(x) + d_f v~``
     and ``F = Fmax s N cos(phi)``."""
-    p = {k: v.detach()[:, None] for k, v in params.as_dict().items()}
-    act, dact_dneural, dact_dshape = muscle_activation_and_partials(neural, params.shape_factor
-                                                                    .detach())
+    act, dact_dneural, dact_dshape = muscle_activation_and_partials(neural,
+                                                                    p["shape_factor"][:, 0])
     along = mtu_length - p["tendon_slack_length_m"]
-    sin_phi0 = torch.sin(p["pennation_at_optimal_rad"])
+    sin_phi0 = np.sin(p["pennation_at_optimal_rad"])
     thickness = p["optimal_fiber_length_m"] * sin_phi0
-    length = torch.sqrt(along * along + thickness * thickness)
+    length = np.sqrt(along * along + thickness * thickness)
     inverse_length = 1.0 / length
-    cos_phi = along.abs() * inverse_length
+    cos_phi = abs(along) * inverse_length
     velocity = along * inverse_length * mtu_velocity
     l0 = p["optimal_fiber_length_m"]
     norm_length = length / l0
     stretch = 1.0 + percentage_change * (1.0 - act)
     shifted_length = norm_length / stretch
     raw_velocity = velocity / (curves.MAX_CONTRACTION_VELOCITY_PER_S * l0)
-    norm_velocity = torch.clamp(raw_velocity, -1.0, 1.0)
+    norm_velocity = np.clip(raw_velocity, -1.0, 1.0)
     fa, dfa = curves.active_force_length_and_slope(shifted_length)
     fv, dfv = curves.force_velocity_and_slope(norm_velocity)
     fp, dfp = curves.passive_force_length_and_slope(norm_length)
@@ -224,8 +254,8 @@ def _ceinms_force_and_partials(neural: torch.Tensor, mtu_length: torch.Tensor,
     dlength_dd, dlength_dw = along * inverse_length, thickness * inverse_length
     dvelocity_dd = mtu_velocity * thickness * thickness * cube
     dvelocity_dw = -along * mtu_velocity * thickness * cube
-    dcos_dd = torch.sign(along) * thickness * thickness * cube
-    dcos_dw = -along.abs() * thickness * cube
+    dcos_dd = np.sign(along) * thickness * thickness * cube
+    dcos_dw = -abs(along) * thickness * cube
     by_d = max_force * ((by_length * dlength_dd + by_fiber_velocity * dvelocity_dd) * cos_phi
                         + normalised * dcos_dd)
     by_w = max_force * ((by_length * dlength_dw + by_fiber_velocity * dvelocity_dw) * cos_phi
@@ -380,7 +410,8 @@ class CeinmsObjective(Objective):
             if values is None:
                 values, _ = ceinms_muscle_tangents(
                     self.muscle_parameters(p.detach()), self.data, emd_s=self.emd_s,
-                    percentage_change=self.percentage_change, fields=())
+                    percentage_change=self.percentage_change, fields=(),
+                    inputs=self._layout().stiff)
             return torch.from_numpy(self._residuals_from(values, p.detach())[0])
         out = self.simulate(p)
         return torch.cat([self._tracking_residuals(out), self._penalty_rows(out),
@@ -399,7 +430,7 @@ class CeinmsObjective(Objective):
 
             self._incremental = IncrementalLoss(self, backend="numpy")
         state = self._incremental.signals(p.numpy())
-        return CeinmsSignals(state["force_n"], state["normalized_fiber_length"])
+        return CeinmsSignals(state["force_n"].numpy(), state["normalized_fiber_length"].numpy())
 
     def residuals_and_jacobian(self, p: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """:meth:`all_residuals` at ``p`` and their exact Jacobian ``(n_res, n_free)`` (dense).
@@ -420,7 +451,7 @@ class CeinmsObjective(Objective):
         if self.tendon == "stiff":
             values, tangents = ceinms_muscle_tangents(
                 params, data, emd_s=self.emd_s, percentage_change=self.percentage_change,
-                fields=layout.fields)
+                fields=layout.fields, inputs=layout.stiff)
         else:  # the project's elastic model, as :meth:`simulate` runs it
             values, tangents = parameter_tangents(
                 params, data.excitation, data.mtu_length_m, dt_s=data.dt_s, tendon="elastic",
@@ -523,6 +554,7 @@ class _JacobianLayout(NamedTuple):
     track_sample: np.ndarray  # (n_track,): trial * n_time + time of each tracking row
     penalty_root: np.ndarray  # (trial, 1, time): sqrt(n_dofs / N_i) on valid samples
     columns: np.ndarray  # (kind * mtu, n_free): 1 where an MTU's kind feeds a free parameter
+    stiff: StiffInputs | None  # the stiff tendon's inputs of ceinms_muscle_tangents
 
     @classmethod
     def build(cls, objective: CeinmsObjective) -> _JacobianLayout:
@@ -549,12 +581,16 @@ class _JacobianLayout(NamedTuple):
                 if column[entry] >= 0:
                     columns[k * n_mtus + m, column[entry]] = 1.0
         penalty_root = _numpy(torch.sqrt(n_dofs * objective._sample_weights()))[:, None, :]
+        stiff = (StiffInputs.of(data, emd_s=objective.emd_s) if objective.tendon == "stiff"
+                 else None)
         return cls(tuple(_FIELDS[kind] for kind in kinds), arm,
                    _numpy(data.id_moment_nm), scale, valid, track_arm, track_sample,
-                   penalty_root, columns)
+                   penalty_root, columns, stiff)
 
 
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
+def _numpy(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(tensor, np.ndarray):
+        return tensor
     return tensor.detach().cpu().numpy()
 
 

@@ -165,7 +165,7 @@ class IncrementalLoss:
 
     def _loss(self, p: np.ndarray) -> float:
         """``Objective.terms_from_output(...).total`` in numpy (a test keeps them equal)."""
-        objective, arrays, state = self.objective, self._np, self._state
+        objective, arrays, state = self.objective, self._np, self._arrays
         if isinstance(objective, CeinmsObjective):
             residuals = objective._residuals_from(
                 CeinmsSignals(state["force_n"], state["normalized_fiber_length"]),

@@ -31,6 +31,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from pipeline.nms._iir import RecursiveFilter
+from pipeline.nms.curves import Array, array_module
 
 __all__ = ["activation", "delay_samples", "muscle_activation", "neural_activation"]
 
@@ -143,28 +144,31 @@ def muscle_activation(neural: torch.Tensor, shape_factor: torch.Tensor) -> torch
     return _MuscleActivation.apply(neural, shape_factor)
 
 
-def _phi_and_slope(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _phi_and_slope(x: Array) -> tuple[Array, Array, Array]:
     """``(phi(x), phi'(x), exp(x))`` with ``phi(x) = expm1(x) / x`` and
-    ``phi'(x) = (exp(x) - phi(x)) / x``, by their series where ``|x| < 1e-3``."""
-    small = x.abs() < _SERIES_LIMIT
-    safe_x = torch.where(small, torch.ones_like(x), x)
-    expm1 = torch.expm1(x)
+    ``phi'(x) = (exp(x) - phi(x)) / x``, by their series where ``|x| < 1e-3`` (a tensor or a
+    numpy array)."""
+    xp = array_module(x)
+    small = abs(x) < _SERIES_LIMIT
+    safe_x = xp.where(small, xp.ones_like(x), x)
+    expm1 = xp.expm1(x)
     exact = expm1 / safe_x
     series = 1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0)))
-    phi = torch.where(small, series, exact)
+    phi = xp.where(small, series, exact)
     slope_series = 1.0 / 2.0 + x * (1.0 / 3.0 + x * (1.0 / 8.0 + x * (1.0 / 30.0 + x / 144.0)))
-    slope = torch.where(small, slope_series, (expm1 + 1.0 - phi) / safe_x)
+    slope = xp.where(small, slope_series, (expm1 + 1.0 - phi) / safe_x)
     return phi, slope, expm1 + 1.0
 
 
-def muscle_activation_and_partials(neural: torch.Tensor, shape_factor: torch.Tensor,
-                                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def muscle_activation_and_partials(neural: Array, shape_factor: Array,
+                                   ) -> tuple[Array, Array, Array]:
     """:func:`muscle_activation` and its elementwise partials ``(a, da/du, da/dA)``, outside
-    autograd (:class:`_MuscleActivation` has the formulas)."""
-    shape = shape_factor.unsqueeze(-1)
-    if bool((shape_factor.abs() >= _SERIES_LIMIT).all()):
-        exp_minus_one = torch.expm1(shape * neural)
-        denominator = torch.expm1(shape)
+    autograd (:class:`_MuscleActivation` has the formulas); tensors or numpy arrays."""
+    xp = array_module(neural)
+    shape = shape_factor[..., None]
+    if bool((abs(shape_factor) >= _SERIES_LIMIT).all()):
+        exp_minus_one = xp.expm1(shape * neural)
+        denominator = xp.expm1(shape)
         inverse = 1.0 / denominator
         act = exp_minus_one * inverse
         exp = exp_minus_one + 1.0

@@ -17,6 +17,7 @@ Departures from the paper, all shared with OpenSim:
 from __future__ import annotations
 
 import math
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -76,6 +77,16 @@ _PASSIVE_OFFSET = math.exp(
 _PASSIVE_DENOMINATOR = math.exp(PASSIVE_KPE) - _PASSIVE_OFFSET
 _ACTIVE_FL_FLOATS = tuple(tuple(float(b) for b in row) for row in ACTIVE_FL_COEFFICIENTS)
 
+#: A torch tensor or a numpy array: the ``*_and_slope`` functions take either (torch for the
+#: model's autograd nodes, numpy for the array Jacobian of the CEINMS objective) and run the same
+#: operations, so their values agree to the rounding of the two libraries' kernels.
+Array = TypeVar("Array", torch.Tensor, np.ndarray)
+
+
+def array_module(x: Any) -> Any:
+    """``numpy`` for a numpy array, else ``torch``."""
+    return np if isinstance(x, np.ndarray) else torch
+
 
 def asinh(x: torch.Tensor) -> torch.Tensor:
     """``asinh(x)`` as ``sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))``: exact to rounding and,
@@ -83,11 +94,13 @@ def asinh(x: torch.Tensor) -> torch.Tensor:
     return _asinh_and_root(x)[0]
 
 
-def _asinh_and_root(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(asinh(x), sqrt(1 + x^2))``, the root being the reciprocal of asinh's slope."""
+def _asinh_and_root(x: Array) -> tuple[Array, Array]:
+    """``(asinh(x), sqrt(1 + x^2))``, the root being the reciprocal of asinh's slope (a tensor
+    or a numpy array)."""
+    xp = array_module(x)
     square = x * x
-    root = torch.sqrt(1.0 + square)
-    return torch.copysign(torch.log1p(x.abs() + square / (1.0 + root)), x), root
+    root = xp.sqrt(1.0 + square)
+    return xp.copysign(xp.log1p(abs(x) + square / (1.0 + root)), x), root
 
 
 def tendon_stiffness_exponent(strain_at_one_norm_force: float = TENDON_STRAIN_AT_ONE) -> float:
@@ -113,25 +126,38 @@ def active_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     return terms[0] + terms[1] + terms[2]
 
 
-def active_force_length_and_slope(norm_fiber_length: torch.Tensor,
-                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def active_force_length_and_slope(norm_fiber_length: Array) -> tuple[Array, Array]:
     """:func:`active_force_length` and its derivative ``dfa/dl~``: each term ``b1 exp(-q^2 / 2)``
     with ``q = (l~ - b2) / (b3 + b4 l~)`` has the slope ``-term q (b3 + b4 b2) / (b3 + b4 l~)^2``.
-    Works in place on its own temporaries: for values outside autograd (fused derivatives)."""
-    value = slope = None
+    A tensor or a numpy array. Works in place on its own temporaries: for values outside
+    autograd (fused derivatives)."""
+    xp = array_module(norm_fiber_length)
+    value: Any = None
+    slope: Any = None
     for b1, b2, b3, b4 in _ACTIVE_FL_FLOATS:
         q = norm_fiber_length - b2
         if b4:
-            inverse_width = (norm_fiber_length * b4).add_(b3).reciprocal_()
-            q.mul_(inverse_width)
-            dq: torch.Tensor | float = inverse_width.square_().mul_(b3 + b4 * b2)
+            inverse_width = norm_fiber_length * b4
+            inverse_width += b3
+            xp.reciprocal(inverse_width, out=inverse_width)
+            q *= inverse_width
+            xp.square(inverse_width, out=inverse_width)
+            inverse_width *= b3 + b4 * b2
+            dq: Array | float = inverse_width
         else:
-            q.mul_(1.0 / b3)
+            q *= 1.0 / b3
             dq = 1.0 / b3
-        term = q.square().mul_(-0.5).exp_().mul_(b1)
-        term_slope = q.mul_(term).mul_(dq)
-        value = term if value is None else value.add_(term)
-        slope = term_slope.neg_() if slope is None else slope.sub_(term_slope)
+        term = xp.square(q)
+        term *= -0.5
+        xp.exp(term, out=term)
+        term *= b1
+        q *= term
+        q *= dq
+        if value is None:
+            value, slope = term, xp.negative(q, out=q)
+        else:
+            value += term
+            slope -= q
     assert value is not None and slope is not None
     return value, slope
 
@@ -146,13 +172,17 @@ def passive_force_length(norm_fiber_length: torch.Tensor) -> torch.Tensor:
     return (torch.exp(scaled) - _PASSIVE_OFFSET) / _PASSIVE_DENOMINATOR
 
 
-def passive_force_length_and_slope(norm_fiber_length: torch.Tensor,
-                                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`passive_force_length` and its derivative ``dfp/dl~`` (in place on its temporaries:
-    outside autograd)."""
-    grow = (norm_fiber_length - 1.0).mul_(PASSIVE_KPE / PASSIVE_STRAIN_AT_ONE).exp_()
-    return ((grow - _PASSIVE_OFFSET).mul_(1.0 / _PASSIVE_DENOMINATOR),
-            grow.mul_(PASSIVE_KPE / PASSIVE_STRAIN_AT_ONE / _PASSIVE_DENOMINATOR))
+def passive_force_length_and_slope(norm_fiber_length: Array) -> tuple[Array, Array]:
+    """:func:`passive_force_length` and its derivative ``dfp/dl~`` (a tensor or a numpy array;
+    in place on its temporaries: outside autograd)."""
+    xp = array_module(norm_fiber_length)
+    grow = norm_fiber_length - 1.0
+    grow *= PASSIVE_KPE / PASSIVE_STRAIN_AT_ONE
+    xp.exp(grow, out=grow)
+    value = grow - _PASSIVE_OFFSET
+    value *= 1.0 / _PASSIVE_DENOMINATOR
+    grow *= PASSIVE_KPE / PASSIVE_STRAIN_AT_ONE / _PASSIVE_DENOMINATOR
+    return value, grow
 
 
 def force_velocity(norm_fiber_velocity: torch.Tensor) -> torch.Tensor:
@@ -166,12 +196,16 @@ def force_velocity(norm_fiber_velocity: torch.Tensor) -> torch.Tensor:
     return FV_D1 * asinh(FV_D2 * norm_fiber_velocity + FV_D3) + FV_D4
 
 
-def force_velocity_and_slope(norm_fiber_velocity: torch.Tensor,
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+def force_velocity_and_slope(norm_fiber_velocity: Array) -> tuple[Array, Array]:
     """:func:`force_velocity` and its derivative ``dfv/dv~ = d1 d2 / sqrt(1 + x^2)``,
-    ``x = d2 v~ + d3`` (one square root for both)."""
+    ``x = d2 v~ + d3`` (one square root for both; a tensor or a numpy array)."""
+    xp = array_module(norm_fiber_velocity)
     arcsinh, root = _asinh_and_root(norm_fiber_velocity * FV_D2 + FV_D3)
-    return arcsinh.mul_(FV_D1).add_(FV_D4), root.reciprocal_().mul_(FV_D1 * FV_D2)
+    arcsinh *= FV_D1
+    arcsinh += FV_D4
+    xp.reciprocal(root, out=root)
+    root *= FV_D1 * FV_D2
+    return arcsinh, root
 
 
 def force_velocity_inverse(force_velocity_multiplier: torch.Tensor) -> torch.Tensor:

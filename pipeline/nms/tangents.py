@@ -202,18 +202,32 @@ def neural_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor
     tangent recursions, both tangents in one run of the filter (module :mod:`pipeline.nms._iir`).
     """
     dtype, device = excitation.dtype, excitation.device
-    shape = excitation.shape
-    n_trials, _, n_time = shape
     delayed = _delayed(excitation.detach(), delay_samples(emd_s=emd_s, dt_s=dt_s),
                        None if excitation_before is None else excitation_before.detach())
+    neural, tangents = neural_tangents_arrays(
+        delayed.cpu().double().numpy(), c1.detach().cpu().double().numpy(),
+        c2.detach().cpu().double().numpy(), fields=fields)
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(dtype=dtype, device=device)
+
+    return tensor(neural), {f: tensor(t) for f, t in tangents.items()}
+
+
+def neural_tangents_arrays(delayed: np.ndarray, c1: np.ndarray, c2: np.ndarray, *,
+                           fields: Sequence[str] = ("c1", "c2"),
+                           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`neural_tangents` on float64 numpy arrays: ``delayed`` the excitation already shifted
+    by the electromechanical delay ``(trial, muscle, time)``, ``c1``, ``c2`` ``(muscle,)``."""
+    shape = delayed.shape
+    n_trials, _, n_time = shape
     initial = delayed[..., :1]
-    drive = (delayed - initial).cpu().double().numpy().reshape(-1, n_time)
-    rows = {k: c.detach().cpu().double().numpy()[None, :].repeat(n_trials, 0).reshape(-1)
-            for k, c in (("c1", c1), ("c2", c2))}
+    drive = (delayed - initial).reshape(-1, n_time)
+    rows = {k: np.tile(c, n_trials) for k, c in (("c1", c1), ("c2", c2))}
     beta1, beta2 = rows["c1"] + rows["c2"], rows["c1"] * rows["c2"]
     alpha = 1.0 + rows["c1"] + rows["c2"] + rows["c1"] * rows["c2"]
     filtered = _iir.run_filter(drive, alpha, beta1, beta2)
-    neural = initial + torch.from_numpy(filtered).to(dtype=dtype, device=device).reshape(shape)
+    neural = initial + filtered.reshape(shape)
     wanted = [(f, other) for f, other in (("c1", "c2"), ("c2", "c1")) if f in fields]
     if not wanted:
         return neural, {}
@@ -227,8 +241,7 @@ def neural_tangents(excitation: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor
     tangent = _iir.run_filter(forcing, np.ones(n * beta1.size), np.tile(beta1, n),
                               np.tile(beta2, n))
     parts = np.split(tangent, n)
-    return neural, {f: torch.from_numpy(part).to(dtype=dtype, device=device).reshape(shape)
-                    for (f, _), part in zip(wanted, parts, strict=True)}
+    return neural, {f: part.reshape(shape) for (f, _), part in zip(wanted, parts, strict=True)}
 
 
 def _elastic_tangents(act: torch.Tensor, mtu_length_m: torch.Tensor, p: dict[str, torch.Tensor],

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.autograd import forward_ad
 
 from pipeline.nms import curves
-from pipeline.nms.activation import muscle_activation
+from pipeline.nms.activation import muscle_activation, muscle_activation_and_partials
 from pipeline.nms.mtu import fiber_force_along_tendon
 
 F64 = torch.float64
@@ -101,6 +102,35 @@ def test_curve_slopes_equal_autograd(name: str) -> None:
     fused_value, fused_slope = getattr(curves, f"{name}_and_slope")(x.detach())
     torch.testing.assert_close(fused_value, value.detach(), rtol=1e-14, atol=1e-15)
     torch.testing.assert_close(fused_slope, slope, rtol=1e-12, atol=1e-13)
+    # the same function on a numpy array (the CEINMS objective's array Jacobian), in place on
+    # its own temporaries only: the input is left as it was
+    x_np = x.detach().numpy().copy()
+    np_value, np_slope = getattr(curves, f"{name}_and_slope")(x_np)
+    assert isinstance(np_value, np.ndarray) and isinstance(np_slope, np.ndarray)
+    np.testing.assert_array_equal(x_np, x.detach().numpy())
+    np.testing.assert_allclose(np_value, value.detach().numpy(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(np_slope, slope.numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shapes", [(-2.5, -0.9, -1e-2, -1e-3), (-2.5, -1e-4, 0.0, 1e-7)],
+                         ids=["exponential-forms", "series-forms"])
+def test_muscle_activation_partials_on_numpy_arrays_equal_autograd(
+        shapes: tuple[float, ...]) -> None:
+    """muscle_activation_and_partials on numpy arrays: the activation and its partials in u
+    and A equal torch autograd's of muscle_activation (both closed forms and the series)."""
+    gen = torch.Generator().manual_seed(8)
+    neural = torch.rand(2, 4, 8, generator=gen, dtype=F64, requires_grad=True)
+    shape = torch.tensor(shapes, dtype=F64, requires_grad=True)
+    act = muscle_activation(neural, shape)
+    by_neural, = torch.autograd.grad(act.sum(), neural, retain_graph=True)
+    by_shape = torch.stack([torch.autograd.grad(act[:, m].sum(), shape, retain_graph=True)[0][m]
+                            for m in range(len(shapes))])
+    a_np, by_neural_np, by_shape_np = muscle_activation_and_partials(
+        neural.detach().numpy(), shape.detach().numpy())
+    np.testing.assert_allclose(a_np, act.detach().numpy(), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(by_neural_np, by_neural.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(by_shape_np.sum(axis=(0, 2)), by_shape.numpy(), rtol=1e-12,
+                               atol=1e-14)
 
 
 @pytest.mark.parametrize("shapes", [(-2.5, -0.9, -1e-2, -1e-3), (-2.5, -1e-4, 0.0, 1e-7)],
