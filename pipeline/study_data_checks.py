@@ -117,7 +117,7 @@ def _emg_messages(found: dict[tuple, list[str]]) -> list[str]:
 
 def _check_trials(root: Path, config: dict[str, Any], subjects: Sheet,
                   trials: Sheet) -> list[str]:
-    from pipeline.io.c3d_header import read_summary
+    from pipeline.io.c3d_header import cached_summary
     from pipeline.study import MODEL_SETUP_DEFAULTS, deep_merge
 
     model_of = {row["subject"]: row["model"] for row in subjects}
@@ -130,7 +130,7 @@ def _check_trials(root: Path, config: dict[str, Any], subjects: Sheet,
             continue
         where = f"trials.tsv row {row['_row']}"
         try:
-            summary = read_summary(path)
+            summary = cached_summary(path)
         except PipelineError as exc:
             problems.append(f"{where}: {exc}")
             continue

@@ -3,14 +3,30 @@
 ezc3d decodes the file, so Intel, DEC (VAX floats, whose 16-bit halves are swapped and whose
 exponent is offset by 2) and MIPS (big-endian) files all read the same; a hand-written header
 reader would have to know each processor's float format.
+
+Decoding a file reads all of it (a lab's session of C3D files with 2 kHz analog EMG is many
+megabytes), and every ``run``, dry run and workflow start checks the study's files. So
+:func:`cached_summary` remembers each summary in the project's cache folder
+(:func:`pipeline.fileio.user_cache_dir`), keyed by the file's resolved path, modification time
+(ns) and size: a changed file is decoded again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Bumped when :class:`C3DSummary` or how it is read changes (older cache entries are ignored).
+SUMMARY_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -72,3 +88,34 @@ def read_summary(path: str | Path) -> C3DSummary:
         analog_labels=_labels(params, "ANALOG", ("LABELS", "LABELS2", "LABELS3"), n_analogs),
         has_marker_data=bool(n_markers and np.any(np.isfinite(points[:3]) & (points[:3] != 0))),
     )
+
+
+def cached_summary(path: str | Path) -> C3DSummary:
+    """:func:`read_summary`, remembered in the cache folder by the file's path, modification
+    time and size (module docstring). A cache that cannot be read or written only costs the
+    decoding; errors of an unreadable file are raised, never cached."""
+    from pipeline.fileio import user_cache_dir, write_json_atomic
+
+    path = Path(path)
+    try:
+        resolved = path.resolve()
+        stat = os.stat(resolved)
+    except OSError:
+        return read_summary(path)
+    key = json.dumps([SUMMARY_VERSION, str(resolved), stat.st_mtime_ns, stat.st_size])
+    entry = (user_cache_dir() / "c3d-summaries"
+             / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json")
+    try:
+        fields = json.loads(entry.read_text(encoding="utf-8"))
+        return C3DSummary(**{**fields, "path": path,
+                             "marker_labels": tuple(fields["marker_labels"]),
+                             "analog_labels": tuple(fields["analog_labels"])})
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # not cached yet (or an unreadable entry): decode
+    summary = read_summary(path)
+    fields = {k: v for k, v in dataclasses.asdict(summary).items() if k != "path"}
+    try:
+        write_json_atomic(entry, fields)
+    except OSError as exc:
+        log.debug("C3D summary of %s not cached (%s)", path, exc)
+    return summary

@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import opensim
+if TYPE_CHECKING:
+    import opensim
+
 
 Vec = tuple[float, float, float]
 
@@ -100,6 +103,7 @@ class MarkerSpec:
 
 def vec3(v: Iterable[float]) -> opensim.Vec3:
     """Convert a 3-sequence into an ``opensim.Vec3``."""
+    import opensim
     x, y, z = (float(c) for c in v)
     return opensim.Vec3(x, y, z)
 
@@ -112,6 +116,7 @@ def _adopted(obj: object) -> object:
 
 def add_body(model: opensim.Model, spec: BodySpec) -> opensim.Body:
     """Create a body from ``spec`` and add it to ``model``."""
+    import opensim
     ixx, iyy, izz = spec.inertia_kgm2
     inertia = opensim.Inertia(ixx, iyy, izz, 0.0, 0.0, 0.0)
     body = opensim.Body(spec.name, spec.mass_kg, vec3(spec.com_m), inertia)
@@ -145,6 +150,7 @@ def set_coordinate(
 
 def add_wrap_cylinder(model: opensim.Model, spec: WrapCylinderSpec) -> opensim.WrapCylinder:
     """Attach a wrap cylinder to its body."""
+    import opensim
     body = model.updBodySet().get(spec.body)
     cyl = opensim.WrapCylinder()
     cyl.setName(spec.name)
@@ -159,6 +165,7 @@ def add_wrap_cylinder(model: opensim.Model, spec: WrapCylinderSpec) -> opensim.W
 
 def add_wrap_sphere(model: opensim.Model, spec: WrapSphereSpec) -> opensim.WrapSphere:
     """Attach a wrap sphere to its body."""
+    import opensim
     body = model.updBodySet().get(spec.body)
     sphere = opensim.WrapSphere()
     sphere.setName(spec.name)
@@ -177,6 +184,7 @@ def add_wrap(model: opensim.Model, spec: WrapCylinderSpec | WrapSphereSpec) -> o
 
 
 def _spline(points: tuple[tuple[float, ...], tuple[float, ...]]) -> opensim.SimmSpline:
+    import opensim
     xs, ys = points
     spline = opensim.SimmSpline()
     for x, y in zip(xs, ys, strict=True):
@@ -186,6 +194,7 @@ def _spline(points: tuple[tuple[float, ...], tuple[float, ...]]) -> opensim.Simm
 
 def add_muscle(model: opensim.Model, spec: MuscleSpec) -> opensim.DeGrooteFregly2016Muscle:
     """Create a DeGrooteFregly2016Muscle (elastic tendon) along the path of ``spec``."""
+    import opensim
     muscle = opensim.DeGrooteFregly2016Muscle()
     muscle.setName(spec.name)
     muscle.set_max_isometric_force(spec.max_isometric_force_n)
@@ -231,6 +240,7 @@ def add_muscle(model: opensim.Model, spec: MuscleSpec) -> opensim.DeGrooteFregly
 
 def add_marker(model: opensim.Model, spec: MarkerSpec) -> opensim.Marker:
     """Add a fixed marker to ``model``."""
+    import opensim
     marker = opensim.Marker(spec.name, model.getBodySet().get(spec.body), vec3(spec.location_m))
     model.addMarker(_adopted(marker))
     return marker

@@ -26,14 +26,16 @@ import logging
 import tempfile
 from pathlib import Path
 from types import ModuleType
-
-import opensim
+from typing import TYPE_CHECKING
 
 from pipeline import layout, resources
 from pipeline.errors import ModelError, describe
 from pipeline.fileio import atomic_path
 from pipeline.osim import models_arm, models_leg
 from pipeline.osim.model_builder import FIBER_DAMPING
+
+if TYPE_CHECKING:
+    import opensim
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -160,6 +162,7 @@ def resolve_model(
 
 def check_model_file(path: str | Path) -> None:
     """Load ``path`` with OpenSim and initialise it; raise :class:`ModelError` if that fails."""
+    import opensim
     path = Path(path)
     try:
         model = opensim.Model(str(path))

@@ -24,8 +24,7 @@ constant-thickness pennation), the usual way to adapt published fibre lengths to
 from __future__ import annotations
 
 import math
-
-import opensim
+from typing import TYPE_CHECKING
 
 from pipeline.osim.model_builder import (
     BodySpec,
@@ -44,6 +43,9 @@ from pipeline.osim.model_builder import (
     slack_for_optimal_fibres,
     vec3,
 )
+
+if TYPE_CHECKING:
+    import opensim
 
 DEG = math.pi / 180.0
 COORDINATES = ("shoulder_elev", "shoulder_rot", "elbow_flex")
@@ -189,6 +191,7 @@ def _muscle_specs(slack: dict[str, float] | None) -> tuple[MuscleSpec, ...]:
 
 
 def _skeleton() -> opensim.Model:
+    import opensim
     model = opensim.Model()
     model.setName("demo_arm")
     model.set_gravity(opensim.Vec3(0.0, -9.80665, 0.0))
@@ -266,6 +269,7 @@ def build(dumbbell_kg: float = 0.0) -> opensim.Model:
     ``dumbbell_kg > 0`` adds a ``dumbbell`` body welded to the hand at :data:`DUMBBELL_IN_HAND`
     (a 25 cm bar across the palm, along the hand's z axis), as OpenSim models a hand-held load.
     """
+    import opensim
     model = _with_muscles(tendon_slack_lengths())
     if dumbbell_kg > 0.0:
         bar = dumbbell_kg * 0.25**2 / 12.0 + dumbbell_kg * 0.045**2 / 4.0  # about a transverse axis

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-
-import opensim
+from typing import TYPE_CHECKING
 
 from pipeline.osim.model_builder import (
     BodySpec,
@@ -48,6 +47,9 @@ from pipeline.osim.model_builder import (
     slack_for_optimal_fibres,
     vec3,
 )
+
+if TYPE_CHECKING:
+    import opensim
 
 DEG = math.pi / 180.0
 
@@ -226,6 +228,7 @@ REFERENCE_POSE = {
 
 
 def _skeleton() -> opensim.Model:
+    import opensim
     model = opensim.Model()
     model.setName("demo_leg")
     model.set_gravity(opensim.Vec3(0.0, -9.80665, 0.0))

@@ -326,3 +326,35 @@ def test_sheets_that_validated_are_remembered_and_a_bad_row_never(template_study
         assert result.returncode != 0
         assert "role" in result.stderr and "maybe" in result.stderr
     assert len(list((cache / "valid-configs").iterdir())) == 3
+
+
+def test_a_second_study_check_decodes_no_c3d_and_loads_no_opensim(template_study: Path,
+                                                                  tmp_path: Path) -> None:
+    """The data checks (the workflow's, before any job) remember each C3D file's summary (by
+    path, modification time and size): the second check of the same study decodes no file (ezc3d
+    is never imported) and, for the built-in models, never imports OpenSim; a changed file is
+    decoded again."""
+    import os
+
+    cache = tmp_path / "cache"
+    probe = ("import sys; from pipeline.study import load_study; "
+             f"load_study({str(template_study)!r}, check_data=True); "
+             "print('ezc3d' in sys.modules, 'opensim' in sys.modules)")
+
+    def run() -> list[str]:
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                env={**os.environ, "PIPELINE_CACHE_DIR": str(cache)})
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    from pipeline.study import read_sheet
+
+    n_files = len({row["file"] for row in read_sheet(template_study / "trials.tsv")})
+    assert run() == ["True", "False"]
+    assert len(list((cache / "c3d-summaries").iterdir())) == n_files
+    assert run() == ["False", "False"]
+    c3d = next((template_study).rglob("*.c3d"))
+    stat = c3d.stat()
+    os.utime(c3d, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert run() == ["True", "False"]  # that file is decoded again
+    assert len(list((cache / "c3d-summaries").iterdir())) == n_files + 1

@@ -99,3 +99,40 @@ def test_study_with_a_dec_file_validates(template_study: Path) -> None:
     intel_to_dec(intel, intel)
     study = load_study(template_study, check_data=True)
     assert study.trial("s01", "flex1")["kind"] == "dynamic"
+
+
+def test_cached_c3d_summary_equals_the_decoded_one_and_follows_the_file(
+        tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached summary of a real C3D file equals read_summary's; a copy at another path, or
+    the same file rewritten, is decoded again; an unreadable file raises and is not cached; a
+    cache folder that cannot be written costs only the decoding."""
+    import shutil
+
+    from pipeline.errors import PipelineError
+    from pipeline.io import c3d_header
+
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "BTS.c3d"
+    shutil.copyfile(shared_data / "ezc3d-testFiles" / "BTS.c3d", source)
+    decoded = c3d_header.read_summary(source)
+    assert c3d_header.cached_summary(source) == decoded  # decoded, then remembered
+    calls: list[Path] = []
+    real = c3d_header.read_summary
+    monkeypatch.setattr(c3d_header, "read_summary", lambda p: calls.append(Path(p)) or real(p))
+    assert c3d_header.cached_summary(source) == decoded and calls == []
+    other = tmp_path / "other.c3d"
+    shutil.copyfile(shared_data / "ezc3d-testFiles" / "Qualisys.c3d", other)
+    assert c3d_header.cached_summary(other) == real(other) and calls == [other]
+    shutil.copyfile(other, source)  # same path, new content (size and time differ)
+    rewritten = c3d_header.cached_summary(source)
+    assert calls[-1] == source and rewritten.analog_labels == real(other).analog_labels
+    broken = tmp_path / "broken.c3d"
+    broken.write_bytes(b"not a c3d file")
+    for _ in range(2):
+        with pytest.raises(PipelineError):
+            c3d_header.cached_summary(broken)
+    assert calls.count(broken) == 2
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(blocked))
+    assert c3d_header.cached_summary(source) == rewritten
