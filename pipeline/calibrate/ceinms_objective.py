@@ -144,8 +144,8 @@ class StiffInputs(NamedTuple):
         history, n_before = _activation_history(batch)
         delayed = _delayed(history.detach(), delay_samples(emd_s=emd_s, dt_s=batch.dt_s))
         mtu_length = batch.mtu_length_m.detach()
-        return cls(_float64(delayed), n_before, _float64(mtu_length),
-                   _float64(trial_time_derivative(mtu_length, batch)))
+        return cls(_numpy(delayed), n_before, _numpy(mtu_length),
+                   _numpy(trial_time_derivative(mtu_length, batch)))
 
 
 def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s: float,
@@ -171,7 +171,7 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
         raise ValueError(f"no tangents for {unknown}; use any of {FIELDS}")
     if inputs is None:
         inputs = StiffInputs.of(batch, emd_s=emd_s)
-    per_muscle = {k: _float64(v) for k, v in params.as_dict().items()}
+    per_muscle = {k: _numpy(v) for k, v in params.as_dict().items()}
     neural, neural_tangent = neural_tangents_arrays(inputs.delayed, per_muscle["c1"],
                                                     per_muscle["c2"], fields=fields)
     n_before = inputs.n_before
@@ -190,10 +190,6 @@ def ceinms_muscle_tangents(params: MuscleParameters, batch: TrialBatch, *, emd_s
             t_force = t_force + of_force[f]
         tangents[f] = CeinmsSignals(t_force, of_length.get(f, zero))
     return values, tangents
-
-
-def _float64(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
 def _ceinms_force_and_partials(neural: np.ndarray, mtu_length: np.ndarray,
@@ -589,9 +585,14 @@ class _JacobianLayout(NamedTuple):
 
 
 def _numpy(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A numpy array on the CPU, float64 where the tensor is floating point (an array as it
+    is)."""
     if isinstance(tensor, np.ndarray):
         return tensor
-    return tensor.detach().cpu().numpy()
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point() and tensor.dtype != torch.float64:
+        tensor = tensor.double()
+    return tensor.numpy()
 
 
 def _root_sum_squares(weighted: torch.Tensor) -> torch.Tensor:

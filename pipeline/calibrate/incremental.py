@@ -25,12 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.calibrate.ceinms_objective import (
-    CeinmsObjective,
-    CeinmsSignals,
-    _activation_history,
-    trial_time_derivative,
-)
+from pipeline.calibrate.ceinms_objective import CeinmsObjective, CeinmsSignals, StiffInputs
 from pipeline.calibrate.losses import _FIELDS, MODEL_FAILURES, Objective
 from pipeline.nms import ModelOutput, compiled, simulate
 from pipeline.nms.activation import _delayed, delay_samples
@@ -76,22 +71,21 @@ class IncrementalLoss:
         self._variant: dict[str, Any] = {}
         if self._compiled:
             data = objective.data
-            delay = delay_samples(emd_s=objective.emd_s, dt_s=data.dt_s)
             if isinstance(objective, CeinmsObjective):  # as ceinms_activation: the filter
                 # runs through the recorded history
-                history, n_before = _activation_history(data)
-                delayed = _delayed(history, delay)
-                velocity = trial_time_derivative(data.mtu_length_m, data)
+                inputs = StiffInputs.of(data, emd_s=objective.emd_s)
+                delayed, velocity = inputs.delayed, inputs.mtu_velocity_mps
                 self._variant = {"percentage_change": objective.percentage_change,
-                                 "clip_velocity": True, "n_before": n_before}
+                                 "clip_velocity": True, "n_before": inputs.n_before}
             else:
-                delayed = _delayed(data.excitation, delay, data.excitation_before)
-                velocity = time_derivative(data.mtu_length_m, dt_s=data.dt_s)
+                delay = delay_samples(emd_s=objective.emd_s, dt_s=data.dt_s)
+                delayed = _delayed(data.excitation, delay, data.excitation_before).numpy()
+                velocity = time_derivative(data.mtu_length_m, dt_s=data.dt_s).numpy()
             self._signals = {
-                "drive": (delayed - delayed[..., :1]).contiguous().numpy(),
-                "initial": delayed[..., 0].contiguous().numpy(),
+                "drive": np.ascontiguousarray(delayed - delayed[..., :1]),
+                "initial": np.ascontiguousarray(delayed[..., 0]),
                 "mtu_length_m": data.mtu_length_m.contiguous().numpy(),
-                "mtu_velocity_mps": velocity.contiguous().numpy(),
+                "mtu_velocity_mps": np.ascontiguousarray(velocity),
             }
             self._np = {"id": data.id_moment_nm.numpy(), "arm": data.moment_arm_m.numpy(),
                         "dof_w": objective.dof_weights.numpy(),

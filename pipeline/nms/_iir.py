@@ -107,12 +107,15 @@ BANDED_MAX_GROUPS = 24
 def _banded(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, reverse: bool,
             out: np.ndarray) -> bool:
     """The recursion as LAPACK's unit lower-triangular banded solve (module docstring), grouped
-    by the rows' ``(beta1, beta2)``; False (nothing written) when ``scipy.linalg`` is not imported
-    yet, the signal is too short for a band of 2, or the rows have too many distinct
-    coefficients."""
+    by the rows' ``(beta1, beta2)``; False, with nothing written, when ``scipy.linalg`` is not
+    imported yet, the signal is too short for a band of 2, a coefficient is not finite (the
+    solve skips ``beta * 0`` at the first samples, where the recursion writes NaN), or the rows
+    have too many distinct coefficients. With a unit diagonal ``dtbtrs`` never reports a
+    singular system."""
     lapack = sys.modules.get("scipy.linalg.lapack")
     rows, n = x.shape
-    if lapack is None or n < 3 or rows == 0:
+    if (lapack is None or n < 3 or rows == 0 or not np.isfinite(b1).all()
+            or not np.isfinite(b2).all()):
         return False
     groups: dict[tuple[float, float], list[int]] = {}
     for row, key in enumerate(zip(b1.tolist(), b2.tolist(), strict=True)):
@@ -125,10 +128,8 @@ def _banded(x: np.ndarray, a: np.ndarray, b1: np.ndarray, b2: np.ndarray, revers
     for (beta1, beta2), members in groups.items():
         band[1], band[2] = beta1, beta2
         part = drive if len(members) == rows else drive[members]
-        solution, info = lapack.dtbtrs(band, part.T, uplo="L", trans="T" if reverse else "N",
-                                       diag="U")
-        if info != 0:  # cannot happen with a unit diagonal; never return a wrong answer
-            return False
+        solution, _ = lapack.dtbtrs(band, part.T, uplo="L", trans="T" if reverse else "N",
+                                    diag="U")
         if len(members) == rows:
             out[...] = solution.T
         else:
