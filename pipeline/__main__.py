@@ -93,7 +93,7 @@ def exit_now(code: int) -> None:
     """End the process with ``code`` without the interpreter's teardown (collecting every module
     of torch, OpenSim and scipy costs ~1 s, 3 s on a busy machine, per workflow job). Every
     output was written through files closed by then (atomic writes); the log handlers and the
-    standard streams are flushed first. Used by ``python -m pipeline`` only, never in-process."""
+    standard streams are flushed first. Used by :func:`console` only, never in-process."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -103,12 +103,12 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def console() -> int:
-    """The ``nms-pipeline`` script: :func:`main` as a command-line process (pipeline._gc)."""
+def console() -> None:
+    """A command-line run, for ``python -m pipeline`` and the ``nms-pipeline`` script alike:
+    :func:`main` in a command-line process (pipeline._gc), ended by :func:`exit_now`."""
     command_line_process()
-    return main()
+    exit_now(main())
 
 
 if __name__ == "__main__":
-    command_line_process()
-    exit_now(main())
+    console()

@@ -19,6 +19,25 @@ def user_cache_dir() -> Path:
     return Path(root)
 
 
+def cache_entry(kind: str, key: str, *, suffix: str = "") -> Path:
+    """The cache file of ``key`` (any text naming what was computed from what) in the cache
+    folder ``kind``: its name is the key's SHA-256. Never created here."""
+    import hashlib
+
+    return user_cache_dir() / kind / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()}{suffix}"
+
+
+def file_stamp(path: str | Path) -> str | None:
+    """``path:mtime_ns:size`` of a file (path resolved): part of a cache key that a rewrite of
+    the file changes. None when the file cannot be read."""
+    try:
+        resolved = Path(path).resolve()
+        stat = os.stat(resolved)
+    except OSError:
+        return None
+    return f"{resolved}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.

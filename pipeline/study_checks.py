@@ -6,10 +6,8 @@ the row or key, the cause and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,24 +70,23 @@ def schema_problems_once(data: Any, schema: dict[str, Any],
 
 def _installed_jsonschema() -> str | None:
     """Which jsonschema is installed: its package file, with that file's modification time and
-    size (an upgrade rewrites it). A stat instead of ``importlib.metadata.version``, whose
-    import alone costs a small workflow job ~25 ms. None when jsonschema is not installed."""
+    size (an upgrade rewrites it; :func:`pipeline.fileio.file_stamp`). A stat instead of
+    ``importlib.metadata.version``, whose import alone costs a small workflow job ~25 ms. None
+    when jsonschema is not installed."""
     import importlib.util
+
+    from pipeline.fileio import file_stamp
 
     spec = importlib.util.find_spec("jsonschema")
     if spec is None or spec.origin is None:
         return None
-    try:
-        stat = os.stat(spec.origin)
-    except OSError:
-        return None
-    return f"{spec.origin}:{stat.st_mtime_ns}:{stat.st_size}"
+    return file_stamp(spec.origin)
 
 
 def _validation_stamp(data: Any, schema: dict[str, Any]) -> Path | None:
     """Cache file that marks ``data`` as valid against ``schema`` with the installed jsonschema;
     None when the data cannot be keyed."""
-    from pipeline.fileio import user_cache_dir
+    from pipeline.fileio import cache_entry
 
     installed = _installed_jsonschema()
     if installed is None:
@@ -98,8 +95,7 @@ def _validation_stamp(data: Any, schema: dict[str, Any]) -> Path | None:
         text = json.dumps([data, schema, installed], sort_keys=True)
     except (TypeError, ValueError):  # e.g. a YAML date: validate
         return None
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return user_cache_dir() / "valid-configs" / digest
+    return cache_entry("valid-configs", text)
 
 
 def _remember(stamp: Path | None) -> None:

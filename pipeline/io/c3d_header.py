@@ -8,16 +8,14 @@ Decoding a file reads all of it (a lab's session of C3D files with 2 kHz analog 
 megabytes), and every ``run``, dry run and workflow start checks the study's files. So
 :func:`cached_summary` remembers each summary in the project's cache folder
 (:func:`pipeline.fileio.user_cache_dir`), keyed by the file's resolved path, modification time
-(ns) and size: a changed file is decoded again.
+(ns) and size (:func:`pipeline.fileio.file_stamp`): a changed file is decoded again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,17 +92,13 @@ def cached_summary(path: str | Path) -> C3DSummary:
     """:func:`read_summary`, remembered in the cache folder by the file's path, modification
     time and size (module docstring). A cache that cannot be read or written only costs the
     decoding; errors of an unreadable file are raised, never cached."""
-    from pipeline.fileio import user_cache_dir, write_json_atomic
+    from pipeline.fileio import cache_entry, file_stamp, write_json_atomic
 
     path = Path(path)
-    try:
-        resolved = path.resolve()
-        stat = os.stat(resolved)
-    except OSError:
+    stamp = file_stamp(path)
+    if stamp is None:
         return read_summary(path)
-    key = json.dumps([SUMMARY_VERSION, str(resolved), stat.st_mtime_ns, stat.st_size])
-    entry = (user_cache_dir() / "c3d-summaries"
-             / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json")
+    entry = cache_entry("c3d-summaries", json.dumps([SUMMARY_VERSION, stamp]), suffix=".json")
     try:
         fields = json.loads(entry.read_text(encoding="utf-8"))
         return C3DSummary(**{**fields, "path": path,
