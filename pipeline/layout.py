@@ -61,3 +61,8 @@ def execution_dir(subject: str, method: str) -> str:
 
 def figures_dir(subject: str) -> str:
     return f"{subject_dir(subject)}/figures"
+
+
+def data_figures_dir(subject: str) -> str:
+    """The movement data's figures, drawn before calibration (linked into figures_dir)."""
+    return f"{subject_dir(subject)}/data_figures"

@@ -15,6 +15,7 @@ values it reads changes) and takes every file its CLI step reads as an ``input``
   defaults, :meth:`pipeline.study.Study.model_setup`);
 - ``subject.<column>``: a cell of the subject's row in subjects.tsv;
 - ``trial.<column>``: a cell of the trial's row in trials.tsv;
+- ``roles``: the role (trials.tsv) of each of the subject's dynamic trials;
 - ``static.<column>``: a cell of the subject's static trial row;
 - ``plates.<key>``: ``force_plates.<key>`` when the subject's model uses force plates (else
   nothing is read);
@@ -112,6 +113,9 @@ STEP_READS: dict[str, tuple[str, ...]] = {
                         "setup.unrecorded"),
     "figures": ("config.calibration.methods", "config.calibration.penalties",
                 "config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates"),
+    # The movement data's figures: calibration trials solid, validation dashed.
+    "data_figures": ("config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates",
+                     "roles"),
     "report": ("config.calibration.methods",),
 }
 
@@ -142,6 +146,9 @@ def step_reads(study: Any, step: str, subject: str | None = None,
             values[source] = lookup(study.config, f"force_plates.{key}") if uses_plates else None
         elif kind == "mtus":
             values[source] = list(study.model_setup(subject).get("excitations") or {})
+        elif kind == "roles":
+            values[source] = {r["trial"]: r["role"]
+                              for r in study.trials_of(subject, kind="dynamic")}
         elif kind == "assignment":
             values[source] = study.plate_assignment(subject, trial)
         else:

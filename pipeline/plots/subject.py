@@ -7,9 +7,12 @@ figure shows (see :func:`pipeline.plots.style.record`); the HTML report is built
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import multiprocessing
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from matplotlib.figure import Figure
 
 from pipeline import layout
 from pipeline._gc import one_collection
+from pipeline.errors import ConfigError, describe
 from pipeline.fileio import write_json_atomic
 from pipeline.plots.calibration import loss_figure, method_comparison_figure, parameters_figure
 from pipeline.plots.experiment import grf_figure, marker_error_figure
@@ -66,13 +70,42 @@ def _json_safe(value: Any) -> Any:
 
 
 def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[FigureJob]:
-    """The figures of ``subject`` for ``methods`` (data loaded now, drawn on demand)."""
+    """The figures of ``subject`` for ``methods`` (data loaded now, drawn on demand): the
+    movement data's (:func:`data_jobs`), then the calibration results' (:func:`method_jobs`)."""
+    return data_jobs(study, subject) + method_jobs(study, subject, methods=methods)
+
+
+def _roles(study: Study, subject: str) -> dict[str, str]:
+    return {r["trial"]: r["role"] for r in study.trials_of(subject, kind="dynamic")}
+
+
+def data_jobs(study: Study, subject: str) -> list[FigureJob]:
+    """The figures of the movement data alone (no calibration result): per-cycle joint angles,
+    moments, GRF and EMG, then the IK marker errors and the force plates."""
+    roles = _roles(study, subject)
+    jobs = gait_jobs(study, subject, roles)
+    recordings = load_recordings(study.root, subject, roles)
+    threshold = study.config.get("opensim", {}).get("ik", {}).get("max_rms_error_m")
+    jobs.append(FigureJob("marker_errors", "IK marker errors",
+                          "Root-mean-square and largest marker error of inverse kinematics per "
+                          "frame in every dynamic trial, against the configured RMS threshold.",
+                          _bind(marker_error_figure, recordings, max_rms_error_m=threshold)))
+    if any(r.grf is not None for r in recordings):
+        jobs.append(FigureJob("grf", "Ground reaction forces",
+                              "Ground reaction force components and centre of pressure per "
+                              "force plate in every dynamic trial with force plates.",
+                              _bind(grf_figure, recordings)))
+    return jobs
+
+
+def method_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[FigureJob]:
+    """The figures of the calibration results of ``methods``, then the convergence and the
+    methods compared."""
     root, config = study.root, study.config
-    roles = {r["trial"]: r["role"] for r in study.trials_of(subject, kind="dynamic")}
+    roles = _roles(study, subject)
     band_cfg = config["calibration"]["penalties"]["fiber_length"]
     band = (float(band_cfg["lower"]), float(band_cfg["upper"]))
     jobs: list[FigureJob] = []
-    jobs += gait_jobs(study, subject, roles)
     results = [load_method(root, subject, m, roles) for m in methods]
     for result in results:
         m, trials = result.method, result.trials
@@ -110,17 +143,6 @@ def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
         jobs.append(FigureJob("methods", "Calibration methods compared",
                               "Calibration wall time and mean validation RMSE and R² of each "
                               "method that ran.", _bind(method_comparison_figure, results)))
-    recordings = load_recordings(root, subject, roles)
-    threshold = config.get("opensim", {}).get("ik", {}).get("max_rms_error_m")
-    jobs.append(FigureJob("marker_errors", "IK marker errors",
-                          "Root-mean-square and largest marker error of inverse kinematics per "
-                          "frame in every dynamic trial, against the configured RMS threshold.",
-                          _bind(marker_error_figure, recordings, max_rms_error_m=threshold)))
-    if any(r.grf is not None for r in recordings):
-        jobs.append(FigureJob("grf", "Ground reaction forces",
-                              "Ground reaction force components and centre of pressure per "
-                              "force plate in every dynamic trial with force plates.",
-                              _bind(grf_figure, recordings)))
     return jobs
 
 
@@ -215,16 +237,31 @@ def _bind(fn: Callable[..., Figure], *args: Any, **kwargs: Any) -> Callable[[], 
 
 
 def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
-                          methods: Sequence[str], fmt: str = "png", workers: int = 1) -> dict:
+                          methods: Sequence[str], fmt: str = "png", workers: int = 1,
+                          data_only: bool = False,
+                          data_figures: str | Path | None = None) -> dict:
     """Draw and save every figure of ``subject`` into ``out_dir``; return the manifest.
 
     ``workers`` > 1 draws the figures in that many forked processes (where the platform forks;
     the data are loaded once, before the fork). The files and the manifest are the same.
+
+    The movement data's figures need no calibration result, so the workflow draws them in a job
+    of their own, as soon as the trials are processed: ``data_only`` draws only those (a
+    manifest with no methods), and ``data_figures`` (such a folder) takes them from there
+    (hard links where the file system allows, else copies) and draws the rest. The folder and
+    manifest are then the same as those drawn in one go.
     """
     out_dir = Path(out_dir)
+    taken = [] if data_figures is None else take_data_figures(Path(data_figures), out_dir,
+                                                              subject=subject, fmt=fmt)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = figure_jobs(study, subject, methods=methods)
-    entries = _draw_all(jobs, out_dir, fmt=fmt, subject=subject, workers=workers)
+    if data_only:
+        jobs, methods = data_jobs(study, subject), []
+    elif data_figures is not None:
+        jobs = method_jobs(study, subject, methods=methods)
+    else:
+        jobs = figure_jobs(study, subject, methods=methods)
+    entries = taken + _draw_all(jobs, out_dir, fmt=fmt, subject=subject, workers=workers)
     figure_inputs = sorted(p for m in methods for p in
                            (study.root / layout.method_dir(subject, m)).glob("*.json"))
     manifest = {"subject": subject, "methods": list(methods), "figures": entries,
@@ -232,3 +269,39 @@ def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
     write_json_atomic(out_dir / MANIFEST, manifest)
     log.info("%s: %d figures, manifest %s", subject, len(entries), out_dir / MANIFEST)
     return manifest
+
+
+def take_data_figures(folder: Path, out_dir: Path, *, subject: str, fmt: str) -> list[dict]:
+    """The manifest entries of ``subject``'s ``data_only`` figure folder, its files linked into
+    ``out_dir`` (copied where the file system has no hard links)."""
+    manifest_path = folder / MANIFEST
+    fix = (f"draw the movement-data figures of {subject} there first (figures --data-only "
+           f"--out-dir {folder})")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        entries = list(manifest["figures"])
+        files = [folder / entry["file"] for entry in entries]
+        drawn_for = manifest["subject"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(describe(manifest_path, f"not a figure manifest ({exc})",
+                                   fix)) from None
+    if drawn_for != subject or manifest.get("methods"):
+        raise ConfigError(describe(manifest_path, f"not the movement-data figures of {subject} "
+                                   f"(subject {drawn_for}, methods {manifest.get('methods')})",
+                                   fix))
+    if folder.resolve() == out_dir.resolve():
+        raise ConfigError(describe(folder, "is both the movement-data figures and the output",
+                                   "give another --out-dir"))
+    wrong = [f.name for f in files if f.suffix != f".{fmt}"]
+    if wrong:
+        raise ConfigError(describe(folder, f"figures {', '.join(wrong)} are not .{fmt}",
+                                   f"draw them again with --format {fmt}"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for source in files:
+        target = out_dir / source.name
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    return entries

@@ -25,6 +25,16 @@ def test_command_runs_the_packaged_snakefile_on_the_study(tmp_path: Path) -> Non
     assert resources.snakefile().is_file()
 
 
+def test_a_local_run_selects_jobs_greedily_unless_told_otherwise(tmp_path: Path) -> None:
+    local = snakemake_command(tmp_path, cores="2", profile=None, snakemake_args=[])
+    assert local[local.index("--scheduler") + 1] == "greedy"
+    for own in (["--scheduler", "ilp"], ["--scheduler=ilp"]):
+        command = snakemake_command(tmp_path, cores="2", profile=None, snakemake_args=own)
+        assert "greedy" not in command and command[-len(own):] == own
+    cluster = snakemake_command(tmp_path, cores=None, profile="slurm", snakemake_args=[])
+    assert "--scheduler" not in cluster  # the profile decides
+
+
 def test_profile_by_name_or_folder(tmp_path: Path) -> None:
     packaged = snakemake_command(tmp_path, cores=None, profile="slurm", snakemake_args=[])
     assert packaged[packaged.index("--profile") + 1] == str(resources.profile_dir("slurm"))

@@ -37,7 +37,8 @@ def test_dry_run_plans_contract_outputs(template_study: Path) -> None:
     jobs = planned_jobs(output)
     expected = {"markers": 3, "emg_envelope": 3, "emg_maxima": 1, "emg_normalise": 2, "events": 2,
                 "scale": 1, "ik": 2, "inverse_dynamics": 2, "muscle_analysis": 2,
-                "collect_nms_inputs": 2, "calibrate": 1, "execute": 1, "figures": 1, "report": 1}
+                "collect_nms_inputs": 2, "calibrate": 1, "execute": 1, "data_figures": 1,
+                "figures": 1, "report": 1}
     assert {rule: jobs.get(rule) for rule in expected} == expected, output
     assert "forceplates" not in jobs, output
 
@@ -90,12 +91,16 @@ def test_rules_read_and_write_the_layout(template_study: Path) -> None:
     methods, modelled = ("gradient", "annealing"), ("flex1", "flex2")
     method_files = {layout.method_file("s01", m, f) for m in methods for f in layout.METHOD_FILES}
     (figures,) = jobs["figures"]
-    # The per-cycle figures read each dynamic trial's IK, ID, events, EMG and EMG quality.
+    (data_figures,) = jobs["data_figures"]
+    # The per-cycle figures read each dynamic trial's IK, ID, events, EMG and EMG quality
+    # (drawn before calibration); the results' figures link them in.
     per_trial = ("_ik_marker_errors.sto", "ik.mot", "id.sto", "events.json", "emg.sto",
                  "emg_quality.json")
+    assert data_figures == ({layout.trial_file("s01", t, f) for t in modelled
+                             for f in per_trial}, {layout.data_figures_dir("s01")})
     assert figures == (method_files
                        | {layout.nms_inputs("s01", t) for t in modelled}
-                       | {layout.trial_file("s01", t, f) for t in modelled for f in per_trial},
+                       | {layout.data_figures_dir("s01")},
                        {layout.figures_dir("s01")})
     (report,) = jobs["report"]
     # The report's scale table, EMG warnings and EMG onset table read the scale report, the

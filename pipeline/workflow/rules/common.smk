@@ -262,13 +262,22 @@ def method_outputs(subject):
 
 
 def get_figure_inputs(wildcards):
-    """Calibration outputs per method plus the trial files one subject's figures read."""
+    """Calibration outputs per method, the NMS inputs and the movement data's figures of one
+    subject."""
     subject = wildcards.subject
-    dynamic = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")]
     modelled = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")
                 if r["role"] in ("calibration", "validation")]
     files = method_outputs(subject)
     files["nms_inputs"] = [layout.nms_inputs(subject, t) for t in modelled]
+    files["data_figures"] = layout.data_figures_dir(subject)
+    return files
+
+
+def get_data_figure_inputs(wildcards):
+    """The trial files one subject's movement-data figures read."""
+    subject = wildcards.subject
+    dynamic = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")]
+    files = {}
     # Trials that give their IK or GRF files (pipeline.plan) have no IK marker errors or no GRF.
     files["marker_errors"] = [layout.trial_file(subject, t, "_ik_marker_errors.sto")
                               for t in dynamic if PLANS[(subject, t)].ik == plan.COMPUTED]
