@@ -36,6 +36,11 @@ def tail(n_subjects: int) -> dict[str, int]:
             "default": 1}
 
 
+def data(n_subjects: int) -> dict[str, int]:
+    """The movement data's figures of ``n_subjects`` subjects (drawn from the trial files)."""
+    return {"data_figures": n_subjects}
+
+
 def opensim(n_trials: int) -> dict[str, int]:
     """IK onwards for ``n_trials`` dynamic trials."""
     return {"ik": n_trials, "inverse_dynamics": n_trials, "muscle_analysis": n_trials,
@@ -149,15 +154,15 @@ def first_mtu_without_emg(excitations: dict) -> dict:
     return {**excitations, first: {}}
 
 
-MARKERS = {"markers": 8, "scale": 2, "emg_normalise": 6, **opensim(6), **tail(2)}
+MARKERS = {"markers": 8, "scale": 2, "emg_normalise": 6, **opensim(6), **data(2), **tail(2)}
 PLATES = {"forceplates": 3, "events": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3,
-          **tail(1)}
+          **data(1), **tail(1)}
 EMG = {"emg_envelope": 8, "emg_maxima": 2, "emg_normalise": 6, "collect_nms_inputs": 6,
-       **tail(2)}
-EVENTS = {"events": 6, "collect_nms_inputs": 6, **tail(2)}
-SCALE_ARM = {"scale": 1, **opensim(3), **tail(1)}
+       **data(2), **tail(2)}
+EVENTS = {"events": 6, "collect_nms_inputs": 6, **data(2), **tail(2)}
+SCALE_ARM = {"scale": 1, **opensim(3), **data(1), **tail(1)}
 TRIAL_C3D = {"markers": 1, "emg_envelope": 1, "events": 1, "emg_normalise": 1, **opensim(1),
-             **tail(1)}
+             **data(1), **tail(1)}
 
 # (id, change, expected jobs)
 CASES: list[tuple[str, Change, dict[str, int]]] = [
@@ -173,13 +178,13 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     # The plates' feet give the ground reactions and the side of each events.json window.
     ("force_plates.foot_markers", set_config("force_plates.foot_markers.left", ["LHEE"]),
      {"forceplates": 3, "events": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3,
-      **tail(1)}),
+      **data(1), **tail(1)}),
     ("force_plates.assignment", set_config("force_plates.assignment",
                                            {"leg01/squat1": {"1": "right"}}),
      {"forceplates": 1, "events": 1, "inverse_dynamics": 1, "collect_nms_inputs": 1,
-      **tail(1)}),
+      **data(1), **tail(1)}),
     ("opensim.id.cutoff_hz", set_config("opensim.id.cutoff_hz", 5.0),
-     {"inverse_dynamics": 6, "collect_nms_inputs": 6, **tail(2)}),
+     {"inverse_dynamics": 6, "collect_nms_inputs": 6, **data(2), **tail(2)}),
     *[(f"emg.{key}", set_config(f"emg.{key}", value), EMG)
       for key, value in [("bandpass_hz", [25.0, 400.0]), ("bandpass_order", 2),
                          ("lowpass_hz", 4.0), ("lowpass_order", 2), ("remove_offset", False),
@@ -187,19 +192,19 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("events.source", set_config("events.source", "kinematics"), EVENTS),
     ("events.min_cycle_s", set_config("events.min_cycle_s", 0.3), EVENTS),
     ("opensim.scale.max_marker_error_m", set_config("opensim.scale.max_marker_error_m", 0.05),
-     {"scale": 2, **opensim(6), **tail(2)}),
+     {"scale": 2, **opensim(6), **data(2), **tail(2)}),
     ("opensim.ik.max_rms_error_m", set_config("opensim.ik.max_rms_error_m", 0.03),
-     {**opensim(6), **tail(2)}),
+     {**opensim(6), **data(2), **tail(2)}),
     ("opensim.ik.task_weights", set_config("opensim.ik.task_weights", {"dummy": 2.0}),
-     {"scale": 2, **opensim(6), **tail(2)}),
+     {"scale": 2, **opensim(6), **data(2), **tail(2)}),
     ("models.emg_channels", set_config("models.demo-leg.emg_channels",
                                        swap_first_two_emg_names),
      {"emg_envelope": 4, "emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3,
-      **tail(1)}),
+      **data(1), **tail(1)}),
     ("models.excitations", set_config("models.demo-leg.excitations", first_mtu_without_emg),
      {"collect_nms_inputs": 3, **tail(1)}),
     ("models.dofs", set_config("models.demo-leg.dofs", ["hip_flexion_r", "knee_angle_r"]),
-     {"muscle_analysis": 3, "collect_nms_inputs": 3, **tail(1)}),
+     {"muscle_analysis": 3, "collect_nms_inputs": 3, **data(1), **tail(1)}),
     ("models.unrecorded", set_config("models.demo-leg.unrecorded", ["gracilis_r"]),
      {"calibrate_synergy_hybrid": 1, "figures": 1, "report": 1, "default": 1}),
     # the synergy hybrid's iteration counts are synergies.*; it never runs least squares
@@ -213,15 +218,16 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
      set_config("calibration.optimiser.learning_rate", 0.05), tail(2)),
     ("calibration.emd_s", set_config("calibration.emd_s", 0.02), tail(2)),
     ("models.strip_marker_prefix", set_config("models.demo-leg.strip_marker_prefix", True),
-     {"markers": 4, "scale": 1, "emg_normalise": 3, **opensim(3), **tail(1)}),
+     {"markers": 4, "scale": 1, "emg_normalise": 3, **opensim(3), **data(1), **tail(1)}),
     ("models.foot_bodies", set_config("models.demo-leg.foot_bodies", {"right": "calcn_r",
                                                                       "left": "tibia_l"}),
-     {"forceplates": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3, **tail(1)}),
+     {"forceplates": 3, "inverse_dynamics": 3, "collect_nms_inputs": 3, **data(1),
+      **tail(1)}),
     ("models.drop_emg", set_config("models.demo-leg.drop_emg", ["gracilis"]),
      {"emg_envelope": 4, "emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3,
-      **tail(1)}),
+      **data(1), **tail(1)}),
     ("trials.cycles", add_cycles_column(("leg01", "squat1"), "1"),
-     {"events": 1, "collect_nms_inputs": 1, **tail(1)}),
+     {"events": 1, "collect_nms_inputs": 1, **data(1), **tail(1)}),
     # cycles.side: every events job reads it; cycles.calibration/validation reach only the
     # trials a split row yields (through their cycles), so without one nothing reruns.
     ("cycles.side", set_config("cycles.side", "right"), EVENTS),
@@ -233,7 +239,7 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
      set_config("models.demo-arm-dumbbell.known_bodies", ["dumbbell", "hand"]), {}),
     ("trials.role split", split_row(("leg01", "squat1"), calibration="1", validation="2-"),
      {"markers": 2, "forceplates": 2, "emg_envelope": 2, "events": 2, "emg_normalise": 2,
-      **opensim(2), **tail(1)}),
+      **opensim(2), **data(1), **tail(1)}),
     ("calibration.methods", set_config("calibration.methods", ["gradient"]),
      {"figures": 2, "report": 1, "default": 1}),
     ("synergies.restarts", set_config("synergies.restarts", 3),
@@ -243,18 +249,18 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
      SCALE_ARM),
     # The window bounds IK, so ID, muscle analysis and the NMS inputs follow.
     ("trials.start_s", set_cell("trials.tsv", ("arm01", "abduction1"), "start_s", "0.2"),
-     {"events": 1, **opensim(1), **tail(1)}),
+     {"events": 1, **opensim(1), **data(1), **tail(1)}),
     ("trials.end_s of a validation trial", set_cell("trials.tsv", ("leg01", "squat3"),
                                                     "end_s", "2.0"),
-     {"events": 1, **opensim(1), "execute": 1, "calibrate_synergy_hybrid": 1,
+     {"events": 1, **opensim(1), **data(1), "execute": 1, "calibrate_synergy_hybrid": 1,
       "figures": 1, "report": 1, "default": 1}),
     ("trials.start_s of the static trial", set_cell("trials.tsv", ("arm01", "static"),
                                                     "start_s", "0.1"), SCALE_ARM),
     ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
-     {"collect_nms_inputs": 1, **tail(1)}),
+     {"collect_nms_inputs": 1, **data(1), **tail(1)}),
     # kind: the MVC trials (else the dynamic ones) give the EMG maxima.
     ("trials.kind mvc -> static", set_cell("trials.tsv", ("leg01", "mvc1"), "kind", "static"),
-     {"emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3, **tail(1)}),
+     {"emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3, **data(1), **tail(1)}),
     ("truth.json", edit_truth,
      {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
     ("trials.file", point_trial_at_copy, TRIAL_C3D),
@@ -346,7 +352,7 @@ def test_user_model_and_marker_set_files_rerun_scale(
     run_snakemake(copy, "--touch")  # record the new settings as if the jobs had run
     assert _dry_run(copy) == {}
     edit_file("markers.xml")(copy)
-    assert _dry_run(copy) == {"scale": 2, **opensim(6), **tail(2)}
+    assert _dry_run(copy) == {"scale": 2, **opensim(6), **data(2), **tail(2)}
     run_snakemake(copy, "--touch")
     edit_file("models/arm.osim")(copy)
     assert _dry_run(copy) == SCALE_ARM
