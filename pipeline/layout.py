@@ -63,6 +63,7 @@ def figures_dir(subject: str) -> str:
     return f"{subject_dir(subject)}/figures"
 
 
-def data_figures_dir(subject: str) -> str:
-    """The movement data's figures, drawn before calibration (linked into figures_dir)."""
-    return f"{subject_dir(subject)}/data_figures"
+def figure_part_dir(subject: str, part: str) -> str:
+    """One part of a subject's figures (the movement data's, or a method's), drawn as soon as
+    what it shows exists; figures_dir links them all."""
+    return f"{subject_dir(subject)}/figure_parts/{part}"

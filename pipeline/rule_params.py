@@ -111,11 +111,12 @@ STEP_READS: dict[str, tuple[str, ...]] = {
     "channel_removal": ("config.calibration!methods,motion,optimiser.method,"
                         "optimiser.max_evaluations,optimiser.tolerance", "config.synergies",
                         "setup.unrecorded"),
-    "figures": ("config.calibration.methods", "config.calibration.penalties",
-                "config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates"),
-    # The movement data's figures: calibration trials solid, validation dashed.
+    # A subject's figures in parts: the movement data's (calibration trials solid, validation
+    # dashed), each method's, and the convergence and comparison of all methods.
     "data_figures": ("config.opensim.ik", "subject.mass_kg", "setup.dofs", "setup.force_plates",
                      "roles"),
+    "method_figures": ("config.calibration.penalties", "roles"),
+    "figures": ("config.calibration.methods",),
     "report": ("config.calibration.methods",),
 }
 

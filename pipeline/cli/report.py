@@ -29,14 +29,14 @@ def _figures(args: argparse.Namespace) -> int:
         raise ConfigError(f"{study.root / 'subjects.tsv'}: no subject {args.subject!r}. Fix: "
                           f"use one of {', '.join(study.subject_names)}")
     methods = _methods(args, study.config["calibration"]["methods"])
-    if args.data_only:
-        log.info("movement-data figures for %s -> %s", args.subject, args.out_dir)
+    if args.part:
+        log.info("figures of %s, part %s -> %s", args.subject, args.part, args.out_dir)
     else:
         log.info("figures for %s (methods: %s) -> %s", args.subject, ", ".join(methods),
                  args.out_dir)
     write_subject_figures(study, args.subject, Path(args.out_dir), methods=methods,
                           fmt=args.format, workers=max(1, args.threads),
-                          data_only=args.data_only, data_figures=args.data_figures)
+                          part=args.part, parts=args.parts or ())
     return 0
 
 
@@ -66,12 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="processes drawing figures at once (default: 1)")
     parts = parser.add_mutually_exclusive_group()
-    parts.add_argument("--data-only", action="store_true",
-                       help="draw only the movement data's figures (no calibration result "
-                            "needed)")
-    parts.add_argument("--data-figures", default=None, metavar="DIR",
-                       help="take the movement data's figures from a --data-only folder "
-                            "instead of drawing them")
+    parts.add_argument("--part", default=None, metavar="NAME",
+                       help="draw one part only: 'data' (the movement data's figures, no "
+                            "calibration needed) or a method's figures")
+    parts.add_argument("--parts", nargs="+", default=None, metavar="DIR",
+                       help="take the figures from --part folders (the data's and each "
+                            "method's) and draw only the convergence and method comparison")
     parser = add_command(subparsers, "report", _report,
                          "build the self-contained HTML report (figures embedded) of a study")
     parser.add_argument("--study", default=".", help="study folder (default: .)")

@@ -69,10 +69,29 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+#: The part of a subject's figures that shows the movement data (the others are the methods').
+DATA_PART = "data"
+
+
 def figure_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[FigureJob]:
     """The figures of ``subject`` for ``methods`` (data loaded now, drawn on demand): the
-    movement data's (:func:`data_jobs`), then the calibration results' (:func:`method_jobs`)."""
-    return data_jobs(study, subject) + method_jobs(study, subject, methods=methods)
+    movement data's (:func:`data_jobs`), each method's (:func:`method_jobs`), then the
+    convergence and the methods compared (:func:`summary_jobs`)."""
+    results = _results(study, subject, methods)
+    return (data_jobs(study, subject) + _result_jobs(study, results)
+            + _summary_jobs(results))
+
+
+def part_jobs(study: Study, subject: str, part: str) -> list[FigureJob]:
+    """The figures of one part: :data:`DATA_PART` or a method's name."""
+    if part == DATA_PART:
+        return data_jobs(study, subject)
+    return method_jobs(study, subject, methods=[part])
+
+
+def _results(study: Study, subject: str, methods: Sequence[str]) -> list:
+    roles = _roles(study, subject)
+    return [load_method(study.root, subject, m, roles) for m in methods]
 
 
 def _roles(study: Study, subject: str) -> dict[str, str]:
@@ -99,14 +118,19 @@ def data_jobs(study: Study, subject: str) -> list[FigureJob]:
 
 
 def method_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[FigureJob]:
-    """The figures of the calibration results of ``methods``, then the convergence and the
-    methods compared."""
-    root, config = study.root, study.config
-    roles = _roles(study, subject)
-    band_cfg = config["calibration"]["penalties"]["fiber_length"]
+    """The figures of the calibration results of each of ``methods``."""
+    return _result_jobs(study, _results(study, subject, methods))
+
+
+def summary_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[FigureJob]:
+    """The convergence of ``methods`` and, with more than one, the methods compared."""
+    return _summary_jobs(_results(study, subject, methods))
+
+
+def _result_jobs(study: Study, results: Sequence) -> list[FigureJob]:
+    band_cfg = study.config["calibration"]["penalties"]["fiber_length"]
     band = (float(band_cfg["lower"]), float(band_cfg["upper"]))
     jobs: list[FigureJob] = []
-    results = [load_method(root, subject, m, roles) for m in methods]
     for result in results:
         m, trials = result.method, result.trials
         jobs += [
@@ -136,6 +160,11 @@ def method_jobs(study: Study, subject: str, *, methods: Sequence[str]) -> list[F
                 + ("synthesised excitations (pink, dashed) " if m == "synergy_hybrid" else "")
                 + f"and model activations (orange) of every MTU in {trial.name} "
                 f"({trial.role}).", _bind(excitation_activation_figure, trial, method=m), m))
+    return jobs
+
+
+def _summary_jobs(results: Sequence) -> list[FigureJob]:
+    jobs = []
     jobs.append(FigureJob("loss", "Calibration convergence",
                           "Calibration loss against iteration and wall-clock time for each "
                           "method (log scale).", _bind(loss_figure, results)))
@@ -238,70 +267,98 @@ def _bind(fn: Callable[..., Figure], *args: Any, **kwargs: Any) -> Callable[[], 
 
 def write_subject_figures(study: Study, subject: str, out_dir: str | Path, *,
                           methods: Sequence[str], fmt: str = "png", workers: int = 1,
-                          data_only: bool = False,
-                          data_figures: str | Path | None = None) -> dict:
+                          part: str | None = None, parts: Sequence[str | Path] = ()) -> dict:
     """Draw and save every figure of ``subject`` into ``out_dir``; return the manifest.
 
     ``workers`` > 1 draws the figures in that many forked processes (where the platform forks;
     the data are loaded once, before the fork). The files and the manifest are the same.
 
-    The movement data's figures need no calibration result, so the workflow draws them in a job
-    of their own, as soon as the trials are processed: ``data_only`` draws only those (a
-    manifest with no methods), and ``data_figures`` (such a folder) takes them from there
-    (hard links where the file system allows, else copies) and draws the rest. The folder and
+    The workflow draws a subject's figures in parts, each as soon as what it shows exists: the
+    movement data's (``part`` :data:`DATA_PART`) once the trials are processed, and each
+    method's (``part`` the method) once that calibration and validation ran; each part folder
+    has its own manifest. Given ``parts`` (such folders, one for the data and one per method of
+    ``methods``), the figures are taken from them (hard links where the file system allows,
+    else copies) and only the convergence and method comparison are drawn. The folder and
     manifest are then the same as those drawn in one go.
     """
     out_dir = Path(out_dir)
-    taken = [] if data_figures is None else take_data_figures(Path(data_figures), out_dir,
-                                                              subject=subject, fmt=fmt)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if data_only:
-        jobs, methods = data_jobs(study, subject), []
-    elif data_figures is not None:
-        jobs = method_jobs(study, subject, methods=methods)
+    if part is not None:
+        if part != DATA_PART and part not in methods:
+            raise ConfigError(f"figures --part {part}: not the movement data ({DATA_PART}) nor "
+                              f"one of the methods {', '.join(methods)}. Fix: give one of those")
+        methods = [] if part == DATA_PART else [part]
+        jobs = part_jobs(study, subject, part)
+        taken: list[dict] = []
+    elif parts:
+        taken = take_parts([Path(p) for p in parts], out_dir, subject=subject,
+                           methods=methods, fmt=fmt)
+        jobs = summary_jobs(study, subject, methods=methods)
     else:
-        jobs = figure_jobs(study, subject, methods=methods)
+        jobs, taken = figure_jobs(study, subject, methods=methods), []
+    out_dir.mkdir(parents=True, exist_ok=True)
     entries = taken + _draw_all(jobs, out_dir, fmt=fmt, subject=subject, workers=workers)
     figure_inputs = sorted(p for m in methods for p in
                            (study.root / layout.method_dir(subject, m)).glob("*.json"))
     manifest = {"subject": subject, "methods": list(methods), "figures": entries,
                 "provenance": study_provenance(study.config, figure_inputs)}
+    if part is not None:
+        manifest["part"] = part
     write_json_atomic(out_dir / MANIFEST, manifest)
     log.info("%s: %d figures, manifest %s", subject, len(entries), out_dir / MANIFEST)
     return manifest
 
 
-def take_data_figures(folder: Path, out_dir: Path, *, subject: str, fmt: str) -> list[dict]:
-    """The manifest entries of ``subject``'s ``data_only`` figure folder, its files linked into
-    ``out_dir`` (copied where the file system has no hard links)."""
+def take_parts(folders: Sequence[Path], out_dir: Path, *, subject: str,
+               methods: Sequence[str], fmt: str) -> list[dict]:
+    """The manifest entries of ``subject``'s part folders, the movement data's first and then
+    one per method of ``methods`` in that order, their files linked into ``out_dir`` (copied
+    where the file system has no hard links)."""
+    found: dict[str, tuple[Path, list[dict]]] = {}
+    for folder in folders:
+        name, entries = _read_part(folder, subject=subject, fmt=fmt)
+        if folder.resolve() == out_dir.resolve():
+            raise ConfigError(describe(folder, "is both a part of the figures and the output",
+                                       "give another --out-dir"))
+        found[name] = (folder, entries)
+    wanted = [DATA_PART, *methods]
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ConfigError(f"figures of {subject}: no part folder for {', '.join(missing)} "
+                          f"among {', '.join(str(f) for f in folders)}. Fix: draw them first "
+                          f"(figures --part NAME --out-dir FOLDER) and give every folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taken: list[dict] = []
+    for name in wanted:
+        folder, entries = found[name]
+        for entry in entries:
+            source, target = folder / entry["file"], out_dir / entry["file"]
+            target.unlink(missing_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        taken += entries
+    return taken
+
+
+def _read_part(folder: Path, *, subject: str, fmt: str) -> tuple[str, list[dict]]:
+    """A part folder's name and manifest entries, checked against ``subject`` and ``fmt``."""
     manifest_path = folder / MANIFEST
-    fix = (f"draw the movement-data figures of {subject} there first (figures --data-only "
+    fix = (f"draw that part of {subject}'s figures there first (figures --part NAME "
            f"--out-dir {folder})")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         entries = list(manifest["figures"])
         files = [folder / entry["file"] for entry in entries]
-        drawn_for = manifest["subject"]
+        name, drawn_for = str(manifest["part"]), manifest["subject"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(describe(manifest_path, f"not a figure manifest ({exc})",
-                                   fix)) from None
-    if drawn_for != subject or manifest.get("methods"):
-        raise ConfigError(describe(manifest_path, f"not the movement-data figures of {subject} "
-                                   f"(subject {drawn_for}, methods {manifest.get('methods')})",
-                                   fix))
-    if folder.resolve() == out_dir.resolve():
-        raise ConfigError(describe(folder, "is both the movement-data figures and the output",
-                                   "give another --out-dir"))
-    wrong = [f.name for f in files if f.suffix != f".{fmt}"]
+        raise ConfigError(describe(manifest_path, f"not the manifest of a part of the figures "
+                                   f"({type(exc).__name__}: {exc})", fix)) from None
+    if drawn_for != subject:
+        raise ConfigError(describe(manifest_path, f"figures of subject {drawn_for}, not "
+                                   f"{subject}", fix))
+    wrong = [f.name for f in files if f.suffix != f".{fmt}" or not f.is_file()]
     if wrong:
-        raise ConfigError(describe(folder, f"figures {', '.join(wrong)} are not .{fmt}",
-                                   f"draw them again with --format {fmt}"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for source in files:
-        target = out_dir / source.name
-        target.unlink(missing_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
-    return entries
+        raise ConfigError(describe(folder, f"figures {', '.join(wrong)} are missing or not "
+                                   f".{fmt}", f"draw that part again with --format {fmt}"))
+    return name, entries

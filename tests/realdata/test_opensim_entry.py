@@ -91,7 +91,8 @@ def test_dry_run_plans_exactly_the_missing_stages(shared_data: Path, tmp_path: P
     assert jobs == {
         "import_model": 2, "import_ik": 4, "import_emg": 4, "import_id": 2, "import_grf": 2,
         "inverse_dynamics": 2, "muscle_analysis": 4, "collect_nms_inputs": 4, "calibrate": 2,
-        "execute": 2, "data_figures": 2, "figures": 2, "report": 1, "default": 1}, jobs
+        "execute": 2, "data_figures": 2, "method_figures": 2,
+        "figures": 2, "report": 1, "default": 1}, jobs
 
 
 @pytest.mark.slow

@@ -78,54 +78,68 @@ def test_figures_drawn_by_two_workers_are_the_same_files(study_with_figures: Pat
             entry["file"]
 
 
-def test_data_figures_drawn_first_give_the_same_folder(study_with_figures: Path,
-                                                      tmp_path: Path) -> None:
-    """The workflow's two steps (--data-only, then --data-figures) give the folder and manifest
-    of one run: the same entries in the same order and byte-identical files, the movement
-    data's linked (one file on disk) rather than copied."""
-    data, out = tmp_path / "data", tmp_path / "figures"
-    for args in (["--data-only", "--out-dir", str(data)],
-                 ["--data-figures", str(data), "--out-dir", str(out), "--threads", "2"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline", "figures", "--study", str(study_with_figures),
-             "--subject", "s01", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-            timeout=300)
+def _figures_cli(study: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "figures", "--study", str(study),
+                           "--subject", "s01", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_figures_drawn_in_parts_give_the_same_folder(study_with_figures: Path,
+                                                     tmp_path: Path) -> None:
+    """The workflow's steps (--part data, --part per method, then --parts) give the folder and
+    manifest of one run: the same entries in the same order and byte-identical files, the parts'
+    linked (one file on disk) rather than copied."""
+    parts = {name: tmp_path / name for name in ("data", "gradient", "annealing")}
+    for name, folder in parts.items():
+        result = _figures_cli(study_with_figures, "--part", name, "--out-dir", str(folder))
         assert result.returncode == 0, result.stderr
+    out = tmp_path / "figures"
+    # Any order of the folders: the manifest puts the data first, then the methods' order.
+    result = _figures_cli(study_with_figures, "--out-dir", str(out), "--parts",
+                          *(str(parts[n]) for n in ("annealing", "data", "gradient")))
+    assert result.returncode == 0, result.stderr
     folder = study_with_figures / "results/s01/figures"
     once = json.loads((folder / "manifest.json").read_text())
-    data_manifest = json.loads((data / "manifest.json").read_text())
-    assert data_manifest["methods"] == []
-    data_stems = [Path(e["file"]).stem for e in data_manifest["figures"]]
-    assert data_stems == ["angles", "moments_per_kg", "emg", "marker_errors", "grf"]
+    data_manifest = json.loads((parts["data"] / "manifest.json").read_text())
+    assert (data_manifest["part"], data_manifest["methods"]) == ("data", [])
+    assert [Path(e["file"]).stem for e in data_manifest["figures"]] == [
+        "angles", "moments_per_kg", "emg", "marker_errors", "grf"]
+    gradient = json.loads((parts["gradient"] / "manifest.json").read_text())
+    assert {e["method"] for e in gradient["figures"]} == {"gradient"}
     assert json.loads((out / "manifest.json").read_text())["figures"] == once["figures"]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in folder.iterdir())
     for entry in once["figures"]:
         assert (out / entry["file"]).read_bytes() == (folder / entry["file"]).read_bytes(), \
             entry["file"]
-    assert (out / "emg.png").stat().st_ino == (data / "emg.png").stat().st_ino
+    assert (out / "emg.png").stat().st_ino == (parts["data"] / "emg.png").stat().st_ino
+    assert ((out / "moments_gradient.png").stat().st_ino
+            == (parts["gradient"] / "moments_gradient.png").stat().st_ino)
 
 
-def test_data_figures_from_elsewhere_are_refused(study_with_figures: Path,
+def test_figure_parts_from_elsewhere_are_refused(study_with_figures: Path,
                                                  tmp_path: Path) -> None:
-    """A folder that is not the subject's movement-data figures stops the command with the
-    file, the cause and the fix, and writes nothing."""
+    """A folder that is not a part of the subject's figures, or a missing part, stops the
+    command with the file, the cause and the fix, and writes nothing."""
     from pipeline.errors import ConfigError
     from pipeline.plots.subject import write_subject_figures
 
     study = load_study(study_with_figures, check_files=False)
-    out = tmp_path / "out"
-    cases = [(tmp_path / "empty", "not a figure manifest"),
-             (study_with_figures / "results/s01/figures", "not the movement-data figures")]
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_subject_figures(study, "s01", data, methods=["gradient"], part="data")
     (tmp_path / "empty").mkdir()
-    for folder, cause in cases:
-        with pytest.raises(ConfigError, match=f"{cause}.*Fix: draw the movement-data figures"):
-            write_subject_figures(study, "s01", out, methods=["gradient"], data_figures=folder)
+    cases = [([tmp_path / "empty"], "not the manifest of a part.*Fix: draw that part"),
+             ([study_with_figures / "results/s01/figures"],
+              "not the manifest of a part.*Fix: draw that part"),
+             ([data], "no part folder for gradient.*Fix: draw them first")]
+    for folders, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            write_subject_figures(study, "s01", out, methods=["gradient"], parts=folders)
         assert not out.exists()
-    data = tmp_path / "data"
-    write_subject_figures(study, "s01", data, methods=["gradient"], data_only=True)
-    with pytest.raises(ConfigError, match="both the movement-data figures and the output"):
-        write_subject_figures(study, "s01", data, methods=["gradient"], data_figures=data)
-    assert (data / "emg.png").is_file()
+    with pytest.raises(ConfigError, match="both a part of the figures and the output"):
+        write_subject_figures(study, "s01", data, methods=[], parts=[data])
+    with pytest.raises(ConfigError, match="--part motion: not the movement data"):
+        write_subject_figures(study, "s01", out, methods=["gradient"], part="motion")
+    assert (data / "emg.png").is_file() and not out.exists()
 
 
 def test_a_figure_failing_in_a_worker_fails_in_the_parent(study_with_figures: Path,

@@ -38,7 +38,7 @@ def test_dry_run_plans_contract_outputs(template_study: Path) -> None:
     expected = {"markers": 3, "emg_envelope": 3, "emg_maxima": 1, "emg_normalise": 2, "events": 2,
                 "scale": 1, "ik": 2, "inverse_dynamics": 2, "muscle_analysis": 2,
                 "collect_nms_inputs": 2, "calibrate": 1, "execute": 1, "data_figures": 1,
-                "figures": 1, "report": 1}
+                "method_figures": 1, "figures": 1, "report": 1}
     assert {rule: jobs.get(rule) for rule in expected} == expected, output
     assert "forceplates" not in jobs, output
 
@@ -93,15 +93,18 @@ def test_rules_read_and_write_the_layout(template_study: Path) -> None:
     (figures,) = jobs["figures"]
     (data_figures,) = jobs["data_figures"]
     # The per-cycle figures read each dynamic trial's IK, ID, events, EMG and EMG quality
-    # (drawn before calibration); the results' figures link them in.
+    # (drawn before calibration); each method's figures its results and the NMS inputs; the
+    # figures folder links the parts and draws the convergence and the comparison.
     per_trial = ("_ik_marker_errors.sto", "ik.mot", "id.sto", "events.json", "emg.sto",
                  "emg_quality.json")
+    parts = {layout.figure_part_dir("s01", p) for p in ("data", *methods)}
     assert data_figures == ({layout.trial_file("s01", t, f) for t in modelled
-                             for f in per_trial}, {layout.data_figures_dir("s01")})
-    assert figures == (method_files
-                       | {layout.nms_inputs("s01", t) for t in modelled}
-                       | {layout.data_figures_dir("s01")},
-                       {layout.figures_dir("s01")})
+                             for f in per_trial}, {layout.figure_part_dir("s01", "data")})
+    assert sorted(jobs["method_figures"], key=lambda job: sorted(job[1])) == [
+        ({layout.method_file("s01", m, f) for f in layout.METHOD_FILES}
+         | {layout.nms_inputs("s01", t) for t in modelled}, {layout.figure_part_dir("s01", m)})
+        for m in sorted(methods)]
+    assert figures == (method_files | parts, {layout.figures_dir("s01")})
     (report,) = jobs["report"]
     # The report's scale table, EMG warnings and EMG onset table read the scale report, the
     # EMG quality files and the cycles (events.json) the onsets are placed in.

@@ -32,8 +32,8 @@ def tail(n_subjects: int) -> dict[str, int]:
     """Calibration, validation, figures of ``n_subjects`` subjects, the report and the default
     target."""
     return {"calibrate": n_subjects, "execute": n_subjects,
-            "calibrate_synergy_hybrid": n_subjects, "figures": n_subjects, "report": 1,
-            "default": 1}
+            "calibrate_synergy_hybrid": n_subjects, "method_figures": 2 * n_subjects,
+            "figures": n_subjects, "report": 1, "default": 1}
 
 
 def data(n_subjects: int) -> dict[str, int]:
@@ -206,14 +206,17 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("models.dofs", set_config("models.demo-leg.dofs", ["hip_flexion_r", "knee_angle_r"]),
      {"muscle_analysis": 3, "collect_nms_inputs": 3, **data(1), **tail(1)}),
     ("models.unrecorded", set_config("models.demo-leg.unrecorded", ["gracilis_r"]),
-     {"calibrate_synergy_hybrid": 1, "figures": 1, "report": 1, "default": 1}),
+     {"calibrate_synergy_hybrid": 1, "method_figures": 1, "figures": 1, "report": 1,
+      "default": 1}),
     # the synergy hybrid's iteration counts are synergies.*; it never runs least squares
     ("calibration.optimiser.max_iterations",
      set_config("calibration.optimiser.max_iterations", 123),
-     {"calibrate": 2, "execute": 2, "figures": 2, "report": 1, "default": 1}),
+     {"calibrate": 2, "execute": 2, "method_figures": 2, "figures": 2, "report": 1,
+      "default": 1}),
     ("calibration.optimiser.max_evaluations",
      set_config("calibration.optimiser.max_evaluations", 150),
-     {"calibrate": 2, "execute": 2, "figures": 2, "report": 1, "default": 1}),
+     {"calibrate": 2, "execute": 2, "method_figures": 2, "figures": 2, "report": 1,
+      "default": 1}),
     ("calibration.optimiser.learning_rate",
      set_config("calibration.optimiser.learning_rate", 0.05), tail(2)),
     ("calibration.emd_s", set_config("calibration.emd_s", 0.02), tail(2)),
@@ -243,7 +246,8 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("calibration.methods", set_config("calibration.methods", ["gradient"]),
      {"figures": 2, "report": 1, "default": 1}),
     ("synergies.restarts", set_config("synergies.restarts", 3),
-     {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
+     {"calibrate_synergy_hybrid": 2, "method_figures": 2, "figures": 2, "report": 1,
+      "default": 1}),
     ("subjects.mass_kg", set_cell("subjects.tsv", ("arm01",), "mass_kg", "19.0"), SCALE_ARM),
     ("subjects.height_m", set_cell("subjects.tsv", ("arm01",), "height_m", "1.75"),
      SCALE_ARM),
@@ -253,7 +257,7 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("trials.end_s of a validation trial", set_cell("trials.tsv", ("leg01", "squat3"),
                                                     "end_s", "2.0"),
      {"events": 1, **opensim(1), **data(1), "execute": 1, "calibrate_synergy_hybrid": 1,
-      "figures": 1, "report": 1, "default": 1}),
+      "method_figures": 2, "figures": 1, "report": 1, "default": 1}),
     ("trials.start_s of the static trial", set_cell("trials.tsv", ("arm01", "static"),
                                                     "start_s", "0.1"), SCALE_ARM),
     ("trials.role", set_cell("trials.tsv", ("arm01", "flexion2"), "role", "calibration"),
@@ -262,7 +266,8 @@ CASES: list[tuple[str, Change, dict[str, int]]] = [
     ("trials.kind mvc -> static", set_cell("trials.tsv", ("leg01", "mvc1"), "kind", "static"),
      {"emg_maxima": 1, "emg_normalise": 3, "collect_nms_inputs": 3, **data(1), **tail(1)}),
     ("truth.json", edit_truth,
-     {"calibrate_synergy_hybrid": 2, "figures": 2, "report": 1, "default": 1}),
+     {"calibrate_synergy_hybrid": 2, "method_figures": 2, "figures": 2, "report": 1,
+      "default": 1}),
     ("trials.file", point_trial_at_copy, TRIAL_C3D),
     ("c3d file content", edit_file("c3d/arm01/abduction1.c3d"), TRIAL_C3D),
     ("c3d file of the static trial", edit_file("c3d/arm01/static.c3d"),

@@ -262,14 +262,22 @@ def method_outputs(subject):
 
 
 def get_figure_inputs(wildcards):
-    """Calibration outputs per method, the NMS inputs and the movement data's figures of one
+    """Calibration outputs per method (convergence, comparison) and every figure part of one
     subject."""
     subject = wildcards.subject
+    files = method_outputs(subject)
+    files["parts"] = [layout.figure_part_dir(subject, part) for part in ("data", *METHODS)]
+    return files
+
+
+def get_method_figure_inputs(wildcards):
+    """One method's calibration outputs and the NMS inputs of one subject."""
+    subject, method = wildcards.subject, wildcards.method
     modelled = [r["trial"] for r in STUDY.trials_of(subject, kind="dynamic")
                 if r["role"] in ("calibration", "validation")]
-    files = method_outputs(subject)
+    files = {name.split(".")[0]: layout.method_file(subject, method, name)
+             for name in layout.METHOD_FILES}
     files["nms_inputs"] = [layout.nms_inputs(subject, t) for t in modelled]
-    files["data_figures"] = layout.data_figures_dir(subject)
     return files
 
 

@@ -1,7 +1,8 @@
 # Figures per subject and the study's self-contained HTML report (pipeline/plots, pipeline/report).
-# The movement data's figures need no calibration, so data_figures draws them as soon as a
-# subject's trials are processed (one core, filling the gaps beside the long calibrations);
-# figures draws the calibration results' figures and links those in.
+# A subject's figures are drawn in parts, each on one core as soon as what it shows exists (so
+# they fill the gaps beside the long calibrations): data_figures (the movement data's, once the
+# trials are processed) and method_figures (per method, once it calibrated and validated);
+# figures links the parts together and draws the convergence and the method comparison.
 # STUDY, PIPELINE, METHODS and the trial helpers come from common.smk.
 #
 # Each rule's params carry the hash of exactly what it reads (rule_reads, common.smk), so a
@@ -13,7 +14,7 @@ rule data_figures:
     input:
         unpack(get_data_figure_inputs),
     output:
-        figures=directory("results/{subject}/data_figures"),
+        figures=directory("results/{subject}/figure_parts/data"),
     params:
         reads=rule_reads("data_figures"),
         cmd=PIPELINE,
@@ -26,7 +27,29 @@ rule data_figures:
         "benchmarks/figures/{subject}_data.tsv"
     shell:
         "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
-        " --out-dir {output.figures} --data-only"
+        " --out-dir {output.figures} --part data"
+
+
+rule method_figures:
+    input:
+        unpack(get_method_figure_inputs),
+    output:
+        figures=directory("results/{subject}/figure_parts/{method}"),
+    wildcard_constraints:
+        method="|".join(METHODS),
+    params:
+        reads=rule_reads("method_figures"),
+        cmd=PIPELINE,
+    threads: 1
+    log:
+        "logs/figures/{subject}_{method}.log",
+    conda:
+        "envs/pipeline.yaml"
+    benchmark:
+        "benchmarks/figures/{subject}_{method}.tsv"
+    shell:
+        "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
+        " --out-dir {output.figures} --methods {wildcards.method} --part {wildcards.method}"
 
 
 rule figures:
@@ -44,7 +67,6 @@ rule figures:
         reads=rule_reads("figures"),
         cmd=PIPELINE,
         methods=" ".join(METHODS),
-    threads: 2
     log:
         "logs/figures/{subject}.log",
     conda:
@@ -53,8 +75,7 @@ rule figures:
         "benchmarks/figures/{subject}.tsv"
     shell:
         "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
-        " --out-dir {output.figures} --methods {params.methods} --threads {threads}"
-        " --data-figures {input.data_figures}"
+        " --out-dir {output.figures} --methods {params.methods} --parts {input.parts}"
 
 
 rule report:
