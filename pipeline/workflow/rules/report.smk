@@ -2,7 +2,9 @@
 # A subject's figures are drawn in parts, each on one core as soon as what it shows exists (so
 # they fill the gaps beside the long calibrations): data_figures (the movement data's, once the
 # trials are processed) and method_figures (per method, once it calibrated and validated);
-# figures links the parts together and draws the convergence and the method comparison.
+# figures links the parts together and draws the convergence and the method comparison. Their
+# priority is below every other rule's: a ready processing or calibration job goes first (it
+# leads to a long calibration), and figures fill the cores it leaves free.
 # STUDY, PIPELINE, METHODS and the trial helpers come from common.smk.
 #
 # Each rule's params carry the hash of exactly what it reads (rule_reads, common.smk), so a
@@ -18,6 +20,7 @@ rule data_figures:
     params:
         reads=rule_reads("data_figures"),
         cmd=PIPELINE,
+    priority: -1
     threads: 1
     log:
         "logs/figures/{subject}_data.log",
@@ -40,6 +43,7 @@ rule method_figures:
     params:
         reads=rule_reads("method_figures"),
         cmd=PIPELINE,
+    priority: -1
     threads: 1
     log:
         "logs/figures/{subject}_{method}.log",
@@ -67,6 +71,7 @@ rule figures:
         reads=rule_reads("figures"),
         cmd=PIPELINE,
         methods=" ".join(METHODS),
+    priority: -1
     log:
         "logs/figures/{subject}.log",
     conda:
