@@ -6,6 +6,7 @@
 
 
 rule calibrate:
+    priority: 1
     input:
         unpack(get_calibration_inputs),
     output:
@@ -33,6 +34,7 @@ rule calibrate:
 
 
 rule calibrate_motion:
+    priority: 1
     input:
         unpack(get_motion_inputs),
     output:
@@ -60,6 +62,7 @@ rule calibrate_motion:
 
 
 rule execute:
+    priority: 1
     input:
         unpack(get_validation_inputs),
     output:

@@ -6,6 +6,7 @@
 
 
 rule import_model:
+    priority: 1
     input:
         source=get_scaled_model_source,
     output:
@@ -27,6 +28,7 @@ rule import_model:
 
 
 rule import_markers:
+    priority: 1
     input:
         source=given_file("markers_file"),
     output:
@@ -48,6 +50,7 @@ rule import_markers:
 
 
 rule import_grf:
+    priority: 1
     input:
         source=given_file("grf_file"),
         xml=given_file("external_loads_file"),
@@ -72,6 +75,7 @@ rule import_grf:
 
 
 rule import_ik:
+    priority: 1
     input:
         source=given_file("ik_file"),
     output:
@@ -93,6 +97,7 @@ rule import_ik:
 
 
 rule import_id:
+    priority: 1
     input:
         source=given_file("id_file"),
     output:
@@ -114,6 +119,7 @@ rule import_id:
 
 
 rule import_emg:
+    priority: 1
     input:
         source=given_file("emg_file"),
     output:

@@ -5,6 +5,7 @@
 
 
 rule scale:
+    priority: 1
     input:
         unpack(get_scale_files),
         trc=get_static_trc,
@@ -28,6 +29,7 @@ rule scale:
 
 
 rule ik:
+    priority: 1
     input:
         osim="results/{subject}/model/scaled.osim",
         trc="results/{subject}/trials/{trial}/markers.trc",
@@ -51,6 +53,7 @@ rule ik:
 
 
 rule inverse_dynamics:
+    priority: 1
     input:
         unpack(get_id_loads),
         osim="results/{subject}/model/scaled.osim",
@@ -76,6 +79,7 @@ rule inverse_dynamics:
 
 
 rule muscle_analysis:
+    priority: 1
     input:
         osim="results/{subject}/model/scaled.osim",
         mot="results/{subject}/trials/{trial}/ik.mot",
@@ -98,6 +102,7 @@ rule muscle_analysis:
 
 
 rule collect_nms_inputs:
+    priority: 1
     input:
         unpack(get_events),
         emg="results/{subject}/trials/{trial}/emg.sto",

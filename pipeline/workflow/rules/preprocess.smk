@@ -4,6 +4,7 @@
 
 
 rule markers:
+    priority: 1
     input:
         c3d=get_c3d,
     output:
@@ -25,6 +26,7 @@ rule markers:
 
 
 rule forceplates:
+    priority: 1
     input:
         c3d=get_c3d,
     output:
@@ -47,6 +49,7 @@ rule forceplates:
 
 
 rule emg_envelope:
+    priority: 1
     input:
         unpack(get_emg_source),
     output:
@@ -71,6 +74,7 @@ rule emg_envelope:
 
 
 rule emg_maxima:
+    priority: 1
     input:
         envelopes=get_emg_maxima_envelopes,
     output:
@@ -90,6 +94,7 @@ rule emg_maxima:
 
 
 rule emg_normalise:
+    priority: 1
     input:
         unpack(get_emg_time_base),
         envelope="results/{subject}/trials/{trial}/emg_envelope.sto",
@@ -114,6 +119,7 @@ rule emg_normalise:
 
 
 rule events:
+    priority: 1
     input:
         c3d=get_c3d,
     output:

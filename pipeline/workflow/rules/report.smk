@@ -2,9 +2,11 @@
 # A subject's figures are drawn in parts, each on one core as soon as what it shows exists (so
 # they fill the gaps beside the long calibrations): data_figures (the movement data's, once the
 # trials are processed) and method_figures (per method, once it calibrated and validated);
-# figures links the parts together and draws the convergence and the method comparison. Their
-# priority is below every other rule's: a ready processing or calibration job goes first (it
-# leads to a long calibration), and figures fill the cores it leaves free.
+# figures links the parts together and draws the convergence and the method comparison. Every
+# processing and calibration rule has priority 1, these the default 0: a ready processing or
+# calibration job goes first (it leads to a long calibration) and figures fill the cores it
+# leaves free (a negative priority would keep them out of Snakemake's ILP job selection
+# whenever anything else is ready).
 # STUDY, PIPELINE, METHODS and the trial helpers come from common.smk.
 #
 # Each rule's params carry the hash of exactly what it reads (rule_reads, common.smk), so a
@@ -20,14 +22,13 @@ rule data_figures:
     params:
         reads=rule_reads("data_figures"),
         cmd=PIPELINE,
-    priority: -1
     threads: 1
     log:
-        "logs/figures/{subject}_data.log",
+        "logs/figures/{subject}/data.log",
     conda:
         "envs/pipeline.yaml"
     benchmark:
-        "benchmarks/figures/{subject}_data.tsv"
+        "benchmarks/figures/{subject}/data.tsv"
     shell:
         "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
         " --out-dir {output.figures} --part data"
@@ -43,14 +44,13 @@ rule method_figures:
     params:
         reads=rule_reads("method_figures"),
         cmd=PIPELINE,
-    priority: -1
     threads: 1
     log:
-        "logs/figures/{subject}_{method}.log",
+        "logs/figures/{subject}/{method}.log",
     conda:
         "envs/pipeline.yaml"
     benchmark:
-        "benchmarks/figures/{subject}_{method}.tsv"
+        "benchmarks/figures/{subject}/{method}.tsv"
     shell:
         "{params.cmd} --log {log} figures --study . --subject {wildcards.subject}"
         " --out-dir {output.figures} --methods {wildcards.method} --part {wildcards.method}"
@@ -71,7 +71,6 @@ rule figures:
         reads=rule_reads("figures"),
         cmd=PIPELINE,
         methods=" ".join(METHODS),
-    priority: -1
     log:
         "logs/figures/{subject}.log",
     conda:

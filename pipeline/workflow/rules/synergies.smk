@@ -7,6 +7,7 @@
 
 
 rule calibrate_synergy_hybrid:
+    priority: 1
     input:
         unpack(get_synergy_calibration_inputs),
     output:
@@ -35,6 +36,7 @@ rule calibrate_synergy_hybrid:
 
 
 rule channel_removal:
+    priority: 1
     input:
         unpack(get_synergy_inputs),
     output:
