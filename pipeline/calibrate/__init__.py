@@ -15,6 +15,8 @@ Modules (import them directly; this package imports nothing heavy on its own):
 * :mod:`~pipeline.calibrate.identifiability` - Gauss-Newton standard errors and correlations;
 * :mod:`~pipeline.calibrate.execute` / :mod:`~pipeline.calibrate.metrics` - open-loop execution,
   ``.sto`` outputs, RMSE and R²;
+* :mod:`~pipeline.calibrate.generalisation` - does the calibration carry over to the held-out
+  trials (R² per DOF against the calibration fit);
 * :mod:`~pipeline.calibrate.export` - reading the scaled .osim, writing calibrated.osim and
   parameters.json;
 * :mod:`~pipeline.calibrate.synthetic` - problems with known truth (benchmarks and tests).

@@ -232,6 +232,7 @@ def _execute(args: argparse.Namespace) -> int:
             write_execution,
         )
         from pipeline.calibrate.export import read_parameters
+        from pipeline.calibrate.generalisation import generalisation_block
         from pipeline.calibrate.problem import load_trials
 
     torch.set_num_threads(max(1, args.threads))
@@ -277,7 +278,10 @@ def _execute(args: argparse.Namespace) -> int:
     tracked = document.get("tracked_dofs") or list(batch.dof_names)
     validation = batch_metrics(batch, output, labels, mean_over=tracked)
     metrics.update({"n_validation_trials": len(labels), **validation,
-                    "dof_names": list(batch.dof_names), "tracked_dofs": tracked})
+                    "dof_names": list(batch.dof_names), "tracked_dofs": tracked,
+                    "generalisation": generalisation_block(
+                        metrics["calibration"], validation, dofs=tracked,
+                        label=f"subject {args.subject}, method {args.method}")})
     write_json_atomic(out_dir / "metrics.json", metrics)
     log.info("validation: mean RMSE %.4g N*m, mean R2 %.4g over %d trial(s)",
              validation["mean_rmse_nm"], validation["mean_r2"] or float("nan"), len(labels))

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
+from pipeline.calibrate.generalisation import R2_DROP
 from pipeline.report.summary import MethodSummary, flag_counts
 
 CSS = """
@@ -59,8 +60,9 @@ def summary_table(rows: Sequence[MethodSummary]) -> str:
                 cells.append(f'<td rowspan="{span}">{escape(row.subject)}</td>'
                              f'<td rowspan="{span}">{escape(row.method)}</td>')
             label = f"<b>{escape(dof)}</b>" if dof == "mean" else escape(dof)
+            r2_class = "num flag" if dof in row.not_carried_over else "num"
             cells.append(f"<td>{label}</td><td class=num>{_num(rmse, '.3g')}</td>"
-                         f"<td class=num>{_num(r2, '.3f')}</td>")
+                         f'<td class="{r2_class}">{_num(r2, ".3f")}</td>')
             if i == 0:
                 bound = folded_list(row.at_bound)
                 flags = flags_cell(row)
@@ -222,6 +224,8 @@ def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figur
     parts.append(f'<p class="meta">{facts}</p>')
     parts.append("<p class=meta>Provenance:</p><ul class=meta>"
                  + "".join(provenance_line(s) for s in summaries) + "</ul>")
+    parts.append(warnings_list("Validation warnings", [s.generalisation_warning for s in summaries
+                                                       if s.generalisation_warning]))
     if preamble:
         parts.append(preamble)
     if not manifest:
@@ -254,7 +258,9 @@ def page(title: str, intro: str, summary_html: str, sections: Sequence[str],
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{escape(title)}</h1><p class=meta>{intro}</p>"
             f"<h2>Study summary</h2><p>Validation accuracy is the mean over held-out trials of "
-            f"the joint-moment RMSE and R² per degree of freedom; identifiability flags come "
-            f"from the Gauss-Newton analysis at the calibrated optimum.</p>{summary_html}"
+            f"the joint-moment RMSE and R² per degree of freedom; an R² in red is below 0 or "
+            f"more than {R2_DROP} below the calibration trials' R² (each subject's validation "
+            f"warnings say more); identifiability flags come from the Gauss-Newton analysis at "
+            f"the calibrated optimum.</p>{summary_html}"
             f"<nav><p>Subjects:</p><ul>{nav}</ul></nav>" + "\n".join(sections)
             + "</body></html>\n")

@@ -35,6 +35,10 @@ class MethodSummary:
     n_parameters: int | None = None
     provenance: Mapping = field(default_factory=dict)
     missing: str | None = None
+    #: DOFs whose calibration does not carry over to the held-out trials (metrics.json's
+    #: ``generalisation``) and its warning
+    not_carried_over: list[str] = field(default_factory=list)
+    generalisation_warning: str | None = None
 
 
 def _float(value: object) -> float | None:
@@ -105,6 +109,7 @@ def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
                      if any(np.isfinite(v[1]) for v in vals) else float("nan"))
                for dof, vals in by_dof.items()}
     iterations = parameters.get("iterations", parameters.get("evaluations"))
+    generalisation = metrics.get("generalisation") or {}
     return MethodSummary(
         subject=subject, method=method, per_dof=per_dof,
         mean_rmse_nm=_float(metrics.get("mean_rmse_nm")), mean_r2=_float(metrics.get("mean_r2")),
@@ -113,7 +118,9 @@ def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
         at_bound=at_bound_parameters(parameters), flags=identifiability_flags(parameters),
         pairs=correlated_pairs(parameters),
         n_parameters=(parameters.get("identifiability") or {}).get("n_parameters"),
-        provenance=parameters.get("provenance", {}) or {}, missing=missing)
+        provenance=parameters.get("provenance", {}) or {}, missing=missing,
+        not_carried_over=list(generalisation.get("flagged") or {}),
+        generalisation_warning=generalisation.get("warning"))
 
 
 def study_summary(root: Path, subjects: Sequence[str],

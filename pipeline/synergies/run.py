@@ -37,6 +37,7 @@ from pipeline.calibrate.export import (
     write_calibrated_osim,
     write_parameters,
 )
+from pipeline.calibrate.generalisation import generalisation_block
 from pipeline.calibrate.gradient import history_tsv
 from pipeline.calibrate.problem import TrialBatch, batch_trials
 from pipeline.calibrate.run import make_objective
@@ -216,7 +217,10 @@ def run_synergy_hybrid(
     metrics = {"method": METHOD, "subject": subject, "tendon": objective.tendon,
                "n_validation_trials": len(validation_inputs), **val_metrics,
                "dof_names": list(batch.dof_names), "calibration": cal_metrics,
-               "synthesis": synthesis}
+               "synthesis": synthesis,
+               "generalisation": generalisation_block(
+                   cal_metrics, val_metrics, label=f"subject {subject}, method {METHOD} "
+                   "(unrecorded MTUs' excitations synthesised on the held-out trials)")}
 
     record = provenance(config, seed=seed, inputs=[*([scaled_osim] if scaled_osim else []),
                                                    *inputs, *validation_inputs])

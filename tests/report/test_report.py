@@ -107,3 +107,34 @@ def test_report_renders_in_headless_chromium(report: tuple[Path, str], tmp_path:
     assert result.returncode == 0, result.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 50_000  # a page with text and figures
+
+
+def test_report_marks_held_out_r2_that_does_not_carry_over(tmp_path: Path) -> None:
+    """metrics.json's generalisation block: the warning under the subject, the R² cell in red."""
+    import json
+    from html import escape
+
+    from pipeline.calibrate.generalisation import generalisation_block
+
+    root = make_study(tmp_path / "study", subjects=("s01", "s02"), methods=("gradient",))
+    path = root / "results/s01/calibration/gradient/metrics.json"
+    metrics = read_json(path)
+    per_dof = per_trial_metrics(metrics)["flex2"]
+    dropped = DOFS[0]
+    # a calibration fit 0.5 above the held-out R² for one DOF, equal for the others
+    fit = {"trials": {"flex1": {d: {**m, "r2": m["r2"] + (0.5 if d == dropped else 0.0)}
+                                for d, m in per_dof.items()}}}
+    metrics["generalisation"] = generalisation_block(fit, {"trials": {"flex2": per_dof}},
+                                                     label="subject s01, method gradient")
+    assert list(metrics["generalisation"]["flagged"]) == [dropped]
+    path.write_text(json.dumps(metrics), encoding="utf-8")
+
+    html = build_report(load_study(root, check_files=False), methods=["gradient"])
+    s01 = html.split('id="subject-s01"')[1].split("<section")[0]
+    s02 = html.split('id="subject-s02"')[1]
+    assert "Validation warnings: 1" in s01
+    assert escape(metrics["generalisation"]["warning"]) in s01
+    assert "Validation warnings: none." in s02
+    table = html.split("<h2>Study summary</h2>")[1].split("</table>")[0]
+    assert table.count('<td class="num flag">') == 1
+    assert f'<td class="num flag">{per_dof[dropped]["r2"]:.3f}</td>' in table

@@ -262,6 +262,8 @@ def test_validation_prediction(study: Path, truth: dict, config: dict, summary: 
                   f"(true parameters {ceiling:.3f})")
             if method == "gradient" and (r2 < MIN_R2 or r2 < ceiling - R2_MARGIN):
                 failures.append(f"{subject}: R^2 {r2:.3f} (truth {ceiling:.3f})")
+            if method == "gradient" and metrics["generalisation"]["flagged"]:
+                failures.append(f"{subject}: {metrics['generalisation']['warning']}")
     assert not failures, failures
 
 

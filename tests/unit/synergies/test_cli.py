@@ -100,6 +100,13 @@ def test_calibrate_synergy_writes_the_outputs_contract(nms_files, template_study
     assert set(metrics["trials"]) == {"val0"} and set(metrics["calibration"]["trials"]) == {
         "cal0", "cal1"}
     assert np.isfinite(metrics["mean_rmse_nm"]) and np.isfinite(metrics["mean_r2"])
+    # the generalisation check ran on these very numbers
+    from pipeline.calibrate.generalisation import flagged_dofs
+
+    assert metrics["generalisation"]["flagged"] == flagged_dofs(metrics["calibration"],
+                                                                metrics)
+    assert (metrics["generalisation"]["warning"] is None) == (
+        not metrics["generalisation"]["flagged"])
     r = metrics["synthesis"]["r_vs_truth"]
     assert set(r) == {"cal0", "cal1", "val0"} and set(r["val0"]) == {"mtu04", NO_EMG}
 
