@@ -68,9 +68,10 @@ def flagged_dofs(calibration: Mapping[str, Any] | None, validation: Mapping[str,
 
 
 def generalisation_warning(flagged: Mapping[str, Mapping[str, Any]], *,
-                           label: str) -> str | None:
+                           label: str, hint: str = "") -> str | None:
     """One message for the DOFs of :func:`flagged_dofs` (None when there are none); ``label``
-    says whose calibration it is (e.g. ``"subject leg01, method gradient"``)."""
+    says whose calibration it is (e.g. ``"subject leg01, method gradient"``), ``hint`` adds a
+    method's own fix."""
     if not flagged:
         return None
     parts = []
@@ -88,15 +89,17 @@ def generalisation_warning(flagged: Mapping[str, Mapping[str, Any]], *,
         causes.append(f"more than {R2_DROP} below the calibration fit for "
                       f"{', '.join(d for d in flagged if d not in below)}")
     return (f"{label}: the calibration does not carry over to the held-out trials. Held-out "
-            f"R²: {'; '.join(parts)}; {' and '.join(causes)}. To fix: {FIX}.")
+            f"R²: {'; '.join(parts)}; {' and '.join(causes)}. To fix: {FIX}"
+            + (f"; {hint}." if hint else "."))
 
 
 def generalisation_block(calibration: Mapping[str, Any] | None,
                          validation: Mapping[str, Any] | None, *,
-                         dofs: Sequence[str] | None = None, label: str) -> dict[str, Any]:
+                         dofs: Sequence[str] | None = None, label: str,
+                         hint: str = "") -> dict[str, Any]:
     """``metrics.json``'s ``generalisation`` entry; its warning, if any, is logged."""
     flagged = flagged_dofs(calibration, validation, dofs=dofs)
-    warning = generalisation_warning(flagged, label=label)
+    warning = generalisation_warning(flagged, label=label, hint=hint)
     if warning:
         log.warning("%s", warning)
     return {"r2_drop_limit": R2_DROP, "flagged": flagged, "warning": warning}

@@ -219,8 +219,10 @@ def run_synergy_hybrid(
                "dof_names": list(batch.dof_names), "calibration": cal_metrics,
                "synthesis": synthesis,
                "generalisation": generalisation_block(
-                   cal_metrics, val_metrics, label=f"subject {subject}, method {METHOD} "
-                   "(unrecorded MTUs' excitations synthesised on the held-out trials)")}
+                   cal_metrics, val_metrics, label=f"subject {subject}, method {METHOD}",
+                   hint=f"here the held-out trials also run on synthesised excitations for "
+                   f"{', '.join(unrec)}: compare metrics.json's synthesis entry and the "
+                   "gradient method's validation, and record EMG for those MTUs where you can")}
 
     record = provenance(config, seed=seed, inputs=[*([scaled_osim] if scaled_osim else []),
                                                    *inputs, *validation_inputs])

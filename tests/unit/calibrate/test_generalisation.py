@@ -65,7 +65,9 @@ def test_warning_names_dofs_values_cause_and_fix(caplog: pytest.LogCaptureFixtur
     assert "ankle 0.40" in text and "hip" not in text
     assert "below 0 for knee" in text and f"more than {R2_DROP} below" in text
     assert "To fix:" in text and "calibration.prior_weight" in text
-    assert text in caplog.text
+    assert text in caplog.text and text.endswith("inverse dynamics.")
+    hinted = generalisation_block(CALIBRATION, validation, label="x", hint="record EMG")
+    assert hinted["warning"].endswith("inverse dynamics; record EMG.")
     # a calibration that carries over: nothing flagged, nothing logged
     caplog.clear()
     good = generalisation_block(CALIBRATION, CALIBRATION, label="x")
