@@ -239,6 +239,7 @@ def _execute(args: argparse.Namespace) -> int:
     config = _study_config(args)
     document = read_parameters(args.parameters)
     out_dir = Path(args.out_dir)
+    label = f"subject {args.subject}, method {args.method}"
     metrics: dict = {"method": args.method, "subject": args.subject,
                      "tendon": document.get("tendon"), "parameters": str(args.parameters),
                      "calibration": document.get("calibration_fit", {}),
@@ -261,7 +262,10 @@ def _execute(args: argparse.Namespace) -> int:
                     "validation on some dynamic trials in trials.tsv to validate the "
                     "calibration", args.subject)
         metrics.update({"n_validation_trials": 0, "trials": {}, "mean_rmse_nm": None,
-                        "mean_r2": None, "warning": "no validation trials"})
+                        "mean_r2": None, "warning": "no validation trials",
+                        "generalisation": generalisation_block(
+                            metrics["calibration"], None, label=label,
+                            dofs=document.get("tracked_dofs") or document.get("dof_names"))})
         (out_dir / "execution").mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "metrics.json", metrics)
         return 0
@@ -280,12 +284,16 @@ def _execute(args: argparse.Namespace) -> int:
     metrics.update({"n_validation_trials": len(labels), **validation,
                     "dof_names": list(batch.dof_names), "tracked_dofs": tracked,
                     "generalisation": generalisation_block(
-                        metrics["calibration"], validation, dofs=tracked,
-                        label=f"subject {args.subject}, method {args.method}")})
+                        metrics["calibration"], validation, dofs=tracked, label=label,
+                        hint=MOTION_HINT if args.method == "motion" else "")})
     write_json_atomic(out_dir / "metrics.json", metrics)
     log.info("validation: mean RMSE %.4g N*m, mean R2 %.4g over %d trial(s)",
              validation["mean_rmse_nm"], validation["mean_r2"] or float("nan"), len(labels))
     return 0
+
+
+MOTION_HINT = ("the motion method also estimates the segments' inertial parameters: "
+               "calibration.motion.inertia_prior_weight pulls them towards the scaled model")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

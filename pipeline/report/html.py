@@ -215,6 +215,18 @@ def warnings_list(title: str, warnings: Sequence[str]) -> str:
             f"<ul>{items}</ul></details>")
 
 
+def validation_warnings(summaries: Sequence[MethodSummary]) -> str:
+    """Whether each method's calibration carries over to the held-out trials: the warnings, and
+    the methods for which no check ran (never an all-clear for those)."""
+    not_checked = [f"{s.method}: not checked ({s.generalisation_not_checked})"
+                   for s in summaries if s.generalisation_not_checked]
+    warnings = [s.generalisation_warning for s in summaries if s.generalisation_warning]
+    if not_checked and not warnings:
+        return (f"<p class=meta>Validation warnings: {escape('; '.join(not_checked))}.</p>")
+    return warnings_list("Validation warnings", warnings) + (
+        f"<p class=meta>{escape('; '.join(not_checked))}.</p>" if not_checked else "")
+
+
 def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figure_dir: Path,
                     summaries: Sequence[MethodSummary], *, preamble: str = "") -> str:
     """One subject: anthropometrics, provenance per method, ``preamble`` (scale table, data
@@ -224,8 +236,7 @@ def subject_section(subject: str, info: Mapping, manifest: Mapping | None, figur
     parts.append(f'<p class="meta">{facts}</p>')
     parts.append("<p class=meta>Provenance:</p><ul class=meta>"
                  + "".join(provenance_line(s) for s in summaries) + "</ul>")
-    parts.append(warnings_list("Validation warnings", [s.generalisation_warning for s in summaries
-                                                       if s.generalisation_warning]))
+    parts.append(validation_warnings(summaries))
     if preamble:
         parts.append(preamble)
     if not manifest:
@@ -258,9 +269,10 @@ def page(title: str, intro: str, summary_html: str, sections: Sequence[str],
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{escape(title)}</h1><p class=meta>{intro}</p>"
             f"<h2>Study summary</h2><p>Validation accuracy is the mean over held-out trials of "
-            f"the joint-moment RMSE and R² per degree of freedom; an R² in red is below 0 or "
-            f"more than {R2_DROP} below the calibration trials' R² (each subject's validation "
-            f"warnings say more); identifiability flags come from the Gauss-Newton analysis at "
-            f"the calibrated optimum.</p>{summary_html}"
+            f"the joint-moment RMSE and R² per degree of freedom; a calibrated DOF's R² is red "
+            f"when, pooled over the held-out trials, it is below 0 or more than {R2_DROP} below "
+            f"the calibration trials' (each subject's validation warnings say more); "
+            f"identifiability flags come from the Gauss-Newton analysis at the calibrated "
+            f"optimum.</p>{summary_html}"
             f"<nav><p>Subjects:</p><ul>{nav}</ul></nav>" + "\n".join(sections)
             + "</body></html>\n")

@@ -39,6 +39,8 @@ class MethodSummary:
     #: ``generalisation``) and its warning
     not_carried_over: list[str] = field(default_factory=list)
     generalisation_warning: str | None = None
+    #: why the check did not run (None when it ran)
+    generalisation_not_checked: str | None = None
 
 
 def _float(value: object) -> float | None:
@@ -92,6 +94,18 @@ def at_bound_parameters(parameters: Mapping) -> list[str]:
     return at_bound_list(parameters)
 
 
+def _not_checked(metrics: Mapping, generalisation: Mapping) -> str | None:
+    """Why metrics.json holds no verdict on whether the calibration carries over (None: it
+    does)."""
+    if not metrics:
+        return "no metrics.json"
+    if not generalisation:
+        return "its metrics.json predates the check: run the workflow again to validate anew"
+    if not generalisation.get("checked", True):
+        return str(metrics.get("warning") or "no held-out trials")
+    return None
+
+
 def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
     """Read parameters.json and metrics.json of one method; note what is missing."""
     folder = method_dir(root, subject, method)
@@ -120,7 +134,8 @@ def summarise_method(root: Path, subject: str, method: str) -> MethodSummary:
         n_parameters=(parameters.get("identifiability") or {}).get("n_parameters"),
         provenance=parameters.get("provenance", {}) or {}, missing=missing,
         not_carried_over=list(generalisation.get("flagged") or {}),
-        generalisation_warning=generalisation.get("warning"))
+        generalisation_warning=generalisation.get("warning"),
+        generalisation_not_checked=_not_checked(metrics, generalisation))
 
 
 def study_summary(root: Path, subjects: Sequence[str],

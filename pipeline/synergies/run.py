@@ -220,9 +220,9 @@ def run_synergy_hybrid(
                "synthesis": synthesis,
                "generalisation": generalisation_block(
                    cal_metrics, val_metrics, label=f"subject {subject}, method {METHOD}",
-                   hint=f"here the held-out trials also run on synthesised excitations for "
-                   f"{', '.join(unrec)}: compare metrics.json's synthesis entry and the "
-                   "gradient method's validation, and record EMG for those MTUs where you can")}
+                   hint=f"here the held-out trials also run on excitations synthesised for "
+                   f"{', '.join(unrec)}: see metrics.json's synthesis entry, compare with "
+                   "another method's validation, and record EMG for those MTUs where you can")}
 
     record = provenance(config, seed=seed, inputs=[*([scaled_osim] if scaled_osim else []),
                                                    *inputs, *validation_inputs])

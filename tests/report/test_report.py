@@ -114,27 +114,44 @@ def test_report_marks_held_out_r2_that_does_not_carry_over(tmp_path: Path) -> No
     import json
     from html import escape
 
-    from pipeline.calibrate.generalisation import generalisation_block
+    from pipeline.calibrate.generalisation import R2_DROP, generalisation_block
 
     root = make_study(tmp_path / "study", subjects=("s01", "s02"), methods=("gradient",))
     path = root / "results/s01/calibration/gradient/metrics.json"
     metrics = read_json(path)
-    per_dof = per_trial_metrics(metrics)["flex2"]
+    per_dof = metrics["trials"]["flex2"]
     dropped = DOFS[0]
-    # a calibration fit 0.5 above the held-out R² for one DOF, equal for the others
-    fit = {"trials": {"flex1": {d: {**m, "r2": m["r2"] + (0.5 if d == dropped else 0.0)}
-                                for d, m in per_dof.items()}}}
+    # the calibration fit is the validation's as written, except one DOF's held-out R² is
+    # lowered to 0.5 (more than R2_DROP below)
+    import copy
+
+    fit = {"trials": {"flex1": copy.deepcopy(per_dof)}}
+    assert per_dof[dropped]["r2"] - 0.5 > R2_DROP
+    per_dof[dropped]["r2"] = 0.5
     metrics["generalisation"] = generalisation_block(fit, {"trials": {"flex2": per_dof}},
                                                      label="subject s01, method gradient")
     assert list(metrics["generalisation"]["flagged"]) == [dropped]
     path.write_text(json.dumps(metrics), encoding="utf-8")
-
+    # s02: a metrics.json without the block (older results) is not shown as checked
     html = build_report(load_study(root, check_files=False), methods=["gradient"])
     s01 = html.split('id="subject-s01"')[1].split("<section")[0]
     s02 = html.split('id="subject-s02"')[1]
     assert "Validation warnings: 1" in s01
     assert escape(metrics["generalisation"]["warning"]) in s01
-    assert "Validation warnings: none." in s02
+    assert "Validation warnings: none" not in s02
+    assert "gradient: not checked (its metrics.json predates the check" in s02
+    # checked with nothing flagged: an all-clear; no held-out trials: says so
+    path2 = root / "results/s02/calibration/gradient/metrics.json"
+    metrics2 = read_json(path2)
+    metrics2["generalisation"] = generalisation_block(metrics2, metrics2, label="x")
+    path2.write_text(json.dumps(metrics2), encoding="utf-8")
+    html = build_report(load_study(root, check_files=False), methods=["gradient"])
+    assert "Validation warnings: none." in html.split('id="subject-s02"')[1]
+    metrics2.update({"trials": {}, "warning": "no validation trials",
+                     "generalisation": generalisation_block(metrics2, None, label="x")})
+    path2.write_text(json.dumps(metrics2), encoding="utf-8")
+    html = build_report(load_study(root, check_files=False), methods=["gradient"])
+    assert "gradient: not checked (no validation trials)" in html.split('id="subject-s02"')[1]
     table = html.split("<h2>Study summary</h2>")[1].split("</table>")[0]
     assert table.count('<td class="num flag">') == 1
     assert f'<td class="num flag">{per_dof[dropped]["r2"]:.3f}</td>' in table

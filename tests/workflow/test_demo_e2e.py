@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from generalisation_oracle import expected_flags
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +86,11 @@ def _trials(study: Path) -> list[dict[str, Any]]:
     from pipeline.study import read_sheet
 
     return read_sheet(study / "trials.tsv")
+
+
+def _trials_with_role(study: Path, subject: str, role: str) -> list[str]:
+    return [row["trial"] for row in _trials(study)
+            if row["subject"] == subject and row["role"] == role]
 
 
 def _methods(config: dict[str, Any]) -> list[str]:
@@ -262,8 +268,19 @@ def test_validation_prediction(study: Path, truth: dict, config: dict, summary: 
                   f"(true parameters {ceiling:.3f})")
             if method == "gradient" and (r2 < MIN_R2 or r2 < ceiling - R2_MARGIN):
                 failures.append(f"{subject}: R^2 {r2:.3f} (truth {ceiling:.3f})")
-            if method == "gradient" and metrics["generalisation"]["flagged"]:
-                failures.append(f"{subject}: {metrics['generalisation']['warning']}")
+            # the generalisation check says what the written moments say
+            block = metrics["generalisation"]
+            roles = {r: [str(study / "results" / subject / "trials" / t / "nms_inputs.npz")
+                         for t in _trials_with_role(study, subject, r)]
+                     for r in ("calibration", "validation")}
+            expected = expected_flags(folder / "execution", roles["calibration"],
+                                      roles["validation"], metrics.get("tracked_dofs"))
+            if not block["checked"] or set(block["flagged"]) != set(expected) or any(
+                    abs(block["flagged"][d]["held_out_r2"] - r2) > 1e-6
+                    for d, r2 in expected.items()):
+                failures.append(f"{method} {subject}: generalisation {block} against {expected}")
+            if method == "gradient" and block["flagged"]:
+                failures.append(f"{subject}: {block['warning']}")
     assert not failures, failures
 
 
