@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from generalisation_oracle import expected_flags
 from workflow_helpers import planned_jobs, run_snakemake
 
 RAJAGOPAL = "opensim-core/rajagopal-walk"
@@ -122,6 +123,13 @@ def test_study_from_opensim_files_calibrates_and_validates(shared_data: Path,
         for d in tracked:  # held-out error below the range of the held-out moment
             span = np.ptp(held_out.id_moment_nm[held_out.dof_names.index(d)])
             assert metrics["trials"]["walk_val"][d]["rmse_nm"] < span, (d, span)
+        # the generalisation check judges the tracked DOFs only, as the written moments say
+        trials = study / "results" / subject / "trials"
+        expected = expected_flags(base / "execution", [trials / "walk_cal" / "nms_inputs.npz"],
+                                  [trials / "walk_val" / "nms_inputs.npz"], tracked)
+        block = metrics["generalisation"]
+        print(f"{subject} generalisation: {block['flagged']}")
+        assert block["checked"] and set(block["flagged"]) == set(expected) <= set(tracked)
         execution = base / "execution" / "walk_val"
         forces = read_sto(execution / "forces.sto")
         activations = read_sto(execution / "activations.sto").data

@@ -234,3 +234,8 @@ def test_execute_without_validation_trials_warns(template_study: Path, tmp_path:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_validation_trials"] == 0 and metrics["mean_rmse_nm"] is None
     assert metrics["warning"] == "no validation trials"
+    # nothing could be checked: said so, every tracked DOF unchecked, nothing flagged
+    block = metrics["generalisation"]
+    assert block["checked"] is False and block["flagged"] == {} and block["warning"] is None
+    document = json.loads((out / "parameters.json").read_text())
+    assert block["unchecked"] == document["tracked_dofs"] == ["elbow_flexion"]
