@@ -8,7 +8,6 @@ checked against R² computed here from the written model moments and the inverse
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,17 +21,10 @@ pytestmark = pytest.mark.slow  # muscle analysis of the Rajagopal walk (~10 s id
 
 @pytest.fixture(scope="module")
 def walk_1dof(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from project_paths import SHARED_DATA
-
-    if not (SHARED_DATA / "opensim-core" / "rajagopal-walk").is_dir():
-        pytest.skip(f"reference data not found at {SHARED_DATA}")
-    from pipeline.bench import ceinms
+    from bench_inputs import write_bench_ceinms_inputs
 
     out = tmp_path_factory.mktemp("walk")
-    args = argparse.Namespace(data=str(SHARED_DATA), ceinms_source=None, cache_dir=None,
-                              work_dir=str(out), problems=["walk_1dof"], repeats=1,
-                              max_evaluations=None, inputs_only=True, json=str(out / "b.json"))
-    ceinms.run(args)
+    write_bench_ceinms_inputs(out, ["walk_1dof"])
     return out / "walk_1dof" / "pipeline"
 
 

@@ -4,7 +4,6 @@ and run only by the benchmark)."""
 
 from __future__ import annotations
 
-import argparse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -36,17 +35,12 @@ def _read_storage(path: Path) -> tuple[list[str], np.ndarray]:
 
 @pytest.fixture(scope="module")
 def bench_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from project_paths import SHARED_DATA
+    from bench_inputs import write_bench_ceinms_inputs
 
-    if not (SHARED_DATA / "opensim-core" / "rajagopal-walk").is_dir():
-        pytest.skip(f"reference data not found at {SHARED_DATA}")
     from pipeline.bench import ceinms
 
     out = tmp_path_factory.mktemp("bench")
-    args = argparse.Namespace(data=str(SHARED_DATA), ceinms_source=None, cache_dir=None,
-                              work_dir=str(out), problems=list(ceinms.PROBLEMS), repeats=1,
-                              max_evaluations=None, inputs_only=True, json=str(out / "b.json"))
-    result = ceinms.run(args)
+    result = write_bench_ceinms_inputs(out, list(ceinms.PROBLEMS))
     assert [p["n_parameters"] for p in result["problems"]] == [14, 36, 14]
     return out
 
