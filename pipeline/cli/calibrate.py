@@ -253,9 +253,11 @@ def _execute(args: argparse.Namespace) -> int:
         fitted = load_trials(args.calibration_inputs, mtu_names=list(document["mtus"]))
         fit_params = muscle_parameters_from_document(document, fitted.mtu_names,
                                                      source=args.parameters)
+        # the model variant calibrated (parameters.json objective: CEINMS's with a stiff tendon)
         write_execution(out_dir / "execution", fitted,
                         execute(fit_params, fitted, tendon=document.get("tendon", "elastic"),
-                                emd_s=float(document.get("emd_s", 0.015))),
+                                emd_s=float(document.get("emd_s", 0.015)),
+                                objective=document.get("objective")),
                         _trial_labels(args.calibration_inputs))
     if not args.inputs:
         log.warning("subject %s has no validation trials: no execution metrics. Set role "
