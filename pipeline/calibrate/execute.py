@@ -78,6 +78,17 @@ def execute(params: MuscleParameters, batch: TrialBatch, *, tendon: TendonModel,
     return ModelOutput(*(x.cpu() for x in out))
 
 
+def execute_document(document: Mapping[str, Any], batch: TrialBatch, *,
+                     source: str | Path | None = None,
+                     device: str | torch.device | None = None) -> ModelOutput:
+    """Run the model a ``parameters.json`` document describes (its parameters, tendon,
+    electromechanical delay and objective's model variant) on every trial of ``batch``."""
+    params = muscle_parameters_from_document(document, batch.mtu_names, source=source)
+    return execute(params, batch, tendon=document.get("tendon", "elastic"),
+                   emd_s=float(document.get("emd_s", DEFAULT_EMD_S)),
+                   objective=document.get("objective"), device=device)
+
+
 def batch_metrics(batch: TrialBatch, output: ModelOutput,
                   trial_labels: Sequence[str] | None = None, *,
                   mean_over: Sequence[str] | None = None) -> dict[str, Any]:

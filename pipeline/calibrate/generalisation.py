@@ -84,8 +84,11 @@ def flagged_dofs(calibration: Mapping[str, Any] | None, validation: Mapping[str,
     or more than :data:`R2_DROP` below their pooled calibration R²: ``{dof: {"held_out_r2",
     "n_held_out_trials", "worst_trial", "worst_trial_r2", "calibration_r2" (None without a
     calibration fit), "cause"}}`` with ``cause`` ``"below_zero"`` or ``"drop"``."""
-    held_out = pooled_r2_per_dof(validation)
-    fitted = pooled_r2_per_dof(calibration)
+    return _flagged(pooled_r2_per_dof(calibration), pooled_r2_per_dof(validation), dofs)
+
+
+def _flagged(fitted: Mapping[str, PooledR2], held_out: Mapping[str, PooledR2],
+             dofs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     flagged = {}
     for dof in (held_out if dofs is None else [d for d in dofs if d in held_out]):
         pooled = held_out[dof]
@@ -144,11 +147,11 @@ def generalisation_block(calibration: Mapping[str, Any] | None,
 
     ``checked`` is false when there are no held-out trials; ``unchecked`` lists the DOFs of
     ``dofs`` that no held-out trial could judge (no finite R²: e.g. a constant moment)."""
-    flagged = flagged_dofs(calibration, validation, dofs=dofs)
+    judged = pooled_r2_per_dof(validation)
+    flagged = _flagged(pooled_r2_per_dof(calibration), judged, dofs)
     warning = generalisation_warning(flagged, label=label, hint=hint)
     if warning:
         log.warning("%s", warning)
-    judged = pooled_r2_per_dof(validation)
     checked = bool((validation or {}).get("trials"))
     unchecked = [d for d in (dofs if dofs is not None else []) if d not in judged]
     return {"checked": checked, "r2_drop_limit": R2_DROP, "flagged": flagged,

@@ -225,12 +225,7 @@ def _execute(args: argparse.Namespace) -> int:
     with lasting_imports():
         import torch
 
-        from pipeline.calibrate.execute import (
-            batch_metrics,
-            execute,
-            muscle_parameters_from_document,
-            write_execution,
-        )
+        from pipeline.calibrate.execute import batch_metrics, execute_document, write_execution
         from pipeline.calibrate.export import read_parameters
         from pipeline.calibrate.generalisation import generalisation_block
         from pipeline.calibrate.problem import load_trials
@@ -251,13 +246,8 @@ def _execute(args: argparse.Namespace) -> int:
     # the model); metrics.json keeps the calibration fit that calibrate computed.
     if args.calibration_inputs:
         fitted = load_trials(args.calibration_inputs, mtu_names=list(document["mtus"]))
-        fit_params = muscle_parameters_from_document(document, fitted.mtu_names,
-                                                     source=args.parameters)
-        # the model variant calibrated (parameters.json objective: CEINMS's with a stiff tendon)
         write_execution(out_dir / "execution", fitted,
-                        execute(fit_params, fitted, tendon=document.get("tendon", "elastic"),
-                                emd_s=float(document.get("emd_s", 0.015)),
-                                objective=document.get("objective")),
+                        execute_document(document, fitted, source=args.parameters),
                         _trial_labels(args.calibration_inputs))
     if not args.inputs:
         log.warning("subject %s has no validation trials: no execution metrics. Set role "
@@ -272,13 +262,10 @@ def _execute(args: argparse.Namespace) -> int:
         write_json_atomic(out_dir / "metrics.json", metrics)
         return 0
     batch = load_trials(args.inputs, mtu_names=list(document["mtus"]))
-    params = muscle_parameters_from_document(document, batch.mtu_names, source=args.parameters)
     from pipeline.calibrate.run import resolve_device
 
-    output = execute(params, batch, tendon=document.get("tendon", "elastic"),
-                     emd_s=float(document.get("emd_s", 0.015)),
-                     objective=document.get("objective"),
-                     device=resolve_device(config.get("calibration", {})))
+    output = execute_document(document, batch, source=args.parameters,
+                              device=resolve_device(config.get("calibration", {})))
     labels = _trial_labels(args.inputs)
     write_execution(out_dir / "execution", batch, output, labels)
     tracked = document.get("tracked_dofs") or list(batch.dof_names)
